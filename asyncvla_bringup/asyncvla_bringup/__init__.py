@@ -1,0 +1,1 @@
+"""AsyncVLA launch files and parameter sets for the robot PC, bag replay and split machines."""

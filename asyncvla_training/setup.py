@@ -1,0 +1,27 @@
+"""Build script for asyncvla_training (ament_python; also installable with plain pip)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "asyncvla_training"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+    ],
+    install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4", "rosbags>=0.10", "pyyaml", "matplotlib"],
+    zip_safe=True,
+    maintainer="AsyncVLA maintainers",
+    maintainer_email="maintainers@asyncvla.dev",
+    description="AsyncVLA models and training: VL feature extractor, sensor encoder, action expert, rosbag2 datasets, stage 1/2 training. Runs without ROS.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "asyncvla-profile = asyncvla_training.profile_cli:main",
+        ],
+    },
+)

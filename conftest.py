@@ -1,0 +1,36 @@
+"""Shared pytest fixtures: isolated DDS domains and managed node processes.
+
+Why here: every package's integration tests start real ROS processes over real DDS. They must stay
+on loopback, never see each other (one ROS_DOMAIN_ID per test), and never leak processes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "tools"))
+
+from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture
+def ros_env() -> dict[str, str]:
+    """Environment for child processes: loopback-only discovery and a domain of this test's own."""
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_DOMAIN_ID"] = str(allocate_domain_id())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("ROS_STATIC_PEERS", None)
+    return env
+
+
+@pytest.fixture
+def processes(ros_env):
+    """Start node processes that are always killed at teardown, with their output kept for asserts."""
+    group = ProcessGroup(ros_env)
+    yield group
+    group.stop_all()

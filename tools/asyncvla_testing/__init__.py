@@ -1,0 +1,1 @@
+"""Test support shared by the packages' tests (process management, DDS peers). Not installed."""
