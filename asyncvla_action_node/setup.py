@@ -21,6 +21,9 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "action_node = asyncvla_action_node.action_node:main",
+            "robot_bridge = asyncvla_action_node.robot_bridge:main",
+            "sensor_bridge = asyncvla_action_node.sensor_bridge:main",
         ],
     },
 )

@@ -21,6 +21,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "vlm_node = asyncvla_vlm_node.vlm_node:main",
+            "camera_bridge = asyncvla_vlm_node.camera_bridge:main",
         ],
     },
 )
