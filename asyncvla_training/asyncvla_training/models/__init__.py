@@ -1,0 +1,54 @@
+"""AsyncVLA model library (ROS-free PyTorch).
+
+* ``config``          - PolicyConfig & co., JSON schema version
+* ``sensor_encoder``  - SensorEncoder: (B, T, C) force/OCT window -> (B, sensor_dim)
+* ``action_expert``   - ActionExpert: fusion + transformer decoder -> (B, H, A)
+* ``policy``          - ActionPolicy: encoder + expert + normalisation; ``predict`` for inference
+* ``checkpoint``      - save_policy / load_policy (safetensors + JSON, no pickle)
+* ``vl_extractor``    - VLFeatureExtractor around Qwen2.5-VL: views + prompt -> (K, D)
+* ``lora``            - LoRA on the Qwen2.5-VL language model only
+* ``tiny``            - offline tiny Qwen2.5-VL directory, tiny policy config, 3B architecture
+
+Importing this package does not import transformers/peft; they load when first needed.
+"""
+from .action_expert import ActionExpert
+from .checkpoint import CheckpointError, load_checkpoint_metadata, load_policy, save_policy
+from .config import (
+    CONFIG_SCHEMA_VERSION,
+    FUSION_MODES,
+    ActionExpertConfig,
+    PolicyConfig,
+    SensorEncoderConfig,
+    VLConfig,
+)
+from .lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET, attach_lora, load_lora_adapter, merge_lora
+from .policy import ActionPolicy
+from .sensor_encoder import SensorEncoder
+from .tiny import make_tiny_qwen_vl, qwen25_vl_3b_config, tiny_policy_config
+from .vl_extractor import VLFeatureExtractor, VLFeatureResult
+
+__all__ = [
+    "CONFIG_SCHEMA_VERSION",
+    "FUSION_MODES",
+    "LM_ATTENTION_LORA_TARGET",
+    "LM_LORA_TARGET",
+    "ActionExpert",
+    "ActionExpertConfig",
+    "ActionPolicy",
+    "CheckpointError",
+    "PolicyConfig",
+    "SensorEncoder",
+    "SensorEncoderConfig",
+    "VLConfig",
+    "VLFeatureExtractor",
+    "VLFeatureResult",
+    "attach_lora",
+    "load_checkpoint_metadata",
+    "load_lora_adapter",
+    "load_policy",
+    "make_tiny_qwen_vl",
+    "merge_lora",
+    "qwen25_vl_3b_config",
+    "save_policy",
+    "tiny_policy_config",
+]

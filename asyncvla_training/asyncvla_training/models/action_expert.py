@@ -1,0 +1,158 @@
+"""Action expert: fuse VL tokens, sensor features and robot state, decode an action chunk.
+
+Differences from the seed (SEED_SPEC "Action expert"), on purpose:
+
+* **Robot state is a direct input.** The seed only saw the state through ``z_chunk`` and the
+  targets; here a (B, S) state vector joins the sensor feature in every fusion mode except
+  ``"none"``.
+* **VL input is K tokens** (B, K, D) instead of one mean-pooled vector. ``concat``/``gated``/``none``
+  mean-pool them (the mean of the extractor's K adaptively pooled tokens approximates the seed's
+  global mean); ``cross_attention`` attends over the K tokens, so it is token-level.
+* **``z_chunk`` defaults to zeros and must never hold the target.** The seed fed the ground-truth
+  chunk as ``z_chunk`` during training (so the loss was |delta|^2 and the target leaked into the
+  input) and zeros at inference. Training code must pass ``None`` (or a chunk known at inference
+  time, e.g. the previous prediction), never the label.
+
+Output: ``z_chunk + delta`` with delta from the decoder (B, H, action_dim). All values here are in
+the policy's normalised units; :class:`ActionPolicy` handles (de)normalisation.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import PolicyConfig
+from .validation import check_shape
+
+
+class _ConcatFusion(nn.Module):
+    """Linear over [mean-pooled VL ; sensor ; state] (the seed's concat plus the state)."""
+
+    def __init__(self, vl_dim: int, aux_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(vl_dim + aux_dim, hidden)
+
+    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.cat([vl.mean(dim=1), aux], dim=-1))
+
+
+class _CrossAttentionFusion(nn.Module):
+    """Sensor+state query attends over the K projected VL tokens; Linear over [query ; attended].
+
+    Keeping the query next to the attention output means the sensor/state information survives
+    even where attention learns to average VL tokens.
+    """
+
+    def __init__(self, vl_dim: int, aux_dim: int, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.query = nn.Linear(aux_dim, hidden)
+        self.kv = nn.Linear(vl_dim, hidden)
+        self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.out = nn.Linear(2 * hidden, hidden)
+
+    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        q = self.query(aux).unsqueeze(1)  # (B, 1, h)
+        kv = self.kv(vl)  # (B, K, h)
+        attended, _ = self.attn(q, kv, kv, need_weights=False)
+        return self.out(torch.cat([q, attended], dim=-1).squeeze(1))
+
+
+class _GatedFusion(nn.Module):
+    """Learned sigmoid gate mixing the projected VL mean and the projected sensor+state."""
+
+    def __init__(self, vl_dim: int, aux_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.vl = nn.Linear(vl_dim, hidden)
+        self.aux = nn.Linear(aux_dim, hidden)
+        self.gate = nn.Linear(2 * hidden, hidden)
+        self.out = nn.Linear(hidden, hidden)
+
+    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        v = self.vl(vl.mean(dim=1))
+        a = self.aux(aux)
+        g = torch.sigmoid(self.gate(torch.cat([v, a], dim=-1)))
+        return self.out(g * v + (1.0 - g) * a)
+
+
+class _VLOnlyFusion(nn.Module):
+    """VL only (ablation): sensor and state are ignored."""
+
+    def __init__(self, vl_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(vl_dim, hidden)
+
+    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        return self.proj(vl.mean(dim=1))
+
+
+def build_fusion(cfg: PolicyConfig) -> nn.Module:
+    """Fusion module for ``cfg.fusion``: (vl (B,K,D), aux (B,sensor_dim+S)) -> (B, hidden)."""
+    hidden = cfg.expert.hidden_dim
+    aux_dim = cfg.sensor_dim + cfg.robot_state_dim
+    if cfg.fusion == "concat":
+        return _ConcatFusion(cfg.vl_dim, aux_dim, hidden)
+    if cfg.fusion == "cross_attention":
+        return _CrossAttentionFusion(
+            cfg.vl_dim, aux_dim, hidden, cfg.expert.fusion_heads, cfg.expert.dropout
+        )
+    if cfg.fusion == "gated":
+        return _GatedFusion(cfg.vl_dim, aux_dim, hidden)
+    if cfg.fusion == "none":
+        return _VLOnlyFusion(cfg.vl_dim, hidden)
+    raise ValueError(f"unknown fusion {cfg.fusion!r}")
+
+
+class ActionExpert(nn.Module):
+    """(VL tokens, sensor feature, robot state[, z_chunk]) -> action chunk (B, H, A).
+
+    Takes the whole :class:`PolicyConfig` because it needs the input widths (vl_dim, sensor_dim,
+    robot_state_dim) and output shape (horizon, action_dim) as well as ``cfg.expert``.
+    """
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        hidden = cfg.expert.hidden_dim
+        self.fusion = build_fusion(cfg)
+        self.queries = nn.Parameter(torch.randn(cfg.horizon, hidden) * 0.02)
+        layer = nn.TransformerDecoderLayer(
+            d_model=hidden,
+            nhead=cfg.expert.num_heads,
+            dim_feedforward=hidden * cfg.expert.ffn_mult,
+            dropout=cfg.expert.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.decoder = nn.TransformerDecoder(layer, cfg.expert.num_layers)
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, cfg.action_dim)
+
+    def condition(
+        self, vl_tokens: torch.Tensor, sensor_features: torch.Tensor, robot_state: torch.Tensor
+    ) -> torch.Tensor:
+        """The fused conditioning token (B, 1, hidden) the decoder attends to."""
+        cfg = self.cfg
+        check_shape(vl_tokens, (None, cfg.vl_num_tokens, cfg.vl_dim), "vl_tokens", "(B, K, D)")
+        batch = vl_tokens.shape[0]
+        check_shape(sensor_features, (batch, cfg.sensor_dim), "sensor_features", "(B, sensor_dim)")
+        check_shape(robot_state, (batch, cfg.robot_state_dim), "robot_state", "(B, S)")
+        aux = torch.cat([sensor_features, robot_state], dim=-1)
+        return self.fusion(vl_tokens, aux).unsqueeze(1)
+
+    def forward(
+        self,
+        vl_tokens: torch.Tensor,
+        sensor_features: torch.Tensor,
+        robot_state: torch.Tensor,
+        z_chunk: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``z_chunk + delta``; ``z_chunk`` = zeros unless given (never pass the training target)."""
+        memory = self.condition(vl_tokens, sensor_features, robot_state)
+        batch = memory.shape[0]
+        queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
+        delta = self.head(self.norm(self.decoder(queries, memory)))
+        if z_chunk is None:
+            return delta
+        check_shape(z_chunk, (batch, self.cfg.horizon, self.cfg.action_dim), "z_chunk", "(B, H, A)")
+        return z_chunk.to(delta.dtype) + delta

@@ -1,0 +1,207 @@
+"""SensorEncoder, ActionExpert (all fusions) and ActionPolicy: shapes, gradients, validation,
+normalisation and determinism, on tiny widths with the seed's input/output shapes."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+# Run from a plain checkout: put the package dir first; pytest's importlib mode may have registered
+# the ROS package *directory* as a namespace package "asyncvla_training" - drop it for the real one.
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
+    del sys.modules["asyncvla_training"]
+
+from asyncvla_training.models.action_expert import ActionExpert
+from asyncvla_training.models.config import FUSION_MODES, PolicyConfig
+from asyncvla_training.models.policy import ActionPolicy
+from asyncvla_training.models.sensor_encoder import SensorEncoder
+from asyncvla_training.models.tiny import tiny_policy_config
+
+VL_DIM, K, B = 24, 4, 3
+
+
+def _cfg(fusion: str = "cross_attention") -> PolicyConfig:
+    return tiny_policy_config(vl_dim=VL_DIM, vl_num_tokens=K, fusion=fusion)
+
+
+def _inputs(cfg: PolicyConfig, batch: int = B, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    vl = torch.randn(batch, cfg.vl_num_tokens, cfg.vl_dim, generator=g)
+    window = torch.randn(batch, cfg.sensor.window, cfg.sensor.in_channels, generator=g)
+    state = torch.randn(batch, cfg.robot_state_dim, generator=g)
+    return vl, window, state
+
+
+# ---------------------------------------------------------------- sensor encoder
+def test_sensor_encoder_shape() -> None:
+    cfg = _cfg()
+    enc = SensorEncoder(cfg.sensor)
+    _, window, _ = _inputs(cfg)
+    assert enc(window).shape == (B, cfg.sensor.sensor_dim)
+
+
+def test_sensor_encoder_without_transformer() -> None:
+    cfg = _cfg()
+    cfg.sensor.use_transformer = False
+    enc = SensorEncoder(cfg.sensor)
+    assert enc.transformer is None
+    assert enc(_inputs(cfg)[1]).shape == (B, cfg.sensor.sensor_dim)
+
+
+def test_sensor_encoder_rejects_wrong_channels_and_nan() -> None:
+    cfg = _cfg()
+    enc = SensorEncoder(cfg.sensor).eval()
+    with pytest.raises(ValueError, match="1025 channels, expected 1026"):
+        enc(torch.zeros(1, cfg.sensor.window, 1025))
+    with pytest.raises(ValueError, match=r"\(B, T, C\)"):
+        enc(torch.zeros(1, 10, cfg.sensor.in_channels))
+    window = torch.zeros(1, cfg.sensor.window, cfg.sensor.in_channels)
+    window[0, 3, 7] = float("nan")
+    window[0, 4, 7] = float("inf")
+    with pytest.raises(ValueError, match=r"non-finite values \(1 NaN, 1 inf\)"):
+        enc(window)
+
+
+# ---------------------------------------------------------------- action expert
+@pytest.mark.parametrize("fusion", FUSION_MODES)
+def test_fusion_shapes_and_gradients(fusion: str) -> None:
+    cfg = _cfg(fusion)
+    policy = ActionPolicy(cfg).train()
+    vl, window, state = _inputs(cfg)
+    vl.requires_grad_(True)
+    out = policy(vl, window, state)
+    assert out.shape == (B, cfg.horizon, cfg.action_dim)
+    out.square().mean().backward()
+    assert vl.grad is not None and vl.grad.abs().sum() > 0
+    expert_grads = [p.grad for p in policy.action_expert.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in expert_grads)
+    sensor_grad = policy.sensor_encoder.proj[-1].weight.grad
+    if fusion == "none":  # VL-only ablation: sensor encoder unused by design
+        assert sensor_grad is None
+    else:
+        assert sensor_grad is not None and sensor_grad.abs().sum() > 0
+
+
+def test_cross_attention_is_token_level() -> None:
+    """Permuting VL tokens changes nothing for mean fusions but attention still sees every token."""
+    cfg = _cfg("cross_attention")
+    expert = ActionExpert(cfg).eval()
+    vl, _, state = _inputs(cfg)
+    sensor = torch.randn(B, cfg.sensor_dim)
+    base = expert(vl, sensor, state)
+    changed = vl.clone()
+    changed[:, 1] += 5.0  # alter a single token
+    assert not torch.allclose(base, expert(changed, sensor, state))
+    torch.testing.assert_close(base, expert(vl[:, torch.randperm(K)], sensor, state), atol=1e-5, rtol=1e-5)
+
+
+def test_z_chunk_is_additive_base() -> None:
+    cfg = _cfg()
+    expert = ActionExpert(cfg).eval()
+    vl, _, state = _inputs(cfg)
+    sensor = torch.randn(B, cfg.sensor_dim)
+    z = torch.randn(B, cfg.horizon, cfg.action_dim)
+    torch.testing.assert_close(expert(vl, sensor, state, z), expert(vl, sensor, state) + z)
+    with pytest.raises(ValueError, match="z_chunk must have shape"):
+        expert(vl, sensor, state, z[:, :2])
+
+
+def test_expert_rejects_wrong_vl_shape() -> None:
+    cfg = _cfg()
+    expert = ActionExpert(cfg)
+    with pytest.raises(ValueError, match=r"vl_tokens must have shape \(B, K, D\)"):
+        expert(torch.zeros(1, K + 1, VL_DIM), torch.zeros(1, cfg.sensor_dim), torch.zeros(1, cfg.robot_state_dim))
+    with pytest.raises(ValueError, match="robot_state must have shape"):
+        expert(torch.zeros(1, K, VL_DIM), torch.zeros(1, cfg.sensor_dim), torch.zeros(1, 5))
+
+
+# ---------------------------------------------------------------- policy
+def test_eval_is_deterministic_and_batch_independent() -> None:
+    cfg = _cfg()
+    torch.manual_seed(0)
+    policy = ActionPolicy(cfg).eval()
+    vl, window, state = _inputs(cfg)
+    a = policy(vl, window, state)
+    b = policy(vl, window, state)
+    assert torch.equal(a, b)
+    single = policy.predict(vl[1].numpy(), window[1].numpy(), state[1].numpy())
+    assert single.shape == (cfg.horizon, cfg.action_dim) and single.dtype == np.float32
+    np.testing.assert_allclose(single, a[1].detach().numpy(), atol=1e-5)
+    assert np.array_equal(single, policy.predict(vl[1], window[1], state[1]))
+
+
+def test_train_mode_uses_dropout_and_predict_restores_mode() -> None:
+    cfg = _cfg()
+    policy = ActionPolicy(cfg).train()
+    vl, window, state = _inputs(cfg)
+    assert not torch.equal(policy(vl, window, state), policy(vl, window, state))
+    first = policy.predict(vl[0], window[0], state[0])
+    assert policy.training  # restored
+    assert np.array_equal(first, policy.predict(vl[0], window[0], state[0]))
+
+
+def test_normalisation_round_trip_to_physical_units() -> None:
+    cfg = _cfg()
+    torch.manual_seed(0)
+    policy = ActionPolicy(cfg).eval()
+    vl, window, state = _inputs(cfg)
+    before = policy(vl, window, state)
+    action_mean = torch.arange(cfg.action_dim, dtype=torch.float32) * 10
+    action_std = torch.full((cfg.action_dim,), 3.0)
+    policy.set_normalization(action_mean=action_mean, action_std=action_std)
+    torch.testing.assert_close(policy(vl, window, state), before * 3.0 + action_mean)
+    # State/sensor statistics are applied to the inputs: shifting both leaves outputs unchanged.
+    policy.set_normalization(state_mean=np.full(cfg.robot_state_dim, 2.0), sensor_mean=torch.full((1026,), -1.0))
+    torch.testing.assert_close(policy(vl, window + -1.0, state + 2.0), before * 3.0 + action_mean)
+    stats = policy.normalization_dict()
+    assert set(stats) == {f"{n}_{s}" for n in ("state", "sensor", "action") for s in ("mean", "std")}
+    np.testing.assert_array_equal(stats["action_std"], np.full(7, 3.0, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"action_std": np.zeros(7)}, "action_std must be > 0"),
+        ({"state_mean": np.zeros(5)}, r"state_mean must have shape \(13,\)"),
+        ({"sensor_std": np.full(1026, np.nan)}, "sensor_std contains non-finite"),
+    ],
+)
+def test_set_normalization_validates(kwargs: dict, message: str) -> None:
+    policy = ActionPolicy(_cfg())
+    with pytest.raises(ValueError, match=message):
+        policy.set_normalization(action_mean=np.ones(7), **kwargs)
+    assert torch.equal(policy.action_mean, torch.zeros(7))  # nothing applied on error
+
+
+@pytest.mark.parametrize(
+    "which, value, message",
+    [
+        ("vl", np.zeros((K, VL_DIM + 1)), r"vl_tokens must have shape \(K, D\)"),
+        ("window", np.zeros((65, 1025)), r"sensor_window must have shape \(T, C\)"),
+        ("window", np.full((65, 1026), np.nan), "sensor_window contains non-finite"),
+        ("state", np.zeros(5), r"robot_state must have shape \(S,\)"),
+        ("state", np.array([0.0] * 12 + [np.inf]), "robot_state contains non-finite"),
+        ("vl", np.full((K, VL_DIM), np.nan), "vl_tokens contains non-finite"),
+    ],
+)
+def test_predict_validates_inputs(which: str, value: np.ndarray, message: str) -> None:
+    cfg = _cfg()
+    policy = ActionPolicy(cfg).eval()
+    vl, window, state = (t[0].numpy() for t in _inputs(cfg))
+    args = {"vl": vl, "window": window, "state": state}
+    args[which] = value
+    with pytest.raises(ValueError, match=message):
+        policy.predict(args["vl"], args["window"], args["state"])
+
+
+def test_forward_rejects_nan_sensor_window() -> None:
+    cfg = _cfg()
+    policy = ActionPolicy(cfg).eval()
+    vl, window, state = _inputs(cfg)
+    window[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="sensor window contains non-finite"):
+        policy(vl, window, state)
