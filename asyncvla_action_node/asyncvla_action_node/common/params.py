@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -29,7 +30,12 @@ def declare(node: Node, name: str, default: Any, description: str, *, read_only:
                 from_value=float(min_value if min_value is not None else -1e300),
                 to_value=float(max_value if max_value is not None else 1e300), step=0.0)]
     if param_type is not None:
-        node.declare_parameter(name, param_type, descriptor)
-        value = node.get_parameter(name).value
+        # Typed declaration without a value (e.g. an empty list, whose type rclpy cannot infer):
+        # the parameter stays uninitialized unless overridden, and reading it raises.
+        declared = node.declare_parameter(name, param_type, descriptor)
+        try:
+            value = declared.value
+        except ParameterUninitializedException:
+            value = None
         return default if value is None else value
     return node.declare_parameter(name, default, descriptor).value
