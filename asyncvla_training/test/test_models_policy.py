@@ -15,11 +15,11 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.action_expert import ActionExpert
-from asyncvla_training.models.config import FUSION_MODES, PolicyConfig
-from asyncvla_training.models.policy import ActionPolicy
-from asyncvla_training.models.sensor_encoder import SensorEncoder
-from asyncvla_training.models.tiny import tiny_policy_config
+from asyncvla_training.models.action_expert import ActionExpert  # noqa: E402
+from asyncvla_training.models.config import FUSION_MODES, PolicyConfig  # noqa: E402
+from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
+from asyncvla_training.models.sensor_encoder import SensorEncoder  # noqa: E402
+from asyncvla_training.models.tiny import tiny_policy_config  # noqa: E402
 
 VL_DIM, K, B = 24, 4, 3
 
