@@ -1,0 +1,213 @@
+"""``asyncvla-profile``: time VL feature extraction and the action policy separately.
+
+Successor of the seed's ``profile_vlm_speed.py``. Prints exactly one JSON object on stdout (logs go
+to stderr) so results can be collected by scripts:
+
+    {"vl": {"p50_ms", "p99_ms", "mean_ms", "tokens", "views", "width", "height"},
+     "action_expert": {"p50_ms", "p99_ms"}, "device", "dtype", "peak_memory_mb",
+     "torch", "transformers", "model", "policy_config", "notes"}
+
+Model choices: ``--model-path DIR`` (a real checkpoint, offline), ``--tiny`` (tiny random model
+built in a temp dir; seconds on CPU) or ``--random-3b`` (Qwen2.5-VL-3B architecture with random
+weights, paired with the tiny tokenizer so nothing is downloaded; token counts for images are
+exact, the text part is tokenised by the tiny BPE and so slightly longer than with Qwen's vocab).
+VL time is wall clock per ``extract`` call: preprocessing + model + pooling.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_PROMPT = "Insert the needle through the trocar into the eye phantom model"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="asyncvla-profile", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-path", help="local Qwen2.5-VL directory or cached hub id (offline)")
+    source.add_argument("--tiny", action="store_true", help="tiny random model built in a temp dir")
+    source.add_argument("--random-3b", action="store_true", help="3B architecture, random weights")
+    parser.add_argument("--adapter-path", default=None, help="LoRA adapter directory (with --model-path)")
+    parser.add_argument("--views", type=int, default=1, help="camera views per extraction")
+    parser.add_argument("--width", type=int, default=640, help="view width after resize")
+    parser.add_argument("--height", type=int, default=360, help="view height after resize")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up iterations")
+    parser.add_argument("--policy-config", default="seed", choices=["seed", "tiny"])
+    parser.add_argument("--num-feature-tokens", type=int, default=64)
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parser.add_argument("--attn-implementation", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    args = parser.parse_args(argv)
+    for name in ("views", "width", "height", "iters", "num_feature_tokens"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be >= 0")
+    if args.adapter_path and not args.model_path:
+        parser.error("--adapter-path needs --model-path")
+    return args
+
+
+def _percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = np.asarray(samples_s) * 1000.0
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """CUDA: max allocated by torch; CPU: peak resident set size of this process."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
+    except ImportError:  # pragma: no cover - non-POSIX
+        import psutil
+
+        return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
+def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -> Any:
+    from .models.tiny import (
+        build_random_qwen_vl,
+        make_tiny_qwen_vl,
+        qwen25_vl_3b_config,
+        special_token_ids,
+    )
+    from .models.vl_extractor import (
+        VLFeatureExtractor,
+        load_processing_components,
+        resolve_device,
+        resolve_dtype,
+    )
+
+    common = {
+        "image_size": (args.width, args.height),
+        "max_views": max(5, args.views),
+        "num_feature_tokens": args.num_feature_tokens,
+    }
+    if args.model_path:
+        return VLFeatureExtractor.from_pretrained(
+            args.model_path, adapter_path=args.adapter_path, device=args.device, dtype=args.dtype,
+            attn_implementation=args.attn_implementation, **common,
+        )
+    tiny_dir = make_tiny_qwen_vl(f"{workdir}/tiny-qwen2.5-vl")
+    if args.tiny:
+        notes.append("tiny random Qwen2.5-VL (LM hidden 64): timings show overheads only")
+        return VLFeatureExtractor.from_pretrained(
+            tiny_dir, device=args.device, dtype=args.dtype,
+            attn_implementation=args.attn_implementation, **common,
+        )
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(None if args.dtype == "auto" else args.dtype, device)
+    tokenizer, image_processor, template = load_processing_components(tiny_dir)
+    notes.append(
+        "random-3b: Qwen2.5-VL-3B architecture with random weights and the tiny tokenizer "
+        "(no download); image token counts are exact, text tokens differ slightly from Qwen's vocab"
+    )
+    model = build_random_qwen_vl(
+        qwen25_vl_3b_config(special_token_ids(tokenizer)), device, dtype, args.attn_implementation
+    )
+    model.requires_grad_(False)
+    return VLFeatureExtractor(
+        model, tokenizer, image_processor, template, name_or_path="random-qwen2.5-vl-3b", **common
+    )
+
+
+def _time(fn: Any, warmup: int, iters: int, device: torch.device) -> tuple[list[float], Any]:
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        result = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def run_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the models, time them, return the JSON-able result dict."""
+    import transformers
+
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="asyncvla-profile-") as workdir:
+        extractor = _build_extractor(args, workdir, notes)
+        return _profile(args, extractor, notes, transformers.__version__)
+
+
+def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_version: str) -> dict[str, Any]:
+    from .models.config import PolicyConfig
+    from .models.policy import ActionPolicy
+    from .models.tiny import tiny_policy_config
+
+    device = extractor.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rng = np.random.default_rng(0)
+    views = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(args.views)]
+    vl_times, vl_result = _time(lambda: extractor.extract(views, args.prompt), args.warmup, args.iters, device)
+
+    k, d = args.num_feature_tokens, extractor.feature_dim
+    if args.policy_config == "tiny":
+        cfg = tiny_policy_config(vl_dim=d, vl_num_tokens=k)
+    else:
+        cfg = PolicyConfig(vl_dim=d, vl_num_tokens=k)
+    policy = ActionPolicy(cfg).to(device).eval()
+    features = vl_result.features.numpy()
+    window = rng.standard_normal((cfg.sensor.window, cfg.sensor.in_channels)).astype(np.float32)
+    state = np.zeros(cfg.robot_state_dim, dtype=np.float32)
+    ae_times, _ = _time(lambda: policy.predict(features, window, state), args.warmup, args.iters, device)
+
+    vl_stats = _percentiles(vl_times)
+    vl_stats.update(
+        tokens=vl_result.token_count, views=args.views, width=args.width, height=args.height
+    )
+    ae_stats = _percentiles(ae_times)
+    return {
+        "vl": vl_stats,
+        "action_expert": ae_stats,
+        "device": str(device),
+        "dtype": str(extractor.dtype).replace("torch.", ""),
+        "peak_memory_mb": _peak_memory_mb(device),
+        "torch": torch.__version__,
+        "transformers": tf_version,
+        "model": {"model_id": extractor.model_id, "adapter_id": extractor.adapter_id, "feature_dim": d,
+                  "num_feature_tokens": k},
+        "policy_config": args.policy_config,
+        "iters": args.iters,
+        "warmup": args.warmup,
+        "notes": notes,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        result = run_profile(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"asyncvla-profile: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

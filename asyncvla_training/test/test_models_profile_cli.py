@@ -1,0 +1,48 @@
+"""asyncvla-profile prints one JSON object with the documented keys (tiny model, CPU)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+# Run from a plain checkout: put the package dir first; pytest's importlib mode may have registered
+# the ROS package *directory* as a namespace package "asyncvla_training" - drop it for the real one.
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
+    del sys.modules["asyncvla_training"]
+
+from asyncvla_training.profile_cli import main  # noqa: E402
+
+
+def test_tiny_profile_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--tiny", "--iters", "2", "--warmup", "1", "--views", "2", "--width", "112",
+                 "--height", "84", "--device", "cpu", "--policy-config", "tiny"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert len(out.strip().splitlines()) == 1  # exactly one JSON line on stdout
+    result = json.loads(out)
+    assert {"vl", "action_expert", "device", "dtype", "peak_memory_mb", "torch", "transformers"} <= set(result)
+    assert {"p50_ms", "p99_ms", "mean_ms", "tokens", "views", "width", "height"} <= set(result["vl"])
+    assert {"p50_ms", "p99_ms"} <= set(result["action_expert"])
+    assert result["vl"]["views"] == 2 and (result["vl"]["width"], result["vl"]["height"]) == (112, 84)
+    assert result["vl"]["tokens"] > 2 * 12  # 12 visual tokens per 112x84 view + text
+    assert 0 < result["vl"]["p50_ms"] <= result["vl"]["p99_ms"]
+    assert 0 < result["action_expert"]["p50_ms"] <= result["action_expert"]["p99_ms"]
+    assert result["device"] == "cpu" and result["dtype"] == "float32"
+    assert result["peak_memory_mb"] > 0
+
+
+def test_missing_model_path_fails_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model-path", "/no/such/dir", "--iters", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "/no/such/dir" in captured.err
+
+
+def test_bad_arguments_exit_with_usage() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--tiny", "--iters", "0"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["--tiny", "--random-3b"])  # mutually exclusive
