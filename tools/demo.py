@@ -1,38 +1,110 @@
 #!/usr/bin/env python3
-"""The main job: run the AsyncVLA pipeline on this machine and print a summary.
+"""The main job: the whole AsyncVLA pipeline on this machine, on CPU, and a summary.
 
-Until the nodes exist this is a smoke run of the built messages over DDS between two processes.
+Starts, as separate processes over real DDS (loopback, a private domain): synthetic sources on the
+real topics (5 cameras, force/OCT at 650 Hz, joint states and EE pose at 100 Hz), the VLM node
+with a tiny random-weight Qwen2.5-VL, and the action node with a tiny random-weight policy. This
+process subscribes to the outputs for `--duration` seconds and prints a summary like the seed's
+(actions published and rate, VL updates and rate, mean times, reuse, ages) as JSON.
 """
 from __future__ import annotations
 
+import argparse
+import collections
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
-
-PEER = os.path.join(HERE, "asyncvla_testing", "dds_peer.py")
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds to run")
+    parser.add_argument("--views", type=int, default=5, help="camera views (1..5)")
+    parser.add_argument("--action-rate-hz", type=float, default=10.0)
+    parser.add_argument("--assets", default=os.path.join(ROOT, "artifacts", "demo"))
+    parser.add_argument("--quiet", action="store_true", help="do not echo node logs")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2-core machine: no thread oversubscription
+
+    from asyncvla_testing.assets import build_demo_assets
+    from asyncvla_testing.pipeline import start_action, start_sources, start_vlm
+    from asyncvla_testing.processes import ProcessGroup, allocate_domain_id
+
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_DOMAIN_ID=str(allocate_domain_id()), PYTHONUNBUFFERED="1")
-    summary = {}
-    for kind in ("VLFeatures", "ActionChunk", "ForceOctBatch"):
-        group = ProcessGroup(env)
-        try:
-            sub = group.start("sub", [PEER, "sub", "--type", kind, "--count", "10"])
-            sub.wait_for_line("SUBSCRIBED", 30)
-            group.start("pub", [PEER, "pub", "--type", kind, "--count", "10", "--period", "0.02",
-                                "--wait-subscribers", "1", "--stamp-at-publish", "--hold", "1"])
-            done = sub.wait_for_line("DONE", 60)
-            summary[kind] = int(done.split("=")[1])
-        finally:
-            group.stop_all()
-    print(json.dumps({"smoke": "messages over DDS", "received_of_10": summary}))
-    return 0 if all(v == 10 for v in summary.values()) else 1
+               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(allocate_domain_id())),
+               PYTHONUNBUFFERED="1")
+    os.environ.update(env)
+    print(f"[demo] building the tiny model and policy in {args.assets}", flush=True)
+    assets = build_demo_assets(args.assets)
+    views = [f"view{i + 1}" for i in range(args.views)]
+
+    import rclpy
+    from asyncvla_action_node.common import qos
+    from asyncvla_msgs.msg import ActionChunk, VLFeatures
+
+    group = ProcessGroup(env)
+    chunks: list[tuple[float, ActionChunk]] = []
+    vls: list[tuple[float, VLFeatures]] = []
+    rclpy.init()
+    node = rclpy.create_node("asyncvla_demo_monitor")
+    node.create_subscription(ActionChunk, "/asyncvla/action_chunk",
+                             lambda m: chunks.append((time.monotonic(), m)), qos.COMMAND)
+    node.create_subscription(VLFeatures, "/asyncvla/vl_features",
+                             lambda m: vls.append((time.monotonic(), m)), qos.LATCHED)
+    try:
+        print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}: starting sources, VLM node "
+              f"({len(views)} views), action node ({args.action_rate_hz:g} Hz)", flush=True)
+        start_sources(group, views)
+        vlm = start_vlm(group, assets, views)
+        action = start_action(group, assets, action_rate_hz=args.action_rate_hz)
+        vlm.wait_for_line("VLM node ready", 120)
+        action.wait_for_line("action node ready", 120)
+        start = time.monotonic()
+        echoed = collections.Counter()
+        while time.monotonic() - start < args.duration:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if not args.quiet:
+                for proc in (vlm, action):
+                    for line in proc.lines[echoed[proc.name]:]:
+                        print(f"  {proc.name}| {line}", flush=True)
+                    echoed[proc.name] = len(proc.lines)
+            for proc in group.procs:
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.name} exited:\n{proc.output()[-3000:]}")
+        elapsed = time.monotonic() - start
+    finally:
+        group.stop_all()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+    chunks = [(t, m) for t, m in chunks if t >= start]
+    vls = [(t, m) for t, m in vls if t >= start]
+    reuse = collections.Counter(int(m.vl_reuse_count) for _, m in chunks)
+    mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
+    summary = {
+        "duration_s": round(elapsed, 2),
+        "actions_published": len(chunks),
+        "action_rate_hz": round(len(chunks) / elapsed, 2),
+        "actions_per_second": round(len(chunks) * (chunks[0][1].horizon if chunks else 0)
+                                    / elapsed, 1),
+        "vl_updates": len(vls),
+        "vl_rate_hz": round(len(vls) / elapsed, 2),
+        "mean_vl_compute_ms": mean([m.compute_time * 1e3 for _, m in vls]),
+        "mean_action_inference_ms": mean([m.inference_time * 1e3 for _, m in chunks]),
+        "mean_vl_age_ms": mean([m.vl_age * 1e3 for _, m in chunks]),
+        "max_vl_age_ms": round(max((m.vl_age * 1e3 for _, m in chunks), default=0.0), 1),
+        "vl_reuse_histogram": dict(sorted(reuse.items())),
+        "chunk_shape": [chunks[0][1].horizon, chunks[0][1].action_dim] if chunks else None,
+        "views": len(views),
+        "model": assets.model_id,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0 if chunks and vls else 1
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def sample_message(kind: str, index: int, payload_bytes: int, stamp_ns: int):
         msg.header.frame_id = "base_link"
         msg.horizon, msg.action_dim = 8, 7
         msg.actions = rng.standard_normal(56).astype(np.float32).tolist()
-        msg.dim_names = ["dx_m", "dy_m", "dz_m", "droll_rad", "dpitch_rad", "dyaw_rad", "gripper"]
+        msg.dim_names = ["dx_m", "dy_m", "dz_m", "drx_rad", "dry_rad", "drz_rad", "tool"]
+        msg.action_space = "ee_delta"
+        msg.reference = rng.standard_normal(6).astype(np.float32).tolist()
         msg.step_period = 0.1
         msg.vl_sequence = 7 + index
         msg.vl_age = 0.25

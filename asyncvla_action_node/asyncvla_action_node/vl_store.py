@@ -1,0 +1,82 @@
+"""Holds the newest VL features and answers: may the action expert use them now?
+
+The action node must keep acting while the VLM is busy, know exactly how stale its features are,
+and refuse features that are too old, from another model, of the wrong shape, or not finite.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VLSnapshot:
+    features: np.ndarray  # (num_tokens, feature_dim) float32
+    sequence: int
+    stamp_ns: int  # camera stamp of the newest frame the features were computed from
+    model_id: str
+    reuse_count: int  # chunks already computed from these features before this one
+    age: float  # seconds from stamp to the time asked about
+
+
+class VLFeatureStore:
+    """Thread-safe newest-features holder with validation and reuse counting."""
+
+    def __init__(self, num_tokens: int, feature_dim: int, expected_model_id: str = "") -> None:
+        self.num_tokens = num_tokens
+        self.feature_dim = feature_dim
+        self.expected_model_id = expected_model_id
+        self._lock = threading.Lock()
+        self._features: np.ndarray | None = None
+        self._sequence = 0
+        self._stamp_ns = 0
+        self._model_id = ""
+        self._uses = 0
+        self.received = 0
+        self.rejected: dict[str, int] = {}
+        self.last_reject_reason = ""
+
+    def _reject(self, reason: str, key: str) -> str:
+        self.rejected[key] = self.rejected.get(key, 0) + 1
+        self.last_reject_reason = reason
+        return reason
+
+    def update(self, features: np.ndarray, sequence: int, stamp_ns: int, model_id: str) -> str:
+        """Store new features; returns "" when accepted, else why they were rejected."""
+        with self._lock:
+            self.received += 1
+            if self.expected_model_id and model_id != self.expected_model_id:
+                return self._reject(f"VL features from model {model_id!r}, expected "
+                                    f"{self.expected_model_id!r}", "model_id")
+            if features.shape != (self.num_tokens, self.feature_dim):
+                return self._reject(f"VL features of shape {tuple(features.shape)}, expected "
+                                    f"({self.num_tokens}, {self.feature_dim})", "shape")
+            if not np.all(np.isfinite(features)):
+                return self._reject("VL features contain NaN or inf", "non_finite")
+            if self._features is not None and stamp_ns < self._stamp_ns:
+                return self._reject("VL features older than the ones held", "older")
+            self._features = features
+            self._sequence = sequence
+            self._stamp_ns = stamp_ns
+            self._model_id = model_id
+            self._uses = 0
+            return ""
+
+    def clear(self) -> None:
+        with self._lock:
+            self._features = None
+
+    def snapshot(self, now_ns: int) -> VLSnapshot | None:
+        with self._lock:
+            if self._features is None:
+                return None
+            return VLSnapshot(self._features, self._sequence, self._stamp_ns, self._model_id,
+                              self._uses, (now_ns - self._stamp_ns) / 1e9)
+
+    def mark_used(self, sequence: int) -> None:
+        """Count one published chunk against the features of `sequence` (if still held)."""
+        with self._lock:
+            if self._features is not None and self._sequence == sequence:
+                self._uses += 1

@@ -1,0 +1,83 @@
+"""The data conventions shared by the action node, the datasets and the checkpoints.
+
+One place defines what the numbers mean, so a policy trained from bags sees at run time exactly
+the layout it was trained on (the original system left this implicit and mixed mm, degrees and
+unnormalised targets).
+
+Units follow REP-103: metres, radians, seconds, newtons.
+
+Robot state vector (ROBOT_STATE_DIM = 13):
+    [q1..q6 (rad), x, y, z (m, base frame), qx, qy, qz, qw (EE orientation quaternion)]
+
+Sensor sample (SENSOR_CHANNELS = 1026): [force (N), A-line[0..1024]] — one row of the window;
+a window is the newest `T` samples (default 65 = 100 ms at 650 Hz) ending at the action time.
+
+Action chunk: `horizon` steps x ACTION_DIM = 7, each step an *offset from the reference state at
+the chunk's stamp* (not a per-step increment), so chunks computed at different times can be
+re-referenced and blended exactly for positions and joints:
+    ee_delta:    [dx, dy, dz (m), drx, dry, drz (rad, rotation vector of R_target R_ref^T), tool]
+    joint_delta: [dq1..dq6 (rad), tool]
+Step i (0-based) is the target for time stamp + (i + 1) * step_period. `tool` is the tool/gripper
+command (the seed recorded a constant 1.0; kept so checkpoints stay 7-wide).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ROBOT_STATE_DIM = 13
+ROBOT_STATE_NAMES = ("q1_rad", "q2_rad", "q3_rad", "q4_rad", "q5_rad", "q6_rad",
+                     "x_m", "y_m", "z_m", "qx", "qy", "qz", "qw")
+ALINE_LENGTH = 1025
+SENSOR_CHANNELS = 1 + ALINE_LENGTH
+DEFAULT_SENSOR_WINDOW = 65
+DEFAULT_SENSOR_RATE_HZ = 650.0
+ACTION_DIM = 7
+DEFAULT_HORIZON = 8
+ACTION_SPACES = {
+    "ee_delta": ("dx_m", "dy_m", "dz_m", "drx_rad", "dry_rad", "drz_rad", "tool"),
+    "joint_delta": ("dq1_rad", "dq2_rad", "dq3_rad", "dq4_rad", "dq5_rad", "dq6_rad", "tool"),
+}
+
+
+def robot_state_vector(joint_positions: np.ndarray, position: np.ndarray,
+                       quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """Assemble the 13-d state; the quaternion is normalised and its sign fixed (qw >= 0)."""
+    joints = np.asarray(joint_positions, dtype=np.float64).reshape(-1)
+    pos = np.asarray(position, dtype=np.float64).reshape(-1)
+    quat = np.asarray(quaternion_xyzw, dtype=np.float64).reshape(-1)
+    if joints.size != 6 or pos.size != 3 or quat.size != 4:
+        raise ValueError(f"robot state needs 6 joints, 3 position values and a 4-value quaternion; "
+                         f"got {joints.size}, {pos.size}, {quat.size}")
+    norm = np.linalg.norm(quat)
+    if not np.isfinite(norm) or norm < 1e-6:
+        raise ValueError("robot state quaternion is zero or not finite")
+    quat = quat / norm
+    if quat[3] < 0:
+        quat = -quat
+    state = np.concatenate([joints, pos, quat]).astype(np.float32)
+    if not np.all(np.isfinite(state)):
+        raise ValueError("robot state contains NaN or inf")
+    return state
+
+
+def reference_components(state: np.ndarray, action_space: str) -> np.ndarray:
+    """The 6 state values an action's first 6 dims are offsets of (joints, or position + rotvec)."""
+    state = np.asarray(state, dtype=np.float64)
+    if action_space == "joint_delta":
+        return state[:6].copy()
+    if action_space == "ee_delta":
+        return np.concatenate([state[6:9], quaternion_to_rotvec(state[9:13])])
+    raise ValueError(f"unknown action space {action_space!r}; expected one of {sorted(ACTION_SPACES)}")
+
+
+def quaternion_to_rotvec(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle, rad) of a unit quaternion, angle in [0, pi]."""
+    q = np.asarray(quat_xyzw, dtype=np.float64)
+    q = q / np.linalg.norm(q)
+    if q[3] < 0:
+        q = -q
+    sin_half = np.linalg.norm(q[:3])
+    angle = 2.0 * np.arctan2(sin_half, q[3])
+    if sin_half < 1e-12:
+        return 2.0 * q[:3]  # small-angle limit
+    return q[:3] / sin_half * angle

@@ -1,0 +1,308 @@
+"""asyncvla_vlm_node: camera views + task prompt -> latched VL features (ROS glue only).
+
+Subscribes to one image topic per view (sensor_msgs/CompressedImage or Image, by parameter),
+keeps the newest frame of each, and every `target_period` starts one VL extraction on a worker
+thread when every view is present, fresh and close enough in time to the others. Publishes
+asyncvla_msgs/VLFeatures on a TRANSIENT_LOCAL depth-1 topic, /diagnostics, and Float64 topics
+under ~/ for rqt_plot (compute_time_ms, update_rate_hz). The prompt can change at run time via
+the `prompt` parameter or the `~/prompt` topic (std_msgs/String).
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import time
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float64, String
+
+from asyncvla_action_node.common import qos
+from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from asyncvla_action_node.common.guard import guarded
+from asyncvla_action_node.common.params import declare
+from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
+from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_msgs.msg import VLFeatures
+from asyncvla_training.vl_payload import encode_features
+from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
+from asyncvla_vlm_node.vl_worker import VLWorker
+
+SEED_PROMPT = "Insert the needle through the trocar into the eye phantom model"
+
+
+def prompt_id(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
+class VLMNode(Node):
+    def __init__(self) -> None:
+        super().__init__("asyncvla_vlm_node")
+        p = self._declare_parameters()
+        views = list(p["views"])
+        topics = list(p["image_topics"]) or [f"/camera/{v}/image_raw" + (
+            "/compressed" if p["image_transport"] == "compressed" else "") for v in views]
+        if len(topics) != len(views):
+            raise ValueError(f"{len(views)} views but {len(topics)} image_topics")
+        if p["image_transport"] not in ("compressed", "raw"):
+            raise ValueError("image_transport must be 'compressed' or 'raw'")
+        from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # torch: slow import
+
+        self.extractor = VLFeatureExtractor.from_pretrained(
+            p["model_path"], adapter_path=p["adapter_path"] or None, device=p["device"],
+            dtype=None if p["dtype"] == "auto" else p["dtype"],
+            image_size=(p["resize_width"], p["resize_height"]), max_views=max(5, len(views)),
+            num_feature_tokens=p["num_feature_tokens"], feature_layer=p["feature_layer"])
+        self.frames = FrameStore(views)
+        self.payload_dtype = p["payload_dtype"]
+        self.target_period = p["target_period"]
+        self.max_frame_age, self.max_view_skew = p["max_frame_age"], p["max_view_skew"]
+        self.log_period = p["log_period"]
+        self._prompt_lock = threading.Lock()
+        self._prompt = p["prompt"]
+        self._sequence = 0
+        self._last_start = 0.0
+        self._last_skip_reason = ""
+        self._last_error = ""
+        self.counters = Counters()
+        self.compute_stats = RollingStats()
+        self.update_rate = RateMeter(window=10.0)
+
+        images = MutuallyExclusiveCallbackGroup()
+        for view, topic in zip(views, topics):
+            if p["image_transport"] == "compressed":
+                self.create_subscription(CompressedImage, topic,
+                                         guarded(self, self.counters, view,
+                                                 self._image_cb(view, True)),
+                                         qos.sensor_subscriber(2), callback_group=images)
+            else:
+                self.create_subscription(Image, topic,
+                                         guarded(self, self.counters, view,
+                                                 self._image_cb(view, False)),
+                                         qos.sensor_subscriber(2), callback_group=images)
+        self.create_subscription(String, "~/prompt", self._on_prompt_topic, 10,
+                                 callback_group=images)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.pub = self.create_publisher(VLFeatures, p["vl_features_topic"], qos.LATCHED)
+        self.plot_pubs = {n: self.create_publisher(Float64, f"~/{n}", 10)
+                          for n in ("compute_time_ms", "update_rate_hz")}
+        self.worker = VLWorker(self._extract, self._on_result, self._on_error)
+        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
+        self.diagnostics.add("vl updates", self._diag_updates)
+        self.diagnostics.add("cameras", self._diag_cameras)
+        self.create_timer(0.02, guarded(self, self.counters, "timer", self._on_timer),
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"VLM node ready: model {self.extractor.model_id} on {self.extractor.device}, "
+            f"views {views} via {p['image_transport']}, target period {self.target_period:.2f} s")
+
+    def _declare_parameters(self) -> dict:
+        d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+        return {
+            "model_path": d("model_path", "Qwen/Qwen2.5-VL-3B-Instruct", "Local model directory "
+                            "or a model id already in the HF cache (loaded offline)",
+                            read_only=True),
+            "adapter_path": d("adapter_path", "", "Optional peft LoRA adapter directory",
+                              read_only=True),
+            "device": d("device", "auto", "auto (cuda if available), cpu, cuda, cuda:N",
+                        read_only=True),
+            "dtype": d("dtype", "auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, "
+                       "float16", read_only=True),
+            "views": d("views", ["view1", "view2", "view3", "view4", "view5"], "View names, in "
+                       "the order the model was trained on", read_only=True),
+            "image_topics": d("image_topics", [""], "One image topic per view ('' entries -> "
+                              "/camera/<view>/image_raw[/compressed])", read_only=True),
+            "image_transport": d("image_transport", "compressed", "compressed "
+                                 "(sensor_msgs/CompressedImage) or raw (sensor_msgs/Image)",
+                                 read_only=True),
+            "resize_width": d("resize_width", 640, "Width (px) every view is resized to",
+                              read_only=True, min_value=28, max_value=4096),
+            "resize_height": d("resize_height", 360, "Height (px) every view is resized to",
+                               read_only=True, min_value=28, max_value=4096),
+            "prompt": d("prompt", SEED_PROMPT, "Task prompt (changeable at run time)"),
+            "target_period": d("target_period", 0.3, "Seconds between VL update starts (an "
+                               "update never starts while one runs)", min_value=0.0),
+            "max_frame_age": d("max_frame_age", 0.5, "Skip the update when a view's newest frame "
+                               "is older than this (s)", min_value=0.0),
+            "max_view_skew": d("max_view_skew", 0.2, "Skip the update when views are further "
+                               "apart in time than this (s)", min_value=0.0),
+            "num_feature_tokens": d("num_feature_tokens", 64, "Tokens the hidden states are "
+                                    "pooled to (payload rows)", read_only=True, min_value=1,
+                                    max_value=1024),
+            "feature_layer": d("feature_layer", -1, "LM layer the features come from (-1 last)",
+                               read_only=True),
+            "payload_dtype": d("payload_dtype", "float16", "float16, bfloat16 or float32",
+                               read_only=True),
+            "vl_features_topic": d("vl_features_topic", "/asyncvla/vl_features",
+                                   "VLFeatures output (latched)", read_only=True),
+            "diagnostics_period": d("diagnostics_period", 1.0, "Seconds between /diagnostics",
+                                    read_only=True, min_value=0.05),
+            "log_period": d("log_period", 1.0, "Seconds between status log lines",
+                            min_value=0.0),
+        }
+
+    # --- inputs -----------------------------------------------------------------------------
+    def _image_cb(self, view: str, compressed: bool):
+        def callback(msg) -> None:
+            stamp = stamp_to_ns(msg.header.stamp)
+            if compressed:
+                fmt = msg.format.lower()
+                encoding = "png" if "png" in fmt else "jpeg"
+                frame = StoredFrame(stamp, encoding, bytes(msg.data))
+            else:
+                frame = StoredFrame(stamp, msg.encoding, bytes(msg.data), msg.width, msg.height)
+            self.frames.put(view, frame)
+        return callback
+
+    def _on_prompt_topic(self, msg: String) -> None:
+        if msg.data.strip():
+            self.set_parameters([rclpy.parameter.Parameter("prompt", value=msg.data)])
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            if param.name == "prompt":
+                if not str(param.value).strip():
+                    return SetParametersResult(successful=False, reason="prompt must not be empty")
+                with self._prompt_lock:
+                    self._prompt = str(param.value)
+                self.get_logger().info(f"prompt changed to {param.value!r}")
+            elif param.name == "target_period":
+                self.target_period = float(param.value)
+            elif param.name == "max_frame_age":
+                self.max_frame_age = float(param.value)
+            elif param.name == "max_view_skew":
+                self.max_view_skew = float(param.value)
+            elif param.name == "log_period":
+                self.log_period = float(param.value)
+        return SetParametersResult(successful=True)
+
+    # --- the update loop --------------------------------------------------------------------
+    def _on_timer(self) -> None:
+        if self.worker.busy or time.monotonic() - self._last_start < self.target_period:
+            return
+        now_ns = self.get_clock().now().nanoseconds
+        frame_set = self.frames.collect(now_ns, self.max_frame_age, self.max_view_skew)
+        self._last_start = time.monotonic()  # also paces skip reports to one per period
+        if frame_set.images is None:
+            self.counters.inc("updates_skipped")
+            if frame_set.reason != self._last_skip_reason:
+                self.diagnostics.publish_now_if_worse("vl updates", WARN)
+            self._last_skip_reason = frame_set.reason
+            self.get_logger().warning(f"VL update skipped: {frame_set.reason}",
+                                      throttle_duration_sec=max(self.log_period, 1.0))
+            return
+        self._last_skip_reason = ""
+        with self._prompt_lock:
+            prompt = self._prompt
+        self.worker.try_submit((frame_set, prompt))
+
+    def _extract(self, job):
+        frame_set, prompt = job
+        return self.extractor.extract(frame_set.images, prompt)
+
+    def _on_result(self, job, result) -> None:
+        frame_set, prompt = job
+        try:
+            data, code = encode_features(result.features.numpy(), self.payload_dtype)
+        except ValueError as exc:
+            self._on_error(job, exc)
+            return
+        self._sequence += 1
+        msg = VLFeatures()
+        msg.header.stamp = ns_to_stamp(max(frame_set.stamps_ns))
+        msg.header.frame_id = "vlm"
+        msg.sequence = self._sequence
+        msg.view_names = self.frames.views
+        msg.view_stamps = [ns_to_stamp(s) for s in frame_set.stamps_ns]
+        msg.prompt, msg.prompt_id = prompt, prompt_id(prompt)
+        msg.model_id, msg.adapter_id = self.extractor.model_id, self.extractor.adapter_id
+        msg.feature_layer = self.extractor.feature_layer
+        msg.compute_time = float(result.compute_time)
+        msg.token_count = int(result.token_count)
+        msg.num_tokens, msg.feature_dim = result.features.shape
+        msg.dtype, msg.data = code, data
+        if not rclpy.ok():  # shutting down: the worker finished after the context closed
+            return
+        try:
+            self.pub.publish(msg)
+        except Exception as exc:  # noqa: BLE001 - context invalidated between check and publish
+            self._on_error(job, exc)
+            return
+        self.counters.inc("updates_published")
+        self.compute_stats.add(result.compute_time)
+        self.update_rate.tick(time.monotonic())
+        self.plot_pubs["compute_time_ms"].publish(Float64(data=result.compute_time * 1e3))
+        self.plot_pubs["update_rate_hz"].publish(
+            Float64(data=self.update_rate.rate(time.monotonic())))
+        self.get_logger().info(f"[VL Update #{self._sequence}] completed in "
+                               f"{result.compute_time * 1e3:.0f} ms ({result.token_count} tokens)",
+                               throttle_duration_sec=self.log_period)
+
+    def _on_error(self, job, exc: BaseException) -> None:
+        self.counters.inc("update_errors")
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self.get_logger().error(f"VL update failed: {self._last_error}",
+                                throttle_duration_sec=2.0)
+
+    # --- diagnostics ------------------------------------------------------------------------
+    def _diag_updates(self) -> Report:
+        counts = self.counters.snapshot()
+        values = {"published": counts.get("updates_published", 0),
+                  "skipped": counts.get("updates_skipped", 0),
+                  "errors": counts.get("update_errors", 0),
+                  "rate_hz": self.update_rate.rate(time.monotonic()),
+                  "compute_ms_p50": self.compute_stats.percentile(50) * 1e3,
+                  "compute_ms_p99": self.compute_stats.percentile(99) * 1e3,
+                  "last_error": self._last_error, "prompt_id": prompt_id(self._prompt),
+                  "model_id": self.extractor.model_id}
+        if self._last_skip_reason:
+            return Report(WARN, f"skipping updates: {self._last_skip_reason}", values)
+        if counts.get("updates_published", 0) == 0:
+            level = ERROR if counts.get("update_errors", 0) else WARN
+            return Report(level, "no VL update published yet", values)
+        return Report(OK, "publishing VL features", values)
+
+    def _diag_cameras(self) -> Report:
+        now_ns = self.get_clock().now().nanoseconds
+        stamps = self.frames.newest_stamps()
+        values = {f"{v}_received": self.frames.received.get(v, 0) for v in self.frames.views}
+        values.update({f"{v}_age_ms": (now_ns - s) / 1e6 for v, s in stamps.items()})
+        values.update({f"dropped_{k}": n for k, n in self.frames.dropped.items()})
+        missing = [v for v in self.frames.views if v not in stamps]
+        if missing:
+            return Report(ERROR, f"no frames from {', '.join(missing)}", values)
+        return Report(OK, f"{len(stamps)} views", values)
+
+    def shutdown(self) -> None:
+        self.worker.stop()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = VLMNode()
+        # Extraction runs on the VLWorker thread; the executor only buffers frames and publishes.
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:
+        print(f"asyncvla_vlm_node: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Build the embedded default: a tiny random-weight Qwen2.5-VL directory and a matching policy.
+
+Used by the demo and the integration tests. Everything is made offline, in seconds, and loaded
+back through the same code a user's real model and checkpoint go through.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from asyncvla_training.conventions import ROBOT_STATE_DIM
+
+
+@dataclass(frozen=True)
+class DemoAssets:
+    model_dir: str
+    checkpoint_dir: str
+    model_id: str
+    num_feature_tokens: int
+    image_size: tuple[int, int]
+
+
+def build_demo_assets(directory: str, num_feature_tokens: int = 8,
+                      image_size: tuple[int, int] = (112, 112)) -> DemoAssets:
+    """Create (or reuse, when complete) the tiny model and policy under `directory`.
+
+    The VL model id includes the extraction settings (resize, token count), so the policy's
+    expected `vl_model_id` is computed with the settings the VLM node will be started with.
+    """
+    model_dir = os.path.join(directory, "tiny_qwen2_5_vl")
+    checkpoint_dir = os.path.join(directory, "tiny_policy")
+    info_path = os.path.join(directory, "assets.json")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            info = json.load(f)
+        if info.get("num_feature_tokens") == num_feature_tokens \
+                and tuple(info.get("image_size", ())) == tuple(image_size):
+            return DemoAssets(model_dir, checkpoint_dir, info["model_id"], num_feature_tokens,
+                              tuple(image_size))
+    import torch
+
+    from asyncvla_training.models.checkpoint import save_policy
+    from asyncvla_training.models.policy import ActionPolicy
+    from asyncvla_training.models.tiny import make_tiny_qwen_vl, tiny_policy_config
+    from asyncvla_training.models.vl_extractor import VLFeatureExtractor
+
+    os.makedirs(directory, exist_ok=True)
+    make_tiny_qwen_vl(model_dir)
+    extractor = VLFeatureExtractor.from_pretrained(model_dir, device="cpu",
+                                                   num_feature_tokens=num_feature_tokens,
+                                                   image_size=tuple(image_size))
+    torch.manual_seed(0)
+    policy = ActionPolicy(tiny_policy_config(vl_dim=extractor.feature_dim,
+                                             vl_num_tokens=num_feature_tokens,
+                                             robot_state_dim=ROBOT_STATE_DIM)).eval()
+    save_policy(policy, checkpoint_dir, extra_metadata={
+        "action_space": "ee_delta", "step_period": 0.1, "vl_model_id": extractor.model_id,
+        "note": "random weights: the embedded default for demos and tests"})
+    with open(info_path, "w") as f:
+        json.dump({"model_id": extractor.model_id, "num_feature_tokens": num_feature_tokens,
+                   "image_size": list(image_size)}, f)
+    return DemoAssets(model_dir, checkpoint_dir, extractor.model_id, num_feature_tokens,
+                      tuple(image_size))

@@ -1,0 +1,44 @@
+"""Start the pipeline's processes (sources, VLM node, action node) with the demo assets."""
+from __future__ import annotations
+
+import os
+
+from asyncvla_testing.assets import DemoAssets
+from asyncvla_testing.processes import ManagedProcess, ProcessGroup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCES = os.path.join(HERE, "synthetic_sources.py")
+
+
+def ros_args(params: dict[str, object]) -> list[str]:
+    out = ["--ros-args"]
+    for name, value in params.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        out += ["-p", f"{name}:={value}"]
+    return out
+
+
+def start_sources(group: ProcessGroup, views: list[str], extra: list[str] | None = None,
+                  name: str = "sources") -> ManagedProcess:
+    return group.start(name, [SOURCES, "--views", ",".join(views), "--width", "160",
+                              "--height", "96", *(extra or [])])
+
+
+def start_vlm(group: ProcessGroup, assets: DemoAssets, views: list[str],
+              name: str = "vlm", **params) -> ManagedProcess:
+    base = {"model_path": assets.model_dir, "device": "cpu", "views": views,
+            "image_topics": [f"/camera/{v}/image_raw/compressed" for v in views],
+            "resize_width": assets.image_size[0], "resize_height": assets.image_size[1],
+            "num_feature_tokens": assets.num_feature_tokens, "target_period": 0.3}
+    base.update(params)
+    return group.start(name, ["-m", "asyncvla_vlm_node.vlm_node", *ros_args(base)])
+
+
+def start_action(group: ProcessGroup, assets: DemoAssets, name: str = "action",
+                 **params) -> ManagedProcess:
+    base = {"checkpoint": assets.checkpoint_dir, "device": "cpu", "action_rate_hz": 10.0}
+    base.update(params)
+    return group.start(name, ["-m", "asyncvla_action_node.action_node", *ros_args(base)])
