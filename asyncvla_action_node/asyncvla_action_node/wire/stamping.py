@@ -1,0 +1,55 @@
+"""Turn a sender timestamp into a trusted local stamp: clock verdict, range, then ordering.
+
+Why one class for the three bridges: each stream needs the same three checks in the same order,
+and the order matters. The clock estimator sees every sample first (a backwards clock jump can
+only be confirmed by samples that the ordering check would otherwise drop); a stamp outside what
+builtin_interfaces/Time can hold is dropped before it can advance the ordering gate; and the gate
+is reset when the estimator confirms a jump, or a sender clock stepped backwards would have every
+later sample dropped as "reordered" until its clock caught up.
+"""
+from __future__ import annotations
+
+import math
+from typing import Hashable
+
+from .clock_offset import ClockOffsetEstimator
+from .errors import WireError
+
+MAX_STAMP_S = 2.0**31  # builtin_interfaces/Time.sec is an int32
+
+
+class Stamper:
+    """Per-stream sender-to-local stamping with drop reasons as WireError."""
+
+    def __init__(self, estimator: ClockOffsetEstimator) -> None:
+        self.estimator = estimator
+        self._last: dict[Hashable, float] = {}
+        self.last_deviation = 0.0
+
+    def reset_order(self) -> None:
+        self._last.clear()
+
+    def stamp(self, sender_time: float, clock_time: float, local_now: float,
+              key: Hashable = None) -> float:
+        """Local time (s) for `sender_time`; raise WireError(reason) if the sample must be dropped.
+
+        `clock_time` is the sender time fed to the offset estimator (the capture time itself, or
+        the send time when the bridge is configured so); `local_now` is the receive time.
+        """
+        if not (math.isfinite(sender_time) and math.isfinite(clock_time)):
+            raise WireError("nonfinite", "sender timestamp is NaN or infinite")
+        verdict = self.estimator.update(clock_time, local_now)
+        self.last_deviation = verdict.deviation
+        if verdict.jumped:
+            self.reset_order()
+        if not verdict.accepted:
+            raise WireError("clock_suspect", f"sender time {sender_time!r} is "
+                            f"{-verdict.deviation:.3f} s ahead of the clock estimate")
+        local = self.estimator.to_local(sender_time)
+        if not 0.0 <= local < MAX_STAMP_S:
+            raise WireError("bad_stamp", f"sender time {sender_time!r} maps to {local!r} s")
+        last = self._last.get(key)
+        if last is not None and sender_time <= last:
+            raise WireError("reordered", f"sender time {sender_time!r} <= last {last!r}")
+        self._last[key] = sender_time
+        return local
