@@ -96,8 +96,11 @@ def test_bad_target_is_rejected(tiny_qwen_dir: str) -> None:
         ex.attach_lora(target=r"nothing\.here")
 
 
-def test_gradients_reach_lora_only(tiny_qwen_dir: str) -> None:
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_gradients_reach_lora_only(tiny_qwen_dir: str, checkpointing: bool) -> None:
     ex = _lora_extractor(tiny_qwen_dir).train()
+    if checkpointing:
+        ex.enable_gradient_checkpointing()
     feats = ex.encode_batch([(_views(2), PROMPT), (_views(1), "Stop")])
     assert feats.shape == (2, 4, 64) and feats.requires_grad
     feats.square().mean().backward()

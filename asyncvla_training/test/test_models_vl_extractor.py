@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_training.models.config import VLConfig  # noqa: E402
 from asyncvla_training.models.pooling import adaptive_pool_weights, masked_adaptive_avg_pool  # noqa: E402
 from asyncvla_training.models.tiny import ensure_tiny_qwen_vl, special_token_ids  # noqa: E402
 from asyncvla_training.models.vl_extractor import VLFeatureExtractor, resolve_dtype  # noqa: E402
@@ -142,6 +143,15 @@ def test_identity_properties(tiny_qwen_dir: str, extractor: VLFeatureExtractor) 
     assert again.model_id == extractor.model_id  # stable across loads
     other = VLFeatureExtractor.from_pretrained(tiny_qwen_dir, image_size=(224, 224), num_feature_tokens=K)
     assert other.model_id != extractor.model_id  # feature settings are part of the id
+
+
+def test_vl_config_round_trip(tiny_qwen_dir: str, extractor: VLFeatureExtractor) -> None:
+    cfg = extractor.vl_config(prompt=PROMPT)
+    assert (cfg.image_width, cfg.image_height, cfg.num_feature_tokens) == (*SIZE, K)
+    rebuilt = VLFeatureExtractor.from_vl_config(VLConfig.from_dict(cfg.to_dict()))
+    assert rebuilt.model_id == extractor.model_id
+    views = _views(1)
+    assert torch.equal(rebuilt.extract(views, cfg.prompt).features, extractor.extract(views, PROMPT).features)
 
 
 def test_default_size_gives_fixed_token_count(tiny_qwen_dir: str) -> None:

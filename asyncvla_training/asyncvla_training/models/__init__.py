@@ -24,7 +24,7 @@ from .config import (
 from .lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET, attach_lora, load_lora_adapter, merge_lora
 from .policy import ActionPolicy
 from .sensor_encoder import SensorEncoder
-from .tiny import make_tiny_qwen_vl, qwen25_vl_3b_config, tiny_policy_config
+from .tiny import ensure_tiny_qwen_vl, make_tiny_qwen_vl, qwen25_vl_3b_config, tiny_policy_config
 from .vl_extractor import VLFeatureExtractor, VLFeatureResult
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "VLFeatureExtractor",
     "VLFeatureResult",
     "attach_lora",
+    "ensure_tiny_qwen_vl",
     "load_checkpoint_metadata",
     "load_lora_adapter",
     "load_policy",

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import VLConfig
 from .lora import LM_LORA_TARGET, attach_lora, load_lora_adapter, lora_layer_names, merge_lora
 from .pooling import masked_adaptive_avg_pool
 from .vl_inputs import QwenVLInputBuilder, QwenVLInputs, load_chat_template
@@ -216,7 +217,12 @@ class VLFeatureExtractor(nn.Module):
         feature_layer: int = -1,
         attn_implementation: str = "sdpa",
     ) -> VLFeatureExtractor:
-        """Load model, tokenizer, image processor (and an optional LoRA adapter) offline."""
+        """Load model, tokenizer, image processor (and an optional LoRA adapter) offline.
+
+        ``model_path``: a local model directory or a hub id already in the HF cache (never
+        downloaded). ``image_size`` is (width, height) every view is resized to.
+        ``feature_layer`` indexes the hidden-state tuple (0 = embeddings, -1 = final normed output).
+        """
         from transformers import AutoConfig, Qwen2_5_VLForConditionalGeneration
 
         source = resolve_model_source(model_path)
@@ -245,6 +251,40 @@ class VLFeatureExtractor(nn.Module):
             extractor.load_adapter(adapter_path)
         extractor.requires_grad_(False)
         return extractor.to(dev).eval()
+
+    @classmethod
+    def from_vl_config(
+        cls,
+        cfg: VLConfig,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype | None = None,
+        attn_implementation: str = "sdpa",
+    ) -> VLFeatureExtractor:
+        """``from_pretrained`` with the settings of a :class:`VLConfig` (e.g. from checkpoint metadata)."""
+        return cls.from_pretrained(
+            cfg.model_path,
+            adapter_path=cfg.adapter_path,
+            device=device,
+            dtype=dtype,
+            image_size=(cfg.image_width, cfg.image_height),
+            max_views=cfg.max_views,
+            num_feature_tokens=cfg.num_feature_tokens,
+            feature_layer=cfg.feature_layer,
+            attn_implementation=attn_implementation,
+        )
+
+    def vl_config(self, prompt: str, adapter_path: str | None = None) -> VLConfig:
+        """The :class:`VLConfig` describing these features (store it with the policy checkpoint)."""
+        return VLConfig(
+            model_path=self.name_or_path,
+            adapter_path=adapter_path,
+            image_width=self.image_size[0],
+            image_height=self.image_size[1],
+            max_views=self.max_views,
+            num_feature_tokens=self.num_feature_tokens,
+            feature_layer=self.feature_layer,
+            prompt=prompt,
+        )
 
     # ------------------------------------------------------------------ identity
     @property
