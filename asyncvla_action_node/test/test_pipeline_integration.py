@@ -1,0 +1,160 @@
+"""The async pipeline as separate processes over real DDS: sources, VLM node, action node.
+
+Uses the embedded default (tiny random-weight Qwen2.5-VL and policy, CPU). Times are bounded
+generously for a loaded 2-core machine; what is asserted is the behaviour, not the speed.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from asyncvla_testing.assets import build_demo_assets
+from asyncvla_testing.pipeline import start_action, start_sources, start_vlm
+from asyncvla_testing.ros_listener import RosListener, diagnostic_values
+
+rclpy = pytest.importorskip("rclpy")
+from asyncvla_msgs.msg import ActionChunk, VLFeatures  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+
+VIEWS = ["view1", "view2"]
+MAX_VL_AGE = 0.8
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return build_demo_assets(str(tmp_path_factory.mktemp("assets")))
+
+
+@pytest.fixture
+def one_thread(processes):
+    processes.env["OMP_NUM_THREADS"] = "1"
+    return processes
+
+
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def listen(ros_env) -> RosListener:
+    return RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
+        "/asyncvla/action_chunk": ActionChunk, "/asyncvla/vl_features": VLFeatures,
+        "/diagnostics": DiagnosticArray})
+
+
+def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
+    start_sources(one_thread, VIEWS)
+    vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.4)
+    action = start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, action_rate_hz=10.0)
+    with listen(ros_env) as listener:
+        chunks = listener["/asyncvla/action_chunk"].wait_for(5, 120)
+        listener["/asyncvla/action_chunk"].clear()
+        listener["/asyncvla/vl_features"].clear()
+        time.sleep(6.0)
+        chunks = listener["/asyncvla/action_chunk"].snapshot()
+        vls = listener["/asyncvla/vl_features"].snapshot()
+    assert vlm.alive() and action.alive()
+    span = stamp_s(chunks[-1]) - stamp_s(chunks[0])
+    rate = (len(chunks) - 1) / span
+    vl_rate = len(vls) / 6.0
+    print(f"\naction rate {rate:.2f} Hz over {len(chunks)} chunks, VL rate {vl_rate:.2f} Hz")
+    assert 7.0 <= rate <= 11.0
+    assert 0 < vl_rate < rate / 2  # the VLM is the slow one, and actions do not wait for it
+    for chunk in chunks:
+        assert 0.0 <= chunk.vl_age <= MAX_VL_AGE
+        assert (chunk.horizon, chunk.action_dim, len(chunk.actions)) == (8, 7, 56)
+        assert chunk.action_space == "ee_delta" and len(chunk.reference) == 6
+    # Features are reused across ticks, and the reuse count restarts for each new feature set.
+    by_seq: dict[int, list[int]] = {}
+    for chunk in chunks:
+        by_seq.setdefault(chunk.vl_sequence, []).append(chunk.vl_reuse_count)
+    assert any(len(r) > 1 for r in by_seq.values())
+    for counts in by_seq.values():
+        assert counts == sorted(counts) and len(set(counts)) == len(counts)
+    sequences = [c.sequence for c in chunks]
+    assert sequences == sorted(sequences)
+
+
+def test_killing_vlm_stops_actions_with_error_and_restart_resumes(one_thread, ros_env, assets):
+    start_sources(one_thread, VIEWS)
+    vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.3)
+    start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.5)
+    with listen(ros_env) as listener:
+        chunks = listener["/asyncvla/action_chunk"]
+        vls = listener["/asyncvla/vl_features"]
+        chunks.wait_for(5, 120)
+        last_vl_stamp = stamp_s(vls.snapshot()[-1])
+        vlm.kill()  # SIGKILL: no goodbye, as in a crash
+        killed_at = time.time()
+        time.sleep(MAX_VL_AGE + 2.0)
+        after_kill = [c for c in chunks.snapshot() if stamp_s(c) > killed_at]
+        # The last chunk may come from features published just before the kill, but never once
+        # they are older than max_vl_age (small allowance for the tick period).
+        newest_vl = max(stamp_s(v) for v in vls.snapshot())
+        assert newest_vl >= last_vl_stamp
+        for chunk in after_kill:
+            assert stamp_s(chunk) <= newest_vl + MAX_VL_AGE + 1e-3
+            assert chunk.vl_age <= MAX_VL_AGE
+        stopped_after = (max(stamp_s(c) for c in after_kill) - killed_at) if after_kill else 0.0
+        print(f"\nactions stopped {stopped_after * 1e3:.0f} ms after the kill")
+        assert stopped_after <= MAX_VL_AGE + 0.15
+        # An ERROR diagnostic names the reason.
+        listener.wait_until(lambda: any(
+            (d := diagnostic_values(a, "action output")) is not None and d["_level"] == "2"
+            and "VL features" in d["_message"] for a in listener["/diagnostics"].snapshot()),
+            10, "ERROR diagnostic about stale VL features")
+        quiet_count = len(chunks)
+        time.sleep(1.0)
+        assert len(chunks) == quiet_count  # still nothing published
+        # Restart: actions resume by themselves.
+        restarted_at = time.time()
+        start_vlm(one_thread, assets, VIEWS, name="vlm2", target_period=0.3)
+        listener.wait_until(lambda: any(stamp_s(c) > restarted_at for c in chunks.snapshot()),
+                            120, "actions after the VLM restart")
+        resumed = [c for c in chunks.snapshot() if stamp_s(c) > restarted_at]
+        print(f"actions resumed {stamp_s(resumed[0]) - restarted_at:.1f} s after the restart "
+              f"(includes model load)")
+        assert resumed[0].vl_sequence >= 1 and resumed[0].vl_age <= MAX_VL_AGE
+
+
+def test_late_action_node_gets_last_vl_features_at_once(one_thread, ros_env, assets, tmp_path):
+    pause = tmp_path / "pause"
+    start_sources(one_thread, VIEWS, ["--pause-file", str(pause)])
+    start_vlm(one_thread, assets, VIEWS, target_period=0.3)
+    with listen(ros_env) as listener:
+        listener["/asyncvla/vl_features"].wait_for(2, 120)
+        # Stop the cameras: the VLM node stops publishing, only the latched sample remains.
+        pause.write_text("\n".join(VIEWS))
+        time.sleep(1.5)
+        last = listener["/asyncvla/vl_features"].snapshot()[-1]
+        count = len(listener["/asyncvla/vl_features"])
+        time.sleep(1.0)
+        assert len(listener["/asyncvla/vl_features"]) == count  # nothing new is published
+        action = start_action(one_thread, assets, max_vl_age=60.0)
+        ready = action.wait_for_line("action node ready", 120)
+        got = action.wait_for_line(f"[VL #{last.sequence}]", 10)
+        assert got and ready
+
+
+def test_skipped_vl_update_reported_when_a_view_goes_missing(one_thread, ros_env, assets,
+                                                              tmp_path):
+    pause = tmp_path / "pause"
+    start_sources(one_thread, VIEWS, ["--pause-file", str(pause)])
+    vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.3, max_frame_age=0.5,
+                    diagnostics_period=0.5)
+    with listen(ros_env) as listener:
+        vls = listener["/asyncvla/vl_features"]
+        vls.wait_for(2, 120)
+        pause.write_text("view2")
+        time.sleep(1.5)
+        count = len(vls)
+        time.sleep(1.5)
+        assert len(vls) == count  # no update from a set with a stale view
+        listener.wait_until(lambda: any(
+            (d := diagnostic_values(a, "vl updates")) is not None and d["_level"] == "1"
+            and "view2" in d["_message"] for a in listener["/diagnostics"].snapshot()),
+            10, "WARN diagnostic naming the stale view")
+        pause.write_text("")
+        vls.wait_for(count + 2, 30)  # recovers by itself
+    assert vlm.alive()
