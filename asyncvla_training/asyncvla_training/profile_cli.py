@@ -45,7 +45,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--policy-config", default="seed", choices=["seed", "tiny"])
     parser.add_argument("--num-feature-tokens", type=int, default=64)
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
-    parser.add_argument("--attn-implementation", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    parser.add_argument(
+        "--attn-implementation", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"]
+    )
     args = parser.parse_args(argv)
     for name in ("views", "width", "height", "iters", "num_feature_tokens"):
         if getattr(args, name) < 1:
@@ -163,7 +165,9 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
         torch.cuda.reset_peak_memory_stats(device)
     rng = np.random.default_rng(0)
     views = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(args.views)]
-    vl_times, vl_result = _time(lambda: extractor.extract(views, args.prompt), args.warmup, args.iters, device)
+    vl_times, vl_result = _time(
+        lambda: extractor.extract(views, args.prompt), args.warmup, args.iters, device
+    )
 
     k, d = args.num_feature_tokens, extractor.feature_dim
     if args.policy_config == "tiny":

@@ -68,9 +68,10 @@ def save_policy(
         "metadata": metadata,
         "torch_version": torch.__version__,
     }
+    header = {"format": "pt", "schema_version": str(CONFIG_SCHEMA_VERSION)}
     _atomic_write(
         directory / WEIGHTS_NAME,
-        lambda p: save_file(state, p, metadata={"format": "pt", "schema_version": str(CONFIG_SCHEMA_VERSION)}),
+        lambda p: save_file(state, p, metadata=header),
     )
     _atomic_write(
         directory / CONFIG_NAME,
