@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import pytest
 
 from asyncvla_testing.assets import build_demo_assets
@@ -158,3 +159,62 @@ def test_skipped_vl_update_reported_when_a_view_goes_missing(one_thread, ros_env
         pause.write_text("")
         vls.wait_for(count + 2, 30)  # recovers by itself
     assert vlm.alive()
+
+
+def test_fast_ticks_joint_trajectory_and_runtime_prompt(one_thread, ros_env, assets, tmp_path):
+    """50 Hz ticks with weighted blending, a joint_delta policy feeding JointTrajectory, and a
+    prompt changed on the ~/prompt topic while running."""
+    import json
+    import shutil
+
+    from std_msgs.msg import String
+    from trajectory_msgs.msg import JointTrajectory
+
+    joint_ckpt = tmp_path / "joint_policy"
+    shutil.copytree(assets.checkpoint_dir, joint_ckpt)
+    config = json.loads((joint_ckpt / "config.json").read_text())
+    config["metadata"]["action_space"] = "joint_delta"
+    (joint_ckpt / "config.json").write_text(json.dumps(config))
+
+    start_sources(one_thread, VIEWS)
+    start_vlm(one_thread, assets, VIEWS, target_period=0.3)
+    start_action(one_thread, assets, checkpoint=str(joint_ckpt), action_rate_hz=50.0,
+                 chunk_blending="weighted_blend", publish_joint_trajectory=True,
+                 log_period=5.0)
+    with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
+            "/asyncvla/action_chunk": ActionChunk, "/asyncvla/vl_features": VLFeatures,
+            "/asyncvla/joint_trajectory": JointTrajectory}) as listener:
+        chunks = listener["/asyncvla/action_chunk"]
+        chunks.wait_for(20, 120)
+        chunks.clear()
+        time.sleep(3.0)
+        got = chunks.snapshot()
+        rate = (len(got) - 1) / (stamp_s(got[-1]) - stamp_s(got[0]))
+        print(f"\n50 Hz configured: {rate:.1f} Hz measured")
+        assert rate >= 35.0
+        trajectories = listener["/asyncvla/joint_trajectory"].snapshot()
+        by_stamp = {(c.header.stamp.sec, c.header.stamp.nanosec): c for c in got}
+        matched = [t for t in trajectories
+                   if (t.header.stamp.sec, t.header.stamp.nanosec) in by_stamp]
+        assert matched
+        for traj in matched[:5]:
+            chunk = by_stamp[(traj.header.stamp.sec, traj.header.stamp.nanosec)]
+            actions = np.asarray(chunk.actions).reshape(8, 7)
+            assert traj.joint_names == [f"joint_{i}" for i in range(1, 7)]
+            for i, point in enumerate(traj.points):
+                t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+                assert t == pytest.approx(0.1 * (i + 1), abs=1e-6)
+                np.testing.assert_allclose(point.positions, np.asarray(chunk.reference)
+                                           + actions[i, :6], rtol=1e-5, atol=1e-5)
+        # Change the prompt at run time: later VL features carry the new prompt and its id.
+        pub_ctx = listener.node.create_publisher(String, "/asyncvla_vlm_node/prompt", 10)
+        new_prompt = "Retract the needle slowly"
+        listener.wait_until(lambda: pub_ctx.get_subscription_count() > 0, 20, "prompt subscriber")
+        pub_ctx.publish(String(data=new_prompt))
+        listener.wait_until(lambda: any(v.prompt == new_prompt for v in
+                                        listener["/asyncvla/vl_features"].snapshot()),
+                            20, "VL features with the new prompt")
+        changed = [v for v in listener["/asyncvla/vl_features"].snapshot()
+                   if v.prompt == new_prompt][0]
+        import hashlib
+        assert changed.prompt_id == hashlib.sha256(new_prompt.encode()).hexdigest()[:16]
