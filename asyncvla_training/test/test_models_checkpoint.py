@@ -57,8 +57,8 @@ def _inputs(policy: ActionPolicy, batch: int = 2) -> tuple[torch.Tensor, ...]:
 def test_round_trip_identical_outputs(tmp_path: Path, fusion: str) -> None:
     policy = _policy(fusion)
     save_policy(policy, tmp_path / "ckpt", extra_metadata={"action_space": "ee_delta", "epoch": 3})
-    loaded = load_policy(tmp_path / "ckpt")
-    assert not loaded.training
+    loaded = load_policy(tmp_path / "ckpt", device="auto" if not torch.cuda.is_available() else "cpu")
+    assert not loaded.training and loaded.device.type == "cpu"
     assert loaded.cfg == policy.cfg
     inputs = _inputs(policy)
     assert torch.equal(loaded(*inputs), policy(*inputs))

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import CONFIG_SCHEMA_VERSION, PolicyConfig, check_schema_version
+from .devices import resolve_device
 from .policy import ActionPolicy
 
 WEIGHTS_NAME = "model.safetensors"
@@ -135,7 +136,8 @@ def _check_state(state: dict[str, torch.Tensor], policy: ActionPolicy, path: Pat
 
 
 def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> ActionPolicy:
-    """Rebuild the policy from ``directory``; returned in eval mode on ``device``."""
+    """Rebuild the policy from ``directory``; returned in eval mode on ``device`` ("auto" ok)."""
+    dev = resolve_device(device)
     directory = Path(directory)
     cfg, _ = read_checkpoint_config(directory)
     weights_path = directory / WEIGHTS_NAME
@@ -148,7 +150,7 @@ def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> Ac
     policy = ActionPolicy(cfg)
     _check_state(state, policy, weights_path)
     policy.load_state_dict(state, strict=True)
-    return policy.to(device).eval()
+    return policy.to(dev).eval()
 
 
 def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:

@@ -31,18 +31,11 @@ import torch
 from torch import nn
 
 from .config import VLConfig
+from .devices import resolve_device, resolve_dtype
 from .lora import LM_LORA_TARGET, attach_lora, load_lora_adapter, lora_layer_names, merge_lora
 from .pooling import masked_adaptive_avg_pool
 from .vl_inputs import QwenVLInputBuilder, QwenVLInputs, load_chat_template
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 # Keys of a transformers config that do not change what the model computes.
 _VOLATILE_CONFIG_KEYS = frozenset(
     {"transformers_version", "dtype", "torch_dtype", "use_cache", "output_hidden_states",
@@ -59,27 +52,6 @@ class VLFeatureResult:
     compute_time: float
     feature_dim: int
     num_views: int = 0
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; anything else as torch.device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """None/"auto" -> bfloat16 on CUDA, float32 on CPU (bf16 matmuls are slow on most CPUs)."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype is None or dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(_DTYPES)}")
-    return _DTYPES[dtype]
 
 
 def _model_name(source: str) -> str:
