@@ -32,9 +32,13 @@ and spiky (queueing, GC pauses, Wi-Fi). So:
   right). A negative deviant is impossible from delay alone (it claims the data arrived before
   it was sent), so it is rejected as a suspect until a jump confirms it: one corrupt timestamp in
   the future would otherwise drag the minimum down and poison the stamps for a whole window.
-- Warm-up: during the first `warmup` seconds every sample is accepted into the minimum, so a
-  first message that happened to be late (or a backlog queued before the receiver started) does
-  not count as a jump.
+- Warm-up: the first sample's delay is unknown, so the first estimate may be off by more than
+  the threshold. A jump confirmed within `warmup` seconds of the first sample resets the
+  estimate like any other but is not counted or reported as a clock jump. It needs the same
+  evidence: accepting everything during warm-up instead would let one corrupt early timestamp
+  poison the estimate. (A backlog queued before the receiver started needs no special case:
+  its messages arrive together with d falling in steps of one sender period, which the minimum
+  follows sample by sample.)
 
 Pure Python, no ROS; times are float seconds. Not thread-safe: one receive thread updates it.
 """
@@ -101,6 +105,7 @@ class ClockOffsetEstimator:
         self.jumps = 0
         self.last_jump = 0.0          # new estimate - old estimate at the last jump, seconds
         self.suspects = 0
+        self.settles = 0              # resets during warm-up (not clock jumps)
         self.samples = 0
         self.drift = 0.0              # d(offset)/dt, seconds per second
         self.reset()
@@ -126,7 +131,8 @@ class ClockOffsetEstimator:
 
     def snapshot(self) -> dict[str, float | int | None]:
         return {"offset": self._offset, "drift_ppm": self.drift * 1e6, "jumps": self.jumps,
-                "last_jump": self.last_jump, "suspects": self.suspects, "samples": self.samples}
+                "last_jump": self.last_jump, "suspects": self.suspects, "settles": self.settles,
+                "samples": self.samples}
 
     def update(self, sender_time: float, local_time: float) -> Verdict:
         """Feed one (sender, local receive) time pair and say whether to trust the sample."""
@@ -142,12 +148,12 @@ class ClockOffsetEstimator:
         deviation = d - estimate
         cfg = self.config
         assert self._first_local is not None
-        if abs(deviation) <= cfg.jump_threshold or local_time - self._first_local < cfg.warmup:
+        if abs(deviation) <= cfg.jump_threshold:
             self._candidates.clear()
             self._add(local_time, d)
             return Verdict(True, False, deviation)
         if self._track_candidate(_Candidate(local_time, sender_time, d), deviation):
-            self._jump(estimate)
+            self._jump(estimate, settling=local_time - self._first_local < cfg.warmup)
             return Verdict(True, True, deviation)
         if deviation > 0:
             return Verdict(True, False, deviation)
@@ -207,7 +213,7 @@ class ClockOffsetEstimator:
         return (len(run) >= cfg.jump_confirm_samples
                 and run[-1].local - run[0].local >= cfg.jump_confirm_duration)
 
-    def _jump(self, old_estimate: float) -> None:
+    def _jump(self, old_estimate: float, settling: bool) -> None:
         run = self._candidates
         self._candidates = []
         self._candidate_sign = 0
@@ -215,5 +221,8 @@ class ClockOffsetEstimator:
         for cand in run:
             self._add(cand.local, cand.d)
         assert self._offset is not None
-        self.jumps += 1
-        self.last_jump = self._offset - old_estimate
+        if settling:
+            self.settles += 1
+        else:
+            self.jumps += 1
+            self.last_jump = self._offset - old_estimate

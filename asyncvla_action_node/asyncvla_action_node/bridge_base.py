@@ -1,0 +1,241 @@
+"""ROS glue shared by the three bridges (camera, robot, force/OCT sensor).
+
+What every bridge needs and nothing more: the clock-offset parameters and estimator, drop
+counters by reason, rates and stamp latency for /diagnostics, throttled logs, the receive thread,
+and a `main` that shuts down cleanly on SIGINT (stop the thread, close the socket, destroy the
+node). Parsing and clock logic live in the ROS-free `wire` package.
+
+Threading: the socket is read and messages are published from one background thread
+(rcl publishers are thread-safe); the executor thread only runs the diagnostics timer and the
+parameter services, so it never blocks on I/O. Counters and rate meters are lock-protected; the
+estimator is only written by the receive thread.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from .common import params
+from .common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from .common.stats import Counters, RateMeter, RollingStats
+from .receive_loop import ReceiveLoop
+from .wire.clock_offset import ClockConfig, ClockOffsetEstimator
+from .wire.errors import WireError
+from .wire.stamping import Stamper
+
+CLOCK_SOURCES = ("capture", "send")
+LOG_PERIOD_S = 5.0
+RECENT_JUMP_S = 10.0
+
+
+class BridgeNode(Node):
+    """Base class: subclasses open their socket, call `start_receiving(step)` and publish."""
+
+    #: Drop reasons this bridge can report; all appear in /diagnostics from the start (as 0).
+    DROP_REASONS: tuple[str, ...] = ()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.counters = Counters()
+        self.rx_rate = RateMeter()
+        self.pub_rate = RateMeter()
+        self.latency = RollingStats(1000)  # receive time - stamp, seconds
+        self.last_error = ""
+        self.endpoint = ""
+        self._log_state: dict[str, tuple[float, int]] = {}
+        self._last_rx: float | None = None
+        self._loop: ReceiveLoop | None = None
+        self._seen_jumps, self._jump_seen_at = 0, -1e9
+        self.clock_source = params.declare(
+            self, "clock_offset_source", "capture",
+            "Which sender time estimates the sender->local clock offset: 'capture' (the "
+            "sample's own timestamp; stamps are then late by the smallest capture-to-receive "
+            "latency seen) or 'send' (the send time; more exact, but only valid when the sender "
+            "stamps both with the same clock).", read_only=True)
+        if self.clock_source not in CLOCK_SOURCES:
+            raise ValueError(f"clock_offset_source must be one of {CLOCK_SOURCES}")
+        config = ClockConfig(
+            window=params.declare(self, "clock_window", 5.0, "Sliding window (s) of the "
+                                  "minimum filter over (receive - sender) times.",
+                                  read_only=True, min_value=0.1, max_value=600.0),
+            bucket=params.declare(self, "clock_bucket", 0.25, "Bucket length (s) of the "
+                                  "per-bucket minima the drift is fitted to.", read_only=True,
+                                  min_value=0.01, max_value=60.0),
+            jump_threshold=params.declare(self, "clock_jump_threshold", 0.05, "A sample whose "
+                                          "(receive - sender) time differs from the estimate by "
+                                          "more than this (s) is a clock-jump candidate.",
+                                          read_only=True, min_value=1e-4, max_value=3600.0),
+            jump_confirm_samples=params.declare(self, "clock_jump_confirm_samples", 5,
+                                                "Consecutive consistent candidates that "
+                                                "confirm a clock jump.", read_only=True,
+                                                min_value=1, max_value=100000),
+            jump_confirm_duration=params.declare(self, "clock_jump_confirm_duration", 0.2,
+                                                 "Local time (s) the candidates must span to "
+                                                 "confirm a jump; must exceed "
+                                                 "clock_jump_threshold.", read_only=True,
+                                                 min_value=1e-3, max_value=3600.0),
+            warmup=params.declare(self, "clock_warmup", 1.0, "Seconds after the first sample "
+                                  "during which a confirmed jump only settles the first "
+                                  "estimate (not counted as a clock jump).",
+                                  read_only=True, min_value=0.0, max_value=600.0),
+            max_drift=1e-6 * params.declare(self, "clock_max_drift_ppm", 500.0, "Clamp (ppm) "
+                                            "of the estimated clock drift.", read_only=True,
+                                            min_value=0.0, max_value=1e5))
+        self.estimator = ClockOffsetEstimator(config)
+        self.stamper = Stamper(self.estimator)
+        self.stale_timeout = params.declare(
+            self, "stale_timeout", 2.0, "Diagnostics warn when no input arrived for this long "
+            "(s).", min_value=0.01, max_value=3600.0)
+        period = params.declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics "
+                                "publications.", read_only=True, min_value=0.05, max_value=60.0)
+        self.diagnostics = DiagnosticsPublisher(self, period=period)
+        self.diagnostics.add("bridge", self._report)
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def now_s(self) -> float:
+        """Local ROS time in seconds (the clock the published stamps are in)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def map_stamp(self, capture: float, send: float | None, local_now: float,
+                  key: object = None) -> float:
+        """Local stamp (s) of a sender capture time; raise WireError if it must be dropped."""
+        clock_time = send if self.clock_source == "send" and send is not None else capture
+        stamp = self.stamper.stamp(capture, clock_time, local_now, key)
+        self.latency.add(local_now - stamp)
+        return stamp
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def note_received(self) -> None:
+        now = time.monotonic()
+        self._last_rx = now
+        self.rx_rate.tick(now)
+        self.counters.inc("received")
+
+    def note_published(self, count: int = 1) -> None:
+        now = time.monotonic()
+        for _ in range(count):
+            self.pub_rate.tick(now)
+        self.counters.inc("published", count)
+
+    def drop(self, error: WireError, count: int = 1, prefix: str = "") -> None:
+        """Count `count` dropped inputs under `drop.<prefix><reason>`; log it, throttled."""
+        key = f"drop.{prefix}{error.reason}"
+        self.counters.inc(key, count)
+        self.last_error = f"{prefix}{error.reason}: {error.detail}"[:200]
+        self.warn_throttled(key, f"dropped {count} input(s), {prefix}{error.reason}: "
+                                 f"{error.detail}")
+
+    def warn_throttled(self, key: str, message: str) -> None:
+        """At most one log line per key every LOG_PERIOD_S, saying how many were suppressed."""
+        now = time.monotonic()
+        last, suppressed = self._log_state.get(key, (-1e9, 0))
+        if now - last >= LOG_PERIOD_S:
+            extra = f" ({suppressed} similar suppressed)" if suppressed else ""
+            self.get_logger().warning(message[:300] + extra)
+            self._log_state[key] = (now, 0)
+        else:
+            self._log_state[key] = (last, suppressed + 1)
+
+    # -- receive thread -----------------------------------------------------------------------
+
+    def start_receiving(self, step: Callable[[], None]) -> None:
+        self._loop = ReceiveLoop(f"{self.get_name()}_rx", step, self._on_loop_error)
+        self._loop.start()
+
+    def _on_loop_error(self, exc: BaseException) -> None:
+        if self._loop is not None and self._loop.stopping or not self.context.ok():
+            return  # publishing races the shutdown; not an error worth a report
+        self.counters.inc("thread_errors")
+        self.last_error = f"receive thread: {exc!r}"[:200]
+        self.warn_throttled("thread_error", f"receive thread error (continuing): {exc!r}")
+
+    def close(self) -> None:
+        """Stop the receive thread, then release the socket (subclasses extend)."""
+        if self._loop is not None and not self._loop.stop(timeout=3.0):
+            self.get_logger().error("receive thread did not stop within 3 s")
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def extra_values(self) -> dict[str, object]:
+        """Bridge-specific diagnostics values (subclasses override)."""
+        return {}
+
+    def _report(self) -> Report:
+        now = time.monotonic()
+        counts = self.counters.snapshot()
+        drops = {f"drop.{r}": counts.get(f"drop.{r}", 0) for r in self.DROP_REASONS}
+        drops.update({k: v for k, v in counts.items() if k.startswith("drop.")})
+        clock = self.estimator.snapshot()
+        offset = clock["offset"]
+        rx_hz, pub_hz = self.rx_rate.rate(now), self.pub_rate.rate(now)
+        values: dict[str, object] = {
+            "endpoint": self.endpoint,
+            "received": counts.get("received", 0),
+            "published": counts.get("published", 0),
+            "rate_received_hz": rx_hz,
+            "rate_published_hz": pub_hz,
+            "drops_total": sum(drops.values()),
+            **dict(sorted(drops.items())),
+            "thread_errors": counts.get("thread_errors", 0),
+            "clock_offset_source": self.clock_source,
+            "clock_offset_s": "none" if offset is None else f"{offset:.6f}",
+            "clock_drift_ppm": clock["drift_ppm"],
+            "clock_jumps": clock["jumps"],
+            "clock_last_jump_s": clock["last_jump"],
+            "clock_settles": clock["settles"],
+            "stamp_latency_p50_ms": 1e3 * self.latency.percentile(50),
+            "stamp_latency_p99_ms": 1e3 * self.latency.percentile(99),
+            "last_error": self.last_error or "none",
+            **self.extra_values(),
+        }
+        if self._loop is None or not self._loop.alive:
+            return Report(ERROR, "receive thread is not running", values)
+        if self._last_rx is None:
+            return Report(WARN, f"waiting for data on {self.endpoint}", values)
+        idle = now - self._last_rx
+        if idle > self.stale_timeout:
+            return Report(WARN, f"no data for {idle:.1f} s on {self.endpoint}", values)
+        message = f"receiving {rx_hz:.1f}/s, publishing {pub_hz:.1f}/s"
+        if self._jump_recent(now, int(clock["jumps"])):
+            return Report(WARN, message + f"; clock jump of {clock['last_jump']:+.3f} s", values)
+        return Report(OK, message, values)
+
+    def _jump_recent(self, now: float, jumps: int) -> bool:
+        """True for RECENT_JUMP_S after diagnostics first saw the jump counter move."""
+        if jumps != self._seen_jumps:
+            self._seen_jumps, self._jump_seen_at = jumps, now
+        return now - self._jump_seen_at < RECENT_JUMP_S
+
+
+def run_bridge(factory: Callable[[], BridgeNode], args: list[str] | None = None) -> int:
+    """Run one bridge until SIGINT/SIGTERM; return the process exit code."""
+    rclpy.init(args=args)
+    node: BridgeNode | None = None
+    code = 0
+    try:
+        node = factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        node.get_logger().info(f"ready: listening on {node.endpoint}")
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:  # noqa: BLE001 - start-up errors (bad parameters, port in use)
+        print(f"[FATAL] bridge failed: {exc!r}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        if node is not None:
+            node.close()
+            name = node.get_name()
+            node.destroy_node()
+            # Not through the ROS logger: after SIGINT its /rosout publisher is already gone.
+            print(f"[{name}] shut down cleanly", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+    return code

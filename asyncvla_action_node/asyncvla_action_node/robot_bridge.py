@@ -1,0 +1,121 @@
+"""Robot bridge: the robot PC's ZMQ `robot_state` messages -> JointState, PoseStamped, force.
+
+Subscribes (ZMQ SUB, connect) to `endpoint` (default tcp://127.0.0.1:5556; on the lab network
+the robot PC's address) for topic b"robot_state", payload `<ddf12f` (wire/robot.py). Publishes,
+all stamped with origin_ts mapped to local ROS time by the clock-offset estimator:
+
+- `robot/joint_states` (sensor_msgs/JointState): `joint_names`, positions in radians (REP-103);
+  velocity and effort are empty (not on the wire).
+- `robot/ee_pose` (geometry_msgs/PoseStamped, frame `frame_id`): position in metres,
+  orientation from the three wire angles under `euler_convention` (wire/rotations.py).
+- `robot/force` (std_msgs/Float64): the payload's scalar force as sent (N), published right
+  after the JointState with the same origin; Float64 has no stamp of its own.
+- `/diagnostics`: rates, drops by reason, clock offset/drift/jumps, last error.
+"""
+from __future__ import annotations
+
+import zmq
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64
+
+from .bridge_base import BridgeNode, run_bridge
+from .common import params
+from .common.qos import stream_publisher
+from .common.timeconv import seconds_to_stamp
+from .wire.errors import WireError
+from .wire.robot import NUM_JOINTS, TOPIC, parse_robot_message
+from .wire.rotations import euler_to_quaternion, parse_convention
+
+POLL_MS = 100
+DRAIN_MAX = 1000
+DEFAULT_JOINTS = [f"joint_{i}" for i in range(1, NUM_JOINTS + 1)]
+
+
+class RobotBridge(BridgeNode):
+    DROP_REASONS = ("parts", "topic", "size", "nonfinite", "clock_suspect", "bad_stamp",
+                    "reordered")
+
+    def __init__(self) -> None:
+        super().__init__("robot_bridge")
+        self.endpoint = params.declare(
+            self, "endpoint", "tcp://127.0.0.1:5556", "ZMQ endpoint of the robot PC's state "
+            "publisher to connect to (the robot PC's address on the lab network).",
+            read_only=True)
+        self.joint_names = list(params.declare(
+            self, "joint_names", DEFAULT_JOINTS, "Names of the 6 joints, in wire order.",
+            read_only=True))
+        if len(self.joint_names) != NUM_JOINTS:
+            raise ValueError(f"joint_names must have {NUM_JOINTS} entries")
+        self.convention = params.declare(
+            self, "euler_convention", "xyz_extrinsic",
+            "Meaning of the 3 orientation angles (degrees, wire order a1 a2 a3): '<axes>_<kind>'."
+            " 'xyz_extrinsic': a1 about fixed X, then a2 about fixed Y, then a3 about fixed Z "
+            "(R = Rz(a3) Ry(a2) Rx(a1), ROS roll-pitch-yaw). 'zyx_intrinsic': a1 about Z, then a2 "
+            "about the new Y, then a3 about the newest X (R = Rz(a1) Ry(a2) Rx(a3)). "
+            "'zyz_intrinsic': R = Rz(a1) Ry(a2) Rz(a3). Any of the 12 axis sequences with "
+            "'_intrinsic' or '_extrinsic' is accepted.", read_only=True)
+        parse_convention(self.convention)
+        self.frame_id = params.declare(
+            self, "frame_id", "base_link", "frame_id of the end-effector PoseStamped (the robot "
+            "base frame the controller reports the pose in).", read_only=True)
+        qos = stream_publisher()
+        self._joint_pub = self.create_publisher(JointState, "robot/joint_states", qos)
+        self._pose_pub = self.create_publisher(PoseStamped, "robot/ee_pose", qos)
+        self._force_pub = self.create_publisher(Float64, "robot/force", qos)
+        self._zmq = zmq.Context()
+        self._sock = self._zmq.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
+        self._sock.connect(self.endpoint)
+        self.start_receiving(self._step)
+
+    def _step(self) -> None:
+        if not self._sock.poll(POLL_MS):
+            return
+        for _ in range(DRAIN_MAX):
+            try:
+                parts = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.process(parts, self.now_s())
+
+    def process(self, parts: list[bytes], local_now: float) -> None:
+        self.note_received()
+        try:
+            state = parse_robot_message(parts)
+            stamp = seconds_to_stamp(self.map_stamp(state.origin_ts, state.send_ts, local_now))
+        except WireError as error:
+            self.drop(error)
+            return
+        joints = JointState()
+        joints.header.stamp = stamp
+        joints.name = self.joint_names
+        joints.position = state.joints_rad
+        pose = PoseStamped()
+        pose.header.stamp = stamp
+        pose.header.frame_id = self.frame_id
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = state.position_m
+        q = euler_to_quaternion(state.orientation_deg, self.convention)
+        o = pose.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in q)
+        self._joint_pub.publish(joints)
+        self._pose_pub.publish(pose)
+        self._force_pub.publish(Float64(data=float(state.force)))
+        self.note_published()
+
+    def extra_values(self) -> dict[str, object]:
+        return {"euler_convention": self.convention}
+
+    def close(self) -> None:
+        super().close()
+        self._sock.close(linger=0)
+        self._zmq.term()
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run_bridge(RobotBridge, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Force/OCT sensor bridge: the sensor PC's UDP datagrams -> ForceOctBatch and WrenchStamped.
+
+Binds a UDP socket to `address`:`port` (default 127.0.0.1:9999; on the lab network the
+interface the sensor PC sends to, or 0.0.0.0; port 0 = any free port, logged at start),
+SO_RCVBUF `receive_buffer` (4 MiB, as the original; Linux caps it at net.core.rmem_max, the
+granted size is reported in /diagnostics). Per datagram (wire/sensor.py) it publishes, with
+every sample's `ts` mapped to local ROS time by the clock-offset estimator:
+
+- `sensor/force_oct` (asyncvla_msgs/ForceOctBatch, frame `frame_id`): the datagram's records
+  that passed validation, per-sample stamps, force (N), A-lines, and the clock offset used.
+- `sensor/wrench` (geometry_msgs/WrenchStamped, frame `frame_id`), one per sample: the scalar
+  force on the probe axis `force_axis` (x, y, z, -x, -y or -z), torque zero.
+- `/diagnostics`: rates, drops by reason (datagram_* count datagrams, record_* count records),
+  kernel receive-buffer overflows (SO_RXQ_OVFL), clock offset/drift/jumps, last error.
+"""
+from __future__ import annotations
+
+import array
+import socket
+import struct
+
+import numpy as np
+from asyncvla_msgs.msg import ForceOctBatch
+from geometry_msgs.msg import WrenchStamped
+
+from .bridge_base import BridgeNode, run_bridge
+from .common import params
+from .common.qos import stream_publisher
+from .common.timeconv import seconds_to_stamp
+from .wire.errors import WireError
+from .wire.sensor import ALINE_LENGTH, MAX_DATAGRAM, finite_mask, parse_sensor_datagram
+
+POLL_S = 0.1
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: dropped-datagram count per recvmsg
+AXES = {"x": (0, 1.0), "y": (1, 1.0), "z": (2, 1.0), "-x": (0, -1.0), "-y": (1, -1.0),
+        "-z": (2, -1.0)}
+
+
+class SensorBridge(BridgeNode):
+    DROP_REASONS = ("datagram_size", "datagram_empty", "record_nonfinite",
+                    "record_clock_suspect", "record_bad_stamp", "record_reordered")
+
+    def __init__(self) -> None:
+        super().__init__("sensor_bridge")
+        address = params.declare(
+            self, "address", "127.0.0.1", "Local address to bind the UDP socket to (the "
+            "interface the sensor PC sends to, or 0.0.0.0 for all).", read_only=True)
+        port = params.declare(self, "port", 9999, "UDP port to bind (0 = any free port).",
+                              read_only=True, min_value=0, max_value=65535)
+        rcvbuf = params.declare(self, "receive_buffer", 4 * 1024 * 1024, "SO_RCVBUF bytes "
+                                "requested for the UDP socket.", read_only=True,
+                                min_value=65536, max_value=2**30)
+        self.frame_id = params.declare(self, "frame_id", "oct_probe", "frame_id of the "
+                                       "published messages (the force/OCT probe).",
+                                       read_only=True)
+        axis = params.declare(self, "force_axis", "z", "Probe axis the scalar force acts along "
+                              "in `frame_id` for the WrenchStamped: x, y, z, -x, -y or -z.",
+                              read_only=True)
+        if axis not in AXES:
+            raise ValueError(f"force_axis must be one of {sorted(AXES)}")
+        self._axis_index, self._axis_sign = AXES[axis]
+        self.publish_wrench = params.declare(self, "publish_wrench", True, "Also publish one "
+                                             "WrenchStamped per sample.", read_only=True)
+        # Deeper than the default history: up to 15 samples arrive in one datagram and are
+        # published back to back, and a reliable KEEP_LAST writer overwrites what a subscriber
+        # has not acknowledged yet.
+        self._batch_pub = self.create_publisher(ForceOctBatch, "sensor/force_oct",
+                                                stream_publisher(depth=50))
+        self._wrench_pub = self.create_publisher(WrenchStamped, "sensor/wrench",
+                                                 stream_publisher(depth=200))
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(rcvbuf))
+        # Linux reports twice the usable size it granted (bookkeeping overhead included).
+        self.granted_rcvbuf = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if self.granted_rcvbuf < rcvbuf:
+            self.get_logger().warning(
+                f"SO_RCVBUF {rcvbuf} requested, {self.granted_rcvbuf} granted: raise "
+                "net.core.rmem_max to avoid losing datagrams in bursts")
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+            self._ovfl = True
+        except OSError:
+            self._ovfl = False
+        self.kernel_drops = 0
+        self._sock.bind((address, int(port)))
+        self._sock.settimeout(POLL_S)
+        host, bound_port = self._sock.getsockname()[:2]
+        self.endpoint = f"udp://{host}:{bound_port}"
+        self._ancbuf = socket.CMSG_SPACE(4)
+        self.start_receiving(self._step)
+
+    def _step(self) -> None:
+        try:
+            data, ancdata, _, _ = self._sock.recvmsg(MAX_DATAGRAM + 1, self._ancbuf)
+        except socket.timeout:
+            return
+        local_now = self.now_s()
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(payload) >= 4:
+                self.kernel_drops = struct.unpack("I", payload[:4])[0]
+        self.process(data, local_now)
+
+    def process(self, data: bytes, local_now: float) -> None:
+        self.note_received()
+        try:
+            batch = parse_sensor_datagram(data)
+        except WireError as error:
+            self.drop(error, prefix="datagram_")
+            return
+        finite = finite_mask(batch)
+        if not finite.all():
+            self.drop(WireError("nonfinite", "NaN or infinite value in a record"),
+                      count=int((~finite).sum()), prefix="record_")
+        keep: list[int] = []
+        stamps: list[float] = []
+        ts, send_ts = batch.ts, batch.send_ts
+        for i in np.flatnonzero(finite):
+            try:
+                stamps.append(self.map_stamp(float(ts[i]), float(send_ts[i]), local_now))
+            except WireError as error:
+                self.drop(error, prefix="record_")
+                continue
+            keep.append(int(i))
+        if keep:
+            self._publish(batch.records[keep], stamps)
+
+    def _publish(self, records: np.ndarray, stamps: list[float]) -> None:
+        msg = ForceOctBatch()
+        msg.header.frame_id = self.frame_id
+        msg.sample_stamps = [seconds_to_stamp(s) for s in stamps]
+        msg.header.stamp = msg.sample_stamps[-1]
+        msg.num_samples = len(records)
+        msg.aline_length = ALINE_LENGTH
+        force = np.ascontiguousarray(records["force"], dtype=np.float32)
+        msg.force = array.array("f", force.tobytes())
+        msg.alines = array.array("f", np.ascontiguousarray(records["aline"]).tobytes())
+        msg.clock_offset = float(self.estimator.offset or 0.0)
+        self._batch_pub.publish(msg)
+        if self.publish_wrench:
+            for stamp, value in zip(msg.sample_stamps, force.tolist()):
+                wrench = WrenchStamped()
+                wrench.header.stamp = stamp
+                wrench.header.frame_id = self.frame_id
+                setattr(wrench.wrench.force, "xyz"[self._axis_index], self._axis_sign * value)
+                self._wrench_pub.publish(wrench)
+        self.note_published(len(records))
+
+    def extra_values(self) -> dict[str, object]:
+        return {"kernel_drops": self.kernel_drops if self._ovfl else "unsupported",
+                "receive_buffer_granted": self.granted_rcvbuf}
+
+    def close(self) -> None:
+        super().close()
+        self._sock.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run_bridge(SensorBridge, args))
+
+
+if __name__ == "__main__":
+    main()
