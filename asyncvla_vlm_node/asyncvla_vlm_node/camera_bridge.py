@@ -1,0 +1,163 @@
+"""Camera bridge: the Jetson's ZMQ camera frames -> sensor_msgs CompressedImage (and Image).
+
+Binds a ZMQ PULL socket at `bind_address`:`port` (default tcp://127.0.0.1:5555; on the robot PC
+set `bind_address` to tcp://0.0.0.0 or the interface the Jetson reaches; port 0 = any free
+port, logged at start). Each message is ``[meta_json, jpeg]`` (asyncvla_action_node/wire/
+camera.py). The camera name is mapped to a view by the parallel lists `camera_keys` (substring
+of the meta "camera", first match wins), `view_names` and `frame_ids`. Per view it publishes,
+stamped with the capture `timestamp` mapped to local ROS time by the clock-offset estimator:
+
+- `<topic_prefix>/<view>/image_raw/compressed` (sensor_msgs/CompressedImage, format "jpeg"):
+  the sender's JPEG bytes as they are, never re-encoded.
+- `<topic_prefix>/<view>/image_raw` (sensor_msgs/Image, rgb8): decoded, only when
+  `publish_raw` is true, and then for the views in `raw_views` (all views when empty).
+  Decoding costs CPU and raw frames are large for rclpy: keep it off unless a consumer needs it.
+- `/diagnostics`: rates (total and per view), drops by reason, clock offset/drift/jumps,
+  last error.
+"""
+from __future__ import annotations
+
+import array
+import time
+
+import zmq
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+
+from asyncvla_action_node.bridge_base import BridgeNode, run_bridge
+from asyncvla_action_node.common import params
+from asyncvla_action_node.common.qos import stream_publisher
+from asyncvla_action_node.common.stats import RateMeter
+from asyncvla_action_node.common.timeconv import seconds_to_stamp
+from asyncvla_action_node.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
+                                              parse_camera_message)
+from asyncvla_action_node.wire.errors import WireError
+
+POLL_MS = 100
+DRAIN_MAX = 200
+DEFAULT_KEYS = ["41182735", "49429257", "44377151", "49045152", "OAK"]
+DEFAULT_VIEWS = [f"view{i}" for i in range(1, 6)]
+
+
+class CameraBridge(BridgeNode):
+    DROP_REASONS = ("parts", "json", "meta", "size", "jpeg", "jpeg_decode", "unknown_camera",
+                    "clock_suspect", "bad_stamp", "reordered")
+
+    def __init__(self) -> None:
+        super().__init__("camera_bridge")
+        bind_address = params.declare(
+            self, "bind_address", "tcp://127.0.0.1", "ZMQ address to bind the PULL socket to, "
+            "without port. The robot PC sets tcp://0.0.0.0 or the interface the Jetson "
+            "reaches.", read_only=True)
+        port = params.declare(self, "port", 5555, "TCP port to bind (0 = any free port).",
+                              read_only=True, min_value=0, max_value=65535)
+        prefix = params.declare(self, "topic_prefix", "/camera", "Topics are "
+                                "<topic_prefix>/<view>/image_raw[/compressed].",
+                                read_only=True).rstrip("/")
+        keys = params.declare(self, "camera_keys", DEFAULT_KEYS, "Substrings of the sender's "
+                              "camera name (ZED serials, 'OAK'), one per view; the first key "
+                              "contained in the name wins.", read_only=True)
+        views = params.declare(self, "view_names", DEFAULT_VIEWS, "View name for each camera "
+                               "key (topic segment).", read_only=True)
+        frame_ids = params.declare(self, "frame_ids", [f"{v}_optical_frame" for v in views],
+                                   "Header frame_id for each view.", read_only=True)
+        publish_raw = params.declare(self, "publish_raw", False, "Also decode and publish "
+                                     "sensor_msgs/Image (rgb8) on <prefix>/<view>/image_raw.",
+                                     read_only=True)
+        raw_views = params.declare(self, "raw_views", [], "Views to publish raw images for when "
+                                   "publish_raw is true (empty = all views).", read_only=True,
+                                   param_type=Parameter.Type.STRING_ARRAY)
+        if publish_raw and not raw_views:
+            raw_views = list(views)
+        self.views = ViewMap(keys, views, frame_ids, raw_views if publish_raw else [])
+        # One second of frames per view: a burst after a network hiccup is not overwritten
+        # before a reliable subscriber (e.g. ros2 bag record) has acknowledged it.
+        qos = stream_publisher(depth=30)
+        self._compressed = {v.name: self.create_publisher(
+            CompressedImage, f"{prefix}/{v.name}/image_raw/compressed", qos)
+            for v in self.views.views}
+        self._raw = {v.name: self.create_publisher(Image, f"{prefix}/{v.name}/image_raw", qos)
+                     for v in self.views.views if v.publish_raw}
+        self._view_rates = {v.name: RateMeter() for v in self.views.views}
+        self._view_sizes: dict[str, str] = {}
+        self._unknown_logged: set[str] = set()
+        self._zmq = zmq.Context()
+        self._sock = self._zmq.socket(zmq.PULL)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(f"{bind_address}:{port if port else '*'}")
+        self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.start_receiving(self._step)
+
+    def _step(self) -> None:
+        if not self._sock.poll(POLL_MS):
+            return
+        for _ in range(DRAIN_MAX):
+            try:
+                parts = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.process(parts, self.now_s())
+
+    def process(self, parts: list[bytes], local_now: float) -> None:
+        self.note_received()
+        try:
+            frame = parse_camera_message(parts)
+            view = self.views.lookup(frame.camera)
+            if view is None:
+                self._log_unknown(frame.camera)
+                raise WireError("unknown_camera", f"camera {frame.camera[:64]!r} matches no "
+                                "camera_keys entry")
+            rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
+            stamp = seconds_to_stamp(self.map_stamp(frame.timestamp, frame.send_time,
+                                                    local_now, key=view.name))
+        except WireError as error:
+            self.drop(error)
+            return
+        self._publish(frame, view, stamp, rgb)
+
+    def _publish(self, frame: CameraFrame, view: View, stamp, rgb) -> None:
+        compressed = CompressedImage()
+        compressed.header.stamp = stamp
+        compressed.header.frame_id = view.frame_id
+        compressed.format = "jpeg"
+        compressed.data = array.array("B", frame.jpeg)
+        self._compressed[view.name].publish(compressed)
+        if rgb is not None:
+            image = Image()
+            image.header = compressed.header
+            image.height, image.width = int(rgb.shape[0]), int(rgb.shape[1])
+            image.encoding = "rgb8"
+            image.is_bigendian = 0
+            image.step = 3 * image.width
+            image.data = array.array("B", rgb.tobytes())
+            self._raw[view.name].publish(image)
+        self._view_rates[view.name].tick(time.monotonic())
+        self._view_sizes[view.name] = f"{frame.info.width}x{frame.info.height}"
+        self.note_published()
+
+    def _log_unknown(self, camera: str) -> None:
+        if camera not in self._unknown_logged and len(self._unknown_logged) < 32:
+            self._unknown_logged.add(camera)
+            self.get_logger().warning(f"camera {camera[:64]!r} matches no camera_keys entry; "
+                                      "its frames are dropped")
+
+    def extra_values(self) -> dict[str, object]:
+        now = time.monotonic()
+        values: dict[str, object] = {}
+        for name, meter in self._view_rates.items():
+            values[f"{name}.rate_hz"] = meter.rate(now)
+            values[f"{name}.resolution"] = self._view_sizes.get(name, "none")
+        return values
+
+    def close(self) -> None:
+        super().close()
+        self._sock.close(linger=0)
+        self._zmq.term()
+
+
+def main(args: list[str] | None = None) -> None:
+    raise SystemExit(run_bridge(CameraBridge, args))
+
+
+if __name__ == "__main__":
+    main()
