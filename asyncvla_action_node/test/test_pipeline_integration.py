@@ -38,10 +38,16 @@ def stamp_s(msg) -> float:
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
+PLOT_TOPICS = ["/asyncvla_action_node/vl_age", "/asyncvla_action_node/inference_time_ms",
+               "/asyncvla_action_node/vl_reuse_count", "/asyncvla_vlm_node/compute_time_ms"]
+
+
 def listen(ros_env) -> RosListener:
+    from std_msgs.msg import Float64
+
     return RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
         "/asyncvla/action_chunk": ActionChunk, "/asyncvla/vl_features": VLFeatures,
-        "/diagnostics": DiagnosticArray})
+        "/diagnostics": DiagnosticArray, **{t: Float64 for t in PLOT_TOPICS}})
 
 
 def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
@@ -55,7 +61,14 @@ def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
         time.sleep(6.0)
         chunks = listener["/asyncvla/action_chunk"].snapshot()
         vls = listener["/asyncvla/vl_features"].snapshot()
+        plots = {t: [m.data for m in listener[t].snapshot()] for t in PLOT_TOPICS}
     assert vlm.alive() and action.alive()
+    # The numeric topics for rqt_plot carry the same figures as the messages.
+    assert all(plots.values()), {t: len(v) for t, v in plots.items()}
+    ages = sorted(plots["/asyncvla_action_node/vl_age"])  # also published on withheld ticks
+    assert ages[0] >= 0.0 and ages[len(ages) // 2] <= MAX_VL_AGE
+    assert max(plots["/asyncvla_action_node/vl_reuse_count"]) >= 1.0
+    assert all(t > 0 for t in plots["/asyncvla_action_node/inference_time_ms"])
     span = stamp_s(chunks[-1]) - stamp_s(chunks[0])
     rate = (len(chunks) - 1) / span
     vl_rate = len(vls) / 6.0
