@@ -103,11 +103,16 @@ class BridgeNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def map_stamp(self, capture: float, send: float | None, local_now: float,
-                  key: object = None) -> float:
-        """Local stamp (s) of a sender capture time; raise WireError if it must be dropped."""
+                  key: object = None, backlog: bool = False) -> float:
+        """Local stamp (s) of a sender capture time; raise WireError if it must be dropped.
+
+        `backlog`: the message was already queued behind another when we read it, so
+        `local_now` includes our own processing delay (see wire/clock_offset.py).
+        """
         clock_time = send if self.clock_source == "send" and send is not None else capture
-        stamp = self.stamper.stamp(capture, clock_time, local_now, key)
-        self.latency.add(local_now - stamp)
+        stamp = self.stamper.stamp(capture, clock_time, local_now, key, backlog)
+        if not backlog:
+            self.latency.add(local_now - stamp)
         return stamp
 
     # -- accounting ---------------------------------------------------------------------------
@@ -190,6 +195,7 @@ class BridgeNode(Node):
             "clock_jumps": clock["jumps"],
             "clock_last_jump_s": clock["last_jump"],
             "clock_settles": clock["settles"],
+            "clock_backlog_late": clock["backlog_late"],
             "stamp_latency_p50_ms": 1e3 * self.latency.percentile(50),
             "stamp_latency_p99_ms": 1e3 * self.latency.percentile(99),
             "last_error": self.last_error or "none",

@@ -68,6 +68,7 @@ class RobotBridge(BridgeNode):
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
         self._sock.connect(self.endpoint)
+        self._queue_empty = True
         self.start_receiving(self._step)
 
     def _step(self) -> None:
@@ -77,14 +78,19 @@ class RobotBridge(BridgeNode):
             try:
                 parts = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                self._queue_empty = True
                 return
-            self.process(parts, self.now_s())
+            # A message read right after the queue was seen empty carries a clean receive
+            # time; the ones behind it waited for us (clock estimator "backlog").
+            backlog, self._queue_empty = not self._queue_empty, False
+            self.process(parts, self.now_s(), backlog)
 
-    def process(self, parts: list[bytes], local_now: float) -> None:
+    def process(self, parts: list[bytes], local_now: float, backlog: bool = False) -> None:
         self.note_received()
         try:
             state = parse_robot_message(parts)
-            stamp = seconds_to_stamp(self.map_stamp(state.origin_ts, state.send_ts, local_now))
+            stamp = seconds_to_stamp(self.map_stamp(state.origin_ts, state.send_ts, local_now,
+                                                    backlog=backlog))
         except WireError as error:
             self.drop(error)
             return

@@ -16,6 +16,7 @@ every sample's `ts` mapped to local ROS time by the clock-offset estimator:
 from __future__ import annotations
 
 import array
+import select
 import socket
 import struct
 
@@ -83,7 +84,8 @@ class SensorBridge(BridgeNode):
             self._ovfl = False
         self.kernel_drops = 0
         self._sock.bind((address, int(port)))
-        self._sock.settimeout(POLL_S)
+        self._sock.setblocking(False)
+        self._queue_empty = True
         host, bound_port = self._sock.getsockname()[:2]
         self.endpoint = f"udp://{host}:{bound_port}"
         self._ancbuf = socket.CMSG_SPACE(4)
@@ -92,15 +94,20 @@ class SensorBridge(BridgeNode):
     def _step(self) -> None:
         try:
             data, ancdata, _, _ = self._sock.recvmsg(MAX_DATAGRAM + 1, self._ancbuf)
-        except socket.timeout:
+        except BlockingIOError:
+            self._queue_empty = True
+            select.select([self._sock], [], [], POLL_S)
             return
         local_now = self.now_s()
+        # A datagram read right after the queue was seen empty carries a clean receive time;
+        # the ones behind it waited for us (clock estimator "backlog").
+        backlog, self._queue_empty = not self._queue_empty, False
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(payload) >= 4:
                 self.kernel_drops = struct.unpack("I", payload[:4])[0]
-        self.process(data, local_now)
+        self.process(data, local_now, backlog)
 
-    def process(self, data: bytes, local_now: float) -> None:
+    def process(self, data: bytes, local_now: float, backlog: bool = False) -> None:
         self.note_received()
         try:
             batch = parse_sensor_datagram(data)
@@ -116,7 +123,8 @@ class SensorBridge(BridgeNode):
         ts, send_ts = batch.ts, batch.send_ts
         for i in np.flatnonzero(finite):
             try:
-                stamps.append(self.map_stamp(float(ts[i]), float(send_ts[i]), local_now))
+                stamps.append(self.map_stamp(float(ts[i]), float(send_ts[i]), local_now,
+                                             backlog=backlog))
             except WireError as error:
                 self.drop(error, prefix="record_")
                 continue

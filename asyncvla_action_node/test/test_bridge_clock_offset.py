@@ -183,6 +183,44 @@ def test_garbage_during_warmup_does_not_poison_the_estimate():
     assert np.abs(settled(errors, 0)).max() < 1e-4
 
 
+def overload(est: ClockOffsetEstimator, link: Link, seconds: float, flag: bool) -> list:
+    """A receiver that needs 1.05 sender periods per message for `seconds`, then catches up at
+    ten per period: its queue, and so its read times, grow slowly (a ramp that looks like a
+    steady clock offset) and then drain. Every message but the first after an empty queue is
+    flagged as backlog when `flag`."""
+    verdicts, free_at, queue_empty = [], 0.0, True
+    n = int(seconds * link.rate)
+    for i in range(int(3.0 * seconds * link.rate)):
+        sender, arrival, _ = link.next()
+        service = 1.05 / link.rate if i < n else 0.1 / link.rate
+        start = max(arrival, free_at)
+        backlog = flag and start > arrival and not queue_empty
+        queue_empty = start <= arrival
+        free_at = start + service
+        verdicts.append(est.update(sender, start, backlog=backlog))  # read from the queue
+    return verdicts
+
+
+def test_a_lagging_receiver_is_not_a_clock_jump():
+    est = ClockOffsetEstimator()
+    link = Link()
+    run(est, link, 3)
+    verdicts = overload(est, link, 8.0, flag=True)  # lagging for longer than a window
+    assert est.jumps == 0 and est.suspects == 0 and all(v.accepted for v in verdicts)
+    assert est.backlog_late > 0
+    _, errors = run(est, link, 2)
+    assert np.abs(settled(errors, 0)).max() < 1e-4
+
+
+def test_without_the_backlog_flag_a_lagging_receiver_would_corrupt_the_clock():
+    """Control for the test above: the flag is what keeps the estimate right."""
+    est = ClockOffsetEstimator()
+    link = Link()
+    run(est, link, 3)
+    verdicts = overload(est, link, 8.0, flag=False)
+    assert est.jumps > 0 or not all(v.accepted for v in verdicts)
+
+
 def test_config_validation():
     with pytest.raises(ValueError):
         ClockConfig(jump_threshold=0.3, jump_confirm_duration=0.2)

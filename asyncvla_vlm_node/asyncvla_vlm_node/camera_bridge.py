@@ -86,6 +86,7 @@ class CameraBridge(BridgeNode):
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(f"{bind_address}:{port if port else '*'}")
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._queue_empty = True
         self.start_receiving(self._step)
 
     def _step(self) -> None:
@@ -95,10 +96,14 @@ class CameraBridge(BridgeNode):
             try:
                 parts = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                self._queue_empty = True
                 return
-            self.process(parts, self.now_s())
+            # A message read right after the queue was seen empty carries a clean receive
+            # time; the ones behind it waited for us (clock estimator "backlog").
+            backlog, self._queue_empty = not self._queue_empty, False
+            self.process(parts, self.now_s(), backlog)
 
-    def process(self, parts: list[bytes], local_now: float) -> None:
+    def process(self, parts: list[bytes], local_now: float, backlog: bool = False) -> None:
         self.note_received()
         try:
             frame = parse_camera_message(parts)
@@ -109,7 +114,7 @@ class CameraBridge(BridgeNode):
                                 "camera_keys entry")
             rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
             stamp = seconds_to_stamp(self.map_stamp(frame.timestamp, frame.send_time,
-                                                    local_now, key=view.name))
+                                                    local_now, key=view.name, backlog=backlog))
         except WireError as error:
             self.drop(error)
             return

@@ -32,6 +32,13 @@ and spiky (queueing, GC pauses, Wi-Fi). So:
   right). A negative deviant is impossible from delay alone (it claims the data arrived before
   it was sent), so it is rejected as a suspect until a jump confirms it: one corrupt timestamp in
   the future would otherwise drag the minimum down and poison the stamps for a whole window.
+- Backlog: the receive time is taken when the bridge dequeues a message, so a bridge that
+  falls behind (CPU overload) sees d rise steadily, which looks like a backwards clock step
+  and, after a whole window, would even be adopted by the minimum; when the queue drains, the
+  true (lower) d would then be rejected as suspect. So the receiver flags messages it found
+  already queued behind another one (`backlog=True`): they are judged (a negative deviant is
+  still a suspect) but never enter the minimum and never count as jump evidence. A lagging
+  bridge then keeps stamping with the offset measured while it kept up.
 - Warm-up: the first sample's delay is unknown, so the first estimate may be off by more than
   the threshold. A jump confirmed within `warmup` seconds of the first sample resets the
   estimate like any other but is not counted or reported as a clock jump. It needs the same
@@ -106,6 +113,7 @@ class ClockOffsetEstimator:
         self.last_jump = 0.0          # new estimate - old estimate at the last jump, seconds
         self.suspects = 0
         self.settles = 0              # resets during warm-up (not clock jumps)
+        self.backlog_late = 0         # late samples ignored because they waited in our queue
         self.samples = 0
         self.drift = 0.0              # d(offset)/dt, seconds per second
         self.reset()
@@ -132,10 +140,14 @@ class ClockOffsetEstimator:
     def snapshot(self) -> dict[str, float | int | None]:
         return {"offset": self._offset, "drift_ppm": self.drift * 1e6, "jumps": self.jumps,
                 "last_jump": self.last_jump, "suspects": self.suspects, "settles": self.settles,
-                "samples": self.samples}
+                "backlog_late": self.backlog_late, "samples": self.samples}
 
-    def update(self, sender_time: float, local_time: float) -> Verdict:
-        """Feed one (sender, local receive) time pair and say whether to trust the sample."""
+    def update(self, sender_time: float, local_time: float, backlog: bool = False) -> Verdict:
+        """Feed one (sender, local receive) time pair and say whether to trust the sample.
+
+        `backlog`: the receiver found this message already queued behind another one, so its
+        local time includes the receiver's own processing delay (see module docstring).
+        """
         d = local_time - sender_time
         if not math.isfinite(d):
             raise ValueError("clock samples must be finite")
@@ -150,7 +162,11 @@ class ClockOffsetEstimator:
         assert self._first_local is not None
         if abs(deviation) <= cfg.jump_threshold:
             self._candidates.clear()
-            self._add(local_time, d)
+            if not backlog:
+                self._add(local_time, d)
+            return Verdict(True, False, deviation)
+        if backlog and deviation > 0:
+            self.backlog_late += 1
             return Verdict(True, False, deviation)
         if self._track_candidate(_Candidate(local_time, sender_time, d), deviation):
             self._jump(estimate, settling=local_time - self._first_local < cfg.warmup)

@@ -30,15 +30,16 @@ class Stamper:
         self._last.clear()
 
     def stamp(self, sender_time: float, clock_time: float, local_now: float,
-              key: Hashable = None) -> float:
+              key: Hashable = None, backlog: bool = False) -> float:
         """Local time (s) for `sender_time`; raise WireError(reason) if the sample must be dropped.
 
         `clock_time` is the sender time fed to the offset estimator (the capture time itself, or
-        the send time when the bridge is configured so); `local_now` is the receive time.
+        the send time when the bridge is configured so); `local_now` is the receive time;
+        `backlog` says the message waited in the receiver's queue (ClockOffsetEstimator.update).
         """
         if not (math.isfinite(sender_time) and math.isfinite(clock_time)):
             raise WireError("nonfinite", "sender timestamp is NaN or infinite")
-        verdict = self.estimator.update(clock_time, local_now)
+        verdict = self.estimator.update(clock_time, local_now, backlog)
         self.last_deviation = verdict.deviation
         if verdict.jumped:
             self.reset_order()
