@@ -110,7 +110,14 @@ class BridgeNode(Node):
         `local_now` includes our own processing delay (see wire/clock_offset.py).
         """
         clock_time = send if self.clock_source == "send" and send is not None else capture
-        stamp = self.stamper.stamp(capture, clock_time, local_now, key, backlog)
+        jumps = self.estimator.jumps
+        try:
+            stamp = self.stamper.stamp(capture, clock_time, local_now, key, backlog)
+        finally:
+            if self.estimator.jumps != jumps:
+                self.warn_throttled("clock_jump", f"sender clock jumped by "
+                                    f"{self.estimator.last_jump:+.6f} s; offset estimate reset "
+                                    f"to {self.estimator.offset:.6f} s")
         if not backlog:
             self.latency.add(local_now - stamp)
         return stamp

@@ -20,7 +20,9 @@ from __future__ import annotations
 import array
 import time
 
+import numpy as np
 import zmq
+from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -120,7 +122,8 @@ class CameraBridge(BridgeNode):
             return
         self._publish(frame, view, stamp, rgb)
 
-    def _publish(self, frame: CameraFrame, view: View, stamp, rgb) -> None:
+    def _publish(self, frame: CameraFrame, view: View, stamp: Time,
+                 rgb: np.ndarray | None) -> None:
         compressed = CompressedImage()
         compressed.header.stamp = stamp
         compressed.header.frame_id = view.frame_id
