@@ -210,7 +210,7 @@ def test_sensor_finite_mask_flags_single_records():
     data, _ = datagram(4)
     raw = bytearray(data)
     struct.pack_into("<f", raw, 4 + 16, math.nan)                  # record 0 force
-    struct.pack_into("<f", raw, 4 + 2 * 4120 + 20 + 4 * 1024, math.inf)  # record 2 last A-line value
+    struct.pack_into("<f", raw, 4 + 2 * 4120 + 20 + 4 * 1024, math.inf)  # record 2, last value
     struct.pack_into("<d", raw, 4 + 3 * 4120, math.nan)            # record 3 ts
     mask = finite_mask(parse_sensor_datagram(bytes(raw)))
     assert mask.tolist() == [False, True, False, False]
