@@ -6,7 +6,7 @@ and Float64 topics under ~/ for rqt_plot (vl_age, inference_time_ms, vl_reuse_co
 sensor_fill, chunk_rate_hz).
 
 The decisions live in action_core.ActionCore; this module wires topics, parameters and timers.
-The node spins a single-threaded executor (see main() for why); the stores it fills are
+The node spins a single-threaded executor (see common/spin.py for why); the stores it fills are
 thread-safe all the same, so the core can be driven from any thread in tests.
 """
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
@@ -31,6 +30,7 @@ from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
 from asyncvla_action_node.common.params import declare
+from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_action_node.sensor_window import SensorWindow
@@ -354,26 +354,7 @@ class ActionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ActionNode()
-        # Single-threaded on purpose: measured here, rclpy's MultiThreadedExecutor spent 64% of a
-        # core on this node's ~250 callbacks/s versus 18% single-threaded. Sensor samples that
-        # arrive during a policy call wait in the DDS queue (depth 50) and are never lost.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # start-up errors: say what is wrong, exit non-zero, no traceback spam
-        print(f"asyncvla_action_node: {exc}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(ActionNode, "asyncvla_action_node", args)
 
 
 if __name__ == "__main__":

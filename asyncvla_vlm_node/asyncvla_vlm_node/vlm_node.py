@@ -17,7 +17,6 @@ import time
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
@@ -26,6 +25,7 @@ from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
 from asyncvla_action_node.common.params import declare
+from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_msgs.msg import VLFeatures
@@ -278,30 +278,13 @@ class VLMNode(Node):
             return Report(ERROR, f"no frames from {', '.join(missing)}", values)
         return Report(OK, f"{len(stamps)} views", values)
 
-    def shutdown(self) -> None:
-        self.worker.stop()
+    def destroy_node(self) -> None:
+        self.worker.stop()  # let a running extraction finish before the publisher goes away
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = VLMNode()
-        # Extraction runs on the VLWorker thread; the executor only buffers frames and publishes.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:
-        print(f"asyncvla_vlm_node: {exc}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(VLMNode, "asyncvla_vlm_node", args)
 
 
 if __name__ == "__main__":
