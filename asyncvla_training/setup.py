@@ -13,7 +13,10 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
     ],
-    install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4", "rosbags>=0.10", "pyyaml", "matplotlib"],
+    install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4", "rosbags>=0.10", "pyyaml", "matplotlib",
+                      "opencv-python-headless>=4.8", "tqdm>=4.60"],
+    extras_require={"lerobot": ["pyarrow>=14"]},
+    package_data={PACKAGE: ["data/msgs/*.msg"]},
     zip_safe=True,
     maintainer="AsyncVLA maintainers",
     maintainer_email="maintainers@asyncvla.dev",
@@ -22,6 +25,8 @@ setup(
     entry_points={
         "console_scripts": [
             "asyncvla-profile = asyncvla_training.profile_cli:main",
+            "asyncvla-cache-vl = asyncvla_training.data.vl_cache:main",
+            "asyncvla-export-lerobot = asyncvla_training.data.lerobot_export:main",
         ],
     },
 )
