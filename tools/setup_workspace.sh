@@ -44,7 +44,8 @@ if [ ! -f "$STAMP_DIR/cmake-patched" ]; then
   PY_INC="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   NP_INC="$(python -c 'import numpy; print(numpy.get_include())')"
   log "rewriting hard-coded include paths in $VENV/share/**/*.cmake"
-  grep -rlE '/opt/python/cp311-cp311/' "$VENV/share" --include='*.cmake' 2>/dev/null | while read -r f; do
+  # grep finds nothing once patched (e.g. after a dependency update): not an error.
+  { grep -rlE '/opt/python/cp311-cp311/' "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | while read -r f; do
     sed -i \
       -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#${NP_INC}#g" \
       -e "s#/opt/python/cp311-cp311/include/python3.11#${PY_INC}#g" "$f"
