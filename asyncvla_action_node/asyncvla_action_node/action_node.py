@@ -29,7 +29,7 @@ from asyncvla_action_node.chunk_blending import MODES, ChunkBlender
 from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
-from asyncvla_action_node.common.params import declare
+from asyncvla_action_node.common.params import ParamSpec, declare_all
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
@@ -38,6 +38,49 @@ from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, VLFeatures
 from asyncvla_training.conventions import ACTION_SPACES, robot_state_vector
 from asyncvla_training.vl_payload import decode_features
+
+
+#: Every parameter of the action node (name, default, description, range); declared in order.
+#: The horizon and action dimension come from the checkpoint, not from parameters.
+ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("checkpoint", "", "Policy checkpoint directory (model.safetensors + config.json)",
+              read_only=True),
+    ParamSpec("device", "cpu", "torch device for the action expert (cpu, cuda, cuda:0)",
+              read_only=True),
+    ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
+              min_value=0.5, max_value=200.0),
+    ParamSpec("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the expert may "
+              "act on; older -> no action, ERROR", min_value=0.0),
+    ParamSpec("sensor_max_age", 0.05, "Max age (s) of the newest sensor sample at a tick",
+              min_value=0.0),
+    ParamSpec("sensor_max_gap", 0.01, "Largest gap (s) allowed between neighbouring samples "
+              "inside the window", read_only=True, min_value=0.0),
+    ParamSpec("robot_state_max_age", 0.1, "Max age (s) of the joint state and EE pose at a "
+              "tick", min_value=0.0),
+    ParamSpec("expected_model_id", "", "Reject VL features from any other model id ('' = the "
+              "checkpoint's vl_model_id, or any)", read_only=True),
+    ParamSpec("chunk_blending", "latest_only", f"Overlap handling: {MODES}", read_only=True),
+    ParamSpec("blend_old_weight", 0.3, "weighted_blend: weight of the previously published "
+              "chunk", read_only=True, min_value=0.0, max_value=0.99),
+    ParamSpec("ensemble_decay", 0.1, "temporal_ensemble: exp(-decay*k) weights, k=0 oldest",
+              read_only=True, min_value=0.0),
+    ParamSpec("publish_joint_trajectory", False, "Also publish trajectory_msgs/JointTrajectory "
+              "(joint_delta policies)", read_only=True),
+    ParamSpec("joint_names", ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"],
+              "Joint order of the state and trajectory", read_only=True),
+    ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures input (latched)",
+              read_only=True),
+    ParamSpec("sensor_topic", "/sensor/force_oct", "ForceOctBatch input", read_only=True),
+    ParamSpec("joint_state_topic", "/robot/joint_states", "JointState input", read_only=True),
+    ParamSpec("pose_topic", "/robot/ee_pose", "PoseStamped input (EE in base frame)",
+              read_only=True),
+    ParamSpec("action_topic", "/asyncvla/action_chunk", "ActionChunk output", read_only=True),
+    ParamSpec("trajectory_topic", "/asyncvla/joint_trajectory", "JointTrajectory output",
+              read_only=True),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
+              min_value=0.05),
+    ParamSpec("log_period", 1.0, "Seconds between status log lines (throttle)", min_value=0.0),
+)
 
 
 def _duration(seconds: float):
@@ -50,7 +93,7 @@ def _duration(seconds: float):
 class ActionNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_action_node")
-        p = self._declare_parameters()
+        p = declare_all(self, ACTION_NODE_PARAMETERS)
         from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config
 
         config, metadata = read_checkpoint_config(p["checkpoint"])
@@ -117,59 +160,6 @@ class ActionNode(Node):
             f"action node ready: {p['action_rate_hz']:.1f} Hz, horizon {self.horizon}x"
             f"{self.action_dim} ({self.action_space}), max_vl_age {p['max_vl_age']:.2f} s, "
             f"blending {p['chunk_blending']}, expected VL model {expected_model or '(any)'}")
-
-    # --- parameters -------------------------------------------------------------------------
-    def _declare_parameters(self) -> dict:
-        d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
-        return {
-            "checkpoint": d("checkpoint", "", "Policy checkpoint directory (model.safetensors + "
-                            "config.json)", read_only=True),
-            "device": d("device", "cpu", "torch device for the action expert (cpu, cuda, cuda:0)",
-                        read_only=True),
-            "action_rate_hz": d("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
-                                min_value=0.5, max_value=200.0),
-            "max_vl_age": d("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the "
-                            "expert may act on; older -> no action, ERROR", min_value=0.0),
-            "sensor_max_age": d("sensor_max_age", 0.05, "Max age (s) of the newest sensor sample "
-                                "at a tick", min_value=0.0),
-            "sensor_max_gap": d("sensor_max_gap", 0.01, "Largest gap (s) allowed between "
-                                "neighbouring samples inside the window", read_only=True,
-                                min_value=0.0),
-            "robot_state_max_age": d("robot_state_max_age", 0.1, "Max age (s) of the joint state "
-                                     "and EE pose at a tick", min_value=0.0),
-            "expected_model_id": d("expected_model_id", "", "Reject VL features from any other "
-                                   "model id ('' = the checkpoint's vl_model_id, or any)",
-                                   read_only=True),
-            "chunk_blending": d("chunk_blending", "latest_only", f"Overlap handling: {MODES}",
-                                read_only=True),
-            "blend_old_weight": d("blend_old_weight", 0.3, "weighted_blend: weight of the "
-                                  "previously published chunk", read_only=True, min_value=0.0,
-                                  max_value=0.99),
-            "ensemble_decay": d("ensemble_decay", 0.1, "temporal_ensemble: exp(-decay*k) weights, "
-                                "k=0 oldest", read_only=True, min_value=0.0),
-            "publish_joint_trajectory": d("publish_joint_trajectory", False, "Also publish "
-                                          "trajectory_msgs/JointTrajectory (joint_delta policies)",
-                                          read_only=True),
-            "joint_names": d("joint_names", ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5",
-                                             "joint_6"], "Joint order of the state and trajectory",
-                             read_only=True),
-            "vl_features_topic": d("vl_features_topic", "/asyncvla/vl_features",
-                                   "VLFeatures input (latched)", read_only=True),
-            "sensor_topic": d("sensor_topic", "/sensor/force_oct", "ForceOctBatch input",
-                              read_only=True),
-            "joint_state_topic": d("joint_state_topic", "/robot/joint_states", "JointState input",
-                                   read_only=True),
-            "pose_topic": d("pose_topic", "/robot/ee_pose", "PoseStamped input (EE in base frame)",
-                            read_only=True),
-            "action_topic": d("action_topic", "/asyncvla/action_chunk", "ActionChunk output",
-                              read_only=True),
-            "trajectory_topic": d("trajectory_topic", "/asyncvla/joint_trajectory",
-                                  "JointTrajectory output", read_only=True),
-            "diagnostics_period": d("diagnostics_period", 1.0, "Seconds between /diagnostics",
-                                    read_only=True, min_value=0.05),
-            "log_period": d("log_period", 1.0, "Seconds between status log lines (throttle)",
-                            min_value=0.0),
-        }
 
     # --- inputs -----------------------------------------------------------------------------
     def _on_vl(self, msg: VLFeatures) -> None:

@@ -33,6 +33,40 @@ LOG_PERIOD_S = 5.0
 RECENT_JUMP_S = 10.0
 
 
+#: Parameters every bridge declares (clock offset, staleness, diagnostics); each bridge module's
+#: own table is these plus its own (e.g. robot_bridge.ROBOT_BRIDGE_PARAMETERS).
+BRIDGE_PARAMETERS: tuple[params.ParamSpec, ...] = (
+    params.ParamSpec(
+        "clock_offset_source", "capture",
+        "Which sender time estimates the sender->local clock offset: 'capture' (the "
+        "sample's own timestamp; stamps are then late by the smallest capture-to-receive "
+        "latency seen) or 'send' (the send time; more exact, but only valid when the sender "
+        "stamps both with the same clock).", read_only=True),
+    params.ParamSpec("clock_window", 5.0, "Sliding window (s) of the minimum filter over "
+                     "(receive - sender) times.", read_only=True, min_value=0.1,
+                     max_value=600.0),
+    params.ParamSpec("clock_bucket", 0.25, "Bucket length (s) of the per-bucket minima the "
+                     "drift is fitted to.", read_only=True, min_value=0.01, max_value=60.0),
+    params.ParamSpec("clock_jump_threshold", 0.05, "A sample whose (receive - sender) time "
+                     "differs from the estimate by more than this (s) is a clock-jump "
+                     "candidate.", read_only=True, min_value=1e-4, max_value=3600.0),
+    params.ParamSpec("clock_jump_confirm_samples", 5, "Consecutive consistent candidates that "
+                     "confirm a clock jump.", read_only=True, min_value=1, max_value=100000),
+    params.ParamSpec("clock_jump_confirm_duration", 0.2, "Local time (s) the candidates must "
+                     "span to confirm a jump; must exceed clock_jump_threshold.",
+                     read_only=True, min_value=1e-3, max_value=3600.0),
+    params.ParamSpec("clock_warmup", 1.0, "Seconds after the first sample during which a "
+                     "confirmed jump only settles the first estimate (not counted as a clock "
+                     "jump).", read_only=True, min_value=0.0, max_value=600.0),
+    params.ParamSpec("clock_max_drift_ppm", 500.0, "Clamp (ppm) of the estimated clock drift.",
+                     read_only=True, min_value=0.0, max_value=1e5),
+    params.ParamSpec("stale_timeout", 2.0, "Diagnostics warn when no input arrived for this "
+                     "long (s).", min_value=0.01, max_value=3600.0),
+    params.ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics publications.",
+                     read_only=True, min_value=0.05, max_value=60.0),
+)
+
+
 class BridgeNode(Node):
     """Base class: subclasses open their socket, call `start_receiving(step)` and publish."""
 
@@ -51,49 +85,20 @@ class BridgeNode(Node):
         self._last_rx: float | None = None
         self._loop: ReceiveLoop | None = None
         self._seen_jumps, self._jump_seen_at = 0, -1e9
-        self.clock_source = params.declare(
-            self, "clock_offset_source", "capture",
-            "Which sender time estimates the sender->local clock offset: 'capture' (the "
-            "sample's own timestamp; stamps are then late by the smallest capture-to-receive "
-            "latency seen) or 'send' (the send time; more exact, but only valid when the sender "
-            "stamps both with the same clock).", read_only=True)
+        p = params.declare_all(self, BRIDGE_PARAMETERS)
+        self.clock_source = p["clock_offset_source"]
         if self.clock_source not in CLOCK_SOURCES:
             raise ValueError(f"clock_offset_source must be one of {CLOCK_SOURCES}")
         config = ClockConfig(
-            window=params.declare(self, "clock_window", 5.0, "Sliding window (s) of the "
-                                  "minimum filter over (receive - sender) times.",
-                                  read_only=True, min_value=0.1, max_value=600.0),
-            bucket=params.declare(self, "clock_bucket", 0.25, "Bucket length (s) of the "
-                                  "per-bucket minima the drift is fitted to.", read_only=True,
-                                  min_value=0.01, max_value=60.0),
-            jump_threshold=params.declare(self, "clock_jump_threshold", 0.05, "A sample whose "
-                                          "(receive - sender) time differs from the estimate by "
-                                          "more than this (s) is a clock-jump candidate.",
-                                          read_only=True, min_value=1e-4, max_value=3600.0),
-            jump_confirm_samples=params.declare(self, "clock_jump_confirm_samples", 5,
-                                                "Consecutive consistent candidates that "
-                                                "confirm a clock jump.", read_only=True,
-                                                min_value=1, max_value=100000),
-            jump_confirm_duration=params.declare(self, "clock_jump_confirm_duration", 0.2,
-                                                 "Local time (s) the candidates must span to "
-                                                 "confirm a jump; must exceed "
-                                                 "clock_jump_threshold.", read_only=True,
-                                                 min_value=1e-3, max_value=3600.0),
-            warmup=params.declare(self, "clock_warmup", 1.0, "Seconds after the first sample "
-                                  "during which a confirmed jump only settles the first "
-                                  "estimate (not counted as a clock jump).",
-                                  read_only=True, min_value=0.0, max_value=600.0),
-            max_drift=1e-6 * params.declare(self, "clock_max_drift_ppm", 500.0, "Clamp (ppm) "
-                                            "of the estimated clock drift.", read_only=True,
-                                            min_value=0.0, max_value=1e5))
+            window=p["clock_window"], bucket=p["clock_bucket"],
+            jump_threshold=p["clock_jump_threshold"],
+            jump_confirm_samples=p["clock_jump_confirm_samples"],
+            jump_confirm_duration=p["clock_jump_confirm_duration"], warmup=p["clock_warmup"],
+            max_drift=1e-6 * p["clock_max_drift_ppm"])
         self.estimator = ClockOffsetEstimator(config)
         self.stamper = Stamper(self.estimator)
-        self.stale_timeout = params.declare(
-            self, "stale_timeout", 2.0, "Diagnostics warn when no input arrived for this long "
-            "(s).", min_value=0.01, max_value=3600.0)
-        period = params.declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics "
-                                "publications.", read_only=True, min_value=0.05, max_value=60.0)
-        self.diagnostics = DiagnosticsPublisher(self, period=period)
+        self.stale_timeout = p["stale_timeout"]
+        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
         self.diagnostics.add("bridge", self._report)
 
     # -- time ---------------------------------------------------------------------------------

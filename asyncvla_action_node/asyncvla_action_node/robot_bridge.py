@@ -19,7 +19,7 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 
-from .bridge_base import BridgeNode, run_bridge
+from .bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
 from .common import params
 from .common.qos import stream_publisher
 from .common.timeconv import seconds_to_stamp
@@ -32,33 +32,43 @@ DRAIN_MAX = 1000
 DEFAULT_JOINTS = [f"joint_{i}" for i in range(1, NUM_JOINTS + 1)]
 
 
+#: The robot bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
+ROBOT_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
+    params.ParamSpec(
+        "endpoint", "tcp://127.0.0.1:5556", "ZMQ endpoint of the robot PC's state publisher to "
+        "connect to (the robot PC's address on the lab network).", read_only=True),
+    params.ParamSpec("joint_names", DEFAULT_JOINTS, "Names of the 6 joints, in wire order.",
+                     read_only=True),
+    params.ParamSpec(
+        "euler_convention", "xyz_extrinsic",
+        "Meaning of the 3 orientation angles (degrees, wire order a1 a2 a3): '<axes>_<kind>'."
+        " 'xyz_extrinsic': a1 about fixed X, then a2 about fixed Y, then a3 about fixed Z "
+        "(R = Rz(a3) Ry(a2) Rx(a1), ROS roll-pitch-yaw). 'zyx_intrinsic': a1 about Z, then a2 "
+        "about the new Y, then a3 about the newest X (R = Rz(a1) Ry(a2) Rx(a3)). "
+        "'zyz_intrinsic': R = Rz(a1) Ry(a2) Rz(a3). Any of the 12 axis sequences with "
+        "'_intrinsic' or '_extrinsic' is accepted.", read_only=True),
+    params.ParamSpec(
+        "frame_id", "base_link", "frame_id of the end-effector PoseStamped (the robot base "
+        "frame the controller reports the pose in).", read_only=True),
+)
+#: Every parameter of the robot bridge, in declaration order.
+ROBOT_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + ROBOT_BRIDGE_OWN_PARAMETERS
+
+
 class RobotBridge(BridgeNode):
     DROP_REASONS = ("parts", "topic", "size", "nonfinite", "clock_suspect", "bad_stamp",
                     "reordered")
 
     def __init__(self) -> None:
         super().__init__("robot_bridge")
-        self.endpoint = params.declare(
-            self, "endpoint", "tcp://127.0.0.1:5556", "ZMQ endpoint of the robot PC's state "
-            "publisher to connect to (the robot PC's address on the lab network).",
-            read_only=True)
-        self.joint_names = list(params.declare(
-            self, "joint_names", DEFAULT_JOINTS, "Names of the 6 joints, in wire order.",
-            read_only=True))
+        p = params.declare_all(self, ROBOT_BRIDGE_OWN_PARAMETERS)
+        self.endpoint = p["endpoint"]
+        self.joint_names = list(p["joint_names"])
         if len(self.joint_names) != NUM_JOINTS:
             raise ValueError(f"joint_names must have {NUM_JOINTS} entries")
-        self.convention = params.declare(
-            self, "euler_convention", "xyz_extrinsic",
-            "Meaning of the 3 orientation angles (degrees, wire order a1 a2 a3): '<axes>_<kind>'."
-            " 'xyz_extrinsic': a1 about fixed X, then a2 about fixed Y, then a3 about fixed Z "
-            "(R = Rz(a3) Ry(a2) Rx(a1), ROS roll-pitch-yaw). 'zyx_intrinsic': a1 about Z, then a2 "
-            "about the new Y, then a3 about the newest X (R = Rz(a1) Ry(a2) Rx(a3)). "
-            "'zyz_intrinsic': R = Rz(a1) Ry(a2) Rz(a3). Any of the 12 axis sequences with "
-            "'_intrinsic' or '_extrinsic' is accepted.", read_only=True)
+        self.convention = p["euler_convention"]
         parse_convention(self.convention)
-        self.frame_id = params.declare(
-            self, "frame_id", "base_link", "frame_id of the end-effector PoseStamped (the robot "
-            "base frame the controller reports the pose in).", read_only=True)
+        self.frame_id = p["frame_id"]
         qos = stream_publisher()
         self._joint_pub = self.create_publisher(JointState, "robot/joint_states", qos)
         self._pose_pub = self.create_publisher(PoseStamped, "robot/ee_pose", qos)

@@ -24,7 +24,7 @@ import numpy as np
 from asyncvla_msgs.msg import ForceOctBatch
 from geometry_msgs.msg import WrenchStamped
 
-from .bridge_base import BridgeNode, run_bridge
+from .bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
 from .common import params
 from .common.qos import stream_publisher
 from .common.timeconv import seconds_to_stamp
@@ -37,31 +37,40 @@ AXES = {"x": (0, 1.0), "y": (1, 1.0), "z": (2, 1.0), "-x": (0, -1.0), "-y": (1, 
         "-z": (2, -1.0)}
 
 
+#: The sensor bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
+SENSOR_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
+    params.ParamSpec(
+        "address", "127.0.0.1", "Local address to bind the UDP socket to (the interface the "
+        "sensor PC sends to, or 0.0.0.0 for all).", read_only=True),
+    params.ParamSpec("port", 9999, "UDP port to bind (0 = any free port).", read_only=True,
+                     min_value=0, max_value=65535),
+    params.ParamSpec("receive_buffer", 4 * 1024 * 1024, "SO_RCVBUF bytes requested for the UDP "
+                     "socket.", read_only=True, min_value=65536, max_value=2**30),
+    params.ParamSpec("frame_id", "oct_probe", "frame_id of the published messages (the "
+                     "force/OCT probe).", read_only=True),
+    params.ParamSpec("force_axis", "z", "Probe axis the scalar force acts along in `frame_id` "
+                     "for the WrenchStamped: x, y, z, -x, -y or -z.", read_only=True),
+    params.ParamSpec("publish_wrench", True, "Also publish one WrenchStamped per sample.",
+                     read_only=True),
+)
+#: Every parameter of the sensor bridge, in declaration order.
+SENSOR_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + SENSOR_BRIDGE_OWN_PARAMETERS
+
+
 class SensorBridge(BridgeNode):
     DROP_REASONS = ("datagram_size", "datagram_empty", "record_nonfinite",
                     "record_clock_suspect", "record_bad_stamp", "record_reordered")
 
     def __init__(self) -> None:
         super().__init__("sensor_bridge")
-        address = params.declare(
-            self, "address", "127.0.0.1", "Local address to bind the UDP socket to (the "
-            "interface the sensor PC sends to, or 0.0.0.0 for all).", read_only=True)
-        port = params.declare(self, "port", 9999, "UDP port to bind (0 = any free port).",
-                              read_only=True, min_value=0, max_value=65535)
-        rcvbuf = params.declare(self, "receive_buffer", 4 * 1024 * 1024, "SO_RCVBUF bytes "
-                                "requested for the UDP socket.", read_only=True,
-                                min_value=65536, max_value=2**30)
-        self.frame_id = params.declare(self, "frame_id", "oct_probe", "frame_id of the "
-                                       "published messages (the force/OCT probe).",
-                                       read_only=True)
-        axis = params.declare(self, "force_axis", "z", "Probe axis the scalar force acts along "
-                              "in `frame_id` for the WrenchStamped: x, y, z, -x, -y or -z.",
-                              read_only=True)
+        p = params.declare_all(self, SENSOR_BRIDGE_OWN_PARAMETERS)
+        address, port, rcvbuf = p["address"], p["port"], p["receive_buffer"]
+        self.frame_id = p["frame_id"]
+        axis = p["force_axis"]
         if axis not in AXES:
             raise ValueError(f"force_axis must be one of {sorted(AXES)}")
         self._axis_index, self._axis_sign = AXES[axis]
-        self.publish_wrench = params.declare(self, "publish_wrench", True, "Also publish one "
-                                             "WrenchStamped per sample.", read_only=True)
+        self.publish_wrench = p["publish_wrench"]
         # Deeper than the default history: up to 15 samples arrive in one datagram and are
         # published back to back, and a reliable KEEP_LAST writer overwrites what a subscriber
         # has not acknowledged yet.

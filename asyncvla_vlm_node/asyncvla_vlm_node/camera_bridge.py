@@ -26,7 +26,7 @@ from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
-from asyncvla_action_node.bridge_base import BridgeNode, run_bridge
+from asyncvla_action_node.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
 from asyncvla_action_node.common import params
 from asyncvla_action_node.common.qos import stream_publisher
 from asyncvla_action_node.common.stats import RateMeter
@@ -41,34 +41,45 @@ DEFAULT_KEYS = ["41182735", "49429257", "44377151", "49045152", "OAK"]
 DEFAULT_VIEWS = [f"view{i}" for i in range(1, 6)]
 
 
+#: The camera bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
+CAMERA_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
+    params.ParamSpec(
+        "bind_address", "tcp://127.0.0.1", "ZMQ address to bind the PULL socket to, without "
+        "port. The robot PC sets tcp://0.0.0.0 or the interface the Jetson reaches.",
+        read_only=True),
+    params.ParamSpec("port", 5555, "TCP port to bind (0 = any free port).", read_only=True,
+                     min_value=0, max_value=65535),
+    params.ParamSpec("topic_prefix", "/camera", "Topics are "
+                     "<topic_prefix>/<view>/image_raw[/compressed].", read_only=True),
+    params.ParamSpec("camera_keys", DEFAULT_KEYS, "Substrings of the sender's camera name (ZED "
+                     "serials, 'OAK'), one per view; the first key contained in the name wins.",
+                     read_only=True),
+    params.ParamSpec("view_names", DEFAULT_VIEWS, "View name for each camera key (topic "
+                     "segment).", read_only=True),
+    params.ParamSpec("frame_ids", [f"{v}_optical_frame" for v in DEFAULT_VIEWS], "Header "
+                     "frame_id for each view.", read_only=True,
+                     default_from=lambda p: [f"{v}_optical_frame" for v in p["view_names"]]),
+    params.ParamSpec("publish_raw", False, "Also decode and publish sensor_msgs/Image (rgb8) "
+                     "on <prefix>/<view>/image_raw.", read_only=True),
+    params.ParamSpec("raw_views", [], "Views to publish raw images for when publish_raw is true "
+                     "(empty = all views).", read_only=True,
+                     param_type=Parameter.Type.STRING_ARRAY),
+)
+#: Every parameter of the camera bridge, in declaration order.
+CAMERA_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + CAMERA_BRIDGE_OWN_PARAMETERS
+
+
 class CameraBridge(BridgeNode):
     DROP_REASONS = ("parts", "json", "meta", "size", "jpeg", "jpeg_decode", "unknown_camera",
                     "clock_suspect", "bad_stamp", "reordered")
 
     def __init__(self) -> None:
         super().__init__("camera_bridge")
-        bind_address = params.declare(
-            self, "bind_address", "tcp://127.0.0.1", "ZMQ address to bind the PULL socket to, "
-            "without port. The robot PC sets tcp://0.0.0.0 or the interface the Jetson "
-            "reaches.", read_only=True)
-        port = params.declare(self, "port", 5555, "TCP port to bind (0 = any free port).",
-                              read_only=True, min_value=0, max_value=65535)
-        prefix = params.declare(self, "topic_prefix", "/camera", "Topics are "
-                                "<topic_prefix>/<view>/image_raw[/compressed].",
-                                read_only=True).rstrip("/")
-        keys = params.declare(self, "camera_keys", DEFAULT_KEYS, "Substrings of the sender's "
-                              "camera name (ZED serials, 'OAK'), one per view; the first key "
-                              "contained in the name wins.", read_only=True)
-        views = params.declare(self, "view_names", DEFAULT_VIEWS, "View name for each camera "
-                               "key (topic segment).", read_only=True)
-        frame_ids = params.declare(self, "frame_ids", [f"{v}_optical_frame" for v in views],
-                                   "Header frame_id for each view.", read_only=True)
-        publish_raw = params.declare(self, "publish_raw", False, "Also decode and publish "
-                                     "sensor_msgs/Image (rgb8) on <prefix>/<view>/image_raw.",
-                                     read_only=True)
-        raw_views = params.declare(self, "raw_views", [], "Views to publish raw images for when "
-                                   "publish_raw is true (empty = all views).", read_only=True,
-                                   param_type=Parameter.Type.STRING_ARRAY)
+        p = params.declare_all(self, CAMERA_BRIDGE_OWN_PARAMETERS)
+        bind_address, port = p["bind_address"], p["port"]
+        prefix = p["topic_prefix"].rstrip("/")
+        keys, views, frame_ids = p["camera_keys"], p["view_names"], p["frame_ids"]
+        publish_raw, raw_views = p["publish_raw"], p["raw_views"]
         if publish_raw and not raw_views:
             raw_views = list(views)
         self.views = ViewMap(keys, views, frame_ids, raw_views if publish_raw else [])

@@ -24,7 +24,7 @@ from std_msgs.msg import Float64, String
 from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
-from asyncvla_action_node.common.params import declare
+from asyncvla_action_node.common.params import ParamSpec, declare_all
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
@@ -36,6 +36,43 @@ from asyncvla_vlm_node.vl_worker import VLWorker
 SEED_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 
+#: Every parameter of the VLM node (name, default, description, range); declared in order.
+VLM_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("model_path", "Qwen/Qwen2.5-VL-3B-Instruct", "Local model directory or a model id "
+              "already in the HF cache (loaded offline)", read_only=True),
+    ParamSpec("adapter_path", "", "Optional peft LoRA adapter directory", read_only=True),
+    ParamSpec("device", "auto", "auto (cuda if available), cpu, cuda, cuda:N", read_only=True),
+    ParamSpec("dtype", "auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16",
+              read_only=True),
+    ParamSpec("views", ["view1", "view2", "view3", "view4", "view5"], "View names, in the order "
+              "the model was trained on", read_only=True),
+    ParamSpec("image_topics", [""], "One image topic per view ('' entries -> "
+              "/camera/<view>/image_raw[/compressed])", read_only=True),
+    ParamSpec("image_transport", "compressed", "compressed (sensor_msgs/CompressedImage) or raw "
+              "(sensor_msgs/Image)", read_only=True),
+    ParamSpec("resize_width", 640, "Width (px) every view is resized to", read_only=True,
+              min_value=28, max_value=4096),
+    ParamSpec("resize_height", 360, "Height (px) every view is resized to", read_only=True,
+              min_value=28, max_value=4096),
+    ParamSpec("prompt", SEED_PROMPT, "Task prompt (changeable at run time)"),
+    ParamSpec("target_period", 0.3, "Seconds between VL update starts (an update never starts "
+              "while one runs)", min_value=0.0),
+    ParamSpec("max_frame_age", 0.5, "Skip the update when a view's newest frame is older than "
+              "this (s)", min_value=0.0),
+    ParamSpec("max_view_skew", 0.2, "Skip the update when views are further apart in time than "
+              "this (s)", min_value=0.0),
+    ParamSpec("num_feature_tokens", 64, "Tokens the hidden states are pooled to (payload rows)",
+              read_only=True, min_value=1, max_value=1024),
+    ParamSpec("feature_layer", -1, "LM layer the features come from (-1 last)", read_only=True),
+    ParamSpec("payload_dtype", "float16", "float16, bfloat16 or float32", read_only=True),
+    ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures output (latched)",
+              read_only=True),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
+              min_value=0.05),
+    ParamSpec("log_period", 1.0, "Seconds between status log lines", min_value=0.0),
+)
+
+
 def prompt_id(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
@@ -43,7 +80,7 @@ def prompt_id(prompt: str) -> str:
 class VLMNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_vlm_node")
-        p = self._declare_parameters()
+        p = declare_all(self, VLM_NODE_PARAMETERS)
         views = list(p["views"])
         topics = list(p["image_topics"]) or [f"/camera/{v}/image_raw" + (
             "/compressed" if p["image_transport"] == "compressed" else "") for v in views]
@@ -100,51 +137,6 @@ class VLMNode(Node):
         self.get_logger().info(
             f"VLM node ready: model {self.extractor.model_id} on {self.extractor.device}, "
             f"views {views} via {p['image_transport']}, target period {self.target_period:.2f} s")
-
-    def _declare_parameters(self) -> dict:
-        d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
-        return {
-            "model_path": d("model_path", "Qwen/Qwen2.5-VL-3B-Instruct", "Local model directory "
-                            "or a model id already in the HF cache (loaded offline)",
-                            read_only=True),
-            "adapter_path": d("adapter_path", "", "Optional peft LoRA adapter directory",
-                              read_only=True),
-            "device": d("device", "auto", "auto (cuda if available), cpu, cuda, cuda:N",
-                        read_only=True),
-            "dtype": d("dtype", "auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, "
-                       "float16", read_only=True),
-            "views": d("views", ["view1", "view2", "view3", "view4", "view5"], "View names, in "
-                       "the order the model was trained on", read_only=True),
-            "image_topics": d("image_topics", [""], "One image topic per view ('' entries -> "
-                              "/camera/<view>/image_raw[/compressed])", read_only=True),
-            "image_transport": d("image_transport", "compressed", "compressed "
-                                 "(sensor_msgs/CompressedImage) or raw (sensor_msgs/Image)",
-                                 read_only=True),
-            "resize_width": d("resize_width", 640, "Width (px) every view is resized to",
-                              read_only=True, min_value=28, max_value=4096),
-            "resize_height": d("resize_height", 360, "Height (px) every view is resized to",
-                               read_only=True, min_value=28, max_value=4096),
-            "prompt": d("prompt", SEED_PROMPT, "Task prompt (changeable at run time)"),
-            "target_period": d("target_period", 0.3, "Seconds between VL update starts (an "
-                               "update never starts while one runs)", min_value=0.0),
-            "max_frame_age": d("max_frame_age", 0.5, "Skip the update when a view's newest frame "
-                               "is older than this (s)", min_value=0.0),
-            "max_view_skew": d("max_view_skew", 0.2, "Skip the update when views are further "
-                               "apart in time than this (s)", min_value=0.0),
-            "num_feature_tokens": d("num_feature_tokens", 64, "Tokens the hidden states are "
-                                    "pooled to (payload rows)", read_only=True, min_value=1,
-                                    max_value=1024),
-            "feature_layer": d("feature_layer", -1, "LM layer the features come from (-1 last)",
-                               read_only=True),
-            "payload_dtype": d("payload_dtype", "float16", "float16, bfloat16 or float32",
-                               read_only=True),
-            "vl_features_topic": d("vl_features_topic", "/asyncvla/vl_features",
-                                   "VLFeatures output (latched)", read_only=True),
-            "diagnostics_period": d("diagnostics_period", 1.0, "Seconds between /diagnostics",
-                                    read_only=True, min_value=0.05),
-            "log_period": d("log_period", 1.0, "Seconds between status log lines",
-                            min_value=0.0),
-        }
 
     # --- inputs -----------------------------------------------------------------------------
     def _image_cb(self, view: str, compressed: bool):

@@ -1,16 +1,66 @@
-"""Declare ROS parameters with descriptors in one line each.
+"""Declare ROS parameters with descriptors, from module-level tables.
 
 Every node parameter carries a description (what `ros2 param describe` shows), a type and, where
 it makes sense, a range; read-only ones cannot be changed after start-up.
+
+Each node module holds its parameters as a tuple of `ParamSpec` (e.g. `ACTION_NODE_PARAMETERS`),
+so tools and tests (launch files, parameter YAML checks) can read names, defaults, types and
+ranges without starting a node; the node declares them with `declare_all`.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: what `declare` gets, as data."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    min_value: float | int | None = None
+    max_value: float | int | None = None
+    #: Typed declaration without a value (an empty list, whose type rclpy cannot infer).
+    param_type: Parameter.Type | None = None
+    #: Default computed from the values declared before this one (by name); `default` is what
+    #: it gives when those keep their own defaults.
+    default_from: Callable[[dict[str, Any]], Any] | None = None
+
+    @property
+    def type(self) -> Parameter.Type:
+        """The ROS parameter type (from `param_type`, else inferred from the default)."""
+        if self.param_type is not None:
+            return self.param_type
+        return Parameter.Type.from_parameter_value(self.default)
+
+
+def declare_all(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
+    """Declare every spec in order; return {name: value (possibly overridden)}."""
+    values: dict[str, Any] = {}
+    for spec in specs:
+        default = spec.default if spec.default_from is None else spec.default_from(values)
+        values[spec.name] = declare(node, spec.name, default, spec.description,
+                                    read_only=spec.read_only, min_value=spec.min_value,
+                                    max_value=spec.max_value, param_type=spec.param_type)
+    return values
+
+
+def spec_table(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:
+    """{name: spec}; raise ValueError on a duplicate name."""
+    table: dict[str, ParamSpec] = {}
+    for spec in specs:
+        if spec.name in table:
+            raise ValueError(f"parameter {spec.name!r} is declared twice")
+        table[spec.name] = spec
+    return table
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False,
