@@ -1,0 +1,13 @@
+"""Stage 1 / stage 2 training, evaluation and their CLIs (ROS-free; runs under torchrun).
+
+* ``config``        - TrainConfig (JSON round trip, validation, overrides)
+* ``trainer``       - Trainer: the loop, DDP, checkpoints (policy + adapter + resumable state)
+* ``features``      - stage-1 VL feature providers (in-memory extractor, cache adapter)
+* ``sampling``      - data order (DistributedSampler) and VL feature staleness (reuse)
+* ``schedule``      - warmup + cosine learning-rate factor
+* ``normalization`` - statistics from training episodes
+* ``state_io``      - optimiser state as safetensors + JSON
+* ``evaluate``      - metrics in physical units and plots
+* ``synthetic``     - generated episodes with a learnable relation (tests, smoke runs)
+* ``cli``           - ``asyncvla-train`` and ``asyncvla-eval``
+"""

@@ -1,0 +1,245 @@
+"""TrainConfig: every setting of a stage 1 / stage 2 run, JSON round trip, validated.
+
+Why one dataclass: the config is written next to every checkpoint (``train_config.json`` and the
+policy metadata) and read back by ``--resume``; a typo in a JSON file or an override must fail
+loudly (unknown keys are rejected) instead of silently training with a default.
+
+Defaults follow the seed (SEED_SPEC "Training"): lr 1e-4 (action expert), vl_lr 1e-5 (LoRA),
+sensor_lr 5e-4 (sensor encoder), AdamW weight decay 0.01, grad accumulation 8, batch 2 per GPU,
+clip 1.0, cosine to 1e-6 (min_lr_ratio 0.01 of 1e-4), warmup 3 % (300 of 10000 steps), LoRA r 16 /
+alpha 32 / dropout 0.05, VL feature reuse 3, step period 0.1 s (10 Hz action clock).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("mse", "smooth_l1")
+POLICY_SIZES = ("seed", "tiny")
+LORA_TARGETS = ("all", "attention")
+TRAIN_CONFIG_NAME = "train_config.json"
+
+
+def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, "
+                         f"got {value!r}")
+
+
+def _positive_float(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value >= 0 if allow_zero else value > 0))
+    if not ok:
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, "
+                         f"got {value!r}")
+
+
+def _str_list(name: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"{name} must hold non-empty strings, got {item!r}")
+    return list(value)
+
+
+def _optional_str(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{name} must be null or a non-empty string, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``stage`` 1: frozen VLM, cached features; 2: LoRA on the VLM's LM."""
+
+    stage: int = 1
+    # ---------------------------------------------------------------- data
+    bags: list[str] = field(default_factory=list)
+    """rosbag2 directories (or folders holding several) read into training episodes."""
+    val_bags: list[str] = field(default_factory=list)
+    """Validation recordings; when empty, ``val_fraction`` of the episodes is held out (by episode)."""
+    val_fraction: float = 0.1
+    synthetic_episodes: int = 0
+    """> 0: train on that many generated episodes instead of bags (smoke tests, CI, tutorials)."""
+    synthetic_length: int = 40
+    views: list[str] | None = None
+    """Camera views to read from the bags (None: the reader's default / every recorded view)."""
+    action_space: str = "ee_delta"
+    step_period: float = 0.1
+    """Seconds between action ticks; must equal every episode's ``step_period``."""
+    prompt: str | None = None
+    """Task prompt for the VLM; None = each episode's recorded prompt."""
+    # ---------------------------------------------------------------- VL model
+    vl_model_path: str = "Qwen/Qwen2.5-VL-3B-Instruct"
+    vl_cache_dir: str | None = None
+    """Stage 1: directory of the VL feature cache (see data/vl_cache.py); None = extract in memory."""
+    image_width: int = 640
+    image_height: int = 360
+    max_views: int = 5
+    num_feature_tokens: int = 64
+    feature_layer: int = -1
+    vl_dtype: str = "auto"
+    """Weights dtype of the VLM: auto = bf16 on CUDA, fp32 on CPU."""
+    # ---------------------------------------------------------------- policy
+    policy: dict[str, Any] | None = None
+    """A PolicyConfig dict; None = ``policy_size`` widths. vl_dim / vl_num_tokens come from the VLM."""
+    policy_size: str = "seed"
+    init_from: str | None = None
+    """Policy checkpoint to start from (stage 2: the stage-1 result; its config and statistics win)."""
+    # ---------------------------------------------------------------- optimisation
+    lr: float = 1e-4
+    vl_lr: float = 1e-5
+    sensor_lr: float = 5e-4
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 300
+    total_steps: int = 10000
+    min_lr_ratio: float = 0.01
+    grad_accum_steps: int = 8
+    batch_size: int = 2
+    max_grad_norm: float = 1.0
+    loss: str = "mse"
+    smooth_l1_beta: float = 1.0
+    reuse: int = 3
+    """VL feature reuse: sample i trains with the frame set of i - k, k uniform in 0..reuse-1."""
+    bf16: bool | str = "auto"
+    """bf16 autocast: "auto" = on when training on CUDA; never on CPU."""
+    gradient_checkpointing: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target: str = "all"
+    """"all" = q/k/v/o + MLP projections of the LM; "attention" = q/k/v/o only (seed docs)."""
+    # ---------------------------------------------------------------- bookkeeping
+    eval_every: int = 500
+    save_every: int = 500
+    log_every: int = 10
+    val_max_samples: int = 512
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str = "runs/asyncvla"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.adam_betas, list):
+            self.adam_betas = tuple(self.adam_betas)
+        if self.stage not in (1, 2) or isinstance(self.stage, bool):
+            raise ValueError(f"stage must be 1 or 2, got {self.stage!r}")
+        self.bags = _str_list("bags", self.bags)
+        self.val_bags = _str_list("val_bags", self.val_bags)
+        if self.views is not None:
+            self.views = _str_list("views", self.views)
+        if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 1.0):
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        for name in ("synthetic_episodes",):
+            _positive_int(name, getattr(self, name), allow_zero=True)
+        for name in ("synthetic_length", "image_width", "image_height", "max_views",
+                     "num_feature_tokens", "total_steps", "grad_accum_steps", "batch_size",
+                     "reuse", "lora_r", "lora_alpha", "log_every", "val_max_samples"):
+            _positive_int(name, getattr(self, name))
+        for name in ("warmup_steps", "eval_every", "save_every", "seed"):
+            _positive_int(name, getattr(self, name), allow_zero=True)
+        if self.warmup_steps > self.total_steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) exceeds total_steps ({self.total_steps})")
+        if isinstance(self.feature_layer, bool) or not isinstance(self.feature_layer, int):
+            raise ValueError(f"feature_layer must be an integer, got {self.feature_layer!r}")
+        for name in ("lr", "vl_lr", "sensor_lr", "step_period", "max_grad_norm", "smooth_l1_beta"):
+            _positive_float(name, getattr(self, name))
+        _positive_float("weight_decay", self.weight_decay, allow_zero=True)
+        if not (isinstance(self.min_lr_ratio, (int, float)) and 0.0 <= self.min_lr_ratio <= 1.0):
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if (len(self.adam_betas) != 2
+                or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.adam_betas)):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        if not (isinstance(self.lora_dropout, (int, float)) and 0.0 <= self.lora_dropout < 1.0):
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.policy_size not in POLICY_SIZES:
+            raise ValueError(f"policy_size must be one of {list(POLICY_SIZES)}, got {self.policy_size!r}")
+        if self.lora_target not in LORA_TARGETS:
+            raise ValueError(f"lora_target must be one of {list(LORA_TARGETS)}, got {self.lora_target!r}")
+        if self.bf16 not in ("auto", True, False):
+            raise ValueError(f"bf16 must be \"auto\", true or false, got {self.bf16!r}")
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ValueError(f"gradient_checkpointing must be a bool, got {self.gradient_checkpointing!r}")
+        from ..conventions import ACTION_SPACES
+
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be one of {sorted(ACTION_SPACES)}, got {self.action_space!r}")
+        if self.policy is not None and not isinstance(self.policy, dict):
+            raise ValueError(f"policy must be null or a PolicyConfig dict, got {type(self.policy).__name__}")
+        for name in ("vl_cache_dir", "init_from", "prompt"):
+            _optional_str(name, getattr(self, name))
+        for name in ("vl_model_path", "vl_dtype", "device", "out_dir"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def warmup_ratio(self) -> float:
+        return self.warmup_steps / self.total_steps
+
+    def use_bf16(self, device_type: str) -> bool:
+        """bf16 autocast only on CUDA ("auto" or true); CPU autocast is slow and changes numerics."""
+        return device_type == "cuda" and self.bf16 in ("auto", True)
+
+    # ---------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["adam_betas"] = list(self.adam_betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"TrainConfig expects a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"TrainConfig is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def with_overrides(self, overrides: dict[str, Any] | list[str]) -> TrainConfig:
+        """A copy with ``key=value`` strings (value parsed as JSON, else taken as a string) or a dict."""
+        if isinstance(overrides, dict):
+            updates = dict(overrides)
+        else:
+            updates = {}
+            for item in overrides:
+                if "=" not in item:
+                    raise ValueError(f"override {item!r} must look like key=value")
+                key, raw = item.split("=", 1)
+                try:
+                    value = json.loads(raw)
+                except json.JSONDecodeError:
+                    value = raw
+                updates[key.strip()] = value
+        data = self.to_dict()
+        unknown = sorted(set(updates) - set(data))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {unknown}")
+        data.update(updates)
+        return TrainConfig.from_dict(data)

@@ -1,0 +1,543 @@
+"""Stage 1 / stage 2 trainer: episodes in, resumable checkpoints the action node loads as-is.
+
+* **Stage 1** - the VLM is frozen; VL features come from a :class:`FeatureProvider` (the VL
+  cache, or an extractor run once per frame set). Trained: sensor encoder (``sensor_lr``) and
+  action expert (``lr``).
+* **Stage 2** - LoRA on the VLM's language model (``vl_lr``) plus the same heads; features are
+  extracted live (``encode_batch`` on the frames of the stale index), gradients flow into LoRA.
+  Heads start from a stage-1 checkpoint (``init_from``).
+
+Both stages: loss in the policy's normalised action space (``ActionPolicy.forward_normalized``,
+MSE or smooth L1), AdamW, linear warmup + cosine to ``min_lr_ratio``, gradient accumulation,
+clipping, VL feature reuse (staleness k uniform in 0..reuse-1), bf16 autocast on CUDA only, DDP
+under torchrun (only rank 0 writes). The target chunk never enters the model (``z_chunk`` stays
+None, see ``models/action_expert``).
+
+Output directory::
+
+    <out_dir>/train_config.json   the run's TrainConfig
+    <out_dir>/log.jsonl           one JSON line per logged step / evaluation (rank 0)
+    <out_dir>/latest/             policy checkpoint (model.safetensors + config.json) [+ adapter/]
+    <out_dir>/latest/training/    optimizer.safetensors + optimizer.json + state.json (resume)
+    <out_dir>/best/               policy checkpoint with the lowest validation loss [+ adapter/]
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from ..conventions import ACTION_SPACES
+from ..data.episode import Episode
+from ..models.checkpoint import load_policy, read_checkpoint_config, save_policy
+from ..models.config import PolicyConfig, SensorEncoderConfig, VLConfig
+from ..models.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
+from ..models.policy import ActionPolicy
+from ..models.tiny import tiny_policy_config
+from .config import TRAIN_CONFIG_NAME, TrainConfig
+from .distributed import DistContext, init_distributed
+from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt
+from .normalization import compute_normalization
+from .sampling import BatchPlan, SampleIndex, reseed_torch, stale_offsets
+from .schedule import apply_lr
+from .state_io import load_optimizer_state, save_optimizer_state
+
+ADAPTER_DIR = "adapter"
+TRAINING_DIR = "training"
+STATE_NAME = "state.json"
+# TrainConfig keys that may differ between a run and its resumption (bookkeeping only).
+_VAL_STREAM = 2**31 - 1  # micro-step id of the validation staleness draw (never a training step)
+RESUME_MUTABLE_KEYS = frozenset({"eval_every", "save_every", "log_every", "out_dir", "device", "val_max_samples"})
+
+
+def adapter_id_of(directory: str | Path) -> str:
+    """The ``adapter_id`` ``VLFeatureExtractor.load_adapter(directory)`` will report."""
+    path = Path(directory)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file() and p.name.startswith("adapter_")):
+        digest.update(file.read_bytes())
+    return f"{path.name}@{digest.hexdigest()[:10]}"
+
+
+def load_vl_extractor(cfg: TrainConfig, device: torch.device, adapter_path: str | None = None):
+    """The frozen VLM feature extractor described by ``cfg`` (offline; see vl_extractor)."""
+    from ..models.vl_extractor import VLFeatureExtractor
+
+    return VLFeatureExtractor.from_pretrained(
+        cfg.vl_model_path,
+        adapter_path=adapter_path,
+        device=device,
+        dtype=None if cfg.vl_dtype == "auto" else cfg.vl_dtype,
+        image_size=(cfg.image_width, cfg.image_height),
+        max_views=cfg.max_views,
+        num_feature_tokens=cfg.num_feature_tokens,
+        feature_layer=cfg.feature_layer,
+    )
+
+
+class TrainModule(nn.Module):
+    """Policy (+ stage-2 extractor) behind one ``forward`` so DDP sees every trainable parameter."""
+
+    def __init__(self, policy: ActionPolicy, extractor: nn.Module | None = None) -> None:
+        super().__init__()
+        self.policy = policy
+        self.extractor = extractor
+
+    def forward(self, vl_input: Any, windows: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        vl = self.extractor.encode_batch(vl_input) if self.extractor is not None else vl_input
+        return self.policy.forward_normalized(vl, windows, states)
+
+
+@dataclass
+class Batch:
+    vl_input: Any  # (B, K, D) tensor (stage 1) or [(views, prompt)] (stage 2)
+    windows: torch.Tensor
+    states: torch.Tensor
+    actions: torch.Tensor
+    stale: list[int]
+
+
+def check_episodes(episodes: Sequence[Episode], cfg: TrainConfig, what: str) -> None:
+    """Every episode matches the run: step period, action space, consistent shapes."""
+    if not episodes:
+        raise ValueError(f"no {what} episodes")
+    names = [ep.name for ep in episodes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} episode names are not unique: {names}")
+    first = episodes[0]
+    for ep in episodes:
+        if not math.isclose(ep.step_period, cfg.step_period, rel_tol=1e-6):
+            raise ValueError(f"episode {ep.name}: step_period {ep.step_period} s != the run's "
+                             f"step_period {cfg.step_period} s")
+        if ep.action_space != cfg.action_space:
+            raise ValueError(f"episode {ep.name}: action_space {ep.action_space!r} != the run's "
+                             f"{cfg.action_space!r}")
+        if len(ep) == 0:
+            raise ValueError(f"episode {ep.name} is empty")
+        for attr in ("sensor_windows", "states", "actions"):
+            if tuple(getattr(ep, attr).shape[1:]) != tuple(getattr(first, attr).shape[1:]):
+                raise ValueError(f"episode {ep.name}: {attr} shape {getattr(ep, attr).shape[1:]} != "
+                                 f"{getattr(first, attr).shape[1:]} of {first.name}")
+
+
+def split_episodes(episodes: Sequence[Episode], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out whole episodes (never neighbouring frames of one recording in both sets)."""
+    episodes = list(episodes)
+    n_val = int(round(len(episodes) * val_fraction))
+    if val_fraction > 0 and len(episodes) > 1:
+        n_val = max(1, n_val)
+    n_val = min(n_val, len(episodes) - 1)
+    order = np.random.default_rng(seed).permutation(len(episodes))
+    val = sorted(order[:n_val].tolist())
+    return ([ep for i, ep in enumerate(episodes) if i not in val], [episodes[i] for i in val])
+
+
+class Trainer:
+    """One training run (stage 1 or 2). ``train()`` runs (or resumes) it to ``total_steps``."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        train_episodes: Sequence[Episode],
+        val_episodes: Sequence[Episode] = (),
+        *,
+        feature_provider: FeatureProvider | None = None,
+        extractor: Any = None,
+        dist: DistContext | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.dist = dist or init_distributed(cfg.device)
+        self.device = self.dist.device
+        self._log_fn = log or (lambda line: print(line, flush=True))
+        self.train_episodes = list(train_episodes)
+        self.val_episodes = list(val_episodes)
+        check_episodes(self.train_episodes, cfg, "training")
+        if self.val_episodes:
+            check_episodes(self.val_episodes, cfg, "validation")
+        self.out_dir = Path(cfg.out_dir)
+        self.use_bf16 = cfg.use_bf16(self.device.type)
+        self.history: list[dict[str, Any]] = []
+        self.step = 0
+        self.best_val: float | None = None
+
+        # ---------------------------------------------------------------- VL side
+        self.extractor = None
+        self.provider = None
+        if cfg.stage == 1:
+            if feature_provider is None:
+                feature_provider = ExtractorFeatureProvider(
+                    extractor if extractor is not None else load_vl_extractor(cfg, self.device), cfg.prompt)
+            self.provider = feature_provider
+            sample = np.asarray(feature_provider(self.train_episodes[0], 0))
+            if sample.ndim != 2:
+                raise ValueError(f"feature provider returned shape {sample.shape}, expected (K, D)")
+            num_tokens, feature_dim = sample.shape
+            self.vl_model_id = feature_provider.model_id
+            self.vl_adapter_id = getattr(feature_provider, "adapter_id", "")
+        else:
+            if extractor is None:
+                extractor = load_vl_extractor(cfg, self.device)
+            if extractor.has_lora:
+                raise ValueError("stage 2 attaches its own LoRA: pass an extractor without an adapter")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 17)
+                extractor.attach_lora(
+                    r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
+                    target=LM_LORA_TARGET if cfg.lora_target == "all" else LM_ATTENTION_LORA_TARGET)
+            if cfg.gradient_checkpointing:
+                extractor.enable_gradient_checkpointing()
+            extractor.to(self.device)
+            self.extractor = extractor
+            num_tokens, feature_dim = extractor.num_feature_tokens, extractor.feature_dim
+            self.vl_model_id = extractor.model_id
+            self.vl_adapter_id = extractor.adapter_id
+
+        # ---------------------------------------------------------------- policy
+        self.init_metadata: dict[str, Any] = {}
+        if cfg.init_from:
+            policy_cfg, self.init_metadata = read_checkpoint_config(cfg.init_from)
+            init_model = self.init_metadata.get("vl_model_id")
+            if init_model and init_model != self.vl_model_id:
+                raise ValueError(f"init_from {cfg.init_from} was trained on VL features of "
+                                 f"{init_model!r}, this run uses {self.vl_model_id!r}")
+            self.policy = load_policy(cfg.init_from, device="cpu").train()
+        else:
+            policy_cfg = self._policy_config(num_tokens, feature_dim)
+            torch.manual_seed(cfg.seed)
+            self.policy = ActionPolicy(policy_cfg)
+            self.policy.load_normalization(compute_normalization(self.train_episodes, seed=cfg.seed))
+        self._check_shapes(policy_cfg, num_tokens, feature_dim)
+        self.policy.to(self.device)
+        self.module = TrainModule(self.policy, self.extractor).to(self.device)
+
+        # ---------------------------------------------------------------- optimiser
+        groups = [
+            {"name": "expert", "params": list(self.policy.action_expert.parameters()), "base_lr": cfg.lr},
+            {"name": "sensor", "params": list(self.policy.sensor_encoder.parameters()),
+             "base_lr": cfg.sensor_lr},
+        ]
+        if self.extractor is not None:
+            groups.append({"name": "lora", "params": self.extractor.trainable_parameters(),
+                           "base_lr": cfg.vl_lr})
+        for group in groups:
+            group["lr"] = group["base_lr"]
+        self.trainable = [p for g in groups for p in g["params"]]
+        self.optimizer = torch.optim.AdamW(groups, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
+
+        self.model: nn.Module = self.module
+        if self.dist.distributed:
+            if self.extractor is not None:
+                frozen = [f"extractor.{n}" for n, p in self.extractor.named_parameters() if not p.requires_grad]
+                frozen += [f"extractor.{n}" for n, _ in self.extractor.named_buffers()]
+                nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                    self.module, frozen)
+            self.model = nn.parallel.DistributedDataParallel(
+                self.module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=policy_cfg.fusion == "none",
+            )
+        self.index = SampleIndex(self.train_episodes)
+        self.plan = BatchPlan(len(self.index), cfg.batch_size, self.dist.world_size, self.dist.rank, cfg.seed)
+        self._val_items = self._validation_items()
+
+    # ------------------------------------------------------------------ setup helpers
+    def _policy_config(self, num_tokens: int, feature_dim: int) -> PolicyConfig:
+        cfg, ep = self.cfg, self.train_episodes[0]
+        window, channels = ep.sensor_windows.shape[1:]
+        horizon, action_dim = ep.actions.shape[1:]
+        state_dim = ep.states.shape[1]
+        if cfg.policy is not None:
+            data = dict(cfg.policy)
+            data.update(vl_dim=feature_dim, vl_num_tokens=num_tokens)
+            return PolicyConfig.from_dict(data)
+        if cfg.policy_size == "tiny":
+            return tiny_policy_config(vl_dim=feature_dim, vl_num_tokens=num_tokens, robot_state_dim=state_dim,
+                                      window=window, in_channels=channels, horizon=horizon,
+                                      action_dim=action_dim)
+        return PolicyConfig(sensor=SensorEncoderConfig(window=window, in_channels=channels,
+                                                       sensor_dim=feature_dim),
+                            robot_state_dim=state_dim, horizon=horizon, action_dim=action_dim,
+                            vl_dim=feature_dim, vl_num_tokens=num_tokens)
+
+    def _check_shapes(self, pc: PolicyConfig, num_tokens: int, feature_dim: int) -> None:
+        ep = self.train_episodes[0]
+        expected = {
+            "VL features (K, D)": ((pc.vl_num_tokens, pc.vl_dim), (num_tokens, feature_dim)),
+            "sensor window (T, C)": ((pc.sensor.window, pc.sensor.in_channels), tuple(ep.sensor_windows.shape[1:])),
+            "robot state (S,)": ((pc.robot_state_dim,), tuple(ep.states.shape[1:])),
+            "action chunk (H, A)": ((pc.horizon, pc.action_dim), tuple(ep.actions.shape[1:])),
+        }
+        for what, (policy_shape, data_shape) in expected.items():
+            if tuple(policy_shape) != tuple(data_shape):
+                raise ValueError(f"{what}: the policy expects {tuple(policy_shape)}, the data has "
+                                 f"{tuple(data_shape)}")
+
+    def _validation_items(self) -> list[tuple[Episode, int, int]]:
+        """Fixed (episode, index, stale index) list, evenly thinned to val_max_samples."""
+        items = [(ep, i) for ep in self.val_episodes for i in range(len(ep))]
+        if len(items) > self.cfg.val_max_samples:
+            keep = np.linspace(0, len(items) - 1, self.cfg.val_max_samples).round().astype(int)
+            items = [items[j] for j in keep]
+        ks = stale_offsets(self.cfg.seed, 0, _VAL_STREAM, len(items), self.cfg.reuse)
+        return [(ep, i, ep.stale_index(i, int(k))) for (ep, i), k in zip(items, ks)]
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        line = json.dumps(record, sort_keys=True)
+        self._log_fn(line)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    # ------------------------------------------------------------------ batches
+    def _prompt(self, ep: Episode) -> str:
+        return episode_prompt(ep, self.cfg.prompt)
+
+    def make_batch(self, items: Sequence[tuple[Episode, int, int]]) -> Batch:
+        """``items`` = (episode, sample index, stale index) -> tensors on the training device."""
+        dev = self.device
+        windows = torch.from_numpy(np.stack([np.asarray(ep.sensor_windows[i], dtype=np.float32)
+                                             for ep, i, _ in items])).to(dev)
+        states = torch.from_numpy(np.stack([np.asarray(ep.states[i], dtype=np.float32)
+                                            for ep, i, _ in items])).to(dev)
+        actions = torch.from_numpy(np.stack([np.asarray(ep.actions[i], dtype=np.float32)
+                                             for ep, i, _ in items])).to(dev)
+        if self.cfg.stage == 1:
+            vl = torch.from_numpy(np.stack([np.asarray(self.provider(ep, s), dtype=np.float32)
+                                            for ep, _, s in items])).to(dev)
+        else:
+            vl = [(ep.load_frames(s), self._prompt(ep)) for ep, _, s in items]
+        return Batch(vl, windows, states, actions, [s for _, _, s in items])
+
+    def items_for(self, micro_step: int) -> list[tuple[Episode, int, int]]:
+        pairs = [self.index[j] for j in self.plan.indices(micro_step)]
+        ks = stale_offsets(self.cfg.seed, self.dist.rank, micro_step, len(pairs), self.cfg.reuse)
+        items = []
+        for (e, i), k in zip(pairs, ks):
+            ep = self.train_episodes[e]
+            items.append((ep, i, ep.stale_index(i, int(k))))
+        return items
+
+    def _loss(self, pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.cfg.loss == "mse":
+            return F.mse_loss(pred, target, reduction=reduction)
+        return F.smooth_l1_loss(pred, target, beta=self.cfg.smooth_l1_beta, reduction=reduction)
+
+    def _autocast(self):
+        if self.use_bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ loop
+    def train(self, resume: bool = False, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to ``total_steps`` (or ``stop_at``); ``resume`` continues from ``out_dir/latest``."""
+        cfg = self.cfg
+        if resume:
+            self.load_training_state(self.out_dir / "latest")
+        elif (self.out_dir / "latest").exists():
+            raise FileExistsError(f"{self.out_dir / 'latest'} exists: resume it or use another out_dir")
+        elif self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.out_dir / TRAIN_CONFIG_NAME)
+        end = cfg.total_steps if stop_at is None else min(int(stop_at), cfg.total_steps)
+        self.module.train()
+        accum = cfg.grad_accum_steps
+        started = time.perf_counter()
+        while self.step < end:
+            factor = apply_lr(self.optimizer, self.step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_value = 0.0
+            for m in range(accum):
+                micro = self.step * accum + m
+                batch = self.make_batch(self.items_for(micro))
+                with torch.no_grad():
+                    target = self.policy.normalize_actions(batch.actions)
+                reseed_torch(cfg.seed, self.dist.rank, micro)
+                sync = m == accum - 1 or not self.dist.distributed
+                with contextlib.nullcontext() if sync else self.model.no_sync():
+                    with self._autocast():
+                        pred = self.model(batch.vl_input, batch.windows, batch.states)
+                    loss = self._loss(pred.float(), target) / accum
+                    loss.backward()
+                loss_value += float(loss.detach())
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
+            self.optimizer.step()
+            self.step += 1
+            record = {"step": self.step, "loss": loss_value, "grad_norm": grad_norm,
+                      "lr_factor": factor, "epoch": self.plan.epoch_of(self.step * accum - 1)}
+            self.history.append(record)
+            if self.step % cfg.log_every == 0 or self.step == end:
+                mean_loss = self.dist.all_reduce_sum([loss_value])[0] / self.dist.world_size
+                self.log({"event": "train", **record, "loss": mean_loss,
+                          "lr": {g["name"]: g["lr"] for g in self.optimizer.param_groups},
+                          "elapsed_s": round(time.perf_counter() - started, 3)})
+            if self._val_items and cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.total_steps):
+                self._validate_and_keep_best()
+            if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == end:
+                self.save_checkpoint("latest", training_state=True)
+        self.dist.barrier()
+        return {
+            "step": self.step,
+            "final_loss": self.history[-1]["loss"] if self.history else None,
+            "best_val_loss": self.best_val,
+            "latest": str(self.out_dir / "latest"),
+            "best": str(self.out_dir / "best") if self.best_val is not None else None,
+        }
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Mean loss (normalised space) over the fixed validation items, sharded over ranks."""
+        items = self._val_items[self.dist.rank::self.dist.world_size]
+        self.module.eval()
+        total = count = 0.0
+        try:
+            chunk = max(1, self.cfg.batch_size * 4)
+            for start in range(0, len(items), chunk):
+                batch = self.make_batch(items[start:start + chunk])
+                with self._autocast():
+                    pred = self.module(batch.vl_input, batch.windows, batch.states)
+                target = self.policy.normalize_actions(batch.actions)
+                per_sample = self._loss(pred.float(), target, reduction="none").flatten(1).mean(1)
+                total += float(per_sample.sum())
+                count += per_sample.numel()
+        finally:
+            self.module.train()
+        total, count = self.dist.all_reduce_sum([total, count])
+        return total / max(count, 1.0)
+
+    def _validate_and_keep_best(self) -> None:
+        val = self.validation_loss()
+        improved = self.best_val is None or val < self.best_val
+        if improved:
+            self.best_val = val
+            self.save_checkpoint("best", training_state=False, extra={"val_loss": val})
+        self.log({"event": "val", "step": self.step, "val_loss": val, "best_val_loss": self.best_val,
+                  "improved": improved})
+
+    # ------------------------------------------------------------------ checkpoints
+    def vl_config(self, with_adapter: bool) -> VLConfig:
+        cfg = self.cfg
+        prompts = sorted({self._prompt(ep) for ep in self.train_episodes})
+        return VLConfig(model_path=cfg.vl_model_path, adapter_path=ADAPTER_DIR if with_adapter else None,
+                        image_width=cfg.image_width, image_height=cfg.image_height, max_views=cfg.max_views,
+                        num_feature_tokens=cfg.num_feature_tokens, feature_layer=cfg.feature_layer,
+                        prompt=prompts[0])
+
+    def metadata(self, adapter_id: str) -> dict[str, Any]:
+        cfg = self.cfg
+        ep = self.train_episodes[0]
+        prompts = sorted({self._prompt(e) for e in self.train_episodes})
+        return {
+            "action_space": cfg.action_space,
+            "action_names": list(ACTION_SPACES[cfg.action_space]),
+            "step_period": cfg.step_period,
+            "vl_model_id": self.vl_model_id,
+            "vl_adapter_id": adapter_id,
+            "vl_adapter_path": ADAPTER_DIR if self.extractor is not None else None,
+            "vl_config": self.vl_config(self.extractor is not None).to_dict(),
+            "prompt": prompts[0] if len(prompts) == 1 else None,
+            "prompts": prompts,
+            "views": list(ep.views),
+            "stage": cfg.stage,
+            "step": self.step,
+            "reuse": cfg.reuse,
+            "datasets": {"train": [e.name for e in self.train_episodes],
+                         "val": [e.name for e in self.val_episodes]},
+            "init_from": cfg.init_from,
+            "train_config": cfg.to_dict(),
+            "normalization": "train episodes (asyncvla_training.train.normalization)"
+            if not cfg.init_from else f"from {cfg.init_from}",
+        }
+
+    def save_checkpoint(self, name: str, training_state: bool, extra: dict[str, Any] | None = None) -> Path | None:
+        """Write ``out_dir/name`` (rank 0 only): policy + adapter [+ training state], swapped in atomically."""
+        if not self.dist.is_main:
+            return None
+        final = self.out_dir / name
+        staging = self.out_dir / f".{name}.staging"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        adapter_id = self.vl_adapter_id
+        if self.extractor is not None:
+            self.extractor.save_adapter(staging / ADAPTER_DIR)
+            adapter_id = adapter_id_of(staging / ADAPTER_DIR)
+        metadata = self.metadata(adapter_id)
+        metadata.update(extra or {})
+        was_training = self.policy.training
+        save_policy(self.policy, staging, extra_metadata=metadata)
+        self.policy.train(was_training)
+        if training_state:
+            tdir = staging / TRAINING_DIR
+            save_optimizer_state(self.optimizer, tdir)
+            state = {
+                "format": "asyncvla_train_state",
+                "step": self.step,
+                "schedule": {"type": "warmup_cosine", "step": self.step, "warmup_steps": self.cfg.warmup_steps,
+                             "total_steps": self.cfg.total_steps, "min_lr_ratio": self.cfg.min_lr_ratio},
+                "rng": {"seed": self.cfg.seed,
+                        "scheme": "torch reseeded per (seed, rank, micro-step); data order and "
+                                  "staleness are functions of (seed, epoch, rank, micro-step)"},
+                "best_val_loss": self.best_val,
+                "world_size": self.dist.world_size,
+                "train_config": self.cfg.to_dict(),
+                "history_tail": self.history[-50:],
+            }
+            (tdir / STATE_NAME).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+        old = self.out_dir / f".{name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+        if old.exists():
+            shutil.rmtree(old)
+        return final
+
+    def load_training_state(self, directory: str | Path) -> None:
+        """Restore weights (policy, LoRA), optimiser, step and best validation loss from ``latest``."""
+        directory = Path(directory)
+        tdir = directory / TRAINING_DIR
+        if not (tdir / STATE_NAME).is_file():
+            raise FileNotFoundError(f"{directory} has no {TRAINING_DIR}/{STATE_NAME}: nothing to resume")
+        state = json.loads((tdir / STATE_NAME).read_text())
+        saved = TrainConfig.from_dict(state["train_config"]).to_dict()
+        current = self.cfg.to_dict()
+        changed = sorted(k for k in current if current[k] != saved.get(k) and k not in RESUME_MUTABLE_KEYS)
+        if changed:
+            raise ValueError(f"cannot resume {directory}: the TrainConfig differs in {changed} "
+                             "(only bookkeeping keys may change)")
+        if state["world_size"] != self.dist.world_size:
+            raise ValueError(f"cannot resume {directory} with {self.dist.world_size} process(es): it was "
+                             f"trained with {state['world_size']} (the data order depends on it)")
+        weights = load_file(str(directory / "model.safetensors"), device="cpu")
+        self.policy.load_state_dict(weights, strict=True)
+        if self.extractor is not None:
+            from peft import set_peft_model_state_dict
+
+            adapter = load_file(str(directory / ADAPTER_DIR / "adapter_model.safetensors"), device="cpu")
+            result = set_peft_model_state_dict(self.extractor.model, adapter)
+            unexpected = list(getattr(result, "unexpected_keys", []) or [])
+            if unexpected:
+                raise ValueError(f"adapter weights do not fit the model: unexpected keys {unexpected[:5]}")
+        load_optimizer_state(self.optimizer, tdir)
+        self.step = int(state["step"])
+        self.best_val = state.get("best_val_loss")
+        self.history = list(state.get("history_tail", []))
+        self.log({"event": "resume", "step": self.step, "from": str(directory)})
