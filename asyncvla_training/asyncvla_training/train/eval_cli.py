@@ -1,0 +1,96 @@
+"""``asyncvla-eval``: run a policy checkpoint over episodes; metrics.json + PNG plots.
+
+Examples::
+
+    asyncvla-eval --checkpoint runs/s1/best --bag data/val_bags --out runs/s1/eval
+    asyncvla-eval --checkpoint runs/s2/best --bag data/val_bags --out runs/s2/eval_stale2 --stale 2
+
+VL features are extracted with the model and adapter named in the checkpoint metadata
+(``vl_config``; the adapter directory is relative to the checkpoint), or read from ``--vl-cache``
+(stage 1). The extractor's model id must equal the checkpoint's ``vl_model_id``, as the action
+node requires. Prints one JSON summary line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asyncvla-eval", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="policy checkpoint directory (best/ or latest/)")
+    p.add_argument("--out", required=True, help="directory for metrics.json and the plots")
+    p.add_argument("--bag", action="append", default=None, help="rosbag2 directory or folder of bags (repeat)")
+    p.add_argument("--synthetic", type=int, help="evaluate on N generated episodes")
+    p.add_argument("--synthetic-seed", type=int, default=1000, help="seed of the generated episodes")
+    p.add_argument("--synthetic-length", type=int, default=40)
+    p.add_argument("--vl-model", help="override the VL model path of the checkpoint metadata")
+    p.add_argument("--vl-cache", help="read stage-1 VL features from this cache instead of extracting")
+    p.add_argument("--stale", type=int, default=0, help="evaluate with VL features K periods old")
+    p.add_argument("--max-plots", type=int, default=4, help="episodes to plot")
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from ..models.checkpoint import CheckpointError, load_policy, read_checkpoint_config
+    from ..models.config import VLConfig
+    from .config import TrainConfig
+    from .data_sources import cache_feature_provider, load_bag_episodes, synthetic_episodes
+    from .evaluate import evaluate
+    from .features import ExtractorFeatureProvider
+
+    ckpt = Path(args.checkpoint)
+    try:
+        _, meta = read_checkpoint_config(ckpt)
+        for key in ("action_space", "step_period", "vl_model_id", "vl_config", "train_config"):
+            if key not in meta:
+                raise CheckpointError(f"{ckpt}: metadata has no {key!r} (not written by asyncvla-train?)")
+    except CheckpointError as exc:
+        print(f"asyncvla-eval: {exc}", file=sys.stderr)
+        return 2
+    policy = load_policy(ckpt, device=args.device)
+    run_cfg = TrainConfig.from_dict(meta["train_config"])
+    if args.vl_cache:
+        run_cfg = run_cfg.with_overrides({"vl_cache_dir": args.vl_cache})
+    if args.synthetic:
+        episodes = synthetic_episodes(args.synthetic, args.synthetic_length, args.synthetic_seed, run_cfg)
+    elif args.bag:
+        episodes = load_bag_episodes(args.bag, run_cfg)
+    else:
+        print("asyncvla-eval: give --bag or --synthetic", file=sys.stderr)
+        return 2
+    if args.vl_cache:
+        provider = cache_feature_provider(run_cfg, model_id=meta["vl_model_id"])
+    else:
+        from ..models.vl_extractor import VLFeatureExtractor
+
+        vl_cfg = VLConfig.from_dict(meta["vl_config"])
+        if args.vl_model:
+            vl_cfg.model_path = args.vl_model
+        if vl_cfg.adapter_path and not Path(vl_cfg.adapter_path).is_absolute():
+            vl_cfg.adapter_path = str(ckpt / vl_cfg.adapter_path)
+        extractor = VLFeatureExtractor.from_vl_config(vl_cfg, device=policy.device)
+        provider = ExtractorFeatureProvider(extractor, prompt=run_cfg.prompt)
+    if provider.model_id != meta["vl_model_id"]:
+        print(f"asyncvla-eval: VL features come from {provider.model_id!r} but the checkpoint was "
+              f"trained on {meta['vl_model_id']!r}", file=sys.stderr)
+        return 2
+    metrics = evaluate(policy, episodes, provider, args.out, meta["action_space"], stale=args.stale,
+                       max_plots=args.max_plots,
+                       extra={"checkpoint": str(ckpt), "vl_model_id": meta["vl_model_id"],
+                              "vl_adapter_id": meta.get("vl_adapter_id", ""), "stage": meta.get("stage"),
+                              "episodes": [ep.name for ep in episodes]})
+    summary = {k: metrics[k] for k in ("num_samples", "normalized_mse", "baseline_normalized_mse", "mae", "rmse")}
+    print(json.dumps({"event": "eval", "out": str(args.out), **summary}, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

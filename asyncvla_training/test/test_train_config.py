@@ -1,0 +1,149 @@
+"""TrainConfig JSON round trip and validation; lr schedule; optimiser state as safetensors + JSON."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
+    del sys.modules["asyncvla_training"]
+
+from asyncvla_training.train.config import TrainConfig  # noqa: E402
+from asyncvla_training.train.sampling import BatchPlan, stale_offsets  # noqa: E402
+from asyncvla_training.train.schedule import lr_factor  # noqa: E402
+from asyncvla_training.train.state_io import load_optimizer_state, save_optimizer_state  # noqa: E402
+from asyncvla_training.train.trainer import split_episodes  # noqa: E402
+from asyncvla_training.train.synthetic import make_synthetic_episodes  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def test_defaults_are_the_seed_values() -> None:
+    cfg = TrainConfig()
+    assert (cfg.lr, cfg.vl_lr, cfg.sensor_lr) == (1e-4, 1e-5, 5e-4)
+    assert cfg.weight_decay == 0.01 and cfg.grad_accum_steps == 8 and cfg.batch_size == 2
+    assert cfg.max_grad_norm == 1.0 and cfg.reuse == 3
+    assert math.isclose(cfg.lr * cfg.min_lr_ratio, 1e-6)
+    assert math.isclose(cfg.warmup_ratio, 0.03)
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) == (16, 32, 0.05)
+    assert not cfg.use_bf16("cpu") and cfg.use_bf16("cuda")
+    assert not TrainConfig(bf16=False).use_bf16("cuda")
+
+
+def test_json_round_trip_and_file(tmp_path: Path) -> None:
+    cfg = TrainConfig(stage=2, bags=["a", "b"], views=["left"], prompt="p", policy={"fusion": "gated"},
+                      adam_betas=(0.8, 0.99), bf16=False, init_from="ckpt", total_steps=50, warmup_steps=5)
+    again = TrainConfig.from_json(cfg.to_json())
+    assert again == cfg
+    cfg.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == cfg
+    assert json.loads((tmp_path / "c.json").read_text())["adam_betas"] == [0.8, 0.99]
+
+
+@pytest.mark.parametrize("bad", [
+    {"lerning_rate": 1e-4},
+    {"stage": 3},
+    {"lr": -1.0},
+    {"lr": float("nan")},
+    {"reuse": 0},
+    {"loss": "l3"},
+    {"warmup_steps": 20, "total_steps": 10},
+    {"bf16": "yes"},
+    {"action_space": "cartesian"},
+    {"val_fraction": 1.0},
+    {"bags": "one_string"},
+    {"lora_dropout": 1.0},
+])
+def test_invalid_configs_are_rejected(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        TrainConfig.from_dict(bad)
+
+
+def test_overrides_parse_json_values_and_reject_unknown() -> None:
+    cfg = TrainConfig().with_overrides(["lr=3e-4", "stage=2", "prompt=go there", "bf16=false",
+                                        "views=[\"a\",\"b\"]"])
+    assert cfg.lr == 3e-4 and cfg.stage == 2 and cfg.prompt == "go there" and cfg.bf16 is False
+    assert cfg.views == ["a", "b"]
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig().with_overrides(["nope=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        TrainConfig().with_overrides(["lr"])
+
+
+def test_schedule_warmup_then_cosine_to_floor() -> None:
+    f = [lr_factor(s, 10, 110, 0.01) for s in range(120)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:9], f[1:10]))  # rising warmup
+    assert all(a >= b for a, b in zip(f[10:110], f[11:111]))  # monotone decay
+    assert f[60] == pytest.approx(0.01 + 0.99 * 0.5)  # half way through the cosine
+    assert f[110] == pytest.approx(0.01) and f[119] == pytest.approx(0.01)
+    assert lr_factor(0, 0, 10, 0.0) == pytest.approx(1.0)
+
+
+def test_optimizer_state_round_trip_without_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    groups = [{"params": list(model[0].parameters()), "name": "a", "base_lr": 1e-3, "lr": 1e-3},
+              {"params": list(model[1].parameters()), "name": "b", "base_lr": 5e-4, "lr": 5e-4}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 4)).square().mean().backward()
+        opt.step()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used")
+
+    monkeypatch.setattr(torch, "save", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    save_optimizer_state(opt, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optimizer.json", "optimizer.safetensors"]
+    opt2 = torch.optim.AdamW([{**g, "params": g["params"]} for g in groups], weight_decay=0.5)
+    load_optimizer_state(opt2, tmp_path)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]  # hyper-parameters restored (weight_decay too)
+    for idx, entry in a["state"].items():
+        for name, value in entry.items():
+            assert torch.equal(value, b["state"][idx][name]), (idx, name)
+    with pytest.raises(ValueError, match="parameter groups"):
+        load_optimizer_state(torch.optim.AdamW(model.parameters()), tmp_path)
+
+
+def test_stale_offsets_cover_range_and_clip_at_episode_start() -> None:
+    ks = np.concatenate([stale_offsets(0, 0, g, 8, 4) for g in range(50)])
+    assert set(ks.tolist()) == {0, 1, 2, 3}
+    counts = np.bincount(ks, minlength=4)
+    assert counts.min() > 0.15 * ks.size  # roughly uniform
+    assert np.array_equal(stale_offsets(0, 0, 7, 8, 4), stale_offsets(0, 0, 7, 8, 4))  # reproducible
+    assert not np.array_equal(stale_offsets(0, 0, 7, 64, 4), stale_offsets(0, 1, 7, 64, 4))  # per rank
+    ep = make_synthetic_episodes(1, length=6)[0]
+    assert [ep.stale_index(i, 3) for i in range(6)] == [0, 0, 0, 0, 1, 2]
+    assert ep.stale_index(5, 0) == 5
+
+
+def test_batch_plan_shards_are_disjoint_and_epochs_reshuffle() -> None:
+    plans = [BatchPlan(40, 4, 2, rank, seed=3) for rank in (0, 1)]
+    assert plans[0].batches_per_epoch == 5
+    epoch0 = [sorted(sum((p.indices(g) for g in range(5)), [])) for p in plans]
+    assert not set(epoch0[0]) & set(epoch0[1])
+    assert sorted(epoch0[0] + epoch0[1]) == list(range(40))
+    assert plans[0].indices(5) != plans[0].indices(0) or plans[0].indices(6) != plans[0].indices(1)
+    assert BatchPlan(40, 4, 2, 0, seed=3).indices(7) == plans[0].indices(7)  # pure function of step
+    with pytest.raises(ValueError, match="too few"):
+        BatchPlan(3, 4, 1, 0, seed=0)
+
+
+def test_validation_split_is_by_episode() -> None:
+    eps = make_synthetic_episodes(10, length=3)
+    train, val = split_episodes(eps, 0.2, seed=1)
+    assert len(val) == 2 and len(train) == 8
+    assert not {e.name for e in train} & {e.name for e in val}
+    assert split_episodes(eps, 0.2, seed=1)[1][0].name == val[0].name
+    assert len(split_episodes(eps[:1], 0.5, seed=0)[0]) == 1  # never an empty training set
