@@ -1,0 +1,289 @@
+"""Align screened bag streams to the action clock: BagStreams -> Episode(s).
+
+Rules (documented in asyncvla_training/TRAINING_DATA.md, "Alignment"):
+
+- Action times: every ``step_period`` from the first time all inputs exist (the sensor stream
+  holds ``sensor_window`` samples, every view has a frame, a joint state and a pose exist) to the
+  last time whose ``horizon`` future steps still lie inside the recorded robot motion.
+- At each time ``t``, exactly as the action node at a tick (``ActionCore.tick``):
+  sensor window = the newest ``sensor_window`` samples stamped <= t, refused when the newest is
+  older than ``sensor_max_age`` or two neighbours are more than ``sensor_max_gap`` apart;
+  state = newest joint state <= t and newest EE pose <= t (no interpolation: the node uses the
+  newest message), refused when the older of the two is more than ``robot_state_max_age`` old;
+  frames = per view the newest frame <= t (its stamp is recorded), refused when a frame is older
+  than ``max_frame_age`` or the views are more than ``max_view_skew`` apart (the VLM node's rules).
+- Targets: the recorded robot motion at t + (i+1) step_period, i < horizon, interpolated between
+  the two bracketing messages (linear for joints and position, slerp for orientation); refused when
+  the bracketing messages are more than ``robot_max_gap`` apart. Expressed per
+  ``conventions``: offsets from the reference components of the state at t (joint_delta: q - q_ref;
+  ee_delta: p - p_ref and the rotation vector of R_target R_ref^T), tool = ``tool_value``.
+- Times whose inputs are refused are skipped and counted by reason; an episode is split at them
+  (segments named ``<bag>#<k>``) so a sample never spans a hole.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..conventions import ACTION_DIM, ACTION_SPACES
+from .bag_reader import BagStreams
+from .episode import Episode
+from .errors import BagDataError
+from .windows import FrameLoader, SensorWindows
+
+SEGMENT_SEPARATOR = "#"
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    step_period: float = 0.1  # s between action times (== the chunk step period)
+    horizon: int = 8
+    sensor_window: int = 65
+    action_space: str = "ee_delta"
+    sensor_max_gap: float = 0.01  # s, as the action node's sensor_max_gap
+    sensor_max_age: float = 0.05  # s, as the action node's sensor_max_age
+    robot_state_max_age: float = 0.1  # s, as the action node's robot_state_max_age
+    robot_max_gap: float = 0.05  # s between the robot messages a target is interpolated from
+    max_frame_age: float | None = 0.5  # s, as the VLM node's max_frame_age (None: no limit)
+    max_view_skew: float | None = 0.2  # s, as the VLM node's max_view_skew (None: no limit)
+    tool_value: float = 1.0  # no tool topic exists; the seed recorded a constant 1.0
+    min_episode_length: int = 1  # segments shorter than this are dropped (counted)
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be one of {sorted(ACTION_SPACES)}, "
+                             f"got {self.action_space!r}")
+        if not self.step_period > 0 or self.horizon < 1 or self.sensor_window < 1:
+            raise ValueError("step_period must be > 0, horizon and sensor_window >= 1")
+
+
+@dataclass
+class AlignmentReport:
+    """What happened to one bag: how many action times were used, skipped (why), split."""
+
+    bag: str
+    name: str
+    action_times: int = 0
+    samples: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    segments: int = 0
+    short_segments_dropped: int = 0
+    dropped_messages: dict[str, int] = field(default_factory=dict)
+    prompt_source: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# ----------------------------------------------------------------------------- quaternions
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of xyzw quaternions (broadcasting): R(a b) = R(a) R(b)."""
+    ax, ay, az, aw = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
+    bx, by, bz, bw = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw,
+                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
+
+
+def quat_conjugate(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
+    return np.concatenate([-q[..., :3], q[..., 3:]], axis=-1)
+
+
+def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
+    """Vectorised conventions.quaternion_to_rotvec (angle in [0, pi])."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q = np.where(q[..., 3:4] < 0, -q, q)
+    sin_half = np.linalg.norm(q[..., :3], axis=-1, keepdims=True)
+    angle = 2.0 * np.arctan2(sin_half, q[..., 3:4])
+    safe = np.where(sin_half < 1e-12, 1.0, sin_half)
+    return np.where(sin_half < 1e-12, 2.0 * q[..., :3], q[..., :3] / safe * angle)
+
+
+def quat_slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (shortest arc) between unit quaternions, weight ``w`` of q1."""
+    q0 = np.asarray(q0, dtype=np.float64)
+    q1 = np.asarray(q1, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)[..., None]
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)
+    dot = np.abs(dot).clip(max=1.0)
+    omega = np.arccos(dot)
+    sin_omega = np.sin(omega)
+    close = sin_omega < 1e-9
+    safe = np.where(close, 1.0, sin_omega)
+    a = np.where(close, 1.0 - w, np.sin((1.0 - w) * omega) / safe)
+    b = np.where(close, w, np.sin(w * omega) / safe)
+    out = a * q0 + b * q1
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------- helpers
+def states_from(joints: np.ndarray, positions: np.ndarray, quaternions: np.ndarray) -> np.ndarray:
+    """Vectorised conventions.robot_state_vector: (n, 13) float32, quaternion unit with w >= 0."""
+    q = np.asarray(quaternions, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q = np.where(q[:, 3:4] < 0, -q, q)
+    return np.concatenate([joints, positions, q], axis=1).astype(np.float32)
+
+
+def chunk_targets(states: np.ndarray, target_joints: np.ndarray, target_positions: np.ndarray,
+                  target_quaternions: np.ndarray, action_space: str, tool_value: float) -> np.ndarray:
+    """(n, H, 7) float32 action chunks: targets as offsets of the states' reference components.
+
+    The reference is taken from the float32 state, as the action node does at run time
+    (``reference_components(state)``), so reference + action reproduces the target exactly.
+    """
+    ref = np.asarray(states, dtype=np.float64)
+    n, horizon = target_joints.shape[:2]
+    actions = np.empty((n, horizon, ACTION_DIM), dtype=np.float64)
+    if action_space == "joint_delta":
+        actions[..., :6] = target_joints - ref[:, None, :6]
+    elif action_space == "ee_delta":
+        actions[..., :3] = target_positions - ref[:, None, 6:9]
+        relative = quat_multiply(target_quaternions, quat_conjugate(ref[:, None, 9:13]))
+        actions[..., 3:6] = quat_to_rotvec(relative)
+    else:
+        raise ValueError(f"unknown action space {action_space!r}")
+    actions[..., 6] = tool_value
+    return actions.astype(np.float32)
+
+
+def _newest_at_or_before(stamps: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the newest stamp <= each time (-1 when none)."""
+    return np.searchsorted(stamps, times, side="right") - 1
+
+
+def _bracket(stamps: np.ndarray, times: np.ndarray, max_gap_ns: int):
+    """(lo, hi, weight, ok) for linear interpolation of a stream at ``times``."""
+    if stamps.size < 2:
+        zeros = np.zeros(times.shape, dtype=np.int64)
+        return zeros, zeros, np.zeros(times.shape), np.zeros(times.shape, dtype=bool)
+    lo = np.clip(np.searchsorted(stamps, times, side="right") - 1, 0, stamps.size - 2)
+    hi = lo + 1
+    span = stamps[hi] - stamps[lo]
+    w = (times - stamps[lo]) / np.where(span > 0, span, 1)
+    ok = (times >= stamps[0]) & (times <= stamps[-1]) & (span <= max_gap_ns) & (span > 0)
+    return lo, hi, np.clip(w, 0.0, 1.0), ok
+
+
+def _segments(valid: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) runs of True."""
+    padded = np.concatenate([[False], valid, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+# ----------------------------------------------------------------------------- alignment
+def align_streams(streams: BagStreams, config: AlignmentConfig, prompt: str) -> tuple[list[Episode], AlignmentReport]:
+    """Episodes (one per contiguous run of valid action times) and the report of one bag."""
+    cfg = config
+    report = AlignmentReport(bag=str(streams.path), name=streams.name,
+                             dropped_messages=dict(streams.dropped),
+                             prompt_source=streams.prompt_source)
+    dt = int(round(cfg.step_period * 1e9))
+    T, H = cfg.sensor_window, cfg.horizon
+    s_stamps = streams.sensor_stamps_ns
+    if s_stamps.size < T:
+        raise BagDataError(f"only {s_stamps.size} usable sensor samples; a window needs {T}",
+                           bag=streams.path, kind="no_samples")
+    view_first = [int(streams.frames[v].stamps_ns[0]) for v in streams.views]
+    t_first = max(int(s_stamps[T - 1]), *view_first, int(streams.joint_stamps_ns[0]),
+                  int(streams.pose_stamps_ns[0]))
+    t_motion_end = min(int(streams.joint_stamps_ns[-1]), int(streams.pose_stamps_ns[-1]))
+    t_last = t_motion_end - H * dt
+    if t_last < t_first:
+        raise BagDataError(
+            f"no action time has a full input and {H} future steps of motion: inputs complete at "
+            f"{t_first} ns, motion ends at {t_motion_end} ns ({H} x {cfg.step_period} s needed "
+            f"after)", bag=streams.path, kind="no_samples")
+    times = t_first + dt * np.arange((t_last - t_first) // dt + 1, dtype=np.int64)
+    n = times.size
+    report.action_times = n
+    reasons: dict[str, np.ndarray] = {}
+
+    # Sensor windows: newest T samples <= t, fresh, no gap.
+    ends = np.searchsorted(s_stamps, times, side="right")
+    enough = ends >= T
+    safe_ends = np.maximum(ends, T)
+    reasons["sensor_too_few_samples"] = ~enough
+    age = times - s_stamps[safe_ends - 1]
+    reasons["sensor_stale"] = enough & (age > int(round(cfg.sensor_max_age * 1e9)))
+    big = np.concatenate([[0], np.cumsum(np.diff(s_stamps) > int(round(cfg.sensor_max_gap * 1e9)))])
+    reasons["sensor_gap"] = enough & ((big[safe_ends - 1] - big[safe_ends - T]) > 0)
+
+    # Frames: newest per view <= t.
+    frame_idx = np.stack([_newest_at_or_before(streams.frames[v].stamps_ns, times)
+                          for v in streams.views], axis=1)
+    frame_stamps = np.stack([streams.frames[v].stamps_ns[np.maximum(frame_idx[:, k], 0)]
+                             for k, v in enumerate(streams.views)], axis=1)
+    reasons["frame_missing"] = (frame_idx < 0).any(axis=1)
+    if cfg.max_frame_age is not None:
+        reasons["frame_stale"] = ((times[:, None] - frame_stamps)
+                                  > int(round(cfg.max_frame_age * 1e9))).any(axis=1)
+    if cfg.max_view_skew is not None and len(streams.views) > 1:
+        reasons["view_skew"] = (frame_stamps.max(axis=1) - frame_stamps.min(axis=1)
+                                ) > int(round(cfg.max_view_skew * 1e9))
+
+    # State: newest joint state and newest pose <= t.
+    ji = _newest_at_or_before(streams.joint_stamps_ns, times)
+    pi = _newest_at_or_before(streams.pose_stamps_ns, times)
+    reasons["state_missing"] = (ji < 0) | (pi < 0)
+    ji, pi = np.maximum(ji, 0), np.maximum(pi, 0)
+    state_stamp = np.minimum(streams.joint_stamps_ns[ji], streams.pose_stamps_ns[pi])
+    reasons["state_stale"] = (times - state_stamp) > int(round(cfg.robot_state_max_age * 1e9))
+
+    # Targets: interpolated motion at t + (i+1) dt.
+    tau = times[:, None] + dt * np.arange(1, H + 1, dtype=np.int64)[None, :]
+    gap = int(round(cfg.robot_max_gap * 1e9))
+    jlo, jhi, jw, jok = _bracket(streams.joint_stamps_ns, tau, gap)
+    plo, phi, pw, pok = _bracket(streams.pose_stamps_ns, tau, gap)
+    reasons["target_gap"] = ~(jok & pok).all(axis=1)
+
+    invalid = np.zeros(n, dtype=bool)
+    for key, mask in reasons.items():
+        count = int(mask.sum())
+        if count:
+            report.skipped[key] = count
+        invalid |= mask
+    valid = ~invalid
+
+    states = states_from(streams.joint_positions[ji], streams.positions[pi],
+                         streams.quaternions[pi])
+    target_joints = (streams.joint_positions[jlo] * (1.0 - jw[..., None])
+                     + streams.joint_positions[jhi] * jw[..., None])
+    target_positions = (streams.positions[plo] * (1.0 - pw[..., None])
+                        + streams.positions[phi] * pw[..., None])
+    target_quats = quat_slerp(streams.quaternions[plo], streams.quaternions[phi], pw)
+
+    episodes: list[Episode] = []
+    segments = [(a, b) for a, b in _segments(valid)]
+    kept = [(a, b) for a, b in segments if b - a >= cfg.min_episode_length]
+    report.short_segments_dropped = len(segments) - len(kept)
+    for k, (a, b) in enumerate(kept):
+        name = streams.name if len(kept) == 1 else f"{streams.name}{SEGMENT_SEPARATOR}{k}"
+        sel = slice(a, b)
+        encoded = {v: {int(s): (streams.frames[v].data[int(i)], streams.frames[v].formats[int(i)])
+                       for s, i in zip(frame_stamps[sel, c], frame_idx[sel, c])}
+                   for c, v in enumerate(streams.views)}
+        seg_states = states[sel]
+        actions = chunk_targets(seg_states, target_joints[sel], target_positions[sel],
+                                target_quats[sel], cfg.action_space, cfg.tool_value)
+        episodes.append(Episode(
+            name=name, step_period=float(cfg.step_period), times_ns=times[sel].copy(),
+            views=tuple(streams.views), frame_stamps_ns=frame_stamps[sel].copy(),
+            sensor_windows=SensorWindows(streams.sensor_rows, ends[sel].copy(), T),
+            states=seg_states.copy(), actions=actions, action_space=cfg.action_space,
+            prompt=prompt, load_frames=FrameLoader(streams.views, frame_stamps[sel], encoded)))
+    report.segments = len(kept)
+    report.samples = int(sum(len(e) for e in episodes))
+    return episodes, report
+
+
+def episode_group(episode_or_name) -> str:
+    """The recording an episode comes from (segments of one bag share it): the split unit."""
+    name = getattr(episode_or_name, "name", episode_or_name)
+    return str(name).split(SEGMENT_SEPARATOR, 1)[0]
