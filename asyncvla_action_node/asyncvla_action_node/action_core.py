@@ -3,7 +3,9 @@
 A robot with a needle is on the other end, so the rule is fail-closed: every input (VL features,
 sensor window, robot state, the policy's own output) is checked on every tick, and when any check
 fails the tick publishes nothing and reports the reason. History used for chunk blending is reset
-after any refusal, so a chunk is never blended with one from before a gap.
+after any refusal, so a chunk is never blended with one from before a gap. The blended chunk then
+passes the output guard (limits, workspace, jumps; see output_guard.py), which may clamp it or
+withhold it; what the guard lets through is what the next chunk is blended with and compared to.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from asyncvla_action_node.chunk_blending import Chunk, ChunkBlender
+from asyncvla_action_node.output_guard import GuardResult, OutputGuard
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore, VLSnapshot
 from asyncvla_training.conventions import reference_components
@@ -42,18 +45,22 @@ class TickOutcome:
     category: str  # short key for counters: "ok", "vl_missing", "vl_stale", ...
     vl: VLSnapshot | None
     inference_time: float  # s, 0 when the policy did not run
+    guard: GuardResult | None = None  # the output guard's verdict, when it was asked
 
 
 class ActionCore:
     """Owns the robot-state slot and the tick; the stores are filled by subscriptions."""
 
     def __init__(self, predict: PredictFn, vl_store: VLFeatureStore, sensor: SensorWindow,
-                 config: ActionCoreConfig, blender: ChunkBlender) -> None:
+                 config: ActionCoreConfig, blender: ChunkBlender,
+                 guard: OutputGuard | None = None) -> None:
         self.predict = predict
         self.vl_store = vl_store
         self.sensor = sensor
         self.config = config
         self.blender = blender
+        self.guard = guard
+        self._published: Chunk | None = None  # the last chunk that left the node
         self._state_lock = threading.Lock()
         self._state: np.ndarray | None = None
         self._state_stamp_ns = 0
@@ -67,46 +74,59 @@ class ActionCore:
         with self._state_lock:
             self._state = None
 
-    def _refuse(self, reason: str, category: str, vl: VLSnapshot | None = None) -> TickOutcome:
+    def refuse(self, reason: str, category: str, vl: VLSnapshot | None = None,
+               guard: GuardResult | None = None) -> TickOutcome:
+        """Publish nothing this tick; forget the blending and jump history (never span a gap)."""
         self.blender.reset()
-        return TickOutcome(None, reason, category, vl, 0.0)
+        self._published = None
+        return TickOutcome(None, reason, category, vl, 0.0, guard)
+
 
     def tick(self, now_ns: int) -> TickOutcome:
         cfg = self.config
         vl = self.vl_store.snapshot(now_ns)
         if vl is None:
             rejected = self.vl_store.last_reject_reason
-            return self._refuse("no usable VL features yet" + (f" (last rejected: {rejected})"
+            return self.refuse("no usable VL features yet" + (f" (last rejected: {rejected})"
                                                                 if rejected else ""), "vl_missing")
         if vl.age > cfg.max_vl_age:
-            return self._refuse(f"VL features are {vl.age * 1e3:.0f} ms old "
+            return self.refuse(f"VL features are {vl.age * 1e3:.0f} ms old "
                                 f"(max_vl_age {cfg.max_vl_age * 1e3:.0f} ms)", "vl_stale", vl)
         if vl.age < -cfg.future_tolerance:
-            return self._refuse(f"VL features stamped {-vl.age * 1e3:.0f} ms in the future "
+            return self.refuse(f"VL features stamped {-vl.age * 1e3:.0f} ms in the future "
                                 f"(clock jump?)", "vl_future", vl)
         sensor = self.sensor.window(now_ns, cfg.sensor_max_age)
         if sensor.window is None:
-            return self._refuse(sensor.reason, "sensor", vl)
+            return self.refuse(sensor.reason, "sensor", vl)
         with self._state_lock:
             state, state_stamp = self._state, self._state_stamp_ns
         if state is None:
-            return self._refuse("no robot state received yet", "robot_state", vl)
+            return self.refuse("no robot state received yet", "robot_state", vl)
         state_age = (now_ns - state_stamp) / 1e9
         if state_age > cfg.robot_state_max_age or state_age < -cfg.future_tolerance:
-            return self._refuse(f"robot state is {state_age * 1e3:.0f} ms old "
+            return self.refuse(f"robot state is {state_age * 1e3:.0f} ms old "
                                 f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)", "robot_state", vl)
         started = time.perf_counter()
         try:
             actions = np.asarray(self.predict(vl.features, sensor.window, state), dtype=np.float32)
         except Exception as exc:  # a policy failure must never take the node down
-            return self._refuse(f"policy failed: {exc}", "policy_error", vl)
+            return self.refuse(f"policy failed: {exc}", "policy_error", vl)
         inference_time = time.perf_counter() - started
         if actions.shape != (cfg.horizon, cfg.action_dim):
-            return self._refuse(f"policy returned shape {actions.shape}, expected "
+            return self.refuse(f"policy returned shape {actions.shape}, expected "
                                 f"({cfg.horizon}, {cfg.action_dim})", "policy_output", vl)
         if not np.all(np.isfinite(actions)):
-            return self._refuse("policy returned NaN or inf", "policy_output", vl)
+            return self.refuse("policy returned NaN or inf", "policy_output", vl)
         reference = reference_components(state, cfg.action_space).astype(np.float64)
         chunk = self.blender.blend(Chunk(now_ns, cfg.step_period, reference, actions))
+        verdict = None
+        if self.guard is not None:
+            verdict = self.guard.check(chunk, state, self._published)
+            if verdict.chunk is None:
+                return self.refuse(verdict.message, "guard", vl, verdict)
+            if verdict.chunk is not chunk:  # clamped: blend the next chunk with what went out
+                chunk = verdict.chunk
+                self.blender.replace_published(chunk)
+        self._published = chunk
         self.vl_store.mark_used(vl.sequence)
-        return TickOutcome(chunk, "", "ok", vl, inference_time)
+        return TickOutcome(chunk, "", "ok", vl, inference_time, verdict)

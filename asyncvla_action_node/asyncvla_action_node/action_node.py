@@ -1,9 +1,13 @@
 """asyncvla_action_node: fixed-rate action expert over the newest VL features (ROS glue only).
 
-Subscribes: VL features (latched), force/OCT batches, joint states and EE pose.
+Subscribes: VL features (latched), force/OCT batches, joint states and EE pose; the enable and
+e-stop std_msgs/Bool topics (latched).
 Publishes: asyncvla_msgs/ActionChunk, optionally trajectory_msgs/JointTrajectory, /diagnostics,
-and Float64 topics under ~/ for rqt_plot (vl_age, inference_time_ms, vl_reuse_count,
-sensor_fill, chunk_rate_hz).
+asyncvla_msgs/SafetyStatus (latched, ~/safety_status) and Float64 topics under ~/ for rqt_plot
+(vl_age, inference_time_ms, vl_reuse_count, sensor_fill, chunk_rate_hz).
+
+Fail closed: a chunk leaves the node only when the node is enabled and not e-stopped, every input
+watchdog is fed, every input is fresh and valid (ActionCore) and the output guard accepts it.
 
 The decisions live in action_core.ActionCore; this module wires topics, parameters and timers.
 The node spins a single-threaded executor (see common/spin.py for why); the stores it fills are
@@ -21,7 +25,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Bool, Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickOutcome
@@ -33,9 +37,13 @@ from asyncvla_action_node.common.params import ParamSpec, declare_all
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_action_node.output_guard import OutputGuard
+from asyncvla_action_node.safety import SafetyGate, SafetyState
+from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, fill_status, guard_limits,
+                                             make_watchdogs, safety_report)
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
-from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, VLFeatures
+from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures
 from asyncvla_training.conventions import ACTION_SPACES, robot_state_vector
 from asyncvla_training.vl_payload import decode_features
 
@@ -80,7 +88,11 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
               min_value=0.05),
     ParamSpec("log_period", 1.0, "Seconds between status log lines (throttle)", min_value=0.0),
-)
+) + SAFETY_PARAMETERS
+
+#: Tick outcome categories that are errors (the rest, e.g. "disabled" or a filling buffer, WARN).
+ERROR_CATEGORIES = ("vl_stale", "vl_missing", "vl_future", "policy_error", "policy_output",
+                    "guard", "watchdog", "estop")
 
 
 def _duration(seconds: float):
@@ -114,7 +126,11 @@ class ActionNode(Node):
             max_vl_age=p["max_vl_age"], sensor_max_age=p["sensor_max_age"],
             robot_state_max_age=p["robot_state_max_age"], step_period=step_period,
             action_space=self.action_space, horizon=config.horizon, action_dim=config.action_dim)
-        self.core = ActionCore(self.policy.predict, self.vl_store, self.sensor, core_cfg, blender)
+        self.guard = OutputGuard(guard_limits(p), self.action_space)
+        self.core = ActionCore(self.policy.predict, self.vl_store, self.sensor, core_cfg, blender,
+                               self.guard)
+        self.gate = SafetyGate(p["enabled_at_start"], p["estop_timeout"], now=time.monotonic())
+        self.watchdogs = make_watchdogs(p)
         self.joint_names: list[str] = list(p["joint_names"])
         self.publish_trajectory = bool(p["publish_joint_trajectory"])
         if self.publish_trajectory and self.action_space != "joint_delta":
@@ -134,6 +150,7 @@ class ActionNode(Node):
         self._joint_positions: np.ndarray | None = None
         self._joint_stamp_ns = 0
         self._sequence = 0
+        self._status_key: tuple | None = None
 
         inputs = MutuallyExclusiveCallbackGroup()
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
@@ -145,6 +162,11 @@ class ActionNode(Node):
                                  qos.sensor_subscriber(), callback_group=inputs)
         self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
+        self.create_subscription(Bool, p["enable_topic"], g("enable", self._on_enable),
+                                 qos.LATCHED, callback_group=inputs)
+        self.create_subscription(Bool, p["estop_topic"], g("estop", self._on_estop),
+                                 qos.LATCHED, callback_group=inputs)
+        self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"], qos.LATCHED)
         self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, p["trajectory_topic"], qos.COMMAND) \
             if self.publish_trajectory else None
@@ -154,12 +176,18 @@ class ActionNode(Node):
         self.diagnostics.add("action output", self._diag_output)
         self.diagnostics.add("vl features", self._diag_vl)
         self.diagnostics.add("inputs", self._diag_inputs)
+        self.diagnostics.add("safety", self._diag_safety)
+        self.create_timer(p["diagnostics_period"], g("status", lambda: self._publish_status(True)),
+                          callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(1.0 / p["action_rate_hz"], g("tick", self._on_tick),
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"action node ready: {p['action_rate_hz']:.1f} Hz, horizon {self.horizon}x"
             f"{self.action_dim} ({self.action_space}), max_vl_age {p['max_vl_age']:.2f} s, "
-            f"blending {p['chunk_blending']}, expected VL model {expected_model or '(any)'}")
+            f"blending {p['chunk_blending']}, expected VL model {expected_model or '(any)'}, "
+            f"guard {p['guard_mode']}, {self.gate.state.name}"
+            + ("" if p["enabled_at_start"] else f" (publish True on {p['enable_topic']})"))
+        self._publish_status(True)
 
     # --- inputs -----------------------------------------------------------------------------
     def _on_vl(self, msg: VLFeatures) -> None:
@@ -176,6 +204,7 @@ class ActionNode(Node):
             self.get_logger().warning(f"VL features #{msg.sequence} rejected: {reason}",
                                       throttle_duration_sec=2.0)
         else:
+            self._feed("vl_features")
             self.get_logger().info(
                 f"[VL #{msg.sequence}] {msg.num_tokens}x{msg.feature_dim}, computed in "
                 f"{msg.compute_time * 1e3:.0f} ms from {len(msg.view_names)} views",
@@ -188,7 +217,10 @@ class ActionNode(Node):
             self.counters.inc("sensor_bad_batch")
             return
         stamps = np.fromiter((stamp_to_ns(s) for s in msg.sample_stamps), dtype=np.int64, count=n)
-        self.sensor.add_batch(stamps, np.asarray(msg.force), np.asarray(msg.alines))
+        if self.sensor.add_batch(stamps, np.asarray(msg.force), np.asarray(msg.alines)) == n > 0:
+            self._feed("sensor")
+        else:  # NaN/inf, out-of-order or duplicate samples: the window now has a hole
+            self.counters.inc("sensor_batch_partly_dropped")
 
     def _on_joints(self, msg: JointState) -> None:
         try:
@@ -202,8 +234,11 @@ class ActionNode(Node):
         except (ValueError, IndexError) as exc:
             self.counters.inc("joint_state_rejected")
             self.get_logger().warning(f"joint state rejected: {exc}", throttle_duration_sec=2.0)
+            self._joint_positions = None  # fail closed: never act on the state before a bad one
+            self.core.clear_robot_state()
             return
         self._joint_positions, self._joint_stamp_ns = positions, stamp_to_ns(msg.header.stamp)
+        self._feed("joint_states")
 
     def _on_pose(self, msg: PoseStamped) -> None:
         if self._joint_positions is None:
@@ -215,7 +250,9 @@ class ActionNode(Node):
         except ValueError as exc:
             self.counters.inc("pose_rejected")
             self.get_logger().warning(f"EE pose rejected: {exc}", throttle_duration_sec=2.0)
+            self.core.clear_robot_state()
             return
+        self._feed("ee_pose")
         # The state is as old as the older of its two halves.
         self.core.set_robot_state(state, min(self._joint_stamp_ns, stamp_to_ns(msg.header.stamp)))
 
@@ -230,16 +267,85 @@ class ActionNode(Node):
             self.core.blender.reset()
             self.get_logger().warning("clock jumped backwards: buffers cleared")
         self._last_tick_ns = now_ns
-        outcome = self.core.tick(now_ns)
+        outcome = self._decide(now_ns)
         self.last_outcome = outcome
         self._publish_plots(outcome)
+        if outcome.guard is not None:
+            for reason, count in outcome.guard.violations.items():
+                self.counters.inc(f"guard_{reason}", count)
+            if outcome.guard.clamped:
+                self.counters.inc("guard_clamped_chunks")
         if outcome.chunk is None:
             self.counters.inc(f"withheld_{outcome.category}")
-            if outcome.category in ("vl_stale", "vl_missing"):
+            if outcome.category in ERROR_CATEGORIES:
                 self.diagnostics.publish_now_if_worse("action output", ERROR)
             self._log_throttled(f"no action: {outcome.reason}", warn=True)
+        else:
+            self._publish_chunk(outcome, now_ns)
+        self._publish_status()
+
+    def _decide(self, now_ns: int) -> TickOutcome:
+        """Gate and watchdogs first (the policy does not even run when they say no), then core."""
+        now = time.monotonic()
+        silent = self.watchdogs.check(now)
+        if silent:
+            return self.core.refuse("input silent: " + self.watchdogs.describe(silent, now),
+                                    "watchdog", self.vl_store.snapshot(now_ns))
+        allowed, why = self.gate.allows_output(now)
+        if not allowed:
+            category = "estop" if self.gate.state == SafetyState.ESTOP else "disabled"
+            return self.core.refuse(why, category, self.vl_store.snapshot(now_ns))
+        return self.core.tick(now_ns)
+
+    # --- safety inputs and status -----------------------------------------------------------
+    def _feed(self, name: str) -> None:
+        outage = self.watchdogs.feed(name, time.monotonic())
+        if outage is not None:
+            self.get_logger().info(f"input {name} is back after {outage * 1e3:.0f} ms")
+
+    def _on_enable(self, msg: Bool) -> None:
+        before = self.gate.state
+        self.gate.on_enable(bool(msg.data), time.monotonic())
+        self._after_gate_change(before)
+
+    def _on_estop(self, msg: Bool) -> None:
+        before = self.gate.state
+        self.gate.on_estop(bool(msg.data), time.monotonic())
+        self._after_gate_change(before)
+
+    def _after_gate_change(self, before: SafetyState) -> None:
+        state = self.gate.state
+        if state == before:
             return
-        self._publish_chunk(outcome, now_ns)
+        log = self.get_logger().error if state == SafetyState.ESTOP else self.get_logger().warning
+        log(f"safety state {before.name} -> {state.name}: {self.gate.last_change_reason}")
+        if state != SafetyState.ENABLED:
+            self.core.refuse(self.gate.last_change_reason, state.name.lower())
+            if self.traj_pub is not None:
+                # An empty trajectory makes a joint_trajectory_controller stop and hold.
+                stop = JointTrajectory()
+                stop.header.stamp = self.get_clock().now().to_msg()
+                stop.joint_names = self.joint_names
+                self.traj_pub.publish(stop)
+        self.diagnostics.publish_now_if_worse("safety", ERROR if state == SafetyState.ESTOP
+                                              else WARN)
+        self._publish_status(True)
+
+    def _publish_status(self, force: bool = False) -> None:
+        outcome = self.last_outcome
+        allowed = outcome is not None and outcome.chunk is not None
+        category = outcome.category if outcome is not None else "no tick"
+        key = (self.gate.state, allowed, category)
+        if not force and key == self._status_key:
+            return
+        self._status_key = key
+        counts = self.counters.snapshot()
+        withheld = sum(v for k, v in counts.items() if k.startswith("withheld_"))
+        msg = fill_status(SafetyStatus(), self.gate, self.watchdogs, time.monotonic(),
+                          self.get_clock().now().nanoseconds, allowed,
+                          "" if allowed else (outcome.reason if outcome else "no tick yet"),
+                          counts.get("chunks_published", 0), withheld)
+        self.status_pub.publish(msg)
 
     def _publish_chunk(self, outcome: TickOutcome, now_ns: int) -> None:
         chunk, vl = outcome.chunk, outcome.vl
@@ -314,8 +420,7 @@ class ActionNode(Node):
             return Report(WARN, "no tick yet", values)
         if outcome.chunk is not None:
             return Report(OK, "publishing action chunks", values)
-        level = ERROR if outcome.category in ("vl_stale", "vl_missing", "vl_future",
-                                              "policy_error", "policy_output") else WARN
+        level = ERROR if outcome.category in ERROR_CATEGORIES else WARN
         return Report(level, f"no action: {outcome.reason}", values)
 
     def _diag_vl(self) -> Report:
@@ -334,11 +439,18 @@ class ActionNode(Node):
             return Report(ERROR, f"VL features stale ({snap.age * 1e3:.0f} ms)", values)
         return Report(OK, f"VL #{snap.sequence}, {snap.age * 1e3:.0f} ms old", values)
 
+    def _diag_safety(self) -> Report:
+        counts = self.counters.snapshot()
+        guard = {k: v for k, v in counts.items() if k.startswith("guard_")}
+        return safety_report(self.gate, self.watchdogs, time.monotonic(),
+                             {"guard_mode": self.guard.limits.mode, **guard})
+
     def _diag_inputs(self) -> Report:
         counts = self.counters.snapshot()
         values = {"sensor_fill": self.sensor.fill, **{f"sensor_dropped_{k}": v for k, v in
                                                         self.sensor.dropped.items()},
-                  **{k: v for k, v in counts.items() if not k.startswith(("withheld_", "chunks"))}}
+                  **{k: v for k, v in counts.items()
+                     if not k.startswith(("withheld_", "chunks", "guard_"))}}
         level = WARN if self.sensor.fill < self.sensor.window_size else OK
         return Report(level, f"sensor {self.sensor.fill}/{self.sensor.window_size}", values)
 

@@ -74,6 +74,11 @@ class ChunkBlender:
         self._published = None
         self._raw.clear()
 
+    def replace_published(self, chunk: Chunk) -> None:
+        """The chunk that actually went out differs from the blend (the output guard clamped it)."""
+        if self._published is not None:
+            self._published = chunk
+
     def blend(self, new: Chunk) -> Chunk:
         if self.mode == "latest_only":
             out = new

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 
 from asyncvla_training.conventions import ROBOT_STATE_DIM
 
+#: Bumped whenever what build_demo_assets writes changes, so cached assets are rebuilt.
+ASSETS_VERSION = 2
+#: The random policy's outputs are O(1) in normalised units; these statistics make them the size
+#: of a slow needle motion (about 1 mm and 5 mrad per step), well inside the output guard's
+#: default limits, as a trained policy's would be.
+DEMO_ACTION_MEAN = [0.0] * 6 + [1.0]
+DEMO_ACTION_STD = [1e-3] * 3 + [5e-3] * 3 + [1e-3]
+
 
 @dataclass(frozen=True)
 class DemoAssets:
@@ -34,7 +42,8 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
     if os.path.exists(info_path):
         with open(info_path) as f:
             info = json.load(f)
-        if info.get("num_feature_tokens") == num_feature_tokens \
+        if info.get("version") == ASSETS_VERSION \
+                and info.get("num_feature_tokens") == num_feature_tokens \
                 and tuple(info.get("image_size", ())) == tuple(image_size):
             return DemoAssets(model_dir, checkpoint_dir, info["model_id"], num_feature_tokens,
                               tuple(image_size))
@@ -54,11 +63,12 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
     policy = ActionPolicy(tiny_policy_config(vl_dim=extractor.feature_dim,
                                              vl_num_tokens=num_feature_tokens,
                                              robot_state_dim=ROBOT_STATE_DIM)).eval()
+    policy.set_normalization(action_mean=DEMO_ACTION_MEAN, action_std=DEMO_ACTION_STD)
     save_policy(policy, checkpoint_dir, extra_metadata={
         "action_space": "ee_delta", "step_period": 0.1, "vl_model_id": extractor.model_id,
         "note": "random weights: the embedded default for demos and tests"})
     with open(info_path, "w") as f:
-        json.dump({"model_id": extractor.model_id, "num_feature_tokens": num_feature_tokens,
+        json.dump({"version": ASSETS_VERSION, "model_id": extractor.model_id, "num_feature_tokens": num_feature_tokens,
                    "image_size": list(image_size)}, f)
     return DemoAssets(model_dir, checkpoint_dir, extractor.model_id, num_feature_tokens,
                       tuple(image_size))

@@ -39,6 +39,8 @@ def start_vlm(group: ProcessGroup, assets: DemoAssets, views: list[str],
 
 def start_action(group: ProcessGroup, assets: DemoAssets, name: str = "action",
                  **params) -> ManagedProcess:
-    base = {"checkpoint": assets.checkpoint_dir, "device": "cpu", "action_rate_hz": 10.0}
+    # Synthetic inputs and no operator: start enabled unless a test drives the enable topic.
+    base = {"checkpoint": assets.checkpoint_dir, "device": "cpu", "action_rate_hz": 10.0,
+            "enabled_at_start": True}
     base.update(params)
     return group.start(name, ["-m", "asyncvla_action_node.action_node", *ros_args(base)])

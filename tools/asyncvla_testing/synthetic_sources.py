@@ -5,7 +5,10 @@ Publishes what the bridges would: per view a sensor_msgs/CompressedImage (JPEG) 
 asyncvla_msgs/ForceOctBatch at 650 Hz in batches (--sensor-batch samples per message), and
 sensor_msgs/JointState + geometry_msgs/PoseStamped at 100 Hz. Images are pre-encoded (a moving
 bar), so the source costs little CPU. Views can be dropped or paused at run time through the
-`--pause-file` (a file listing stream names to pause: view names, "sensor", "robot").
+`--pause-file` (a file listing stream names to pause: view names, "sensor", "robot") and faults
+injected the same way: "sensor_nan" / "sensor_inf" (non-finite force values), "robot_nan" (NaN
+joint positions), "robot_clock_forward" / "robot_clock_backward" (robot stamps 2 s ahead or
+behind, as after a clock step on the robot PC).
 """
 from __future__ import annotations
 
@@ -115,6 +118,8 @@ class SyntheticSources(Node):
         msg.force = (0.2 + 0.05 * np.sin(2 * math.pi * 0.5 * t)).astype(np.float32)
         if "sensor_nan" in self.paused:
             msg.force = np.full(n, np.nan, dtype=np.float32)
+        if "sensor_inf" in self.paused:
+            msg.force = np.full(n, np.inf, dtype=np.float32)
         alines = self.aline_base[None, :] + 0.01 * self.rng.standard_normal((n, ALINE))
         msg.alines = alines.astype(np.float32).reshape(-1)
         self.sensor_pub.publish(msg)
@@ -122,15 +127,20 @@ class SyntheticSources(Node):
     def publish_robot(self) -> None:
         if "robot" in self.paused:
             return
-        now = self.get_clock().now()
-        t = now.nanoseconds / 1e9
+        now_ns = self.get_clock().now().nanoseconds
+        t = now_ns / 1e9
+        shift = 2e9 if "robot_clock_forward" in self.paused else \
+            -2e9 if "robot_clock_backward" in self.paused else 0.0
+        stamp = ns_to_stamp(int(now_ns + shift))
         joints = JointState()
-        joints.header.stamp = now.to_msg()
+        joints.header.stamp = stamp
         joints.name = [f"joint_{i}" for i in range(1, 7)]
         joints.position = [0.1 * math.sin(0.2 * t + i) for i in range(6)]
+        if "robot_nan" in self.paused:
+            joints.position[2] = math.nan
         self.joint_pub.publish(joints)
         pose = PoseStamped()
-        pose.header.stamp = now.to_msg()
+        pose.header.stamp = stamp
         pose.header.frame_id = "base_link"
         pose.pose.position.x = 0.4 + 0.01 * math.sin(0.2 * t)
         pose.pose.position.y = 0.0
