@@ -6,6 +6,10 @@ thread when every view is present, fresh and close enough in time to the others.
 asyncvla_msgs/VLFeatures on a TRANSIENT_LOCAL depth-1 topic, /diagnostics, and Float64 topics
 under ~/ for rqt_plot (compute_time_ms, update_rate_hz). The prompt can change at run time via
 the `prompt` parameter or the `~/prompt` topic (std_msgs/String).
+
+Every view has a heartbeat watchdog (`camera_timeout`, on arrival time): while one is silent no
+update starts, /diagnostics says which view, and asyncvla_msgs/SafetyStatus (latched,
+~/safety_status) lists every view's age, timeout, trips and last outage.
 """
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ from asyncvla_action_node.common.params import ParamSpec, declare_all
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
-from asyncvla_msgs.msg import VLFeatures
+from asyncvla_action_node.safety import WatchdogSet
+from asyncvla_action_node.safety_ros import fill_status
+from asyncvla_msgs.msg import SafetyStatus, VLFeatures
 from asyncvla_training.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.vl_worker import VLWorker
@@ -70,6 +76,10 @@ VLM_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
               min_value=0.05),
     ParamSpec("log_period", 1.0, "Seconds between status log lines", min_value=0.0),
+    ParamSpec("camera_timeout", 0.5, "Heartbeat: longest silence (s) of a view's image topic "
+              "before updates stop (0 = off)", read_only=True, min_value=0.0),
+    ParamSpec("safety_status_topic", "~/safety_status", "asyncvla_msgs/SafetyStatus output "
+              "(latched; camera watchdogs)", read_only=True),
 )
 
 
@@ -109,6 +119,10 @@ class VLMNode(Node):
         self.counters = Counters()
         self.compute_stats = RollingStats()
         self.update_rate = RateMeter(window=10.0)
+        self.watchdogs = WatchdogSet()
+        for view in views:
+            self.watchdogs.add(view, p["camera_timeout"])
+        self._status_key: tuple | None = None
 
         images = MutuallyExclusiveCallbackGroup()
         for view, topic in zip(views, topics):
@@ -126,6 +140,10 @@ class VLMNode(Node):
                                  callback_group=images)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pub = self.create_publisher(VLFeatures, p["vl_features_topic"], qos.LATCHED)
+        self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
+                                                qos.LATCHED)
+        self.create_timer(p["diagnostics_period"], lambda: self._publish_status(True),
+                          callback_group=MutuallyExclusiveCallbackGroup())
         self.plot_pubs = {n: self.create_publisher(Float64, f"~/{n}", 10)
                           for n in ("compute_time_ms", "update_rate_hz")}
         self.worker = VLWorker(self._extract, self._on_result, self._on_error)
@@ -149,6 +167,9 @@ class VLMNode(Node):
             else:
                 frame = StoredFrame(stamp, msg.encoding, bytes(msg.data), msg.width, msg.height)
             self.frames.put(view, frame)
+            outage = self.watchdogs.feed(view, time.monotonic())
+            if outage is not None:
+                self.get_logger().info(f"camera {view} is back after {outage * 1e3:.0f} ms")
         return callback
 
     def _on_prompt_topic(self, msg: String) -> None:
@@ -178,20 +199,44 @@ class VLMNode(Node):
         if self.worker.busy or time.monotonic() - self._last_start < self.target_period:
             return
         now_ns = self.get_clock().now().nanoseconds
-        frame_set = self.frames.collect(now_ns, self.max_frame_age, self.max_view_skew)
         self._last_start = time.monotonic()  # also paces skip reports to one per period
+        silent = self.watchdogs.check(self._last_start)
+        if silent:
+            reason = "camera silent: " + self.watchdogs.describe(silent, self._last_start)
+            self._skip(reason, "cameras")
+            return
+        frame_set = self.frames.collect(now_ns, self.max_frame_age, self.max_view_skew)
         if frame_set.images is None:
-            self.counters.inc("updates_skipped")
-            if frame_set.reason != self._last_skip_reason:
-                self.diagnostics.publish_now_if_worse("vl updates", WARN)
-            self._last_skip_reason = frame_set.reason
-            self.get_logger().warning(f"VL update skipped: {frame_set.reason}",
-                                      throttle_duration_sec=max(self.log_period, 1.0))
+            self._skip(frame_set.reason, "vl updates")
             return
         self._last_skip_reason = ""
+        self._publish_status()
         with self._prompt_lock:
             prompt = self._prompt
         self.worker.try_submit((frame_set, prompt))
+
+    def _skip(self, reason: str, diagnostic: str) -> None:
+        self.counters.inc("updates_skipped")
+        if reason.split(":")[0] != self._last_skip_reason.split(":")[0]:
+            self.diagnostics.publish_now_if_worse(diagnostic, ERROR if diagnostic == "cameras"
+                                                  else WARN)
+        self._last_skip_reason = reason
+        self._publish_status()
+        self.get_logger().warning(f"VL update skipped: {reason}",
+                                  throttle_duration_sec=max(self.log_period, 1.0))
+
+    def _publish_status(self, force: bool = False) -> None:
+        """Latched camera-watchdog status, on a change of the skip reason or periodically."""
+        key = (self._last_skip_reason.split(":")[0],)
+        if not force and key == self._status_key:
+            return
+        self._status_key = key
+        counts = self.counters.snapshot()
+        msg = fill_status(SafetyStatus(), None, self.watchdogs, time.monotonic(),
+                          self.get_clock().now().nanoseconds, not self._last_skip_reason,
+                          self._last_skip_reason, counts.get("updates_published", 0),
+                          counts.get("updates_skipped", 0))
+        self.status_pub.publish(msg)
 
     def _extract(self, job):
         frame_set, prompt = job
@@ -265,9 +310,17 @@ class VLMNode(Node):
         values = {f"{v}_received": self.frames.received.get(v, 0) for v in self.frames.views}
         values.update({f"{v}_age_ms": (now_ns - s) / 1e6 for v, s in stamps.items()})
         values.update({f"dropped_{k}": n for k, n in self.frames.dropped.items()})
+        now = time.monotonic()
+        for dog in self.watchdogs.snapshot(now):
+            values[f"{dog.name}_silent_ms"] = round(dog.age(now) * 1e3, 1)
+            values[f"{dog.name}_trips"] = dog.trips
+            values[f"{dog.name}_last_outage_ms"] = round(dog.last_outage * 1e3, 1)
         missing = [v for v in self.frames.views if v not in stamps]
         if missing:
             return Report(ERROR, f"no frames from {', '.join(missing)}", values)
+        silent = self.watchdogs.check(now)
+        if silent:
+            return Report(ERROR, "camera silent: " + self.watchdogs.describe(silent, now), values)
         return Report(OK, f"{len(stamps)} views", values)
 
     def destroy_node(self) -> None:
