@@ -1,0 +1,110 @@
+"""asyncvla-train / asyncvla-eval entry points end to end on generated episodes (tiny Qwen2.5-VL)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
+    del sys.modules["asyncvla_training"]
+
+from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
+from asyncvla_training.models.checkpoint import read_checkpoint_config  # noqa: E402
+from asyncvla_training.models.tiny import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_training.train import eval_cli, train_cli  # noqa: E402
+from asyncvla_training.train.config import TrainConfig  # noqa: E402
+
+torch.set_num_threads(1)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return ensure_tiny_qwen_vl(tmp_path_factory.getbasetemp() / "tiny_qwen_vl")
+
+
+def _args(tiny: str) -> list[str]:
+    sets = {"policy_size": "tiny", "image_width": 56, "image_height": 56, "num_feature_tokens": 4,
+            "batch_size": 8, "grad_accum_steps": 1, "lr": 1e-3, "sensor_lr": 1e-3, "warmup_steps": 3,
+            "total_steps": 40, "eval_every": 10, "save_every": 10, "log_every": 10, "synthetic_length": 30,
+            "val_fraction": 0.25, "device": "cpu"}
+    out = ["--vl-model", tiny, "--synthetic", "4"]
+    for key, value in sets.items():
+        out += ["--set", f"{key}={json.dumps(value)}"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_qwen_dir) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert train_cli.main(["--stage", "1", "--out", str(out), "--stop-at", "20", *_args(tiny_qwen_dir)]) == 0
+    assert read_checkpoint_config(out / "latest")[1]["step"] == 20
+    assert train_cli.main(["--out", str(out), "--resume"]) == 0  # config from out/train_config.json
+    return out
+
+
+def test_train_cli_writes_config_log_and_checkpoints(run_dir: Path, tiny_qwen_dir: str) -> None:
+    cfg = TrainConfig.load(run_dir / "train_config.json")
+    assert cfg.stage == 1 and cfg.synthetic_episodes == 4 and cfg.vl_model_path == tiny_qwen_dir
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if r["event"] == "train"]
+    assert steps == [10, 20, 30, 40] and any(r["event"] == "resume" and r["step"] == 20 for r in log)
+    train_losses = [r["loss"] for r in log if r["event"] == "train"]
+    assert train_losses[-1] < train_losses[0]
+    _, meta = read_checkpoint_config(run_dir / "best")
+    assert meta["step"] in (10, 20, 30, 40) and meta["val_loss"] > 0
+    assert len(meta["datasets"]["val"]) == 1 and len(meta["datasets"]["train"]) == 3
+
+
+def test_train_cli_rejects_bad_config(tmp_path: Path, capsys) -> None:
+    assert train_cli.main(["--out", str(tmp_path), "--set", "lr=-1"]) == 2
+    assert "lr" in capsys.readouterr().err
+    (tmp_path / "c.json").write_text(json.dumps({"stage": 1, "typo_key": 3}))
+    assert train_cli.main(["--config", str(tmp_path / "c.json")]) == 2
+
+
+def test_eval_cli_metrics_and_plots(run_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "eval"
+    # seed 0 and 30 steps: the same generated episodes the run trained and validated on
+    argv = ["--checkpoint", str(run_dir / "latest"), "--out", str(out), "--synthetic", "4",
+            "--synthetic-seed", "0", "--synthetic-length", "30", "--max-plots", "2"]
+    assert eval_cli.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    names = list(ACTION_SPACES["ee_delta"])
+    assert metrics["dim_names"] == names and metrics["num_samples"] == 120 == summary["num_samples"]
+    mae, rmse = np.array(metrics["mae"]), np.array(metrics["rmse"])
+    assert mae.shape == (7,) and np.all(np.isfinite(mae)) and np.all(mae >= 0) and np.all(rmse >= mae)
+    assert np.all(mae[:6] < 0.05)  # metres / radians: millimetre-scale offsets, not garbage
+    per_h = np.array(metrics["per_horizon_mae"])
+    assert per_h.shape == (8, 7)
+    assert per_h[-1, 0] > per_h[0, 0]  # offsets grow along the chunk, and so do their errors
+    assert metrics["normalized_mse"] < metrics["baseline_normalized_mse"]  # better than the mean chunk
+    assert set(metrics["per_episode"]) == {f"synthetic_{i:03d}" for i in range(4)}
+    assert metrics["per_dim"]["dx_m"]["mae"] == pytest.approx(mae[0])
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["episode_synthetic_000.png", "episode_synthetic_001.png", "error_by_horizon.png"]
+    for name in pngs:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000
+    assert sorted(metrics["plots"]) == pngs
+
+    stale = tmp_path / "eval_stale"
+    assert eval_cli.main([*argv[:2], "--out", str(stale), *argv[4:], "--stale", "2", "--max-plots", "0"]) == 0
+    stale_metrics = json.loads((stale / "metrics.json").read_text())
+    assert stale_metrics["stale"] == 2 and stale_metrics["mae"] != metrics["mae"]
+
+
+def test_eval_cli_refuses_features_of_another_model(run_dir: Path, tmp_path: Path, capsys) -> None:
+    other = ensure_tiny_qwen_vl(tmp_path / "another_model")
+    argv = ["--checkpoint", str(run_dir / "best"), "--out", str(tmp_path / "e"), "--synthetic", "1",
+            "--vl-model", other]
+    assert eval_cli.main(argv) == 2
+    assert "trained on" in capsys.readouterr().err
+    assert eval_cli.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "e"), "--synthetic", "1"]) == 2
