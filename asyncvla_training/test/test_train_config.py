@@ -19,7 +19,7 @@ from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.sampling import BatchPlan, stale_offsets  # noqa: E402
 from asyncvla_training.train.schedule import lr_factor  # noqa: E402
 from asyncvla_training.train.state_io import load_optimizer_state, save_optimizer_state  # noqa: E402
-from asyncvla_training.train.trainer import split_episodes  # noqa: E402
+from asyncvla_training.train.data_sources import dataset_config, load_run_episodes  # noqa: E402
 from asyncvla_training.train.synthetic import make_synthetic_episodes  # noqa: E402
 
 torch.set_num_threads(1)
@@ -140,10 +140,15 @@ def test_batch_plan_shards_are_disjoint_and_epochs_reshuffle() -> None:
         BatchPlan(3, 4, 1, 0, seed=0)
 
 
-def test_validation_split_is_by_episode() -> None:
-    eps = make_synthetic_episodes(10, length=3)
-    train, val = split_episodes(eps, 0.2, seed=1)
+def test_run_episodes_split_by_episode_and_dataset_config_follows_the_run() -> None:
+    cfg = TrainConfig(synthetic_episodes=10, synthetic_length=3, val_fraction=0.2, seed=1)
+    train, val = load_run_episodes(cfg)
     assert len(val) == 2 and len(train) == 8
     assert not {e.name for e in train} & {e.name for e in val}
-    assert split_episodes(eps, 0.2, seed=1)[1][0].name == val[0].name
-    assert len(split_episodes(eps[:1], 0.5, seed=0)[0]) == 1  # never an empty training set
+    assert [e.name for e in load_run_episodes(cfg)[1]] == [e.name for e in val]  # deterministic
+    ds = dataset_config(TrainConfig(step_period=0.05, action_space="joint_delta", views=["b", "a"],
+                                    dataset={"aline_length": 512}), shapes={"horizon": 4})
+    assert ds.alignment.step_period == 0.05 and ds.alignment.action_space == "joint_delta"
+    assert ds.alignment.horizon == 4 and ds.views == ("b", "a") and ds.aline_length == 512
+    with pytest.raises(ValueError, match="contradicts"):
+        dataset_config(TrainConfig(dataset={"alignment": {"step_period": 0.2}}))

@@ -5,7 +5,6 @@
 * ``features``      - stage-1 VL feature providers (in-memory extractor, cache adapter)
 * ``sampling``      - data order (DistributedSampler) and VL feature staleness (reuse)
 * ``schedule``      - warmup + cosine learning-rate factor
-* ``normalization`` - statistics from training episodes
 * ``state_io``      - optimiser state as safetensors + JSON
 * ``evaluate``      - metrics in physical units and plots
 * ``synthetic``     - generated episodes with a learnable relation (tests, smoke runs)

@@ -68,7 +68,11 @@ class TrainConfig:
     """> 0: train on that many generated episodes instead of bags (smoke tests, CI, tutorials)."""
     synthetic_length: int = 40
     views: list[str] | None = None
-    """Camera views to read from the bags (None: the reader's default / every recorded view)."""
+    """Camera views to read from the bags, in the VLM node's order (None: every recorded view)."""
+    dataset: dict[str, Any] | None = None
+    """A ``data.BagDatasetConfig`` dict (topics, alignment limits, prompt); ``views``,
+    ``step_period`` and ``action_space`` above win, horizon / window follow the policy."""
+    skip_bad_bags: bool = False
     action_space: str = "ee_delta"
     step_period: float = 0.1
     """Seconds between action ticks; must equal every episode's ``step_period``."""
@@ -77,7 +81,12 @@ class TrainConfig:
     # ---------------------------------------------------------------- VL model
     vl_model_path: str = "Qwen/Qwen2.5-VL-3B-Instruct"
     vl_cache_dir: str | None = None
-    """Stage 1: directory of the VL feature cache (see data/vl_cache.py); None = extract in memory."""
+    """Stage 1: directory of the VL feature cache (data/vl_cache.py, ``asyncvla-cache-vl``);
+    None = extract in memory once per frame set."""
+    vl_cache_fill: bool = False
+    """Load the VLM and extract cache misses (single process); false = the cache must be complete."""
+    vl_cache_model_id: str | None = None
+    """Which model's features to read when the cache holds several (default: the only one)."""
     image_width: int = 640
     image_height: int = 360
     max_views: int = 5
@@ -165,15 +174,17 @@ class TrainConfig:
             raise ValueError(f"lora_target must be one of {list(LORA_TARGETS)}, got {self.lora_target!r}")
         if self.bf16 not in ("auto", True, False):
             raise ValueError(f"bf16 must be \"auto\", true or false, got {self.bf16!r}")
-        if not isinstance(self.gradient_checkpointing, bool):
-            raise ValueError(f"gradient_checkpointing must be a bool, got {self.gradient_checkpointing!r}")
+        for name in ("gradient_checkpointing", "skip_bad_bags", "vl_cache_fill"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         from ..conventions import ACTION_SPACES
 
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {sorted(ACTION_SPACES)}, got {self.action_space!r}")
-        if self.policy is not None and not isinstance(self.policy, dict):
-            raise ValueError(f"policy must be null or a PolicyConfig dict, got {type(self.policy).__name__}")
-        for name in ("vl_cache_dir", "init_from", "prompt"):
+        for name in ("policy", "dataset"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be null or a JSON object, got {getattr(self, name)!r}")
+        for name in ("vl_cache_dir", "init_from", "prompt", "vl_cache_model_id"):
             _optional_str(name, getattr(self, name))
         for name in ("vl_model_path", "vl_dtype", "device", "out_dir"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):

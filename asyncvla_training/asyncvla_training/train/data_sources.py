@@ -1,17 +1,26 @@
-"""Episodes and stage-1 feature providers for the CLIs, from bags, a VL cache or generated data.
+"""Episodes and stage-1 feature providers for the CLIs: bags, the VL feature cache, or generated data.
 
-The bag reader and the VL feature cache live in ``asyncvla_training.data`` (another module's
-responsibility); they are imported lazily here so the trainers work with whatever episodes a
-caller builds, and the CLIs fail with a clear message when a reader is missing.
+Bags are read with ``asyncvla_training.data`` (``load_episodes`` + ``BagDatasetConfig``): the run's
+``views``, ``step_period`` and ``action_space`` and the policy's horizon and sensor window are put
+into the dataset config, so the episodes always match the model. Validation: ``val_bags`` when
+given, else whole recordings held out by ``data.split_episodes``.
+
+VL cache (stage 1, ``vl_cache_dir``): built beforehand with ``asyncvla-cache-vl`` (or filled here
+with ``vl_cache_fill``, single process). Read-only by default: every frame set of every episode
+must be present, checked before training starts.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from ..data.episode import Episode
+from ..data.stats import split_episodes
 from .config import TrainConfig
+from .features import CachedFeatureProvider
 from .synthetic import make_synthetic_episodes
-from .trainer import split_episodes
 
 SYNTHETIC_IMAGE_SIZE = (56, 56)
 
@@ -23,19 +32,47 @@ def synthetic_episodes(count: int, length: int, seed: int, cfg: TrainConfig) -> 
                                    action_space=cfg.action_space)
 
 
-def load_bag_episodes(paths: Sequence[str], cfg: TrainConfig) -> list[Episode]:
-    """Episodes of the rosbag2 recordings at ``paths`` (bag directories or folders of bags)."""
-    try:
-        from ..data import bag_dataset
-    except ImportError as exc:  # pragma: no cover - depends on the data module being installed
-        raise RuntimeError(f"the rosbag2 reader (asyncvla_training.data.bag_dataset) is not available: {exc}") from exc
-    return list(bag_dataset.load_episodes(
-        list(paths), step_period=cfg.step_period, action_space=cfg.action_space,
-        views=tuple(cfg.views) if cfg.views else None))
+def policy_shapes(cfg: TrainConfig) -> dict[str, int]:
+    """Horizon and sensor window the episodes must have: from ``init_from`` or ``policy`` if set."""
+    from ..models.checkpoint import read_checkpoint_config
+    from ..models.config import PolicyConfig
+
+    if cfg.init_from:
+        policy = read_checkpoint_config(cfg.init_from)[0]
+    elif cfg.policy is not None:
+        policy = PolicyConfig.from_dict(dict(cfg.policy))
+    else:
+        return {}
+    return {"horizon": policy.horizon, "sensor_window": policy.sensor.window}
+
+
+def dataset_config(cfg: TrainConfig, shapes: dict[str, int] | None = None):
+    """The ``BagDatasetConfig`` of a run (``cfg.dataset`` with the run's settings put in)."""
+    from ..data.bag_dataset import BagDatasetConfig
+
+    data: dict[str, Any] = json.loads(json.dumps(cfg.dataset or {}))
+    alignment = dict(data.pop("alignment", None) or {})
+    wanted = {"step_period": cfg.step_period, "action_space": cfg.action_space}
+    wanted.update(policy_shapes(cfg) if shapes is None else shapes)
+    for key, value in wanted.items():
+        if key in alignment and alignment[key] != value:
+            raise ValueError(f"dataset.alignment.{key}={alignment[key]!r} contradicts the run's {key}={value!r}")
+        alignment[key] = value
+    data["alignment"] = alignment
+    if cfg.views:
+        data["views"] = list(cfg.views)
+    return BagDatasetConfig.from_dict(data)
+
+
+def load_bag_episodes(paths: Sequence[str], cfg: TrainConfig, shapes: dict[str, int] | None = None) -> list[Episode]:
+    """Episodes of the rosbag2 recordings at ``paths`` (bag directories, files or folders of bags)."""
+    from ..data.bag_dataset import load_episodes
+
+    return load_episodes(list(paths), dataset_config(cfg, shapes), skip_errors=cfg.skip_bad_bags)
 
 
 def load_run_episodes(cfg: TrainConfig) -> tuple[list[Episode], list[Episode]]:
-    """(train, validation) episodes of a run: synthetic, or bags + val bags (else split by episode)."""
+    """(train, validation) episodes of a run: synthetic, or bags + val bags (else split by recording)."""
     if cfg.synthetic_episodes > 0:
         episodes = synthetic_episodes(cfg.synthetic_episodes, cfg.synthetic_length, cfg.seed, cfg)
         return split_episodes(episodes, cfg.val_fraction, cfg.seed)
@@ -47,10 +84,53 @@ def load_run_episodes(cfg: TrainConfig) -> tuple[list[Episode], list[Episode]]:
     return split_episodes(train, cfg.val_fraction, cfg.seed)
 
 
-def cache_feature_provider(cfg: TrainConfig, model_id: str | None = None):
-    """Stage-1 provider reading the on-disk VL feature cache at ``cfg.vl_cache_dir``."""
-    try:
-        from ..data import vl_cache
-    except ImportError as exc:  # pragma: no cover
-        raise RuntimeError(f"the VL feature cache (asyncvla_training.data.vl_cache) is not available: {exc}") from exc
-    return vl_cache.feature_provider(cfg.vl_cache_dir, prompt=cfg.prompt, model_id=model_id)
+def cached_model_ids(cache_dir: str | Path) -> list[tuple[str, str]]:
+    """(model_id, adapter_id) pairs present in a VL cache directory (from its key.json files)."""
+    found = set()
+    for key_file in Path(cache_dir).glob("*/*/prompt-*/key.json"):
+        try:
+            key = json.loads(key_file.read_text())
+            found.add((str(key["model_id"]), str(key.get("adapter_id", ""))))
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(found)
+
+
+def cache_feature_provider(cfg: TrainConfig, episodes: Sequence[Episode], *, extractor: Any = None,
+                           model_id: str | None = None, adapter_id: str | None = None) -> CachedFeatureProvider:
+    """Stage-1 provider over ``cfg.vl_cache_dir``, checked complete for ``episodes``.
+
+    With ``extractor`` (or ``cfg.vl_cache_fill``) misses are extracted and stored; otherwise the
+    model id is ``model_id``, ``cfg.vl_cache_model_id`` or the only one in the cache.
+    """
+    from ..data.vl_cache import VLFeatureCache
+
+    if extractor is None and cfg.vl_cache_fill:
+        from ..models.devices import resolve_device
+        from .trainer import load_vl_extractor
+
+        extractor = load_vl_extractor(cfg, resolve_device(cfg.device))
+    if extractor is not None:
+        cache = VLFeatureCache(cfg.vl_cache_dir, extractor, cfg.prompt, progress=False)
+        cache.build(list(episodes))
+    else:
+        model_id = model_id or cfg.vl_cache_model_id
+        candidates = cached_model_ids(cfg.vl_cache_dir)
+        if model_id is None:
+            ids = sorted({m for m, _ in candidates})
+            if len(ids) != 1:
+                raise ValueError(f"VL cache {cfg.vl_cache_dir} holds features of {ids or 'no model'}: "
+                                 "set vl_cache_model_id (or build it with asyncvla-cache-vl)")
+            model_id = ids[0]
+        if adapter_id is None:
+            adapters = sorted({a for m, a in candidates if m == model_id})
+            adapter_id = "" if "" in adapters or not adapters else adapters[0]
+        cache = VLFeatureCache(cfg.vl_cache_dir, None, cfg.prompt, model_id=model_id, adapter_id=adapter_id,
+                               progress=False)
+        missing = {ep.name: cache.missing(ep) for ep in episodes}
+        missing = {k: v for k, v in missing.items() if v}
+        if missing:
+            raise ValueError(f"VL cache {cfg.vl_cache_dir} ({model_id}) lacks frame sets of "
+                             f"{len(missing)} episode(s) {sorted(missing)[:5]}: run asyncvla-cache-vl "
+                             "with the same model, settings and prompt, or set vl_cache_fill")
+    return CachedFeatureProvider(cache.lookup, cache.model_id, cache.adapter_id)

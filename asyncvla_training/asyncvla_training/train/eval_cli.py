@@ -62,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         episodes = synthetic_episodes(args.synthetic, args.synthetic_length, args.synthetic_seed, run_cfg)
     elif args.bag:
-        episodes = load_bag_episodes(args.bag, run_cfg)
+        shapes = {"horizon": policy.cfg.horizon, "sensor_window": policy.cfg.sensor.window}
+        episodes = load_bag_episodes(args.bag, run_cfg, shapes)
     else:
         print("asyncvla-eval: give --bag or --synthetic", file=sys.stderr)
         return 2
     if args.vl_cache:
-        provider = cache_feature_provider(run_cfg, model_id=meta["vl_model_id"])
+        provider = cache_feature_provider(run_cfg, episodes, model_id=meta["vl_model_id"],
+                                          adapter_id=meta.get("vl_adapter_id") or "")
     else:
         from ..models.vl_extractor import VLFeatureExtractor
 

@@ -73,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     dist = init_distributed(cfg.device)
     try:
         train, val = load_run_episodes(cfg)
-        provider = cache_feature_provider(cfg) if cfg.stage == 1 and cfg.vl_cache_dir else None
+        provider = None
+        if cfg.stage == 1 and cfg.vl_cache_dir:
+            if cfg.vl_cache_fill and dist.distributed:
+                raise ValueError("vl_cache_fill works in a single process: build the cache with "
+                                 "asyncvla-cache-vl first, then train with torchrun")
+            provider = cache_feature_provider(cfg, train + val)
         trainer = Trainer(cfg, train, val, feature_provider=provider, dist=dist)
         summary = trainer.train(resume=args.resume, stop_at=args.stop_at)
         if dist.is_main:

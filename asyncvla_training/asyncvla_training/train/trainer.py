@@ -42,6 +42,7 @@ from torch import nn
 
 from ..conventions import ACTION_SPACES
 from ..data.episode import Episode
+from ..data.stats import compute_normalization
 from ..models.checkpoint import load_policy, read_checkpoint_config, save_policy
 from ..models.config import PolicyConfig, SensorEncoderConfig, VLConfig
 from ..models.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
@@ -50,7 +51,6 @@ from ..models.tiny import tiny_policy_config
 from .config import TRAIN_CONFIG_NAME, TrainConfig
 from .distributed import DistContext, init_distributed
 from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt
-from .normalization import compute_normalization
 from .sampling import BatchPlan, SampleIndex, reseed_torch, stale_offsets
 from .schedule import apply_lr
 from .state_io import load_optimizer_state, save_optimizer_state
@@ -133,18 +133,6 @@ def check_episodes(episodes: Sequence[Episode], cfg: TrainConfig, what: str) -> 
                                  f"{getattr(first, attr).shape[1:]} of {first.name}")
 
 
-def split_episodes(episodes: Sequence[Episode], val_fraction: float, seed: int) -> tuple[list, list]:
-    """Hold out whole episodes (never neighbouring frames of one recording in both sets)."""
-    episodes = list(episodes)
-    n_val = int(round(len(episodes) * val_fraction))
-    if val_fraction > 0 and len(episodes) > 1:
-        n_val = max(1, n_val)
-    n_val = min(n_val, len(episodes) - 1)
-    order = np.random.default_rng(seed).permutation(len(episodes))
-    val = sorted(order[:n_val].tolist())
-    return ([ep for i, ep in enumerate(episodes) if i not in val], [episodes[i] for i in val])
-
-
 class Trainer:
     """One training run (stage 1 or 2). ``train()`` runs (or resumes) it to ``total_steps``."""
 
@@ -219,7 +207,7 @@ class Trainer:
             policy_cfg = self._policy_config(num_tokens, feature_dim)
             torch.manual_seed(cfg.seed)
             self.policy = ActionPolicy(policy_cfg)
-            self.policy.load_normalization(compute_normalization(self.train_episodes, seed=cfg.seed))
+            self.policy.load_normalization(compute_normalization(self.train_episodes))
         self._check_shapes(policy_cfg, num_tokens, feature_dim)
         self.policy.to(self.device)
         self.module = TrainModule(self.policy, self.extractor).to(self.device)
@@ -461,7 +449,7 @@ class Trainer:
                          "val": [e.name for e in self.val_episodes]},
             "init_from": cfg.init_from,
             "train_config": cfg.to_dict(),
-            "normalization": "train episodes (asyncvla_training.train.normalization)"
+            "normalization": "train episodes (asyncvla_training.data.stats.compute_normalization)"
             if not cfg.init_from else f"from {cfg.init_from}",
         }
 
