@@ -27,6 +27,8 @@ setup(
             "asyncvla-profile = asyncvla_training.profile_cli:main",
             "asyncvla-cache-vl = asyncvla_training.data.vl_cache:main",
             "asyncvla-export-lerobot = asyncvla_training.data.lerobot_export:main",
+            "asyncvla-train = asyncvla_training.train.train_cli:main",
+            "asyncvla-eval = asyncvla_training.train.eval_cli:main",
         ],
     },
 )
