@@ -103,9 +103,13 @@ class ActionCore:
         if state is None:
             return self.refuse("no robot state received yet", "robot_state", vl)
         state_age = (now_ns - state_stamp) / 1e9
-        if state_age > cfg.robot_state_max_age or state_age < -cfg.future_tolerance:
+        if state_age < -cfg.future_tolerance:
+            return self.refuse(f"robot state stamped {-state_age * 1e3:.0f} ms in the future "
+                               f"(clock jump?)", "robot_state_future", vl)
+        if state_age > cfg.robot_state_max_age:
             return self.refuse(f"robot state is {state_age * 1e3:.0f} ms old "
-                                f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)", "robot_state", vl)
+                               f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)",
+                               "robot_state_stale", vl)
         started = time.perf_counter()
         try:
             actions = np.asarray(self.predict(vl.features, sensor.window, state), dtype=np.float32)

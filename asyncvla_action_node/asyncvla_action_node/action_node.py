@@ -92,7 +92,7 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
 
 #: Tick outcome categories that are errors (the rest, e.g. "disabled" or a filling buffer, WARN).
 ERROR_CATEGORIES = ("vl_stale", "vl_missing", "vl_future", "policy_error", "policy_output",
-                    "guard", "watchdog", "estop")
+                    "guard", "watchdog", "estop", "robot_state_future", "robot_state_stale")
 
 
 def _duration(seconds: float):

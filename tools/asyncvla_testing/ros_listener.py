@@ -85,6 +85,10 @@ class RosListener:
                     return
                 raise
 
+    def publisher(self, topic: str, msg_type: type, qos: QoSProfile) -> Any:
+        """A publisher on the listener's node (e.g. an operator's enable / e-stop topics)."""
+        return self.node.create_publisher(msg_type, topic, qos)
+
     def __getitem__(self, topic: str) -> Inbox:
         return self.inboxes[topic]
 
