@@ -44,6 +44,17 @@ class DistContext:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor.cpu().tolist()
 
+    def broadcast_(self, tensors: list[torch.Tensor]) -> None:
+        """Overwrite ``tensors`` in place with rank 0's values (gloo: via CPU copies)."""
+        if not self.distributed:
+            return
+        on_device = dist.get_backend() == "nccl"
+        for tensor in tensors:
+            buf = tensor.data if on_device else tensor.data.cpu()
+            dist.broadcast(buf, src=0)
+            if not on_device:
+                tensor.data.copy_(buf)
+
     def broadcast_flag(self, flag: bool) -> bool:
         """Rank 0's boolean, on every rank."""
         if not self.distributed:

@@ -377,7 +377,9 @@ class Trainer:
             if self._val_items and cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.total_steps):
                 self._validate_and_keep_best()
             if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == end:
+                self.sync_buffers()
                 self.save_checkpoint("latest", training_state=True)
+        self.sync_buffers()
         self.dist.barrier()
         return {
             "step": self.step,
@@ -389,8 +391,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's policy buffers (BatchNorm running statistics).
+
+        DDP broadcasts buffers at the start of each forward, so after the last forward every rank
+        holds statistics updated with its own batch; validation and the saved model use rank 0's.
+        """
+        self.dist.broadcast_(list(self.policy.buffers()))
+
+    @torch.no_grad()
     def validation_loss(self) -> float:
         """Mean loss (normalised space) over the fixed validation items, sharded over ranks."""
+        self.sync_buffers()
         items = self._val_items[self.dist.rank::self.dist.world_size]
         self.module.eval()
         total = count = 0.0
