@@ -189,3 +189,17 @@ def test_skip_errors_keeps_good_bags(tmp_path: Path) -> None:
     episodes = load_episodes([good.path, bad.path], skip_errors=True, reports=reports)
     assert [e.name for e in episodes] == ["good"]
     assert reports[1].skipped == {"error: missing_topic": 1}
+
+
+def test_dataset_config_round_trip() -> None:
+    from asyncvla_training.data import AlignmentConfig, BagTopics
+
+    config = BagDatasetConfig(views=("view2", "view1"), prompt="p",
+                              topics=BagTopics(pose_topic="/arm/pose"),
+                              alignment=AlignmentConfig(horizon=4, action_space="joint_delta"))
+    data = json.loads(json.dumps(config.as_dict()))  # through JSON, as stored with a checkpoint
+    assert BagDatasetConfig.from_dict(data) == config
+    with pytest.raises(ValueError, match="horizn"):
+        BagDatasetConfig.from_dict({"alignment": {"horizn": 4}})
+    with pytest.raises(ValueError, match="action_space"):
+        AlignmentConfig(action_space="cartesian")

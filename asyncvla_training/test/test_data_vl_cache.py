@@ -79,6 +79,8 @@ def test_first_build_extracts_each_frame_set_once(tmp_path: Path, extractor, epi
     key = json.loads((path.parent / "key.json").read_text())
     assert key["model_id"] == extractor.model_id and key["prompt"] == episode.prompt
 
+    cache.lookup(episode, 1)
+    assert cache.stats["memory_hits"] >= 1 and cache.stats["hits"] == 0  # no file read per lookup
     again = VLFeatureCache(tmp_path, extractor, progress=False)  # fresh process: reads the file
     np.testing.assert_array_equal(again.features_for(episode).per_sample(), feats.per_sample())
     assert again.stats["hits"] == n_sets and again.stats["extracted"] == 0

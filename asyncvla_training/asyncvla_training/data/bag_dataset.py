@@ -44,9 +44,16 @@ class BagDatasetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> BagDatasetConfig:
         data = dict(data)
+        topics_data = dict(data.pop("topics", None) or {})
+        alignment_data = dict(data.pop("alignment", None) or {})
+        for name, given, known_cls in (("topics", topics_data, BagTopics),
+                                       ("alignment", alignment_data, AlignmentConfig)):
+            unknown = set(given) - {f.name for f in fields(known_cls)}
+            if unknown:
+                raise ValueError(f"unknown BagDatasetConfig.{name} key(s): {sorted(unknown)}")
         topics = BagTopics(**{k: tuple(v) if isinstance(v, list) else v
-                              for k, v in data.pop("topics", {}).items()})
-        alignment = AlignmentConfig(**data.pop("alignment", {}))
+                              for k, v in topics_data.items()})
+        alignment = AlignmentConfig(**alignment_data)
         if data.get("views") is not None:
             data["views"] = tuple(data["views"])
         known = {f.name for f in fields(cls)}

@@ -106,8 +106,10 @@ class VLFeatureCache:
             raise ValueError("model_id/adapter_id must match the extractor's")
         self.storage_dtype = storage_dtype
         self.progress = progress
+        # hits/misses count frame sets looked up in files; memory_hits count calls answered from
+        # the episodes already loaded in this process.
         self.stats = {"hits": 0, "misses": 0, "extracted": 0, "corrupt": 0, "invalid": 0,
-                      "files_written": 0}
+                      "files_written": 0, "memory_hits": 0}
         self._memory: dict[tuple[str, str], tuple[bytes, EpisodeVLFeatures]] = {}
 
     # ------------------------------------------------------------------ layout
@@ -199,8 +201,8 @@ class VLFeatureCache:
         fingerprint = hashlib.sha256(np.ascontiguousarray(episode.frame_stamps_ns,
                                                           dtype=np.int64).tobytes()).digest()
         memo = self._memory.get((str(path), prompt))
-        if memo is not None and memo[0] == fingerprint:
-            self.stats["hits"] += len(self._keys(episode))
+        if memo is not None and memo[0] == fingerprint:  # already loaded: O(1) per lookup
+            self.stats["memory_hits"] += 1
             return memo[1]
         keys = self._keys(episode)
         found = self._read(path, episode, prompt)
