@@ -14,6 +14,8 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
+        ("share/" + PACKAGE + "/rqt", glob("rqt/*.perspective")),
+        ("share/" + PACKAGE, ["ROBOT_PC.md"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -23,6 +25,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "record = asyncvla_bringup.record:main",
+            "check_params = asyncvla_bringup.param_check:main",
         ],
     },
 )

@@ -1,0 +1,387 @@
+"""What each launch file starts, with which parameters: plain Python, no `launch` import.
+
+The launch files (launch/*.launch.py) are thin: they declare the arguments of their role and, at
+launch time, call `plan()` with the argument values and turn the result into launch_ros actions
+(launch_support.py). The decisions live here so they are tested everywhere, also where `launch`
+and `launch_ros` are not installed (CI gets ROS 2 from PyPI, which has neither).
+
+Parameters come in three layers, later ones win: the package's config/<node>.yaml (the seed's
+defaults), an optional `params_file:=` YAML, then the launch arguments that were given. An empty
+launch argument keeps the YAML value. Launch argument strings are converted to the parameter's
+declared type (from the node's parameter table), so `action_rate_hz:=20` reaches the node as the
+double 20.0 that it declares, not as an integer it would refuse.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+PACKAGE = "asyncvla_bringup"
+
+
+@dataclass(frozen=True)
+class NodeKind:
+    """One of the project's node executables and where its parameters are described."""
+
+    key: str
+    package: str
+    executable: str
+    node_name: str
+    table: str  # "module:ATTRIBUTE" of the node's ParamSpec tuple
+    config: str  # parameter YAML in config/
+
+    def specs(self) -> tuple:
+        module, attribute = self.table.split(":")
+        return tuple(getattr(importlib.import_module(module), attribute))
+
+    def spec_map(self) -> dict[str, Any]:
+        from asyncvla_action_node.common.params import spec_table
+
+        return spec_table(self.specs())
+
+
+NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
+    NodeKind("camera_bridge", "asyncvla_vlm_node", "camera_bridge", "camera_bridge",
+             "asyncvla_vlm_node.camera_bridge:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml"),
+    NodeKind("robot_bridge", "asyncvla_action_node", "robot_bridge", "robot_bridge",
+             "asyncvla_action_node.robot_bridge:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml"),
+    NodeKind("sensor_bridge", "asyncvla_action_node", "sensor_bridge", "sensor_bridge",
+             "asyncvla_action_node.sensor_bridge:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml"),
+    NodeKind("vlm", "asyncvla_vlm_node", "vlm_node", "asyncvla_vlm_node",
+             "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
+    NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",
+             "asyncvla_action_node.action_node:ACTION_NODE_PARAMETERS", "action_node.yaml"),
+)}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A launch argument; `node`/`parameter` name the node parameter it sets ('' = special)."""
+
+    name: str
+    default: str
+    description: str
+    node: str = ""
+    parameter: str = ""
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one launch file starts: (node key, boolean argument that gates it or '')."""
+
+    name: str
+    launch_file: str
+    description: str
+    nodes: tuple[tuple[str, str], ...]
+    args: tuple[Arg, ...]
+    bag_player: bool = False
+
+    def arg(self, name: str) -> Arg:
+        return {a.name: a for a in self.args}[name]
+
+
+def _common(use_sim_time: str = "false") -> tuple[Arg, ...]:
+    return (
+        Arg("namespace", "", "ROS namespace of every node; the relative topic names in the "
+            "parameter files follow it ('' = none: /camera/..., /robot/..., /asyncvla/...)"),
+        Arg("log_level", "info", f"Log level of every node: {', '.join(LOG_LEVELS)}"),
+        Arg("use_sim_time", use_sim_time, "true: follow /clock (ros2 bag play --clock) instead "
+            "of the system clock"),
+        Arg("params_file", "", "Extra parameter YAML applied after the package's "
+            "config/*.yaml, for any node ('' = none)"),
+    )
+
+
+_KEEP = " ('' = the parameter file's value)"
+VLM_ARGS = (
+    Arg("model_path", "", "VLM: model directory or a model id in the local HF cache" + _KEEP,
+        "vlm", "model_path"),
+    Arg("adapter", "", "VLM: peft LoRA adapter directory" + _KEEP, "vlm", "adapter_path"),
+    Arg("prompt", "", "VLM: task prompt" + _KEEP, "vlm", "prompt"),
+    Arg("vl_period", "", "VLM: seconds between VL update starts (target_period)" + _KEEP,
+        "vlm", "target_period"),
+)
+ACTION_ARGS = (
+    Arg("checkpoint", "", "Action node: policy checkpoint directory (required unless a "
+        "parameter file sets it)", "action", "checkpoint"),
+    Arg("action_rate_hz", "", "Action node: ticks per second" + _KEEP, "action",
+        "action_rate_hz"),
+    Arg("max_vl_age", "", "Action node: oldest VL features (s) it may act on" + _KEEP,
+        "action", "max_vl_age"),
+)
+VLM_DEVICE = Arg("vlm_device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP,
+                 "vlm", "device")
+ACTION_DEVICE = Arg("action_device", "", "Action node: torch device (cpu, cuda, cuda:0)" + _KEEP,
+                    "action", "device")
+
+ROLES: dict[str, Role] = {role.name: role for role in (
+    Role("robot", "robot.launch.py",
+         "Whole pipeline on the robot PC: camera, robot and force/OCT bridges, VLM node, action "
+         "node.",
+         (("camera_bridge", ""), ("robot_bridge", ""), ("sensor_bridge", ""), ("vlm", ""),
+          ("action", "")),
+         _common() + VLM_ARGS + (VLM_DEVICE,) + ACTION_ARGS + (ACTION_DEVICE,)),
+    Role("replay", "replay.launch.py",
+         "The nodes only, on simulated time, fed by `ros2 bag play --clock` (started here when "
+         "bag:= is given).",
+         (("vlm", "run_vlm"), ("action", "")),
+         _common("true") + VLM_ARGS + (VLM_DEVICE,) + ACTION_ARGS + (ACTION_DEVICE,) + (
+             Arg("enabled_at_start", "true", "Action node: start enabled (no enable topic "
+                 "is replayed)", "action", "enabled_at_start"),
+             Arg("run_vlm", "true", "true: run the VLM node on the recorded images; false: the "
+                 "action node uses the recorded VL features"),
+             Arg("bag", "", "rosbag2 directory to play ('' = play it yourself: see "
+                 "ROBOT_PC.md)"),
+             Arg("rate", "1.0", "Playback rate of the bag"),
+             Arg("clock_hz", "200", "Rate (Hz) of the /clock the player publishes"),
+         ), bag_player=True),
+    Role("vlm", "vlm.launch.py",
+         "VLM node only (a GPU server), optionally with the camera bridge.",
+         (("vlm", ""), ("camera_bridge", "camera_bridge")),
+         _common() + VLM_ARGS + (
+             Arg("device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP, "vlm",
+                 "device"),
+             Arg("camera_bridge", "false", "true: also run the camera bridge here (the Jetson "
+                 "sends to this machine)"),
+         )),
+    Role("action", "action.launch.py",
+         "Action node on the robot PC (the VLM runs elsewhere), with the robot and force/OCT "
+         "bridges and optionally the camera bridge.",
+         (("action", ""), ("robot_bridge", "bridges"), ("sensor_bridge", "bridges"),
+          ("camera_bridge", "camera_bridge")),
+         _common() + ACTION_ARGS + (
+             Arg("device", "", "Action node: torch device (cpu, cuda, cuda:0)" + _KEEP,
+                 "action", "device"),
+             Arg("bridges", "true", "true: also run the robot and force/OCT bridges"),
+             Arg("camera_bridge", "true", "true: also run the camera bridge here (false when "
+                 "the Jetson sends to the VLM machine)"),
+         )),
+)}
+
+
+@dataclass
+class NodePlan:
+    """Everything a launch_ros Node action needs."""
+
+    key: str
+    package: str
+    executable: str
+    name: str
+    namespace: str
+    parameters: list[Any]  # YAML paths, then one dict of typed overrides
+    ros_arguments: list[str]
+    arguments: list[str] = field(default_factory=list)
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return self.parameters[-1]
+
+
+@dataclass
+class Plan:
+    nodes: list[NodePlan]
+    commands: list[list[str]]  # other processes (the bag player)
+
+    def node(self, key: str) -> NodePlan:
+        matches = [n for n in self.nodes if n.key == key]
+        if not matches:
+            raise KeyError(f"no {key} node in the plan ({[n.key for n in self.nodes]})")
+        return matches[0]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def parse_bool(name: str, text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name}:={text!r} is not a boolean (true or false)")
+
+
+def normalize_namespace(text: str) -> str:
+    """'' stays ''; 'arm1' and '/arm1/' become '/arm1'; an invalid name raises ValueError."""
+    ns = str(text).strip().strip("/")
+    if not ns:
+        return ""
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    try:
+        validate_namespace("/" + ns)
+    except InvalidNamespaceException as exc:
+        raise ValueError(f"namespace:={text!r} is not a valid ROS namespace: {exc}") from None
+    return "/" + ns
+
+
+def resolve_topic(name: str, namespace: str = "") -> str:
+    """ROS name resolution for topics: absolute names stay, relative ones get the namespace."""
+    if name.startswith("/"):
+        return name
+    return f"{namespace.rstrip('/')}/{name}"
+
+
+def coerce(kind: NodeKind, spec: Any, text: str, arg_name: str) -> Any:
+    """Launch argument string -> the declared type of `spec`; range-checked."""
+    from rclpy.parameter import Parameter
+
+    where = f"{arg_name}:={text!r} (parameter {kind.node_name}.{spec.name})"
+    t = spec.type
+    try:
+        if t == Parameter.Type.DOUBLE:
+            value: Any = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+        elif t == Parameter.Type.INTEGER:
+            value = int(text)
+        elif t == Parameter.Type.BOOL:
+            value = parse_bool(arg_name, text)
+        elif t == Parameter.Type.STRING:
+            value = str(text)
+        else:
+            raise TypeError(f"{where}: {t.name} parameters cannot be set by a launch argument; "
+                            "use params_file:=")
+    except ValueError:
+        raise ValueError(f"{where} is not a valid {t.name.lower()}") from None
+    if spec.min_value is not None and value < spec.min_value \
+            or spec.max_value is not None and value > spec.max_value:
+        raise ValueError(f"{where} is outside [{spec.min_value}, {spec.max_value}]")
+    return value
+
+
+def yaml_node_parameters(path: str | os.PathLike, node_name: str) -> dict[str, Any]:
+    """The ros__parameters a parameter YAML gives a node named `node_name` (any namespace)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    merged: dict[str, Any] = {}
+    for key, body in data.items():
+        key = str(key)
+        if key in ("/**", "**") or key.rstrip("/").split("/")[-1] == node_name:
+            merged.update((body or {}).get("ros__parameters", {}) or {})
+    return merged
+
+
+def default_config_dir() -> Path:
+    """config/ of the installed package, else of the source tree."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        share = Path(get_package_share_directory(PACKAGE))
+        if (share / "config").is_dir():
+            return share / "config"
+    except (ImportError, PackageNotFoundError, ValueError):
+        pass
+    return Path(__file__).resolve().parent.parent / "config"
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+def plan(role_name: str, values: Mapping[str, str] | None = None,
+         config_dir: str | os.PathLike | None = None) -> Plan:
+    """Nodes (and processes) the role's launch file starts for these launch argument values."""
+    role = ROLES[role_name]
+    values = dict(values or {})
+    known = {a.name for a in role.args}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{role.launch_file} has no argument(s) {unknown}; it has "
+                         f"{sorted(known)}")
+    config = Path(config_dir) if config_dir is not None else default_config_dir()
+    v = {a.name: str(values.get(a.name, a.default)) for a in role.args}
+    namespace = normalize_namespace(v["namespace"])
+    log_level = v["log_level"].strip().lower()
+    if log_level not in LOG_LEVELS:
+        raise ValueError(f"log_level:={v['log_level']!r} is not one of {LOG_LEVELS}")
+    sim_time = parse_bool("use_sim_time", v["use_sim_time"])
+    extra = v["params_file"].strip()
+    if extra and not os.path.isfile(extra):
+        raise ValueError(f"params_file:={extra!r} does not exist")
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for arg in role.args:
+        if arg.node and v[arg.name] != "":
+            kind = NODES[arg.node]
+            spec = kind.spec_map()[arg.parameter]
+            overrides.setdefault(arg.node, {})[arg.parameter] = coerce(kind, spec, v[arg.name],
+                                                                       arg.name)
+
+    nodes: list[NodePlan] = []
+    for key, gate in role.nodes:
+        if gate and not parse_bool(gate, v[gate]):
+            continue
+        kind = NODES[key]
+        files = [str(config / kind.config)] + ([extra] if extra else [])
+        nodes.append(NodePlan(key, kind.package, kind.executable, kind.node_name, namespace,
+                              files + [{**overrides.get(key, {}), "use_sim_time": sim_time}],
+                              ["--log-level", log_level]))
+    for node in nodes:
+        if node.key == "action" and not _checkpoint_given(node):
+            raise ValueError(f"{role.launch_file}: checkpoint:=<policy checkpoint directory> is "
+                             "required (or set `checkpoint` in params_file:=)")
+
+    commands: list[list[str]] = []
+    if role.bag_player and v["bag"].strip():
+        from asyncvla_bringup import record
+
+        run_vlm = any(n.key == "vlm" for n in nodes)
+        topics = record.replay_topics(record.load_config(config / record.RECORD_CONFIG),
+                                      namespace, with_vl_features=not run_vlm)
+        commands.append(record.play_command(
+            v["bag"].strip(), topics, str(config / record.QOS_OVERRIDES),
+            rate=_positive("rate", v["rate"]), clock_hz=_positive("clock_hz", v["clock_hz"])))
+    return Plan(nodes, commands)
+
+
+MONITOR_ARGS = (
+    Arg("aggregator", "true", "true: run diagnostic_aggregator (/diagnostics -> "
+        "/diagnostics_agg, shown by rqt_robot_monitor)"),
+    Arg("rqt", "true", "true: open rqt with the AsyncVLA perspective"),
+    Arg("use_sim_time", "false", "true: follow /clock (when monitoring a replay)"),
+)
+PERSPECTIVE = "rqt/asyncvla.perspective"
+AGGREGATOR_CONFIG = "config/diagnostic_aggregator.yaml"
+
+
+def monitor_plan(values: Mapping[str, str] | None = None,
+                 share_dir: str | os.PathLike | None = None) -> Plan:
+    """monitor.launch.py: diagnostic_aggregator and rqt (ROS packages, not this project's)."""
+    values = dict(values or {})
+    unknown = sorted(set(values) - {a.name for a in MONITOR_ARGS})
+    if unknown:
+        raise ValueError(f"monitor.launch.py has no argument(s) {unknown}")
+    v = {a.name: str(values.get(a.name, a.default)) for a in MONITOR_ARGS}
+    share = Path(share_dir) if share_dir is not None else default_config_dir().parent
+    sim = {"use_sim_time": parse_bool("use_sim_time", v["use_sim_time"])}
+    nodes = []
+    if parse_bool("aggregator", v["aggregator"]):
+        nodes.append(NodePlan("aggregator", "diagnostic_aggregator", "aggregator_node",
+                              "analyzers", "", [str(share / AGGREGATOR_CONFIG), sim], []))
+    if parse_bool("rqt", v["rqt"]):
+        nodes.append(NodePlan("rqt", "rqt_gui", "rqt_gui", "asyncvla_rqt", "", [sim], [],
+                              ["--perspective-file", str(share / PERSPECTIVE)]))
+    return Plan(nodes, [])
+
+
+def _checkpoint_given(node: NodePlan) -> bool:
+    if node.overrides.get("checkpoint"):
+        return True
+    return any(isinstance(p, str) and yaml_node_parameters(p, node.name).get("checkpoint")
+               for p in node.parameters[:-1])
+
+
+def _positive(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}:={text!r} must be a positive number")
+    return value
