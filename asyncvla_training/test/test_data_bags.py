@@ -179,7 +179,13 @@ def test_empty_stream_and_too_short(tmp_path: Path) -> None:
     assert err.kind == "empty_stream" and err.topic == "/sensor/force_oct" and "quiet" in str(err)
     bag = write_synthetic_bag(tmp_path / "blink", "mcap", SyntheticBagSpec(duration=0.6))
     err = _error(bag.path)
-    assert err.kind == "no_samples" and "8 future steps" in str(err)
+    assert err.kind == "no_samples" and "8 future steps" in str(err) and "joints 0.00..0.59 s" in str(err)
+
+
+def test_unstamped_stream_is_refused(tmp_path: Path) -> None:
+    bag = write_synthetic_bag(tmp_path / "nostamp", "mcap", SyntheticBagSpec(duration=1.5, unstamped=("pose",)))
+    err = _error(bag.path)
+    assert err.kind == "bad_message" and err.topic == "/robot/ee_pose" and "stamps are not set" in str(err)
 
 
 def test_skip_errors_keeps_good_bags(tmp_path: Path) -> None:

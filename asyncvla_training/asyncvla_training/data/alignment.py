@@ -196,10 +196,17 @@ def align_streams(streams: BagStreams, config: AlignmentConfig, prompt: str) -> 
     t_motion_end = min(int(streams.joint_stamps_ns[-1]), int(streams.pose_stamps_ns[-1]))
     t_last = t_motion_end - H * dt
     if t_last < t_first:
+        ranges = {"sensor": s_stamps, "joints": streams.joint_stamps_ns,
+                  "pose": streams.pose_stamps_ns}
+        ranges.update({v: streams.frames[v].stamps_ns for v in streams.views})
+        origin = min(int(r[0]) for r in ranges.values())
+        spans = ", ".join(f"{k} {(int(r[0]) - origin) / 1e9:.2f}..{(int(r[-1]) - origin) / 1e9:.2f} s"
+                          for k, r in ranges.items())
         raise BagDataError(
-            f"no action time has a full input and {H} future steps of motion: inputs complete at "
-            f"{t_first} ns, motion ends at {t_motion_end} ns ({H} x {cfg.step_period} s needed "
-            f"after)", bag=streams.path, kind="no_samples")
+            f"no action time has a full input and {H} future steps of motion: inputs complete "
+            f"at {(t_first - origin) / 1e9:.2f} s, motion ends at {(t_motion_end - origin) / 1e9:.2f} s "
+            f"({H} x {cfg.step_period} s needed in between); stream stamps: {spans}",
+            bag=streams.path, kind="no_samples")
     times = t_first + dt * np.arange((t_last - t_first) // dt + 1, dtype=np.int64)
     n = times.size
     report.action_times = n

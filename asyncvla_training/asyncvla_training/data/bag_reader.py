@@ -303,6 +303,15 @@ class _Collector:
                                    topic=t.camera_topic.format(view=view), kind="empty_stream")
             frames[view] = ViewFrames(np.asarray(store["stamps"], dtype=np.int64), store["data"],
                                       store["formats"])
+        streams = {t.sensor_topic: np.concatenate(self.sensor_stamps),
+                   t.joint_state_topic: np.array([j[0] for j in self.joints]),
+                   t.pose_topic: np.array([p[0] for p in self.poses])}
+        streams.update({t.camera_topic.format(view=v): f.stamps_ns for v, f in frames.items()})
+        for topic, stamps in streams.items():
+            if np.count_nonzero(stamps == 0) * 2 > stamps.size:
+                raise BagDataError("header stamps are not set (zero): the publisher must stamp "
+                                   "its messages; receive times are never used for alignment",
+                                   bag=self.path, topic=topic, kind="bad_message")
         joints = sorted(self.joints, key=lambda x: x[0])  # stable: equal stamps keep bag order
         poses = sorted(self.poses, key=lambda x: x[0])
         return BagStreams(

@@ -113,6 +113,7 @@ class SyntheticBagSpec:
     omit: tuple[str, ...] = ()  # streams not written at all
     mistype: tuple[str, ...] = ()  # streams written as std_msgs/String instead
     empty: tuple[str, ...] = ()  # streams whose topic exists but has no messages
+    unstamped: tuple[str, ...] = ()  # streams written with zero header stamps (a driver bug)
     motion: SyntheticMotion = field(default_factory=SyntheticMotion)
 
 
@@ -189,6 +190,9 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
     def header(ns: int, frame_id: str):
         return T["std_msgs/msg/Header"](stamp=stamp(ns), frame_id=frame_id)
 
+    def st(key: str, ns: int) -> int:
+        return 0 if key in spec.unstamped else ns
+
     def add(key: str, bag_ns: int, msg, msgtype: str) -> None:
         if key in spec.omit or key in spec.empty:
             return
@@ -211,8 +215,8 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
         s = s_all[k]
         rows = _sensor_rows(k, t_all[k], spec.aline_length)
         msg = T["asyncvla_msgs/msg/ForceOctBatch"](
-            header=header(int(s[-1]), "oct_probe"), num_samples=k.size,
-            aline_length=spec.aline_length, sample_stamps=[stamp(int(x)) for x in s],
+            header=header(st("sensor", int(s[-1])), "oct_probe"), num_samples=k.size,
+            aline_length=spec.aline_length, sample_stamps=[stamp(st("sensor", int(x))) for x in s],
             force=rows[:, 0].copy(), alines=rows[:, 1:].reshape(-1).copy(), clock_offset=0.001)
         add("sensor", int(s[-1]) + spec.latency_ns, msg, TOPICS["sensor"][1])
     # Robot state.
@@ -223,7 +227,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
     names = [JOINT_NAMES[i] for i in _WRITTEN_JOINT_ORDER] + ["tool_finger"]
     for i, ns in enumerate(r_stamps):
         values = np.array([joints[i, j] for j in _WRITTEN_JOINT_ORDER] + [0.0])
-        msg = T["sensor_msgs/msg/JointState"](header=header(int(ns), ""), name=names,
+        msg = T["sensor_msgs/msg/JointState"](header=header(st("joints", int(ns)), ""), name=names,
                                               position=values, velocity=np.zeros(0),
                                               effort=np.zeros(0))
         add("joints", int(ns) + spec.latency_ns, msg, TOPICS["joints"][1])
@@ -231,7 +235,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
         pose = T["geometry_msgs/msg/Pose"](
             position=T["geometry_msgs/msg/Point"](x=p[0], y=p[1], z=p[2]),
             orientation=T["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3]))
-        msg = T["geometry_msgs/msg/PoseStamped"](header=header(int(ns), "base_link"), pose=pose)
+        msg = T["geometry_msgs/msg/PoseStamped"](header=header(st("pose", int(ns)), "base_link"), pose=pose)
         add("pose", int(ns) + spec.latency_ns + 1000, msg, TOPICS["pose"][1])
     # Cameras.
     frame_stamps: dict[str, np.ndarray] = {}
@@ -244,7 +248,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
         frame_stamps[view] = stamps
         for n, ns in enumerate(stamps):
             msg = T["sensor_msgs/msg/CompressedImage"](
-                header=header(int(ns), f"{view}_optical_frame"), format="jpeg",
+                header=header(st(view, int(ns)), f"{view}_optical_frame"), format="jpeg",
                 data=np.frombuffer(synthetic_jpeg(v, n, width, height), dtype=np.uint8))
             add(view, int(ns) + spec.camera_latency_ns, msg, CAMERA_TYPE)
     if spec.vl_features_prompt is not None:
