@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Soak run: the main job for N minutes with faults injected at random; prints JSON.
+
+Not a test: it runs for minutes and reports figures. Starts the demo pipeline (synthetic sources,
+VLM node, action node; tiny random-weight models, CPU, loopback DDS, a private domain) with the
+action node DISABLED, enables it through the latched enable topic like an operator, then
+injects one fault at a time at random intervals:
+
+    sensor / sensor_nan / robot / robot_nan / robot_clock_forward / robot_clock_backward /
+    view<N> (a camera missing) / kill_vlm (kill -9, restarted) / estop (pressed, released,
+    re-enabled)
+
+and measures, per fault kind, how long until actions resume, and overall: actions published,
+actions withheld by reason (the action node's own counters), actions that leaked past a fault's
+detection bound ("unsafe_actions", must be 0), the largest VL age seen on a published chunk, and
+each process's memory (RSS) after warm-up and at the end.
+
+    python tools/soak.py --minutes 10 > soak.json
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+MAX_VL_AGE = 0.8
+#: Seconds after a fault starts by which no chunk may be published any more (see the
+#: fault-injection tests for how each bound is made up).
+BOUNDS = {"sensor": 0.55, "sensor_nan": 0.55, "robot": 0.55, "robot_nan": 0.55,
+          "robot_clock_forward": 0.5, "robot_clock_backward": 0.5, "view": 1.55,
+          "kill_vlm": 1.3, "estop": 0.15}
+
+
+def write(path: str, names: list[str]) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(names) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+    except Exception:  # noqa: BLE001 - process gone
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--mean-interval", type=float, default=6.0,
+                        help="mean seconds of healthy running between faults")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--assets", default=os.path.join(ROOT, "artifacts", "demo"))
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    rng = random.Random(args.seed)
+
+    from asyncvla_testing.assets import build_demo_assets
+    from asyncvla_testing.pipeline import start_action, start_sources, start_vlm
+    from asyncvla_testing.processes import ProcessGroup, allocate_domain_id
+
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(allocate_domain_id())),
+               PYTHONUNBUFFERED="1")
+    os.environ.update(env)
+    assets = build_demo_assets(args.assets)
+    views = [f"view{i + 1}" for i in range(args.views)]
+    fault_file = os.path.join(args.assets, f"soak_faults_{os.getpid()}")
+    write(fault_file, [])
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import Bool
+
+    from asyncvla_action_node.common import qos
+    from asyncvla_msgs.msg import ActionChunk
+    from asyncvla_testing.ros_listener import RosListener, diagnostic_values
+
+    group = ProcessGroup(env)
+    kinds = ["sensor", "sensor_nan", "robot", "robot_nan", "robot_clock_forward",
+             "robot_clock_backward", "view", "kill_vlm", "estop"]
+    injected: collections.Counter[str] = collections.Counter()
+    recovery: dict[str, list[float]] = collections.defaultdict(list)
+    windows: list[tuple[str, float, float]] = []  # (kind, start, end) of every fault
+    memory: dict[str, dict[str, float | None]] = {}
+    listener = None
+    try:
+        start_sources(group, views, ["--pause-file", fault_file])
+        vlm = start_vlm(group, assets, views, camera_timeout=0.5)
+        action = start_action(group, assets, max_vl_age=MAX_VL_AGE, enabled_at_start=False)
+        vlm.wait_for_line("VLM node ready", 120)
+        action.wait_for_line("action node ready", 120)
+        listener = RosListener(int(env["ROS_DOMAIN_ID"]), {
+            "/asyncvla/action_chunk": ActionChunk, "/diagnostics": DiagnosticArray},
+            name="soak_monitor")
+        chunks = listener["/asyncvla/action_chunk"]
+        enable = listener.publisher("/asyncvla/enable", Bool, qos.LATCHED)
+        estop = listener.publisher("/asyncvla/estop", Bool, qos.LATCHED)
+        enable.publish(Bool(data=True))
+        stamp = lambda m: m.header.stamp.sec + m.header.stamp.nanosec * 1e-9  # noqa: E731
+
+        def wait_action(after: float, timeout: float = 60.0) -> float | None:
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if any(stamp(c) > after for c in chunks.snapshot()[-50:]):
+                    return min(stamp(c) for c in chunks.snapshot()[-50:] if stamp(c) > after)
+                time.sleep(0.02)
+            return None
+
+        if wait_action(0.0, 120) is None:
+            raise RuntimeError("no action chunk after enabling")
+        time.sleep(5.0)  # warm-up before the memory baseline
+        memory = {p.name: {"start_mb": rss_mb(p.popen.pid)} for p in group.procs}
+        end = time.time() + args.minutes * 60
+        while time.time() < end:
+            time.sleep(rng.expovariate(1.0 / args.mean_interval))
+            kind = rng.choice(kinds)
+            duration = rng.uniform(0.5, 3.0)
+            t0 = time.time()
+            # t1: the moment the input is healthy again (before any restart or re-enable).
+            if kind == "kill_vlm":
+                vlm.kill()
+                time.sleep(duration)
+                t1 = time.time()
+                vlm = start_vlm(group, assets, views, name=f"vlm_{injected[kind] + 2}",
+                                camera_timeout=0.5)
+            elif kind == "estop":
+                estop.publish(Bool(data=True))
+                time.sleep(duration)
+                estop.publish(Bool(data=False))
+                time.sleep(0.2)
+                t1 = time.time()
+                enable.publish(Bool(data=True))
+            else:
+                name = rng.choice(views) if kind == "view" else kind
+                write(fault_file, [name])
+                time.sleep(duration)
+                t1 = time.time()
+                write(fault_file, [])
+            injected[kind] += 1
+            windows.append((kind, t0, t1))
+            resumed = wait_action(t1)
+            if resumed is not None:
+                recovery[kind].append(resumed - t1)
+        final_diag = None
+        for array in reversed(listener["/diagnostics"].snapshot()):
+            final_diag = diagnostic_values(array, "action output")
+            if final_diag is not None:
+                break
+        for p in group.procs:  # killed ones keep their start figure only
+            if p.alive():
+                memory.setdefault(p.name, {"start_mb": None})["end_mb"] = rss_mb(p.popen.pid)
+        published = chunks.snapshot()
+    finally:
+        if listener is not None:
+            listener.close()
+        group.stop_all()
+        rclpy.try_shutdown()
+        if os.path.exists(fault_file):
+            os.unlink(fault_file)
+
+    unsafe = 0
+    for kind, t0, t1 in windows:
+        unsafe += sum(1 for c in published if t0 + BOUNDS[kind] < stamp(c) <= t1)
+    withheld = {k[len("withheld_"):]: int(v) for k, v in (final_diag or {}).items()
+                if k.startswith("withheld_")}
+    summary = {
+        "minutes": args.minutes,
+        "actions_published": len(published),
+        "actions_withheld_by_reason": withheld,
+        "unsafe_actions": unsafe,
+        "faults_injected": dict(injected),
+        "recovery_s": {k: {"max": round(max(v), 3), "mean": round(sum(v) / len(v), 3)}
+                       for k, v in sorted(recovery.items())},
+        "faults_not_recovered": sum(injected.values()) - sum(len(v) for v in recovery.values()),
+        "max_vl_age_ms": round(max((c.vl_age * 1e3 for c in published), default=0.0), 1),
+        "memory_rss_mb": memory,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0 if unsafe == 0 and summary["faults_not_recovered"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
