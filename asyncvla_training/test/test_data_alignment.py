@@ -178,3 +178,27 @@ def test_vectorised_rotations_match_conventions() -> None:
     a, b = q[:10], q[10:]
     np.testing.assert_allclose(np.abs(np.sum(quat_slerp(a, b, np.zeros(10)) * a, axis=1)), 1.0, atol=1e-12)
     np.testing.assert_allclose(np.abs(np.sum(quat_slerp(a, b, np.ones(10)) * b, axis=1)), 1.0, atol=1e-12)
+
+
+def test_windows_match_the_runtime_sensor_window(tmp_path: Path) -> None:
+    """Same samples, same rules: the dataset keeps exactly the windows the action node would use."""
+    runtime = pytest.importorskip("asyncvla_action_node.sensor_window")
+    spec = SyntheticBagSpec(duration=3.0, sensor_holes=((1.2, 1.26), (2.0, 2.008)))
+    bag = write_synthetic_bag(tmp_path / "parity", "sqlite3", spec)
+    episodes, report = load_bag(bag.path)
+    buffer = runtime.SensorWindow(T, 1025, max_gap=0.01, capacity_factor=bag.sensor_stamps_ns.size // T + 2)
+    rows = bag.sensor_rows(bag.sensor_index)
+    assert buffer.add_batch(bag.sensor_stamps_ns, rows[:, 0], rows[:, 1:]) == rows.shape[0]
+    kept = {int(t): (e, i) for e in episodes for i, t in enumerate(e.times_ns)}
+    grid = episodes[0].times_ns[0] + DT * np.arange(report.action_times)  # every action time
+    refused = 0
+    for t in grid:
+        result = buffer.window(int(t), max_age=0.05)
+        if int(t) in kept:
+            episode, i = kept[int(t)]
+            assert result.reason == ""
+            np.testing.assert_array_equal(episode.sensor_windows[i], result.window)
+        else:
+            assert result.window is None and "gap" in result.reason
+            refused += 1
+    assert refused == sum(report.skipped.values()) > 0
