@@ -1,5 +1,6 @@
 """End to end: rosbag2 recordings (written with rosbags) -> episodes -> VL cache -> stage 1 ->
 stage 2 -> checkpoint loaded the way the action node and the VLM node load it -> same outputs."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,17 @@ import torch
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
-sys.path.append(os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node")))
+sys.path.append(
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node"))
+)
 
 from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
 from asyncvla_training.data import vl_cache  # noqa: E402
-from asyncvla_training.data.synthetic_bag import SyntheticBagSpec, SyntheticMotion, write_synthetic_bag  # noqa: E402
+from asyncvla_training.data.synthetic_bag import (  # noqa: E402
+    SyntheticBagSpec,
+    SyntheticMotion,
+    write_synthetic_bag,
+)
 from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
 from asyncvla_training.models.config import VLConfig  # noqa: E402
 from asyncvla_training.models.tiny import ensure_tiny_qwen_vl  # noqa: E402
@@ -48,7 +55,7 @@ def _fit_loss(trainer: Trainer, episodes) -> float:
     trainer.module.eval()
     total = 0.0
     for start in range(0, len(items), 16):
-        batch = trainer.make_batch(items[start:start + 16])
+        batch = trainer.make_batch(items[start : start + 16])
         pred = trainer.module(batch.vl_input, batch.windows, batch.states)
         target = trainer.policy.normalize_actions(batch.actions)
         total += float(torch.nn.functional.mse_loss(pred, target, reduction="sum"))
@@ -60,19 +67,59 @@ def test_bags_to_action_node_checkpoint(tmp_path: Path, tiny_qwen_dir: str) -> N
     bags = tmp_path / "bags"
     axes = ((0.26726124, 0.53452248, 0.80178373), (1.0, 0.0, 0.0), (0.0, 0.6, 0.8))
     for b, axis in enumerate(axes):  # three recordings that rotate about different axes
-        write_synthetic_bag(bags / f"run{b}", "mcap" if b else "sqlite3",
-                            SyntheticBagSpec(duration=3.0, views=("view1",), image_size=(SIZE, SIZE),
-                                             motion=SyntheticMotion(axis=axis)))
+        write_synthetic_bag(
+            bags / f"run{b}",
+            "mcap" if b else "sqlite3",
+            SyntheticBagSpec(
+                duration=3.0, views=("view1",), image_size=(SIZE, SIZE), motion=SyntheticMotion(axis=axis)
+            ),
+        )
     cache = tmp_path / "vl_cache"
-    assert vl_cache.main([str(bags), "--cache-dir", str(cache), "--model", tiny_qwen_dir, "--image-size",
-                          f"{SIZE}x{SIZE}", "--num-feature-tokens", str(K), "--device", "cpu",
-                          "--no-progress"]) == 0
+    assert (
+        vl_cache.main(
+            [
+                str(bags),
+                "--cache-dir",
+                str(cache),
+                "--model",
+                tiny_qwen_dir,
+                "--image-size",
+                f"{SIZE}x{SIZE}",
+                "--num-feature-tokens",
+                str(K),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
 
-    common = dict(bags=[str(bags)], val_fraction=0.34, policy_size="tiny", vl_model_path=tiny_qwen_dir,
-                  image_width=SIZE, image_height=SIZE, num_feature_tokens=K, grad_accum_steps=1,
-                  warmup_steps=2, lr=1e-3, sensor_lr=1e-3, log_every=1000, device="cpu")
-    cfg1 = TrainConfig(stage=1, vl_cache_dir=str(cache), batch_size=8, total_steps=40, eval_every=20,
-                       save_every=20, out_dir=str(tmp_path / "s1"), **common)
+    common = dict(
+        bags=[str(bags)],
+        val_fraction=0.34,
+        policy_size="tiny",
+        vl_model_path=tiny_qwen_dir,
+        image_width=SIZE,
+        image_height=SIZE,
+        num_feature_tokens=K,
+        grad_accum_steps=1,
+        warmup_steps=2,
+        lr=1e-3,
+        sensor_lr=1e-3,
+        log_every=1000,
+        device="cpu",
+    )
+    cfg1 = TrainConfig(
+        stage=1,
+        vl_cache_dir=str(cache),
+        batch_size=8,
+        total_steps=40,
+        eval_every=20,
+        save_every=20,
+        out_dir=str(tmp_path / "s1"),
+        **common,
+    )
     train, val = load_run_episodes(cfg1)
     assert len(train) == 2 and len(val) == 1 and len(train[0]) > 10
     assert train[0].sensor_windows.shape[1:] == (65, 1026) and train[0].actions.shape[1:] == (8, 7)
@@ -82,10 +129,22 @@ def test_bags_to_action_node_checkpoint(tmp_path: Path, tiny_qwen_dir: str) -> N
     losses = [h["loss"] for h in s1.history]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
 
-    cfg2 = TrainConfig(stage=2, init_from=str(tmp_path / "s1" / "latest"), batch_size=4, total_steps=20,
-                       eval_every=10, save_every=10, vl_lr=1e-3, lora_r=4, lora_alpha=8,
-                       out_dir=str(tmp_path / "s2"), **common)
-    extractor = VLFeatureExtractor.from_pretrained(tiny_qwen_dir, image_size=(SIZE, SIZE), num_feature_tokens=K)
+    cfg2 = TrainConfig(
+        stage=2,
+        init_from=str(tmp_path / "s1" / "latest"),
+        batch_size=4,
+        total_steps=20,
+        eval_every=10,
+        save_every=10,
+        vl_lr=1e-3,
+        lora_r=4,
+        lora_alpha=8,
+        out_dir=str(tmp_path / "s2"),
+        **common,
+    )
+    extractor = VLFeatureExtractor.from_pretrained(
+        tiny_qwen_dir, image_size=(SIZE, SIZE), num_feature_tokens=K
+    )
     assert extractor.model_id == provider.model_id  # the cache holds this model's features
     s2 = Trainer(cfg2, train, val, extractor=extractor, log=_quiet)
     before = _fit_loss(s2, train)
@@ -113,11 +172,15 @@ def test_bags_to_action_node_checkpoint(tmp_path: Path, tiny_qwen_dir: str) -> N
         trained = s2.extractor.extract(ep.load_frames(i), metadata["prompt"]).features.numpy()
         np.testing.assert_allclose(features, trained, rtol=1e-4, atol=1e-5)
         assert store.update(features, i + 1, int(ep.times_ns[i]), node_extractor.model_id) == ""
-        got = policy.predict(store.snapshot(int(ep.times_ns[i])).features, ep.sensor_windows[i], ep.states[i])
+        got = policy.predict(
+            store.snapshot(int(ep.times_ns[i])).features, ep.sensor_windows[i], ep.states[i]
+        )
         assert np.array_equal(got, s2.policy.predict(features, ep.sensor_windows[i], ep.states[i]))
 
     out = tmp_path / "eval"
-    assert eval_cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--bag", str(bags / val[0].name)]) == 0
+    assert (
+        eval_cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--bag", str(bags / val[0].name)]) == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_samples"] == len(val[0]) and metrics["episodes"] == [val[0].name]
     assert (out / f"episode_{val[0].name}.png").stat().st_size > 10_000

@@ -1,4 +1,5 @@
 """TrainConfig JSON round trip and validation; lr schedule; optimiser state as safetensors + JSON."""
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,10 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
+from asyncvla_training.train.data_sources import dataset_config, load_run_episodes  # noqa: E402
 from asyncvla_training.train.sampling import BatchPlan, stale_offsets  # noqa: E402
 from asyncvla_training.train.schedule import lr_factor  # noqa: E402
 from asyncvla_training.train.state_io import load_optimizer_state, save_optimizer_state  # noqa: E402
-from asyncvla_training.train.data_sources import dataset_config, load_run_episodes  # noqa: E402
 from asyncvla_training.train.synthetic import make_synthetic_episodes  # noqa: E402
 
 torch.set_num_threads(1)
@@ -38,8 +39,18 @@ def test_defaults_are_the_seed_values() -> None:
 
 
 def test_json_round_trip_and_file(tmp_path: Path) -> None:
-    cfg = TrainConfig(stage=2, bags=["a", "b"], views=["left"], prompt="p", policy={"fusion": "gated"},
-                      adam_betas=(0.8, 0.99), bf16=False, init_from="ckpt", total_steps=50, warmup_steps=5)
+    cfg = TrainConfig(
+        stage=2,
+        bags=["a", "b"],
+        views=["left"],
+        prompt="p",
+        policy={"fusion": "gated"},
+        adam_betas=(0.8, 0.99),
+        bf16=False,
+        init_from="ckpt",
+        total_steps=50,
+        warmup_steps=5,
+    )
     again = TrainConfig.from_json(cfg.to_json())
     assert again == cfg
     cfg.save(tmp_path / "c.json")
@@ -47,28 +58,32 @@ def test_json_round_trip_and_file(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "c.json").read_text())["adam_betas"] == [0.8, 0.99]
 
 
-@pytest.mark.parametrize("bad", [
-    {"lerning_rate": 1e-4},
-    {"stage": 3},
-    {"lr": -1.0},
-    {"lr": float("nan")},
-    {"reuse": 0},
-    {"loss": "l3"},
-    {"warmup_steps": 20, "total_steps": 10},
-    {"bf16": "yes"},
-    {"action_space": "cartesian"},
-    {"val_fraction": 1.0},
-    {"bags": "one_string"},
-    {"lora_dropout": 1.0},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"lerning_rate": 1e-4},
+        {"stage": 3},
+        {"lr": -1.0},
+        {"lr": float("nan")},
+        {"reuse": 0},
+        {"loss": "l3"},
+        {"warmup_steps": 20, "total_steps": 10},
+        {"bf16": "yes"},
+        {"action_space": "cartesian"},
+        {"val_fraction": 1.0},
+        {"bags": "one_string"},
+        {"lora_dropout": 1.0},
+    ],
+)
 def test_invalid_configs_are_rejected(bad: dict) -> None:
     with pytest.raises(ValueError):
         TrainConfig.from_dict(bad)
 
 
 def test_overrides_parse_json_values_and_reject_unknown() -> None:
-    cfg = TrainConfig().with_overrides(["lr=3e-4", "stage=2", "prompt=go there", "bf16=false",
-                                        "views=[\"a\",\"b\"]"])
+    cfg = TrainConfig().with_overrides(
+        ["lr=3e-4", "stage=2", "prompt=go there", "bf16=false", "views=[\"a\",\"b\"]"]
+    )
     assert cfg.lr == 3e-4 and cfg.stage == 2 and cfg.prompt == "go there" and cfg.bf16 is False
     assert cfg.views == ["a", "b"]
     with pytest.raises(ValueError, match="unknown"):
@@ -90,8 +105,10 @@ def test_schedule_warmup_then_cosine_to_floor() -> None:
 def test_optimizer_state_round_trip_without_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
-    groups = [{"params": list(model[0].parameters()), "name": "a", "base_lr": 1e-3, "lr": 1e-3},
-              {"params": list(model[1].parameters()), "name": "b", "base_lr": 5e-4, "lr": 5e-4}]
+    groups = [
+        {"params": list(model[0].parameters()), "name": "a", "base_lr": 1e-3, "lr": 1e-3},
+        {"params": list(model[1].parameters()), "name": "b", "base_lr": 5e-4, "lr": 5e-4},
+    ]
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     for _ in range(3):
         opt.zero_grad()
@@ -146,8 +163,12 @@ def test_run_episodes_split_by_episode_and_dataset_config_follows_the_run() -> N
     assert len(val) == 2 and len(train) == 8
     assert not {e.name for e in train} & {e.name for e in val}
     assert [e.name for e in load_run_episodes(cfg)[1]] == [e.name for e in val]  # deterministic
-    ds = dataset_config(TrainConfig(step_period=0.05, action_space="joint_delta", views=["b", "a"],
-                                    dataset={"aline_length": 512}), shapes={"horizon": 4})
+    ds = dataset_config(
+        TrainConfig(
+            step_period=0.05, action_space="joint_delta", views=["b", "a"], dataset={"aline_length": 512}
+        ),
+        shapes={"horizon": 4},
+    )
     assert ds.alignment.step_period == 0.05 and ds.alignment.action_space == "joint_delta"
     assert ds.alignment.horizon == 4 and ds.views == ("b", "a") and ds.aline_length == 512
     with pytest.raises(ValueError, match="contradicts"):

@@ -1,4 +1,5 @@
-"""torchrun with 2 CPU processes (gloo on loopback): stage 1 and stage 2, identical weights on both ranks."""
+"""torchrun, 2 CPU processes (gloo on loopback): stage 1 and stage 2, identical weights on both ranks."""
+
 from __future__ import annotations
 
 import json
@@ -74,11 +75,30 @@ def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_torchrun_two_ranks_end_identical(tmp_path: Path, tiny_qwen_dir: str) -> None:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo",
-               HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([PACKAGE_DIR, os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), str(tmp_path),
-           tiny_qwen_dir]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MASTER_ADDR="127.0.0.1",
+        GLOO_SOCKET_IFNAME="lo",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join([PACKAGE_DIR, os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(script),
+        str(tmp_path),
+        tiny_qwen_dir,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     reports = [json.loads((tmp_path / f"report{r}.json").read_text()) for r in (0, 1)]

@@ -1,4 +1,5 @@
 """asyncvla-train / asyncvla-eval entry points end to end on generated episodes (tiny Qwen2.5-VL)."""
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,24 @@ def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _args(tiny: str) -> list[str]:
-    sets = {"policy_size": "tiny", "image_width": 56, "image_height": 56, "num_feature_tokens": 4,
-            "batch_size": 8, "grad_accum_steps": 1, "lr": 1e-3, "sensor_lr": 1e-3, "warmup_steps": 3,
-            "total_steps": 40, "eval_every": 10, "save_every": 10, "log_every": 10, "synthetic_length": 30,
-            "val_fraction": 0.25, "device": "cpu"}
+    sets = {
+        "policy_size": "tiny",
+        "image_width": 56,
+        "image_height": 56,
+        "num_feature_tokens": 4,
+        "batch_size": 8,
+        "grad_accum_steps": 1,
+        "lr": 1e-3,
+        "sensor_lr": 1e-3,
+        "warmup_steps": 3,
+        "total_steps": 40,
+        "eval_every": 10,
+        "save_every": 10,
+        "log_every": 10,
+        "synthetic_length": 30,
+        "val_fraction": 0.25,
+        "device": "cpu",
+    }
     out = ["--vl-model", tiny, "--synthetic", "4"]
     for key, value in sets.items():
         out += ["--set", f"{key}={json.dumps(value)}"]
@@ -43,7 +58,9 @@ def _args(tiny: str) -> list[str]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_qwen_dir) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert train_cli.main(["--stage", "1", "--out", str(out), "--stop-at", "20", *_args(tiny_qwen_dir)]) == 0
+    assert (
+        train_cli.main(["--stage", "1", "--out", str(out), "--stop-at", "20", *_args(tiny_qwen_dir)]) == 0
+    )
     assert read_checkpoint_config(out / "latest")[1]["step"] == 20
     assert train_cli.main(["--out", str(out), "--resume"]) == 0  # config from out/train_config.json
     return out
@@ -72,8 +89,20 @@ def test_train_cli_rejects_bad_config(tmp_path: Path, capsys) -> None:
 def test_eval_cli_metrics_and_plots(run_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
     # seed 0 and 30 steps: the same generated episodes the run trained and validated on
-    argv = ["--checkpoint", str(run_dir / "latest"), "--out", str(out), "--synthetic", "4",
-            "--synthetic-seed", "0", "--synthetic-length", "30", "--max-plots", "2"]
+    argv = [
+        "--checkpoint",
+        str(run_dir / "latest"),
+        "--out",
+        str(out),
+        "--synthetic",
+        "4",
+        "--synthetic-seed",
+        "0",
+        "--synthetic-length",
+        "30",
+        "--max-plots",
+        "2",
+    ]
     assert eval_cli.main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     metrics = json.loads((out / "metrics.json").read_text())
@@ -96,15 +125,28 @@ def test_eval_cli_metrics_and_plots(run_dir: Path, tmp_path: Path, capsys) -> No
     assert sorted(metrics["plots"]) == pngs
 
     stale = tmp_path / "eval_stale"
-    assert eval_cli.main([*argv[:2], "--out", str(stale), *argv[4:], "--stale", "2", "--max-plots", "0"]) == 0
+    assert (
+        eval_cli.main([*argv[:2], "--out", str(stale), *argv[4:], "--stale", "2", "--max-plots", "0"]) == 0
+    )
     stale_metrics = json.loads((stale / "metrics.json").read_text())
     assert stale_metrics["stale"] == 2 and stale_metrics["mae"] != metrics["mae"]
 
 
 def test_eval_cli_refuses_features_of_another_model(run_dir: Path, tmp_path: Path, capsys) -> None:
     other = ensure_tiny_qwen_vl(tmp_path / "another_model")
-    argv = ["--checkpoint", str(run_dir / "best"), "--out", str(tmp_path / "e"), "--synthetic", "1",
-            "--vl-model", other]
+    argv = [
+        "--checkpoint",
+        str(run_dir / "best"),
+        "--out",
+        str(tmp_path / "e"),
+        "--synthetic",
+        "1",
+        "--vl-model",
+        other,
+    ]
     assert eval_cli.main(argv) == 2
     assert "trained on" in capsys.readouterr().err
-    assert eval_cli.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "e"), "--synthetic", "1"]) == 2
+    assert (
+        eval_cli.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "e"), "--synthetic", "1"])
+        == 2
+    )

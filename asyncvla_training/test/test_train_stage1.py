@@ -3,6 +3,7 @@
 Covers: falling loss, staleness (reuse) sampling, no target leakage, exact resume, and that the
 checkpoint loads through the action node's code path with identical outputs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,7 +20,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 # The action node's ROS-free VL store (what the node checks incoming features with).
-sys.path.append(os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node")))
+sys.path.append(
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node"))
+)
 
 from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
 from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
@@ -56,10 +59,26 @@ def episodes():
 
 
 def _cfg(out: Path, tiny_qwen_dir: str, **kw) -> TrainConfig:
-    base = dict(stage=1, policy_size="tiny", vl_model_path=tiny_qwen_dir, image_width=SIZE, image_height=SIZE,
-                num_feature_tokens=K, batch_size=8, grad_accum_steps=1, lr=1e-3, sensor_lr=1e-3,
-                warmup_steps=3, total_steps=60, eval_every=20, save_every=30, log_every=1000,
-                val_max_samples=30, out_dir=str(out), device="cpu")
+    base = dict(
+        stage=1,
+        policy_size="tiny",
+        vl_model_path=tiny_qwen_dir,
+        image_width=SIZE,
+        image_height=SIZE,
+        num_feature_tokens=K,
+        batch_size=8,
+        grad_accum_steps=1,
+        lr=1e-3,
+        sensor_lr=1e-3,
+        warmup_steps=3,
+        total_steps=60,
+        eval_every=20,
+        save_every=30,
+        log_every=1000,
+        val_max_samples=30,
+        out_dir=str(out),
+        device="cpu",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -67,8 +86,13 @@ def _cfg(out: Path, tiny_qwen_dir: str, **kw) -> TrainConfig:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_qwen_dir, provider, episodes):
     out = tmp_path_factory.mktemp("stage1")
-    trainer = Trainer(_cfg(out, tiny_qwen_dir), episodes[:4], episodes[4:], feature_provider=provider,
-                      log=lambda line: None)
+    trainer = Trainer(
+        _cfg(out, tiny_qwen_dir),
+        episodes[:4],
+        episodes[4:],
+        feature_provider=provider,
+        log=lambda line: None,
+    )
     before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     summary = trainer.train()
     return trainer, summary, before, out
@@ -92,7 +116,9 @@ def test_stage1_loss_falls_and_only_heads_train(trained, extractor) -> None:
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     vals = [r["val_loss"] for r in log if r["event"] == "val"]
     assert len(vals) == 3 and summary["best_val_loss"] == pytest.approx(min(vals))
-    assert (out / "best" / "model.safetensors").is_file() and (out / "latest" / "training" / "state.json").is_file()
+    assert (out / "best" / "model.safetensors").is_file() and (
+        out / "latest" / "training" / "state.json"
+    ).is_file()
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.bin")) and not list(out.rglob("*.pkl"))
 
 
@@ -134,14 +160,20 @@ def test_checkpoint_loads_like_the_action_node(trained, extractor, episodes) -> 
         assert np.array_equal(policy.predict(vl, ep.sensor_windows[i], ep.states[i]), want)
 
 
-def test_batches_use_stale_features_and_never_the_target(tmp_path, tiny_qwen_dir, provider, episodes) -> None:
+def test_batches_use_stale_features_and_never_the_target(
+    tmp_path, tiny_qwen_dir, provider, episodes
+) -> None:
     eps = [dataclasses.replace(ep, actions=ep.actions.copy()) for ep in episodes[:3]]
-    trainer = Trainer(_cfg(tmp_path, tiny_qwen_dir, reuse=3, batch_size=6), eps, feature_provider=provider,
-                      log=lambda line: None)
+    trainer = Trainer(
+        _cfg(tmp_path, tiny_qwen_dir, reuse=3, batch_size=6),
+        eps,
+        feature_provider=provider,
+        log=lambda line: None,
+    )
     lags, clipped = set(), 0
     for g in range(40):
         items = trainer.items_for(g)
-        for ep, i, s in items:
+        for _, i, s in items:
             assert 0 <= s <= i and i - s <= 2
             lags.add(i - s)
             clipped += int(i < 2 and s == 0)
@@ -164,34 +196,64 @@ def test_batches_use_stale_features_and_never_the_target(tmp_path, tiny_qwen_dir
 
 def test_resume_continues_exactly(tmp_path, tiny_qwen_dir, provider, episodes) -> None:
     kw = dict(total_steps=8, batch_size=4, grad_accum_steps=2, eval_every=4, save_every=0, warmup_steps=2)
-    straight = Trainer(_cfg(tmp_path / "a", tiny_qwen_dir, **kw), episodes[:4], episodes[4:],
-                       feature_provider=provider, log=lambda line: None)
+    straight = Trainer(
+        _cfg(tmp_path / "a", tiny_qwen_dir, **kw),
+        episodes[:4],
+        episodes[4:],
+        feature_provider=provider,
+        log=lambda line: None,
+    )
     straight.train()
-    first = Trainer(_cfg(tmp_path / "b", tiny_qwen_dir, **kw), episodes[:4], episodes[4:],
-                    feature_provider=provider, log=lambda line: None)
+    first = Trainer(
+        _cfg(tmp_path / "b", tiny_qwen_dir, **kw),
+        episodes[:4],
+        episodes[4:],
+        feature_provider=provider,
+        log=lambda line: None,
+    )
     assert first.train(stop_at=4)["step"] == 4
     with pytest.raises(FileExistsError):
-        Trainer(_cfg(tmp_path / "b", tiny_qwen_dir, **kw), episodes[:4], episodes[4:],
-                feature_provider=provider, log=lambda line: None).train()
-    second = Trainer(_cfg(tmp_path / "b", tiny_qwen_dir, **kw, log_every=2), episodes[:4], episodes[4:],
-                     feature_provider=provider, log=lambda line: None)
+        Trainer(
+            _cfg(tmp_path / "b", tiny_qwen_dir, **kw),
+            episodes[:4],
+            episodes[4:],
+            feature_provider=provider,
+            log=lambda line: None,
+        ).train()
+    second = Trainer(
+        _cfg(tmp_path / "b", tiny_qwen_dir, **kw, log_every=2),
+        episodes[:4],
+        episodes[4:],
+        feature_provider=provider,
+        log=lambda line: None,
+    )
     summary = second.train(resume=True)
     assert summary["step"] == 8
     a, b = straight.policy.state_dict(), second.policy.state_dict()
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
-    assert [h["loss"] for h in second.history[-4:]] == pytest.approx([h["loss"] for h in straight.history[-4:]],
-                                                                      rel=1e-5)
+    assert [h["loss"] for h in second.history[-4:]] == pytest.approx(
+        [h["loss"] for h in straight.history[-4:]], rel=1e-5
+    )
     assert second.best_val == pytest.approx(straight.best_val, rel=1e-5)
     with pytest.raises(ValueError, match="lr"):
-        Trainer(_cfg(tmp_path / "b", tiny_qwen_dir, **{**kw, "lr": 5e-3}), episodes[:4], episodes[4:],
-                feature_provider=provider, log=lambda line: None).train(resume=True)
+        Trainer(
+            _cfg(tmp_path / "b", tiny_qwen_dir, **{**kw, "lr": 5e-3}),
+            episodes[:4],
+            episodes[4:],
+            feature_provider=provider,
+            log=lambda line: None,
+        ).train(resume=True)
 
 
 def test_episodes_must_match_the_run(tmp_path, tiny_qwen_dir, provider, episodes) -> None:
     with pytest.raises(ValueError, match="step_period"):
         Trainer(_cfg(tmp_path, tiny_qwen_dir, step_period=0.05), episodes[:2], feature_provider=provider)
     with pytest.raises(ValueError, match="action_space"):
-        Trainer(_cfg(tmp_path, tiny_qwen_dir, action_space="joint_delta"), episodes[:2], feature_provider=provider)
+        Trainer(
+            _cfg(tmp_path, tiny_qwen_dir, action_space="joint_delta"),
+            episodes[:2],
+            feature_provider=provider,
+        )
     with pytest.raises(ValueError, match="unique"):
         Trainer(_cfg(tmp_path, tiny_qwen_dir), [episodes[0], episodes[0]], feature_provider=provider)

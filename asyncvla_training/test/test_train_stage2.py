@@ -1,4 +1,5 @@
 """Stage 2 (LoRA on the VLM's language model + heads, live features) with the tiny Qwen2.5-VL."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,12 @@ def tiny_qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _extractor(path: str, adapter: str | Path | None = None) -> VLFeatureExtractor:
-    return VLFeatureExtractor.from_pretrained(path, adapter_path=None if adapter is None else str(adapter),
-                                              image_size=(SIZE, SIZE), num_feature_tokens=K)
+    return VLFeatureExtractor.from_pretrained(
+        path,
+        adapter_path=None if adapter is None else str(adapter),
+        image_size=(SIZE, SIZE),
+        num_feature_tokens=K,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +47,29 @@ def episodes():
 
 
 def _cfg(out: Path, tiny: str, **kw) -> TrainConfig:
-    base = dict(stage=2, policy_size="tiny", vl_model_path=tiny, image_width=SIZE, image_height=SIZE,
-                num_feature_tokens=K, batch_size=2, grad_accum_steps=2, lr=1e-3, sensor_lr=1e-3, vl_lr=1e-2,
-                lora_r=4, lora_alpha=8, warmup_steps=1, total_steps=6, eval_every=3, save_every=3,
-                log_every=1000, val_max_samples=6, out_dir=str(out), device="cpu")
+    base = dict(
+        stage=2,
+        policy_size="tiny",
+        vl_model_path=tiny,
+        image_width=SIZE,
+        image_height=SIZE,
+        num_feature_tokens=K,
+        batch_size=2,
+        grad_accum_steps=2,
+        lr=1e-3,
+        sensor_lr=1e-3,
+        vl_lr=1e-2,
+        lora_r=4,
+        lora_alpha=8,
+        warmup_steps=1,
+        total_steps=6,
+        eval_every=3,
+        save_every=3,
+        log_every=1000,
+        val_max_samples=6,
+        out_dir=str(out),
+        device="cpu",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -78,7 +102,9 @@ def test_stage2_trains_lm_lora_and_heads_only(tmp_path, tiny_qwen_dir, episodes,
     assert isinstance(batch.vl_input, list) and len(batch.vl_input[0][0]) == 2  # two views per sample
     pred = trainer.module(batch.vl_input, batch.windows, batch.states)
     pred.square().mean().backward()
-    with_grad = {n for n, p in trainer.module.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    with_grad = {
+        n for n, p in trainer.module.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
+    }
     lora = {n for n in with_grad if n.startswith("extractor.")}
     assert lora and all("lora_" in n and "language_model" in n for n in lora), sorted(lora)[:5]
     assert not any("visual" in n for n in with_grad)
@@ -108,25 +134,45 @@ def test_stage2_trains_lm_lora_and_heads_only(tmp_path, tiny_qwen_dir, episodes,
     ep = episodes[2]
     views = ep.load_frames(4)
     trained_features = extractor.extract(views, ep.prompt).features
-    torch.testing.assert_close(reloaded_latest.extract(views, ep.prompt).features, trained_features,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        reloaded_latest.extract(views, ep.prompt).features, trained_features, rtol=1e-4, atol=1e-5
+    )
     policy = load_policy(latest)
     vl = trained_features.numpy()
-    assert np.array_equal(policy.predict(vl, ep.sensor_windows[4], ep.states[4]),
-                          trainer.policy.predict(vl, ep.sensor_windows[4], ep.states[4]))
+    assert np.array_equal(
+        policy.predict(vl, ep.sensor_windows[4], ep.states[4]),
+        trainer.policy.predict(vl, ep.sensor_windows[4], ep.states[4]),
+    )
 
 
-def test_stage2_resume_and_gradient_checkpointing_are_exact(tmp_path, tiny_qwen_dir, episodes, stage1_ckpt) -> None:
+def test_stage2_resume_and_gradient_checkpointing_are_exact(
+    tmp_path, tiny_qwen_dir, episodes, stage1_ckpt
+) -> None:
     kw = dict(total_steps=4, eval_every=2, save_every=0, init_from=str(stage1_ckpt))
-    straight = Trainer(_cfg(tmp_path / "a", tiny_qwen_dir, **kw), episodes[:2], episodes[2:],
-                       extractor=_extractor(tiny_qwen_dir), log=lambda line: None)
+    straight = Trainer(
+        _cfg(tmp_path / "a", tiny_qwen_dir, **kw),
+        episodes[:2],
+        episodes[2:],
+        extractor=_extractor(tiny_qwen_dir),
+        log=lambda line: None,
+    )
     straight.train()
-    first = Trainer(_cfg(tmp_path / "b", tiny_qwen_dir, **kw), episodes[:2], episodes[2:],
-                    extractor=_extractor(tiny_qwen_dir), log=lambda line: None)
+    first = Trainer(
+        _cfg(tmp_path / "b", tiny_qwen_dir, **kw),
+        episodes[:2],
+        episodes[2:],
+        extractor=_extractor(tiny_qwen_dir),
+        log=lambda line: None,
+    )
     first.train(stop_at=2)
     second_extractor = _extractor(tiny_qwen_dir)
-    second = Trainer(_cfg(tmp_path / "b", tiny_qwen_dir, **kw), episodes[:2], episodes[2:],
-                     extractor=second_extractor, log=lambda line: None)
+    second = Trainer(
+        _cfg(tmp_path / "b", tiny_qwen_dir, **kw),
+        episodes[:2],
+        episodes[2:],
+        extractor=second_extractor,
+        log=lambda line: None,
+    )
     second.train(resume=True)
     for key, value in straight.policy.state_dict().items():
         torch.testing.assert_close(second.policy.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
@@ -135,10 +181,18 @@ def test_stage2_resume_and_gradient_checkpointing_are_exact(tmp_path, tiny_qwen_
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
 
-    checkpointed = Trainer(_cfg(tmp_path / "c", tiny_qwen_dir, **kw, gradient_checkpointing=True),
-                           episodes[:2], episodes[2:], extractor=_extractor(tiny_qwen_dir), log=lambda line: None)
+    checkpointed = Trainer(
+        _cfg(tmp_path / "c", tiny_qwen_dir, **kw, gradient_checkpointing=True),
+        episodes[:2],
+        episodes[2:],
+        extractor=_extractor(tiny_qwen_dir),
+        log=lambda line: None,
+    )
     base = checkpointed.extractor.model.get_base_model()
-    assert getattr(base, "is_activation_checkpointing", None) or base.model.language_model.gradient_checkpointing
+    assert (
+        getattr(base, "is_activation_checkpointing", None)
+        or base.model.language_model.gradient_checkpointing
+    )
     checkpointed.train()
     c = _lora_state(checkpointed.extractor)
     for key in a:
@@ -155,5 +209,8 @@ def test_stage2_rejects_features_of_another_model(tmp_path, tiny_qwen_dir, episo
     doc["metadata"]["vl_model_id"] = "Qwen2.5-VL-3B-Instruct@0123456789"
     (other / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="VL features"):
-        Trainer(_cfg(tmp_path / "x", tiny_qwen_dir, init_from=str(other)), episodes[:2],
-                extractor=_extractor(tiny_qwen_dir))
+        Trainer(
+            _cfg(tmp_path / "x", tiny_qwen_dir, init_from=str(other)),
+            episodes[:2],
+            extractor=_extractor(tiny_qwen_dir),
+        )

@@ -9,6 +9,7 @@ sensor_lr 5e-4 (sensor encoder), AdamW weight decay 0.01, grad accumulation 8, b
 clip 1.0, cosine to 1e-6 (min_lr_ratio 0.01 of 1e-4), warmup 3 % (300 of 10000 steps), LoRA r 16 /
 alpha 32 / dropout 0.05, VL feature reuse 3, step period 0.1 s (10 Hz action clock).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,18 +26,26 @@ TRAIN_CONFIG_NAME = "train_config.json"
 
 
 def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    ok = (
+        isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    )
     if not ok:
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}"
+        )
 
 
 def _positive_float(name: str, value: Any, allow_zero: bool = False) -> None:
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and (value >= 0 if allow_zero else value > 0))
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
     if not ok:
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}"
+        )
 
 
 def _str_list(name: str, value: Any) -> list[str]:
@@ -146,9 +155,21 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         for name in ("synthetic_episodes",):
             _positive_int(name, getattr(self, name), allow_zero=True)
-        for name in ("synthetic_length", "image_width", "image_height", "max_views",
-                     "num_feature_tokens", "total_steps", "grad_accum_steps", "batch_size",
-                     "reuse", "lora_r", "lora_alpha", "log_every", "val_max_samples"):
+        for name in (
+            "synthetic_length",
+            "image_width",
+            "image_height",
+            "max_views",
+            "num_feature_tokens",
+            "total_steps",
+            "grad_accum_steps",
+            "batch_size",
+            "reuse",
+            "lora_r",
+            "lora_alpha",
+            "log_every",
+            "val_max_samples",
+        ):
             _positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "eval_every", "save_every", "seed"):
             _positive_int(name, getattr(self, name), allow_zero=True)
@@ -161,8 +182,9 @@ class TrainConfig:
         _positive_float("weight_decay", self.weight_decay, allow_zero=True)
         if not (isinstance(self.min_lr_ratio, (int, float)) and 0.0 <= self.min_lr_ratio <= 1.0):
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
-        if (len(self.adam_betas) != 2
-                or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.adam_betas)):
+        if len(self.adam_betas) != 2 or not all(
+            isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in self.adam_betas
+        ):
             raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
         if not (isinstance(self.lora_dropout, (int, float)) and 0.0 <= self.lora_dropout < 1.0):
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
@@ -180,7 +202,9 @@ class TrainConfig:
         from ..conventions import ACTION_SPACES
 
         if self.action_space not in ACTION_SPACES:
-            raise ValueError(f"action_space must be one of {sorted(ACTION_SPACES)}, got {self.action_space!r}")
+            raise ValueError(
+                f"action_space must be one of {sorted(ACTION_SPACES)}, got {self.action_space!r}"
+            )
         for name in ("policy", "dataset"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be null or a JSON object, got {getattr(self, name)!r}")

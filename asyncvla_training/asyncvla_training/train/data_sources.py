@@ -9,6 +9,7 @@ VL cache (stage 1, ``vl_cache_dir``): built beforehand with ``asyncvla-cache-vl`
 with ``vl_cache_fill``, single process). Read-only by default: every frame set of every episode
 must be present, checked before training starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,15 @@ SYNTHETIC_IMAGE_SIZE = (56, 56)
 
 def synthetic_episodes(count: int, length: int, seed: int, cfg: TrainConfig) -> list[Episode]:
     views = tuple(cfg.views) if cfg.views else ("top",)
-    return make_synthetic_episodes(count, length=length, seed=seed, views=views,
-                                   image_size=SYNTHETIC_IMAGE_SIZE, step_period=cfg.step_period,
-                                   action_space=cfg.action_space)
+    return make_synthetic_episodes(
+        count,
+        length=length,
+        seed=seed,
+        views=views,
+        image_size=SYNTHETIC_IMAGE_SIZE,
+        step_period=cfg.step_period,
+        action_space=cfg.action_space,
+    )
 
 
 def policy_shapes(cfg: TrainConfig) -> dict[str, int]:
@@ -56,7 +63,9 @@ def dataset_config(cfg: TrainConfig, shapes: dict[str, int] | None = None):
     wanted.update(policy_shapes(cfg) if shapes is None else shapes)
     for key, value in wanted.items():
         if key in alignment and alignment[key] != value:
-            raise ValueError(f"dataset.alignment.{key}={alignment[key]!r} contradicts the run's {key}={value!r}")
+            raise ValueError(
+                f"dataset.alignment.{key}={alignment[key]!r} contradicts the run's {key}={value!r}"
+            )
         alignment[key] = value
     data["alignment"] = alignment
     if cfg.views:
@@ -64,7 +73,9 @@ def dataset_config(cfg: TrainConfig, shapes: dict[str, int] | None = None):
     return BagDatasetConfig.from_dict(data)
 
 
-def load_bag_episodes(paths: Sequence[str], cfg: TrainConfig, shapes: dict[str, int] | None = None) -> list[Episode]:
+def load_bag_episodes(
+    paths: Sequence[str], cfg: TrainConfig, shapes: dict[str, int] | None = None
+) -> list[Episode]:
     """Episodes of the rosbag2 recordings at ``paths`` (bag directories, files or folders of bags)."""
     from ..data.bag_dataset import load_episodes
 
@@ -96,8 +107,14 @@ def cached_model_ids(cache_dir: str | Path) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def cache_feature_provider(cfg: TrainConfig, episodes: Sequence[Episode], *, extractor: Any = None,
-                           model_id: str | None = None, adapter_id: str | None = None) -> CachedFeatureProvider:
+def cache_feature_provider(
+    cfg: TrainConfig,
+    episodes: Sequence[Episode],
+    *,
+    extractor: Any = None,
+    model_id: str | None = None,
+    adapter_id: str | None = None,
+) -> CachedFeatureProvider:
     """Stage-1 provider over ``cfg.vl_cache_dir``, checked complete for ``episodes``.
 
     With ``extractor`` (or ``cfg.vl_cache_fill``) misses are extracted and stored; otherwise the
@@ -119,18 +136,23 @@ def cache_feature_provider(cfg: TrainConfig, episodes: Sequence[Episode], *, ext
         if model_id is None:
             ids = sorted({m for m, _ in candidates})
             if len(ids) != 1:
-                raise ValueError(f"VL cache {cfg.vl_cache_dir} holds features of {ids or 'no model'}: "
-                                 "set vl_cache_model_id (or build it with asyncvla-cache-vl)")
+                raise ValueError(
+                    f"VL cache {cfg.vl_cache_dir} holds features of {ids or 'no model'}: "
+                    "set vl_cache_model_id (or build it with asyncvla-cache-vl)"
+                )
             model_id = ids[0]
         if adapter_id is None:
             adapters = sorted({a for m, a in candidates if m == model_id})
             adapter_id = "" if "" in adapters or not adapters else adapters[0]
-        cache = VLFeatureCache(cfg.vl_cache_dir, None, cfg.prompt, model_id=model_id, adapter_id=adapter_id,
-                               progress=False)
+        cache = VLFeatureCache(
+            cfg.vl_cache_dir, None, cfg.prompt, model_id=model_id, adapter_id=adapter_id, progress=False
+        )
         missing = {ep.name: cache.missing(ep) for ep in episodes}
         missing = {k: v for k, v in missing.items() if v}
         if missing:
-            raise ValueError(f"VL cache {cfg.vl_cache_dir} ({model_id}) lacks frame sets of "
-                             f"{len(missing)} episode(s) {sorted(missing)[:5]}: run asyncvla-cache-vl "
-                             "with the same model, settings and prompt, or set vl_cache_fill")
+            raise ValueError(
+                f"VL cache {cfg.vl_cache_dir} ({model_id}) lacks frame sets of "
+                f"{len(missing)} episode(s) {sorted(missing)[:5]}: run asyncvla-cache-vl "
+                "with the same model, settings and prompt, or set vl_cache_fill"
+            )
     return CachedFeatureProvider(cache.lookup, cache.model_id, cache.adapter_id)

@@ -4,6 +4,7 @@ Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the process gro
 with NCCL on CUDA and gloo on CPU, each rank on ``cuda:LOCAL_RANK``. Without torchrun everything
 runs as rank 0 of 1 and no process group is created.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,5 +86,10 @@ def init_distributed(device: str = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
         initialized_here = True
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev,
-                       initialized_here=initialized_here)
+    return DistContext(
+        rank=rank,
+        world_size=world_size,
+        local_rank=local_rank,
+        device=dev,
+        initialized_here=initialized_here,
+    )

@@ -10,6 +10,7 @@ VL features are extracted with the model and adapter named in the checkpoint met
 (stage 1). The extractor's model id must equal the checkpoint's ``vl_model_id``, as the action
 node requires. Prints one JSON summary line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,16 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asyncvla-eval", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="asyncvla-eval",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--checkpoint", required=True, help="policy checkpoint directory (best/ or latest/)")
     p.add_argument("--out", required=True, help="directory for metrics.json and the plots")
-    p.add_argument("--bag", action="append", default=None, help="rosbag2 directory or folder of bags (repeat)")
+    p.add_argument(
+        "--bag", action="append", default=None, help="rosbag2 directory or folder of bags (repeat)"
+    )
     p.add_argument("--synthetic", type=int, help="evaluate on N generated episodes")
     p.add_argument("--synthetic-seed", type=int, default=1000, help="seed of the generated episodes")
     p.add_argument("--synthetic-length", type=int, default=40)
@@ -68,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         print("asyncvla-eval: give --bag or --synthetic", file=sys.stderr)
         return 2
     if args.vl_cache:
-        provider = cache_feature_provider(run_cfg, episodes, model_id=meta["vl_model_id"],
-                                          adapter_id=meta.get("vl_adapter_id") or "")
+        provider = cache_feature_provider(
+            run_cfg, episodes, model_id=meta["vl_model_id"], adapter_id=meta.get("vl_adapter_id") or ""
+        )
     else:
         from ..models.vl_extractor import VLFeatureExtractor
 
@@ -81,15 +88,31 @@ def main(argv: list[str] | None = None) -> int:
         extractor = VLFeatureExtractor.from_vl_config(vl_cfg, device=policy.device)
         provider = ExtractorFeatureProvider(extractor, prompt=run_cfg.prompt)
     if provider.model_id != meta["vl_model_id"]:
-        print(f"asyncvla-eval: VL features come from {provider.model_id!r} but the checkpoint was "
-              f"trained on {meta['vl_model_id']!r}", file=sys.stderr)
+        print(
+            f"asyncvla-eval: VL features come from {provider.model_id!r} but the checkpoint was "
+            f"trained on {meta['vl_model_id']!r}",
+            file=sys.stderr,
+        )
         return 2
-    metrics = evaluate(policy, episodes, provider, args.out, meta["action_space"], stale=args.stale,
-                       max_plots=args.max_plots,
-                       extra={"checkpoint": str(ckpt), "vl_model_id": meta["vl_model_id"],
-                              "vl_adapter_id": meta.get("vl_adapter_id", ""), "stage": meta.get("stage"),
-                              "episodes": [ep.name for ep in episodes]})
-    summary = {k: metrics[k] for k in ("num_samples", "normalized_mse", "baseline_normalized_mse", "mae", "rmse")}
+    metrics = evaluate(
+        policy,
+        episodes,
+        provider,
+        args.out,
+        meta["action_space"],
+        stale=args.stale,
+        max_plots=args.max_plots,
+        extra={
+            "checkpoint": str(ckpt),
+            "vl_model_id": meta["vl_model_id"],
+            "vl_adapter_id": meta.get("vl_adapter_id", ""),
+            "stage": meta.get("stage"),
+            "episodes": [ep.name for ep in episodes],
+        },
+    )
+    summary = {
+        k: metrics[k] for k in ("num_samples", "normalized_mse", "baseline_normalized_mse", "mae", "rmse")
+    }
     print(json.dumps({"event": "eval", "out": str(args.out), **summary}, sort_keys=True), flush=True)
     return 0
 

@@ -14,6 +14,7 @@ Plots (matplotlib, Agg backend, PNG): per episode one panel per action dimension
 and predicted offsets over time for the first and last horizon step; one figure with MAE per
 horizon step and dimension.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,9 @@ METRICS_NAME = "metrics.json"
 
 
 @torch.no_grad()
-def predict_episode(policy: ActionPolicy, episode: Episode, provider: FeatureProvider, stale: int = 0,
-                    batch_size: int = 32) -> np.ndarray:
+def predict_episode(
+    policy: ActionPolicy, episode: Episode, provider: FeatureProvider, stale: int = 0, batch_size: int = 32
+) -> np.ndarray:
     """(N, H, A) predicted chunks in physical units (policy in eval mode)."""
     was_training = policy.training
     policy.eval()
@@ -43,12 +45,19 @@ def predict_episode(policy: ActionPolicy, episode: Episode, provider: FeaturePro
     try:
         for start in range(0, len(episode), batch_size):
             idx = range(start, min(len(episode), start + batch_size))
-            vl = np.stack([np.asarray(provider(episode, episode.stale_index(i, stale)), dtype=np.float32)
-                           for i in idx])
+            vl = np.stack(
+                [
+                    np.asarray(provider(episode, episode.stale_index(i, stale)), dtype=np.float32)
+                    for i in idx
+                ]
+            )
             windows = np.stack([np.asarray(episode.sensor_windows[i], dtype=np.float32) for i in idx])
-            states = np.asarray(episode.states[start:start + len(idx)], dtype=np.float32)
-            pred = policy(torch.from_numpy(vl).to(dev), torch.from_numpy(windows).to(dev),
-                          torch.from_numpy(states).to(dev))
+            states = np.asarray(episode.states[start : start + len(idx)], dtype=np.float32)
+            pred = policy(
+                torch.from_numpy(vl).to(dev),
+                torch.from_numpy(windows).to(dev),
+                torch.from_numpy(states).to(dev),
+            )
             out.append(pred.float().cpu().numpy())
     finally:
         policy.train(was_training)
@@ -60,8 +69,9 @@ def _errors(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
     return {"mae": np.abs(diff), "se": np.square(diff)}
 
 
-def compute_metrics(policy: ActionPolicy, episodes: Sequence[Episode], predictions: Sequence[np.ndarray],
-                    action_space: str) -> dict[str, Any]:
+def compute_metrics(
+    policy: ActionPolicy, episodes: Sequence[Episode], predictions: Sequence[np.ndarray], action_space: str
+) -> dict[str, Any]:
     """Error summary (JSON-ready) of ``predictions`` against the episodes' recorded chunks."""
     names = list(ACTION_SPACES[action_space])[: policy.cfg.action_dim]
     preds = np.concatenate(predictions, axis=0)
@@ -133,10 +143,24 @@ def plot_episode(episode: Episode, pred: np.ndarray, names: Sequence[str], path:
         ax = axes[d // cols][d % cols]
         ax.plot(t, actions[:, 0, d], color="tab:blue", lw=1.5, label="recorded, step 1")
         ax.plot(t, pred[:, 0, d], color="tab:orange", lw=1.2, label="predicted, step 1")
-        ax.plot(t, actions[:, -1, d], color="tab:blue", lw=1.0, ls="--", alpha=0.7,
-                label=f"recorded, step {horizon}")
-        ax.plot(t, pred[:, -1, d], color="tab:orange", lw=1.0, ls="--", alpha=0.7,
-                label=f"predicted, step {horizon}")
+        ax.plot(
+            t,
+            actions[:, -1, d],
+            color="tab:blue",
+            lw=1.0,
+            ls="--",
+            alpha=0.7,
+            label=f"recorded, step {horizon}",
+        )
+        ax.plot(
+            t,
+            pred[:, -1, d],
+            color="tab:orange",
+            lw=1.0,
+            ls="--",
+            alpha=0.7,
+            label=f"predicted, step {horizon}",
+        )
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     for d in range(dims, rows * cols):

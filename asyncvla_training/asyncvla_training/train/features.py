@@ -14,6 +14,7 @@ with the attributes ``model_id`` (the extractor's id: written into the checkpoin
 * :class:`CachedFeatureProvider` - wraps any ``lookup(episode, index) -> array`` (e.g. the on-disk
   VL feature cache of ``data/vl_cache.py``) with the ids it was computed with.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,8 +30,7 @@ class FeatureProvider(Protocol):
     model_id: str
     adapter_id: str
 
-    def __call__(self, episode: Episode, index: int) -> np.ndarray:
-        ...
+    def __call__(self, episode: Episode, index: int) -> np.ndarray: ...
 
 
 def episode_prompt(episode: Episode, prompt: str | None) -> str:
@@ -69,7 +69,9 @@ class ExtractorFeatureProvider:
 class CachedFeatureProvider:
     """Adapter for a feature store: ``lookup(episode, index)`` plus the ids it was built with."""
 
-    def __init__(self, lookup: Callable[[Episode, int], np.ndarray], model_id: str, adapter_id: str = "") -> None:
+    def __init__(
+        self, lookup: Callable[[Episode, int], np.ndarray], model_id: str, adapter_id: str = ""
+    ) -> None:
         if not model_id:
             raise ValueError("a cached feature provider needs the model_id the features came from")
         self.lookup = lookup

@@ -11,6 +11,7 @@ resumed run draws exactly the batches and staleness offsets the uninterrupted ru
   as the action node sees them between two VL updates (the seed shared one feature over groups of
   ``reuse`` consecutive samples: the same distribution of ages).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ class BatchPlan:
             self._order = list(iter(self.sampler))
             self._epoch = epoch
         start = position * self.batch_size
-        return self._order[start:start + self.batch_size]
+        return self._order[start : start + self.batch_size]
 
     def epoch_of(self, micro_step: int) -> int:
         return int(micro_step) // self.batches_per_epoch

@@ -3,6 +3,7 @@
 A pure function of the optimiser step, applied to every parameter group before the step; the
 schedule's state is therefore just the step number (saved with the training state).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: floa
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def apply_lr(optimizer: torch.optim.Optimizer, step: int, warmup_steps: int, total_steps: int,
-             min_lr_ratio: float) -> float:
+def apply_lr(
+    optimizer: torch.optim.Optimizer, step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float
+) -> float:
     """Set every group's lr to ``base_lr * lr_factor``; returns the factor."""
     factor = lr_factor(step, warmup_steps, total_steps, min_lr_ratio)
     for group in optimizer.param_groups:

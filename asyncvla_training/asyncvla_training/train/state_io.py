@@ -5,6 +5,7 @@
 ``optimizer.safetensors`` under ``state.<param index>.<name>``; everything else to
 ``optimizer.json``, with the tensor names recorded so loading rebuilds the identical dict.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,11 @@ def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
-        return {"__tuple__": [_jsonable(v, where) for v in value]} if isinstance(value, tuple) \
+        return (
+            {"__tuple__": [_jsonable(v, where) for v in value]}
+            if isinstance(value, tuple)
             else [_jsonable(v, where) for v in value]
+        )
     if isinstance(value, dict):
         return {str(k): _jsonable(v, where) for k, v in value.items()}
     raise TypeError(f"{where}: cannot store {type(value).__name__} in JSON")
@@ -89,9 +93,13 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, directory: str | Path
         state[int(index)] = rebuilt
     groups = _from_json(document["param_groups"])
     if len(groups) != len(optimizer.param_groups):
-        raise ValueError(f"optimizer state has {len(groups)} parameter groups, the model {len(optimizer.param_groups)}")
+        raise ValueError(
+            f"optimizer state has {len(groups)} parameter groups, the model {len(optimizer.param_groups)}"
+        )
     for saved, current in zip(groups, optimizer.param_groups):
         if len(saved["params"]) != len(current["params"]):
-            raise ValueError(f"parameter group {saved.get('name')!r}: {len(saved['params'])} saved "
-                             f"parameters, {len(current['params'])} in the model")
+            raise ValueError(
+                f"parameter group {saved.get('name')!r}: {len(saved['params'])} saved "
+                f"parameters, {len(current['params'])} in the model"
+            )
     optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -12,6 +12,7 @@ sees at run time:
 So a trained policy can drive the loss well below the variance of the targets, and a policy that
 ignored its inputs could not.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,9 +58,14 @@ def make_synthetic_episode(
     phase = rng.uniform(0, 2 * np.pi)
     force = np.sin(0.35 * np.arange(n) + phase) + 0.2 * rng.standard_normal(n)
     joints = np.stack([0.5 * np.sin(0.1 * np.arange(n) + phase + j) for j in range(6)], axis=1)
-    position = np.stack([0.4 + 0.02 * np.sin(0.05 * np.arange(n) + phase),
-                         0.02 * np.cos(0.07 * np.arange(n)),
-                         0.3 + 0.01 * np.sin(0.09 * np.arange(n) + 2 * phase)], axis=1)
+    position = np.stack(
+        [
+            0.4 + 0.02 * np.sin(0.05 * np.arange(n) + phase),
+            0.02 * np.cos(0.07 * np.arange(n)),
+            0.3 + 0.01 * np.sin(0.09 * np.arange(n) + 2 * phase),
+        ],
+        axis=1,
+    )
     quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1))
     quat[:, 0] = 0.05 * np.sin(0.03 * np.arange(n))
     quat /= np.linalg.norm(quat, axis=1, keepdims=True)
@@ -92,7 +98,7 @@ def make_synthetic_episode(
         for v in range(len(views)):
             img = np.full((height, width, 3), base, dtype=np.uint8)
             col = (3 * i + 7 * v) % width
-            img[:, col:col + 3, v % 3] = 255  # a moving bar: frames differ per tick
+            img[:, col : col + 3, v % 3] = 255  # a moving bar: frames differ per tick
             frames.append(img)
         return frames
 
@@ -113,5 +119,7 @@ def make_synthetic_episode(
 
 def make_synthetic_episodes(count: int, length: int = 40, seed: int = 0, **kwargs) -> list[Episode]:
     """``count`` episodes named ``synthetic_000``...; different cue, phase and noise each."""
-    return [make_synthetic_episode(f"synthetic_{e:03d}", length=length, seed=seed * 1000 + e, **kwargs)
-            for e in range(count)]
+    return [
+        make_synthetic_episode(f"synthetic_{e:03d}", length=length, seed=seed * 1000 + e, **kwargs)
+        for e in range(count)
+    ]

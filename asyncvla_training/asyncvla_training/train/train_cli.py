@@ -11,6 +11,7 @@ Examples::
 Precedence: ``--config`` JSON (or ``<out>/train_config.json`` with ``--resume``) < the flags <
 ``--set key=value`` (value parsed as JSON). Prints one JSON summary line at the end (rank 0).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,17 @@ from .config import TRAIN_CONFIG_NAME, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asyncvla-train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="asyncvla-train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", help="TrainConfig JSON file")
     p.add_argument("--out", help="output directory (checkpoints, log.jsonl, train_config.json)")
     p.add_argument("--stage", type=int, choices=(1, 2))
-    p.add_argument("--bag", action="append", default=None, help="rosbag2 directory or folder of bags (repeat)")
+    p.add_argument(
+        "--bag", action="append", default=None, help="rosbag2 directory or folder of bags (repeat)"
+    )
     p.add_argument("--val-bag", action="append", default=None, help="validation bag(s) (repeat)")
     p.add_argument("--synthetic", type=int, help="train on N generated episodes instead of bags")
     p.add_argument("--vl-model", help="VL model directory or cached hub id (offline)")
@@ -37,8 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="task prompt (default: each episode's recorded prompt)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/latest")
     p.add_argument("--stop-at", type=int, help="stop after this optimiser step (resume later)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any TrainConfig key (repeat)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any TrainConfig key (repeat)",
+    )
     return p
 
 
@@ -50,9 +61,15 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     else:
         cfg = TrainConfig()
     flags = {
-        "out_dir": args.out, "stage": args.stage, "bags": args.bag, "val_bags": args.val_bag,
-        "synthetic_episodes": args.synthetic, "vl_model_path": args.vl_model, "vl_cache_dir": args.vl_cache,
-        "init_from": args.init_from, "prompt": args.prompt,
+        "out_dir": args.out,
+        "stage": args.stage,
+        "bags": args.bag,
+        "val_bags": args.val_bag,
+        "synthetic_episodes": args.synthetic,
+        "vl_model_path": args.vl_model,
+        "vl_cache_dir": args.vl_cache,
+        "init_from": args.init_from,
+        "prompt": args.prompt,
     }
     cfg = cfg.with_overrides({k: v for k, v in flags.items() if v is not None})
     return cfg.with_overrides(args.set)
@@ -76,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         provider = None
         if cfg.stage == 1 and cfg.vl_cache_dir:
             if cfg.vl_cache_fill and dist.distributed:
-                raise ValueError("vl_cache_fill works in a single process: build the cache with "
-                                 "asyncvla-cache-vl first, then train with torchrun")
+                raise ValueError(
+                    "vl_cache_fill works in a single process: build the cache with "
+                    "asyncvla-cache-vl first, then train with torchrun"
+                )
             provider = cache_feature_provider(cfg, train + val)
         trainer = Trainer(cfg, train, val, feature_provider=provider, dist=dist)
         summary = trainer.train(resume=args.resume, stop_at=args.stop_at)

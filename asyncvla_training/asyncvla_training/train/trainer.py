@@ -21,6 +21,7 @@ Output directory::
     <out_dir>/latest/training/    optimizer.safetensors + optimizer.json + state.json (resume)
     <out_dir>/best/               policy checkpoint with the lowest validation loss [+ adapter/]
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,7 +61,9 @@ TRAINING_DIR = "training"
 STATE_NAME = "state.json"
 # TrainConfig keys that may differ between a run and its resumption (bookkeeping only).
 _VAL_STREAM = 2**31 - 1  # micro-step id of the validation staleness draw (never a training step)
-RESUME_MUTABLE_KEYS = frozenset({"eval_every", "save_every", "log_every", "out_dir", "device", "val_max_samples"})
+RESUME_MUTABLE_KEYS = frozenset(
+    {"eval_every", "save_every", "log_every", "out_dir", "device", "val_max_samples"}
+)
 
 
 def adapter_id_of(directory: str | Path) -> str:
@@ -120,17 +123,22 @@ def check_episodes(episodes: Sequence[Episode], cfg: TrainConfig, what: str) -> 
     first = episodes[0]
     for ep in episodes:
         if not math.isclose(ep.step_period, cfg.step_period, rel_tol=1e-6):
-            raise ValueError(f"episode {ep.name}: step_period {ep.step_period} s != the run's "
-                             f"step_period {cfg.step_period} s")
+            raise ValueError(
+                f"episode {ep.name}: step_period {ep.step_period} s != the run's "
+                f"step_period {cfg.step_period} s"
+            )
         if ep.action_space != cfg.action_space:
-            raise ValueError(f"episode {ep.name}: action_space {ep.action_space!r} != the run's "
-                             f"{cfg.action_space!r}")
+            raise ValueError(
+                f"episode {ep.name}: action_space {ep.action_space!r} != the run's {cfg.action_space!r}"
+            )
         if len(ep) == 0:
             raise ValueError(f"episode {ep.name} is empty")
         for attr in ("sensor_windows", "states", "actions"):
             if tuple(getattr(ep, attr).shape[1:]) != tuple(getattr(first, attr).shape[1:]):
-                raise ValueError(f"episode {ep.name}: {attr} shape {getattr(ep, attr).shape[1:]} != "
-                                 f"{getattr(first, attr).shape[1:]} of {first.name}")
+                raise ValueError(
+                    f"episode {ep.name}: {attr} shape {getattr(ep, attr).shape[1:]} != "
+                    f"{getattr(first, attr).shape[1:]} of {first.name}"
+                )
 
 
 class Trainer:
@@ -168,7 +176,8 @@ class Trainer:
         if cfg.stage == 1:
             if feature_provider is None:
                 feature_provider = ExtractorFeatureProvider(
-                    extractor if extractor is not None else load_vl_extractor(cfg, self.device), cfg.prompt)
+                    extractor if extractor is not None else load_vl_extractor(cfg, self.device), cfg.prompt
+                )
             self.provider = feature_provider
             sample = np.asarray(feature_provider(self.train_episodes[0], 0))
             if sample.ndim != 2:
@@ -184,8 +193,11 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed + 17)
                 extractor.attach_lora(
-                    r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout,
-                    target=LM_LORA_TARGET if cfg.lora_target == "all" else LM_ATTENTION_LORA_TARGET)
+                    r=cfg.lora_r,
+                    alpha=cfg.lora_alpha,
+                    dropout=cfg.lora_dropout,
+                    target=LM_LORA_TARGET if cfg.lora_target == "all" else LM_ATTENTION_LORA_TARGET,
+                )
             if cfg.gradient_checkpointing:
                 extractor.enable_gradient_checkpointing()
             extractor.to(self.device)
@@ -200,8 +212,10 @@ class Trainer:
             policy_cfg, self.init_metadata = read_checkpoint_config(cfg.init_from)
             init_model = self.init_metadata.get("vl_model_id")
             if init_model and init_model != self.vl_model_id:
-                raise ValueError(f"init_from {cfg.init_from} was trained on VL features of "
-                                 f"{init_model!r}, this run uses {self.vl_model_id!r}")
+                raise ValueError(
+                    f"init_from {cfg.init_from} was trained on VL features of "
+                    f"{init_model!r}, this run uses {self.vl_model_id!r}"
+                )
             self.policy = load_policy(cfg.init_from, device="cpu").train()
         else:
             policy_cfg = self._policy_config(num_tokens, feature_dim)
@@ -215,12 +229,16 @@ class Trainer:
         # ---------------------------------------------------------------- optimiser
         groups = [
             {"name": "expert", "params": list(self.policy.action_expert.parameters()), "base_lr": cfg.lr},
-            {"name": "sensor", "params": list(self.policy.sensor_encoder.parameters()),
-             "base_lr": cfg.sensor_lr},
+            {
+                "name": "sensor",
+                "params": list(self.policy.sensor_encoder.parameters()),
+                "base_lr": cfg.sensor_lr,
+            },
         ]
         if self.extractor is not None:
-            groups.append({"name": "lora", "params": self.extractor.trainable_parameters(),
-                           "base_lr": cfg.vl_lr})
+            groups.append(
+                {"name": "lora", "params": self.extractor.trainable_parameters(), "base_lr": cfg.vl_lr}
+            )
         for group in groups:
             group["lr"] = group["base_lr"]
         self.trainable = [p for g in groups for p in g["params"]]
@@ -229,17 +247,22 @@ class Trainer:
         self.model: nn.Module = self.module
         if self.dist.distributed:
             if self.extractor is not None:
-                frozen = [f"extractor.{n}" for n, p in self.extractor.named_parameters() if not p.requires_grad]
+                frozen = [
+                    f"extractor.{n}" for n, p in self.extractor.named_parameters() if not p.requires_grad
+                ]
                 frozen += [f"extractor.{n}" for n, _ in self.extractor.named_buffers()]
                 nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                    self.module, frozen)
+                    self.module, frozen
+                )
             self.model = nn.parallel.DistributedDataParallel(
                 self.module,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=policy_cfg.fusion == "none",
             )
         self.index = SampleIndex(self.train_episodes)
-        self.plan = BatchPlan(len(self.index), cfg.batch_size, self.dist.world_size, self.dist.rank, cfg.seed)
+        self.plan = BatchPlan(
+            len(self.index), cfg.batch_size, self.dist.world_size, self.dist.rank, cfg.seed
+        )
         self._val_items = self._validation_items()
 
     # ------------------------------------------------------------------ setup helpers
@@ -253,26 +276,40 @@ class Trainer:
             data.update(vl_dim=feature_dim, vl_num_tokens=num_tokens)
             return PolicyConfig.from_dict(data)
         if cfg.policy_size == "tiny":
-            return tiny_policy_config(vl_dim=feature_dim, vl_num_tokens=num_tokens, robot_state_dim=state_dim,
-                                      window=window, in_channels=channels, horizon=horizon,
-                                      action_dim=action_dim)
-        return PolicyConfig(sensor=SensorEncoderConfig(window=window, in_channels=channels,
-                                                       sensor_dim=feature_dim),
-                            robot_state_dim=state_dim, horizon=horizon, action_dim=action_dim,
-                            vl_dim=feature_dim, vl_num_tokens=num_tokens)
+            return tiny_policy_config(
+                vl_dim=feature_dim,
+                vl_num_tokens=num_tokens,
+                robot_state_dim=state_dim,
+                window=window,
+                in_channels=channels,
+                horizon=horizon,
+                action_dim=action_dim,
+            )
+        return PolicyConfig(
+            sensor=SensorEncoderConfig(window=window, in_channels=channels, sensor_dim=feature_dim),
+            robot_state_dim=state_dim,
+            horizon=horizon,
+            action_dim=action_dim,
+            vl_dim=feature_dim,
+            vl_num_tokens=num_tokens,
+        )
 
     def _check_shapes(self, pc: PolicyConfig, num_tokens: int, feature_dim: int) -> None:
         ep = self.train_episodes[0]
         expected = {
             "VL features (K, D)": ((pc.vl_num_tokens, pc.vl_dim), (num_tokens, feature_dim)),
-            "sensor window (T, C)": ((pc.sensor.window, pc.sensor.in_channels), tuple(ep.sensor_windows.shape[1:])),
+            "sensor window (T, C)": (
+                (pc.sensor.window, pc.sensor.in_channels),
+                tuple(ep.sensor_windows.shape[1:]),
+            ),
             "robot state (S,)": ((pc.robot_state_dim,), tuple(ep.states.shape[1:])),
             "action chunk (H, A)": ((pc.horizon, pc.action_dim), tuple(ep.actions.shape[1:])),
         }
         for what, (policy_shape, data_shape) in expected.items():
             if tuple(policy_shape) != tuple(data_shape):
-                raise ValueError(f"{what}: the policy expects {tuple(policy_shape)}, the data has "
-                                 f"{tuple(data_shape)}")
+                raise ValueError(
+                    f"{what}: the policy expects {tuple(policy_shape)}, the data has {tuple(data_shape)}"
+                )
 
     def _validation_items(self) -> list[tuple[Episode, int, int]]:
         """Fixed (episode, index, stale index) list, evenly thinned to val_max_samples."""
@@ -299,15 +336,19 @@ class Trainer:
     def make_batch(self, items: Sequence[tuple[Episode, int, int]]) -> Batch:
         """``items`` = (episode, sample index, stale index) -> tensors on the training device."""
         dev = self.device
-        windows = torch.from_numpy(np.stack([np.asarray(ep.sensor_windows[i], dtype=np.float32)
-                                             for ep, i, _ in items])).to(dev)
-        states = torch.from_numpy(np.stack([np.asarray(ep.states[i], dtype=np.float32)
-                                            for ep, i, _ in items])).to(dev)
-        actions = torch.from_numpy(np.stack([np.asarray(ep.actions[i], dtype=np.float32)
-                                             for ep, i, _ in items])).to(dev)
+        windows = torch.from_numpy(
+            np.stack([np.asarray(ep.sensor_windows[i], dtype=np.float32) for ep, i, _ in items])
+        ).to(dev)
+        states = torch.from_numpy(
+            np.stack([np.asarray(ep.states[i], dtype=np.float32) for ep, i, _ in items])
+        ).to(dev)
+        actions = torch.from_numpy(
+            np.stack([np.asarray(ep.actions[i], dtype=np.float32) for ep, i, _ in items])
+        ).to(dev)
         if self.cfg.stage == 1:
-            vl = torch.from_numpy(np.stack([np.asarray(self.provider(ep, s), dtype=np.float32)
-                                            for ep, _, s in items])).to(dev)
+            vl = torch.from_numpy(
+                np.stack([np.asarray(self.provider(ep, s), dtype=np.float32) for ep, _, s in items])
+            ).to(dev)
         else:
             vl = [(ep.load_frames(s), self._prompt(ep)) for ep, _, s in items]
         return Batch(vl, windows, states, actions, [s for _, _, s in items])
@@ -347,7 +388,9 @@ class Trainer:
         accum = cfg.grad_accum_steps
         started = time.perf_counter()
         while self.step < end:
-            factor = apply_lr(self.optimizer, self.step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio)
+            factor = apply_lr(
+                self.optimizer, self.step, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss_value = 0.0
             for m in range(accum):
@@ -366,15 +409,30 @@ class Trainer:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
             self.optimizer.step()
             self.step += 1
-            record = {"step": self.step, "loss": loss_value, "grad_norm": grad_norm,
-                      "lr_factor": factor, "epoch": self.plan.epoch_of(self.step * accum - 1)}
+            record = {
+                "step": self.step,
+                "loss": loss_value,
+                "grad_norm": grad_norm,
+                "lr_factor": factor,
+                "epoch": self.plan.epoch_of(self.step * accum - 1),
+            }
             self.history.append(record)
             if self.step % cfg.log_every == 0 or self.step == end:
                 mean_loss = self.dist.all_reduce_sum([loss_value])[0] / self.dist.world_size
-                self.log({"event": "train", **record, "loss": mean_loss,
-                          "lr": {g["name"]: g["lr"] for g in self.optimizer.param_groups},
-                          "elapsed_s": round(time.perf_counter() - started, 3)})
-            if self._val_items and cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.total_steps):
+                self.log(
+                    {
+                        "event": "train",
+                        **record,
+                        "loss": mean_loss,
+                        "lr": {g["name"]: g["lr"] for g in self.optimizer.param_groups},
+                        "elapsed_s": round(time.perf_counter() - started, 3),
+                    }
+                )
+            if (
+                self._val_items
+                and cfg.eval_every
+                and (self.step % cfg.eval_every == 0 or self.step == cfg.total_steps)
+            ):
                 self._validate_and_keep_best()
             if (cfg.save_every and self.step % cfg.save_every == 0) or self.step == end:
                 self.sync_buffers()
@@ -403,13 +461,13 @@ class Trainer:
     def validation_loss(self) -> float:
         """Mean loss (normalised space) over the fixed validation items, sharded over ranks."""
         self.sync_buffers()
-        items = self._val_items[self.dist.rank::self.dist.world_size]
+        items = self._val_items[self.dist.rank :: self.dist.world_size]
         self.module.eval()
         total = count = 0.0
         try:
             chunk = max(1, self.cfg.batch_size * 4)
             for start in range(0, len(items), chunk):
-                batch = self.make_batch(items[start:start + chunk])
+                batch = self.make_batch(items[start : start + chunk])
                 with self._autocast():
                     pred = self.module(batch.vl_input, batch.windows, batch.states)
                 target = self.policy.normalize_actions(batch.actions)
@@ -427,17 +485,30 @@ class Trainer:
         if improved:
             self.best_val = val
             self.save_checkpoint("best", training_state=False, extra={"val_loss": val})
-        self.log({"event": "val", "step": self.step, "val_loss": val, "best_val_loss": self.best_val,
-                  "improved": improved})
+        self.log(
+            {
+                "event": "val",
+                "step": self.step,
+                "val_loss": val,
+                "best_val_loss": self.best_val,
+                "improved": improved,
+            }
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def vl_config(self, with_adapter: bool) -> VLConfig:
         cfg = self.cfg
         prompts = sorted({self._prompt(ep) for ep in self.train_episodes})
-        return VLConfig(model_path=cfg.vl_model_path, adapter_path=ADAPTER_DIR if with_adapter else None,
-                        image_width=cfg.image_width, image_height=cfg.image_height, max_views=cfg.max_views,
-                        num_feature_tokens=cfg.num_feature_tokens, feature_layer=cfg.feature_layer,
-                        prompt=prompts[0])
+        return VLConfig(
+            model_path=cfg.vl_model_path,
+            adapter_path=ADAPTER_DIR if with_adapter else None,
+            image_width=cfg.image_width,
+            image_height=cfg.image_height,
+            max_views=cfg.max_views,
+            num_feature_tokens=cfg.num_feature_tokens,
+            feature_layer=cfg.feature_layer,
+            prompt=prompts[0],
+        )
 
     def metadata(self, adapter_id: str) -> dict[str, Any]:
         cfg = self.cfg
@@ -457,16 +528,21 @@ class Trainer:
             "stage": cfg.stage,
             "step": self.step,
             "reuse": cfg.reuse,
-            "datasets": {"train": [e.name for e in self.train_episodes],
-                         "val": [e.name for e in self.val_episodes]},
+            "datasets": {
+                "train": [e.name for e in self.train_episodes],
+                "val": [e.name for e in self.val_episodes],
+            },
             "init_from": cfg.init_from,
             "train_config": cfg.to_dict(),
             "normalization": "train episodes (asyncvla_training.data.stats.compute_normalization)"
-            if not cfg.init_from else f"from {cfg.init_from}",
+            if not cfg.init_from
+            else f"from {cfg.init_from}",
         }
 
-    def save_checkpoint(self, name: str, training_state: bool, extra: dict[str, Any] | None = None) -> Path | None:
-        """Write ``out_dir/name`` (rank 0 only): policy + adapter [+ training state], swapped in atomically."""
+    def save_checkpoint(
+        self, name: str, training_state: bool, extra: dict[str, Any] | None = None
+    ) -> Path | None:
+        """Write ``out_dir/name`` (rank 0 only): policy + adapter [+ training state], swapped in."""
         if not self.dist.is_main:
             return None
         final = self.out_dir / name
@@ -489,11 +565,18 @@ class Trainer:
             state = {
                 "format": "asyncvla_train_state",
                 "step": self.step,
-                "schedule": {"type": "warmup_cosine", "step": self.step, "warmup_steps": self.cfg.warmup_steps,
-                             "total_steps": self.cfg.total_steps, "min_lr_ratio": self.cfg.min_lr_ratio},
-                "rng": {"seed": self.cfg.seed,
-                        "scheme": "torch reseeded per (seed, rank, micro-step); data order and "
-                                  "staleness are functions of (seed, epoch, rank, micro-step)"},
+                "schedule": {
+                    "type": "warmup_cosine",
+                    "step": self.step,
+                    "warmup_steps": self.cfg.warmup_steps,
+                    "total_steps": self.cfg.total_steps,
+                    "min_lr_ratio": self.cfg.min_lr_ratio,
+                },
+                "rng": {
+                    "seed": self.cfg.seed,
+                    "scheme": "torch reseeded per (seed, rank, micro-step); data order and "
+                    "staleness are functions of (seed, epoch, rank, micro-step)",
+                },
                 "best_val_loss": self.best_val,
                 "world_size": self.dist.world_size,
                 "train_config": self.cfg.to_dict(),
@@ -521,11 +604,15 @@ class Trainer:
         current = self.cfg.to_dict()
         changed = sorted(k for k in current if current[k] != saved.get(k) and k not in RESUME_MUTABLE_KEYS)
         if changed:
-            raise ValueError(f"cannot resume {directory}: the TrainConfig differs in {changed} "
-                             "(only bookkeeping keys may change)")
+            raise ValueError(
+                f"cannot resume {directory}: the TrainConfig differs in {changed} "
+                "(only bookkeeping keys may change)"
+            )
         if state["world_size"] != self.dist.world_size:
-            raise ValueError(f"cannot resume {directory} with {self.dist.world_size} process(es): it was "
-                             f"trained with {state['world_size']} (the data order depends on it)")
+            raise ValueError(
+                f"cannot resume {directory} with {self.dist.world_size} process(es): it was "
+                f"trained with {state['world_size']} (the data order depends on it)"
+            )
         weights = load_file(str(directory / "model.safetensors"), device="cpu")
         self.policy.load_state_dict(weights, strict=True)
         if self.extractor is not None:
