@@ -103,6 +103,7 @@ def load_episodes(paths: str | Path | Iterable[str | Path],
     ``skip_errors``: log and skip bags that raise BagDataError instead of failing (the errors are
     still reported through ``reports`` as a report with ``skipped={"error: <kind>": 1}``).
     """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     episodes: list[Episode] = []
     names: dict[str, str] = {}
     bags = find_bags(paths)
