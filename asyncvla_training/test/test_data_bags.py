@@ -41,7 +41,8 @@ def test_shipped_msg_copies_equal_asyncvla_msgs() -> None:
     assert sorted(shipped) == sorted(source), (
         "asyncvla_training/asyncvla_training/data/msgs must hold a copy of every asyncvla_msgs/msg/*.msg")
     for name, text in source.items():
-        assert shipped[name] == text, f"data/msgs/{name}.msg differs from asyncvla_msgs/msg/{name}.msg: copy it"
+        assert shipped[name] == text, (
+            f"data/msgs/{name}.msg differs from asyncvla_msgs/msg/{name}.msg: copy it")
 
 
 def test_shipped_definitions_hash_like_rosidl() -> None:
@@ -167,10 +168,12 @@ def test_missing_topic(tmp_path: Path, storage: str) -> None:
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_wrong_type(tmp_path: Path, storage: str) -> None:
-    bag = write_synthetic_bag(tmp_path / "typo", storage, SyntheticBagSpec(duration=1.5, mistype=("joints",)))
+    bag = write_synthetic_bag(tmp_path / "typo", storage,
+                              SyntheticBagSpec(duration=1.5, mistype=("joints",)))
     err = _error(bag.path)
     assert err.kind == "wrong_type" and err.topic == "/robot/joint_states"
-    assert "std_msgs/msg/String" in str(err) and "sensor_msgs/msg/JointState" in str(err) and "typo" in str(err)
+    assert "std_msgs/msg/String" in str(err) and "sensor_msgs/msg/JointState" in str(err)
+    assert "typo" in str(err)
 
 
 def test_empty_stream_and_too_short(tmp_path: Path) -> None:
@@ -183,7 +186,8 @@ def test_empty_stream_and_too_short(tmp_path: Path) -> None:
 
 
 def test_unstamped_stream_is_refused(tmp_path: Path) -> None:
-    bag = write_synthetic_bag(tmp_path / "nostamp", "mcap", SyntheticBagSpec(duration=1.5, unstamped=("pose",)))
+    bag = write_synthetic_bag(tmp_path / "nostamp", "mcap",
+                              SyntheticBagSpec(duration=1.5, unstamped=("pose",)))
     err = _error(bag.path)
     assert err.kind == "bad_message" and err.topic == "/robot/ee_pose" and "stamps are not set" in str(err)
 

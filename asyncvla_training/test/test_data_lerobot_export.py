@@ -72,7 +72,8 @@ def test_export_round_trip(tmp_path: Path, episodes: list[Episode]) -> None:
     np.testing.assert_array_equal(windows, np.concatenate([np.asarray(e.sensor_windows) for e in episodes]))
     np.testing.assert_array_equal(actions, np.concatenate([e.actions for e in episodes]))
     np.testing.assert_array_equal(stamps, np.concatenate([e.frame_stamps_ns for e in episodes]))
-    np.testing.assert_array_equal(table["time_ns"].to_numpy(), np.concatenate([e.times_ns for e in episodes]))
+    np.testing.assert_array_equal(table["time_ns"].to_numpy(),
+                                  np.concatenate([e.times_ns for e in episodes]))
     np.testing.assert_array_equal(table["index"].to_numpy(), np.arange(n))
     first = len(episodes[0])
     np.testing.assert_allclose(table["timestamp"].to_numpy()[first:first + 3], [0.0, 0.1, 0.2], atol=1e-6)
@@ -91,9 +92,11 @@ def test_export_round_trip(tmp_path: Path, episodes: list[Episode]) -> None:
     np.testing.assert_array_equal(table["task_index"].to_numpy()[[0, first]], [0, 1])
 
     stats = json.loads((root / "meta" / "stats.json").read_text())
-    np.testing.assert_allclose(stats["observation.state"]["mean"], states.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(stats["observation.state"]["mean"],
+                               states.astype(np.float64).mean(axis=0), rtol=1e-6)
     # Per action dim over every step, shaped (1, 7) to broadcast over the (8, 7) chunk.
-    np.testing.assert_allclose(stats["action"]["std"], actions.reshape(-1, 7).std(axis=0)[None], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(stats["action"]["std"], actions.reshape(-1, 7).std(axis=0)[None],
+                               rtol=1e-4, atol=1e-9)
     assert np.asarray(stats["observation.sensor_window"]["mean"]).shape == (1, 1026)
     assert np.asarray(stats["observation.images.view1"]["mean"]).shape == (3, 1, 1)
     assert stats["observation.state"]["count"] == [n]

@@ -35,7 +35,8 @@ KEYS = {"state_mean", "state_std", "sensor_mean", "sensor_std", "action_mean", "
 def episodes(tmp_path_factory: pytest.TempPathFactory) -> list[Episode]:
     root = tmp_path_factory.mktemp("stats")
     write_synthetic_bag(root / "a", "mcap", SyntheticBagSpec(duration=2.0))
-    write_synthetic_bag(root / "b", "sqlite3", SyntheticBagSpec(duration=2.4, start_ns=1_700_000_100_000_000_000))
+    write_synthetic_bag(root / "b", "sqlite3",
+                        SyntheticBagSpec(duration=2.4, start_ns=1_700_000_100_000_000_000))
     return load_episodes(root)
 
 
@@ -44,13 +45,15 @@ def test_statistics_equal_brute_force(episodes: list[Episode]) -> None:
     assert set(stats) == KEYS
     states = np.concatenate([e.states for e in episodes]).astype(np.float64)
     actions = np.concatenate([e.actions for e in episodes]).reshape(-1, 7).astype(np.float64)
-    windows = np.concatenate([np.asarray(e.sensor_windows) for e in episodes]).reshape(-1, 1026).astype(np.float64)
+    windows = np.concatenate([np.asarray(e.sensor_windows) for e in episodes])
+    windows = windows.reshape(-1, 1026).astype(np.float64)
     for name, values, floor in (("state", states, DEFAULT_STD_FLOORS["state"]),
                                 ("sensor", windows, DEFAULT_STD_FLOORS["sensor"]),
                                 ("action", actions, DEFAULT_STD_FLOORS["action"])):
         assert stats[f"{name}_mean"].dtype == np.float32
         np.testing.assert_allclose(stats[f"{name}_mean"], values.mean(axis=0), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(stats[f"{name}_std"], np.maximum(values.std(axis=0), floor), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(stats[f"{name}_std"], np.maximum(values.std(axis=0), floor),
+                                   rtol=1e-4, atol=1e-6)
     assert stats["state_std"].shape == (13,) and stats["sensor_std"].shape == (1026,)
     assert stats["action_std"].shape == (7,)
 

@@ -88,7 +88,8 @@ def test_first_build_extracts_each_frame_set_once(tmp_path: Path, extractor, epi
     np.testing.assert_array_equal(reader.lookup(episode, 2), feats[2])
 
 
-def test_prompt_model_and_adapter_changes_invalidate(tmp_path: Path, tiny_dir: str, extractor, episode) -> None:
+def test_prompt_model_and_adapter_changes_invalidate(tmp_path: Path, tiny_dir: str, extractor,
+                                                     episode) -> None:
     n_sets = _distinct(episode)
     base = VLFeatureCache(tmp_path, extractor, progress=False)
     base.build([episode])
@@ -162,5 +163,6 @@ def test_cli_builds_and_reuses(tmp_path: Path, tiny_dir: str, bag, episode, caps
     assert vl_cache.main(args) == 0
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert second["extracted"] == 0 and second["hits"] >= _distinct(episode)
-    assert vl_cache.main([str(tmp_path / "missing"), "--cache-dir", str(tmp_path), "--model", tiny_dir]) == 2
+    missing = [str(tmp_path / "missing"), "--cache-dir", str(tmp_path), "--model", tiny_dir]
+    assert vl_cache.main(missing) == 2
     assert "missing" in capsys.readouterr().err

@@ -178,7 +178,8 @@ def _segments(valid: np.ndarray) -> list[tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------- alignment
-def align_streams(streams: BagStreams, config: AlignmentConfig, prompt: str) -> tuple[list[Episode], AlignmentReport]:
+def align_streams(streams: BagStreams, config: AlignmentConfig,
+                  prompt: str) -> tuple[list[Episode], AlignmentReport]:
     """Episodes (one per contiguous run of valid action times) and the report of one bag."""
     cfg = config
     report = AlignmentReport(bag=str(streams.path), name=streams.name,
