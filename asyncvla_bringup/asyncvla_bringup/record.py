@@ -4,9 +4,10 @@
     ros2 run asyncvla_bringup record -o run01 --dry-run          # only print the command
     ros2 run asyncvla_bringup record -o run01 -- --max-bag-duration 600   # extra ros2 bag args
 
-The topics come from config/record.yaml (inputs, outputs, operator, monitoring), the QoS overrides from
-config/record_qos_overrides.yaml (the latched VL features are recorded as latched). The same
-files drive `replay.launch.py bag:=...` (which plays the inputs back with `--clock`).
+The topics come from config/record.yaml (inputs, outputs, operator, monitoring), the QoS
+overrides from config/record_qos_overrides.yaml (the latched topics, VL features first, are
+recorded as latched). The same files drive `replay.launch.py bag:=...` (which plays the inputs
+back with `--clock`).
 """
 from __future__ import annotations
 
