@@ -438,10 +438,13 @@ class Trainer:
                 self.sync_buffers()
                 self.save_checkpoint("latest", training_state=True)
         self.sync_buffers()
+        final_loss = None
+        if self.history:  # the last step's loss, averaged over ranks (as logged)
+            final_loss = self.dist.all_reduce_sum([self.history[-1]["loss"]])[0] / self.dist.world_size
         self.dist.barrier()
         return {
             "step": self.step,
-            "final_loss": self.history[-1]["loss"] if self.history else None,
+            "final_loss": final_loss,
             "best_val_loss": self.best_val,
             "latest": str(self.out_dir / "latest"),
             "best": str(self.out_dir / "best") if self.best_val is not None else None,
