@@ -255,5 +255,7 @@ def test_episodes_must_match_the_run(tmp_path, tiny_qwen_dir, provider, episodes
             episodes[:2],
             feature_provider=provider,
         )
+    with pytest.raises(ValueError, match="both the training and validation"):
+        Trainer(_cfg(tmp_path, tiny_qwen_dir), episodes[:2], episodes[1:3], feature_provider=provider)
     with pytest.raises(ValueError, match="unique"):
         Trainer(_cfg(tmp_path, tiny_qwen_dir), [episodes[0], episodes[0]], feature_provider=provider)

@@ -139,6 +139,22 @@ def test_stage2_trains_lm_lora_and_heads_only(tmp_path, tiny_qwen_dir, episodes,
     )
     policy = load_policy(latest)
     vl = trained_features.numpy()
+    # A later stage-2 run started from this checkpoint continues its LoRA and heads.
+    again = Trainer(
+        _cfg(tmp_path / "again", tiny_qwen_dir, init_from=str(latest)),
+        episodes[:2],
+        extractor=_extractor(tiny_qwen_dir),
+        log=lambda line: None,
+    )
+    continued = _lora_state(again.extractor)
+    assert continued.keys() == after.keys()
+    assert all(torch.equal(continued[k], after[k]) for k in after)
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(
+            _cfg(tmp_path / "again2", tiny_qwen_dir, init_from=str(latest), lora_target="attention"),
+            episodes[:2],
+            extractor=_extractor(tiny_qwen_dir),
+        )
     assert np.array_equal(
         policy.predict(vl, ep.sensor_windows[4], ep.states[4]),
         trainer.policy.predict(vl, ep.sensor_windows[4], ep.states[4]),

@@ -164,6 +164,9 @@ class Trainer:
         check_episodes(self.train_episodes, cfg, "training")
         if self.val_episodes:
             check_episodes(self.val_episodes, cfg, "validation")
+            shared = sorted({e.name for e in self.train_episodes} & {e.name for e in self.val_episodes})
+            if shared:
+                raise ValueError(f"episodes {shared[:5]} are in both the training and validation sets")
         self.out_dir = Path(cfg.out_dir)
         self.use_bf16 = cfg.use_bf16(self.device.type)
         self.history: list[dict[str, Any]] = []
@@ -217,6 +220,9 @@ class Trainer:
                     f"{init_model!r}, this run uses {self.vl_model_id!r}"
                 )
             self.policy = load_policy(cfg.init_from, device="cpu").train()
+            init_adapter = Path(cfg.init_from) / ADAPTER_DIR / "adapter_model.safetensors"
+            if self.extractor is not None and init_adapter.is_file():
+                self._load_adapter_weights(init_adapter)  # continue a stage-2 run's LoRA
         else:
             policy_cfg = self._policy_config(num_tokens, feature_dim)
             torch.manual_seed(cfg.seed)
@@ -257,7 +263,7 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.module,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=policy_cfg.fusion == "none",
+                find_unused_parameters=self._has_unused_parameters(policy_cfg),
             )
         self.index = SampleIndex(self.train_episodes)
         self.plan = BatchPlan(
@@ -266,6 +272,29 @@ class Trainer:
         self._val_items = self._validation_items()
 
     # ------------------------------------------------------------------ setup helpers
+    def _has_unused_parameters(self, policy_cfg: PolicyConfig) -> bool:
+        """DDP must look for parameters without gradients: fusion "none" ignores the sensor
+        encoder; features from a middle LM layer leave the LoRA of the layers above unused."""
+        if policy_cfg.fusion == "none":
+            return True
+        if self.extractor is None:
+            return False
+        layers = getattr(self.extractor, "_num_layers", None)
+        return self.extractor.feature_layer not in (-1, layers)
+
+    def _load_adapter_weights(self, path: Path) -> None:
+        from peft import set_peft_model_state_dict
+
+        weights = load_file(str(path), device="cpu")
+        result = set_peft_model_state_dict(self.extractor.model, weights)
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k]
+        if unexpected or missing:
+            raise ValueError(
+                f"{path} does not fit this LoRA (lora_r / lora_target?): "
+                f"unexpected keys {unexpected[:3]}, missing LoRA keys {missing[:3]}"
+            )
+
     def _policy_config(self, num_tokens: int, feature_dim: int) -> PolicyConfig:
         cfg, ep = self.cfg, self.train_episodes[0]
         window, channels = ep.sensor_windows.shape[1:]
@@ -619,13 +648,7 @@ class Trainer:
         weights = load_file(str(directory / "model.safetensors"), device="cpu")
         self.policy.load_state_dict(weights, strict=True)
         if self.extractor is not None:
-            from peft import set_peft_model_state_dict
-
-            adapter = load_file(str(directory / ADAPTER_DIR / "adapter_model.safetensors"), device="cpu")
-            result = set_peft_model_state_dict(self.extractor.model, adapter)
-            unexpected = list(getattr(result, "unexpected_keys", []) or [])
-            if unexpected:
-                raise ValueError(f"adapter weights do not fit the model: unexpected keys {unexpected[:5]}")
+            self._load_adapter_weights(directory / ADAPTER_DIR / "adapter_model.safetensors")
         load_optimizer_state(self.optimizer, tdir)
         self.step = int(state["step"])
         self.best_val = state.get("best_val_loss")
