@@ -1,4 +1,8 @@
-"""torchrun, 2 CPU processes (gloo on loopback): stage 1 and stage 2, identical weights on both ranks."""
+"""torchrun, 2 CPU processes (gloo on loopback): stage 1 and stage 2, identical weights on both ranks.
+
+Features come from a middle LM layer (feature_layer=1 of 2), so the top layer's LoRA gets no
+gradient: DDP must be told to expect unused parameters.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ WORKER = textwrap.dedent('''
     out, tiny = sys.argv[1], sys.argv[2]
     dist = init_distributed("cpu")
     common = dict(policy_size="tiny", vl_model_path=tiny, image_width=56, image_height=56,
-                  num_feature_tokens=4, synthetic_episodes=5, synthetic_length=16, val_fraction=0.2,
+                  num_feature_tokens=4, feature_layer=1, synthetic_episodes=5, synthetic_length=16,
+                  val_fraction=0.2,
                   batch_size=3, grad_accum_steps=2, warmup_steps=1, lr=1e-3, sensor_lr=1e-3,
                   eval_every=2, save_every=2, log_every=1, device="cpu", lora_r=4, lora_alpha=8)
     report = {"rank": dist.rank, "world": dist.world_size}
