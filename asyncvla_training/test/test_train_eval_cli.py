@@ -84,6 +84,8 @@ def test_train_cli_rejects_bad_config(tmp_path: Path, capsys) -> None:
     assert "lr" in capsys.readouterr().err
     (tmp_path / "c.json").write_text(json.dumps({"stage": 1, "typo_key": 3}))
     assert train_cli.main(["--config", str(tmp_path / "c.json")]) == 2
+    assert train_cli.main(["--out", str(tmp_path / "o"), "--bag", str(tmp_path / "no_bags_here")]) == 2
+    assert "no_bags_here" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_eval_cli_metrics_and_plots(run_dir: Path, tmp_path: Path, capsys) -> None:

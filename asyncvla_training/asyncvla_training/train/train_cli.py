@@ -83,13 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"asyncvla-train: {exc}", file=sys.stderr)
         return 2
+    from ..data.errors import BagDataError
     from .data_sources import cache_feature_provider, load_run_episodes
     from .distributed import init_distributed
     from .trainer import Trainer
 
     dist = init_distributed(cfg.device)
     try:
-        train, val = load_run_episodes(cfg)
+        try:
+            train, val = load_run_episodes(cfg)
+        except (BagDataError, ValueError) as exc:  # unreadable bags, too few recordings, ...
+            print(f"asyncvla-train: {exc}", file=sys.stderr)
+            return 2
         provider = None
         if cfg.stage == 1 and cfg.vl_cache_dir:
             if cfg.vl_cache_fill and dist.distributed:
