@@ -128,7 +128,7 @@ def inject(listener: RosListener, fault_file: str, fault: str, *, duration: floa
 
 
 def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
-    """Sensor paused / NaN / inf, robot NaN, robot clock steps, a camera view missing."""
+    """Sensor paused / NaN / inf, robot NaN / inf, robot clock steps, a camera view missing."""
     faults = str(tmp_path / "faults")
     write(faults, [])
     start_sources(one_thread, VIEWS, ["--pause-file", faults])
@@ -148,6 +148,8 @@ def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
                    diag=(safety, is_error("sensor silent"))),
             inject(listener, faults, "robot_nan", duration=1.5, bound=input_bound,
                    diag=(safety, is_error("joint_states silent"))),
+            inject(listener, faults, "robot_inf", duration=1.5, bound=input_bound,
+                   diag=(safety, is_error("ee_pose silent"))),
             inject(listener, faults, "robot_clock_forward", duration=1.5, bound=poll + 0.3,
                    diag=(output, is_error("in the future"))),
             inject(listener, faults, "robot_clock_backward", duration=1.5, bound=poll + 0.3,
@@ -175,7 +177,7 @@ def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
 
 
 def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
-    """NaN payloads, another model id, another feature size, and a hung VLM."""
+    """NaN / inf payloads, another model id, another feature size, and a hung VLM."""
     faults = str(tmp_path / "faults")
     write(faults, [])
     start_sources(one_thread, [])
@@ -195,6 +197,8 @@ def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
             inject(listener, faults, "vl_nan", duration=2.2, bound=bound, diag=rejected("NaN")),
             inject(listener, faults, "vl_model", duration=2.2, bound=bound,
                    diag=rejected("from model")),
+            # after vl_model, so the reject reason has to change to be seen
+            inject(listener, faults, "vl_inf", duration=2.2, bound=bound, diag=rejected("inf")),
             inject(listener, faults, "vl_dim", duration=2.2, bound=bound, diag=rejected("shape")),
             inject(listener, faults, "vl_pause", duration=2.2, bound=bound,
                    diag=("action output", is_error("VL features are"))),
@@ -203,7 +207,7 @@ def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
     sent = dict(re.findall(r"SENT (\d+) (\S+)", injector.output()))
     used = {str(c.vl_sequence) for c in chunks}
     bad = {seq for seq, mode in sent.items() if mode != "ok"}
-    assert len(bad) >= 12 and used and not (used & bad), sorted(used & bad)
+    assert len(bad) >= 15 and used and not (used & bad), sorted(used & bad)
     assert used <= set(sent)
     for result in results:
         assert result["leaked"] == [], result

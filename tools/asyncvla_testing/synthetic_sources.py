@@ -7,7 +7,7 @@ sensor_msgs/JointState + geometry_msgs/PoseStamped at 100 Hz. Images are pre-enc
 bar), so the source costs little CPU. Views can be dropped or paused at run time through the
 `--pause-file` (a file listing stream names to pause: view names, "sensor", "robot") and faults
 injected the same way: "sensor_nan" / "sensor_inf" (non-finite force values), "robot_nan" (NaN
-joint positions), "robot_clock_forward" / "robot_clock_backward" (robot stamps 2 s ahead or
+joint positions), "robot_inf" (an infinite EE position), "robot_clock_forward" / "robot_clock_backward" (robot stamps 2 s ahead or
 behind, as after a clock step on the robot PC).
 """
 from __future__ import annotations
@@ -145,6 +145,8 @@ class SyntheticSources(Node):
         pose.pose.position.x = 0.4 + 0.01 * math.sin(0.2 * t)
         pose.pose.position.y = 0.0
         pose.pose.position.z = 0.3
+        if "robot_inf" in self.paused:
+            pose.pose.position.x = math.inf
         pose.pose.orientation.w = 1.0
         self.pose_pub.publish(pose)
 

@@ -7,6 +7,7 @@ random but finite and stamped "now" (a camera stamp from this machine's clock). 
 from `--fault-file` (one name per line, re-read every 0.1 s):
 
     vl_nan      NaN values in the payload (sent as float32, bypassing the encoder's check)
+    vl_inf      inf values in the payload (the same way)
     vl_model    another model id
     vl_dim      another feature dimension
     vl_pause    publish nothing (the VLM hung)
@@ -30,7 +31,7 @@ from asyncvla_action_node.common.timeconv import ns_to_stamp  # noqa: E402
 from asyncvla_msgs.msg import VLFeatures  # noqa: E402
 from asyncvla_training.vl_payload import DTYPE_FLOAT32, encode_features  # noqa: E402
 
-FAULTS = ("vl_nan", "vl_model", "vl_dim", "vl_pause")
+FAULTS = ("vl_nan", "vl_inf", "vl_model", "vl_dim", "vl_pause")
 
 
 class VLInjector(Node):
@@ -64,8 +65,8 @@ class VLInjector(Node):
         msg.sequence = self.sequence
         msg.model_id = self.args.model_id + ("-other" if "vl_model" in self.faults else "")
         msg.num_tokens, msg.feature_dim = features.shape
-        if "vl_nan" in self.faults:
-            features[0, 0] = np.nan
+        if "vl_nan" in self.faults or "vl_inf" in self.faults:
+            features[0, 0] = np.nan if "vl_nan" in self.faults else np.inf
             msg.dtype, msg.data = DTYPE_FLOAT32, features.astype("<f4").tobytes()
         else:
             data, code = encode_features(features, "float16")
