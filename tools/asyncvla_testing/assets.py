@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from asyncvla_training.conventions import ROBOT_STATE_DIM
 
 #: Bumped whenever what build_demo_assets writes changes, so cached assets are rebuilt.
-ASSETS_VERSION = 2
+ASSETS_VERSION = 3
 #: The random policy's outputs are O(1) in normalised units; these statistics make them the size
 #: of a slow needle motion (about 1 mm and 5 mrad per step), well inside the output guard's
 #: default limits, as a trained policy's would be.

@@ -17,6 +17,8 @@ path, which is how the tests run without a download.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -34,7 +36,7 @@ from .config import VLConfig
 from .devices import resolve_device, resolve_dtype
 from .lora import LM_LORA_TARGET, attach_lora, load_lora_adapter, lora_layer_names, merge_lora
 from .pooling import masked_adaptive_avg_pool
-from .vl_inputs import QwenVLInputBuilder, QwenVLInputs, load_chat_template
+from .vl_inputs import PREPROCESS_VERSION, QwenVLInputBuilder, QwenVLInputs, load_chat_template
 
 # Keys of a transformers config that do not change what the model computes.
 _VOLATILE_CONFIG_KEYS = frozenset(
@@ -141,6 +143,7 @@ class VLFeatureExtractor(nn.Module):
         max_views: int = 5,
         num_feature_tokens: int = 64,
         feature_layer: int = -1,
+        optimized: bool = True,
     ) -> None:
         super().__init__()
         if getattr(model.config, "model_type", None) != "qwen2_5_vl":
@@ -159,6 +162,7 @@ class VLFeatureExtractor(nn.Module):
             )
         self.model = model
         self.inputs = QwenVLInputBuilder(tokenizer, image_processor, chat_template, image_size, max_views)
+        self.optimized = optimized
         self.name_or_path = str(name_or_path)
         self.num_feature_tokens = int(num_feature_tokens)
         self.feature_layer = int(feature_layer)
@@ -168,6 +172,7 @@ class VLFeatureExtractor(nn.Module):
             "num_feature_tokens": self.num_feature_tokens,
             "feature_layer": self.feature_layer % (num_layers + 1),
             "pooling": "masked_adaptive_avg",
+            "preprocess_version": PREPROCESS_VERSION,
         }
         config_json = json.dumps(_strip_volatile(model.config.to_dict()), sort_keys=True)
         self._model_id = f"{_model_name(self.name_or_path)}@" + _short_hash(
@@ -188,6 +193,7 @@ class VLFeatureExtractor(nn.Module):
         num_feature_tokens: int = 64,
         feature_layer: int = -1,
         attn_implementation: str = "sdpa",
+        optimized: bool = True,
     ) -> VLFeatureExtractor:
         """Load model, tokenizer, image processor (and an optional LoRA adapter) offline.
 
@@ -218,6 +224,7 @@ class VLFeatureExtractor(nn.Module):
             max_views=max_views,
             num_feature_tokens=num_feature_tokens,
             feature_layer=feature_layer,
+            optimized=optimized,
         )
         if adapter_path is not None:
             extractor.load_adapter(adapter_path)
@@ -301,6 +308,40 @@ class VLFeatureExtractor(nn.Module):
     def tokenizer(self) -> Any:
         return self.inputs.tokenizer
 
+    # ------------------------------------------------------------------ speed
+    @property
+    def optimized(self) -> bool:
+        """True: torch preprocessing on the model's device and no LM layers past the feature layer.
+
+        False: the plain transformers path (PIL image processor, every layer, hidden states
+        collected), kept as the reference the optimised path is tested and profiled against.
+        Both give the same features (see tests); switching does not change ``model_id``.
+        """
+        return self._optimized
+
+    @optimized.setter
+    def optimized(self, value: bool) -> None:
+        self._optimized = bool(value)
+        self.inputs.preprocess = "torch" if self._optimized else "hf"
+
+    @contextlib.contextmanager
+    def _language_model_up_to(self, layer: int):
+        """Run only the first ``layer`` decoder layers, without the final norm, inside the block.
+
+        The hidden state after layer ``layer`` is then the model's ``last_hidden_state``: the
+        layers above it, whose outputs the features never use, are not computed at all.
+        """
+        if not self._optimized or layer >= self._num_layers:
+            yield False
+            return
+        lm = self._core_model().language_model
+        layers, norm = lm.layers, lm.norm
+        lm.layers, lm.norm = nn.ModuleList(list(layers)[:layer]), nn.Identity()
+        try:
+            yield True
+        finally:
+            lm.layers, lm.norm = layers, norm
+
     # ------------------------------------------------------------------ features
     def _core_model(self) -> nn.Module:
         """The ``Qwen2_5_VLModel`` (no LM head); LoRA layers live inside it after peft injection."""
@@ -309,16 +350,22 @@ class VLFeatureExtractor(nn.Module):
             model = model.get_base_model()
         return model.model
 
+    def _build(self, samples: Sequence[tuple[Sequence[np.ndarray], str]]) -> QwenVLInputs:
+        self.inputs.pixel_device = self.device
+        return self.inputs.build(samples)
+
     def _features(self, inputs: QwenVLInputs) -> torch.Tensor:
         inputs = inputs.to(self.device, self.dtype)
-        use_last = self.feature_layer in (-1, self._num_layers)
-        out = self._core_model()(
-            **inputs.model_kwargs(),
-            use_cache=False,
-            output_hidden_states=not use_last,
-            return_dict=True,
-        )
-        hidden = out.last_hidden_state if use_last else out.hidden_states[self.feature_layer]
+        layer = self.feature_layer % (self._num_layers + 1)
+        with self._language_model_up_to(layer) as truncated:
+            use_last = truncated or layer == self._num_layers
+            out = self._core_model()(
+                **inputs.model_kwargs(),
+                use_cache=False,
+                output_hidden_states=not use_last,
+                return_dict=True,
+            )
+        hidden = out.last_hidden_state if use_last else out.hidden_states[layer]
         return masked_adaptive_avg_pool(hidden.float(), inputs.attention_mask, self.num_feature_tokens)
 
     def encode_batch(self, samples: Sequence[tuple[Sequence[np.ndarray], str]]) -> torch.Tensor:
@@ -327,7 +374,7 @@ class VLFeatureExtractor(nn.Module):
         ``samples`` = [(views, prompt), ...]. Gradients flow into trainable (LoRA) parameters when
         grad mode is on; the caller controls train/eval mode.
         """
-        return self._features(self.inputs.build(samples))
+        return self._features(self._build(samples))
 
     def forward(self, samples: Sequence[tuple[Sequence[np.ndarray], str]]) -> torch.Tensor:
         return self.encode_batch(samples)
@@ -340,7 +387,7 @@ class VLFeatureExtractor(nn.Module):
         and pooling (wall clock, CUDA synchronised).
         """
         start = time.perf_counter()
-        inputs = self.inputs.build([(images, prompt)])
+        inputs = self._build([(images, prompt)])
         was_training = self.training
         self.eval()
         try:

@@ -11,10 +11,16 @@ many tokens as the image yields (grid_t*grid_h*grid_w / merge_size**2). The resu
 The image processor is pinned to the PIL backend (``Qwen2VLImageProcessorPil``) so features do not
 change between a training machine with torchvision and a robot PC without it.
 
-Views are first resized to ``image_size`` (width, height) - 640x360 by default, as the seed's
-receiver did - and the image processor's min/max pixel bounds are then set to the 28-aligned area of
-that size, so every view yields a fixed number of visual tokens ((360->364)/28 * (640->644)/28 = 299
-for 640x360) regardless of the processor defaults stored with the model.
+``image_size`` (width, height) - 640x360 by default, as the seed's receiver used - fixes the
+number of visual tokens: each view is resized once, straight to the 28-aligned size
+((640->644) x (360->364) -> 23 x 13 = 299 tokens for 640x360), and the image processor's min/max
+pixel bounds are set to that area, so its own resize is the identity regardless of the processor
+defaults stored with the model.
+
+Preprocessing (``preprocess``): ``"torch"`` (default) rescales, normalises and patchifies in torch
+on the model's device (``fast_preprocess.TorchPatchifier``); ``"hf"`` calls the PIL image processor
+(the plain transformers path, kept as the reference). Both give the same ``pixel_values`` to float32
+rounding.
 """
 from __future__ import annotations
 
@@ -26,6 +32,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
+from .fast_preprocess import TorchPatchifier
+
+PREPROCESS_MODES = ("torch", "hf")
+#: Part of the VL model id: bump when preprocessing changes what the features are.
+#: 2: one resize straight to the 28-aligned size (1: resize to image_size, then the processor's).
+PREPROCESS_VERSION = 2
 
 IMAGE_PAD = "<|image_pad|>"
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
@@ -140,7 +153,13 @@ class QwenVLInputBuilder:
         chat_template: str,
         image_size: tuple[int, int],
         max_views: int,
+        preprocess: str = "torch",
     ) -> None:
+        if preprocess not in PREPROCESS_MODES:
+            raise ValueError(f"preprocess must be one of {PREPROCESS_MODES}, got {preprocess!r}")
+        self.preprocess = preprocess
+        #: Where "torch" preprocessing puts pixel_values (the extractor sets its device).
+        self.pixel_device = torch.device("cpu")
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_template = chat_template
@@ -161,6 +180,9 @@ class QwenVLInputBuilder:
         self.merge_length = merge**2
         pixels = aligned_pixels(self.image_size, factor)
         self.size_kwargs = {"shortest_edge": pixels, "longest_edge": pixels}
+        self.aligned_size = (max(factor, round(self.image_size[0] / factor) * factor),
+                             max(factor, round(self.image_size[1] / factor) * factor))
+        self.patchifier = TorchPatchifier.from_image_processor(image_processor)
         self.tokens_per_view = expected_visual_tokens(self.image_size, patch, merge)
 
     def chat_text(self, num_views: int, prompt: str) -> str:
@@ -190,13 +212,16 @@ class QwenVLInputBuilder:
             if bad:
                 raise ValueError(f"sample {i}: prompt must not contain image placeholder tokens {bad}")
             views = validate_views(views, self.max_views)
-            all_views += [resize_view(v, self.image_size) for v in views]
+            all_views += [resize_view(v, self.aligned_size) for v in views]
             counts.append(len(views))
             texts.append(self.chat_text(len(views), prompt))
-        image_inputs = self.image_processor(
-            images=all_views, size=self.size_kwargs, return_tensors="pt"
-        )
-        grid = image_inputs["image_grid_thw"]
+        if self.preprocess == "torch":
+            pixel_values, grid = self.patchifier(all_views, self.pixel_device)
+        else:
+            image_inputs = self.image_processor(
+                images=all_views, size=self.size_kwargs, return_tensors="pt"
+            )
+            pixel_values, grid = image_inputs["pixel_values"], image_inputs["image_grid_thw"]
         tokens_per_image = (grid.prod(dim=-1) // self.merge_length).tolist()
         expanded: list[str] = []
         cursor = 0
@@ -223,7 +248,7 @@ class QwenVLInputBuilder:
             input_ids=input_ids,
             attention_mask=enc["attention_mask"],
             mm_token_type_ids=(input_ids == self.image_token_id).to(torch.int32),
-            pixel_values=image_inputs["pixel_values"],
+            pixel_values=pixel_values,
             image_grid_thw=grid,
         )
 
