@@ -55,6 +55,9 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("device", "cpu", "torch device for the action expert (cpu, cuda, cuda:0)",
               read_only=True),
+    ParamSpec("expert_dtype", "float32", "Precision of the action expert: float32 (exact) or "
+              "bfloat16 (autocast; about 2x faster on AVX-512 CPUs, outputs within ~1e-2 of "
+              "float32 in normalised units)", read_only=True),
     ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
               min_value=0.5, max_value=200.0),
     ParamSpec("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the expert may "
@@ -110,6 +113,7 @@ class ActionNode(Node):
 
         config, metadata = read_checkpoint_config(p["checkpoint"])
         self.policy = load_policy(p["checkpoint"], device=p["device"])
+        self.policy.set_inference_dtype(p["expert_dtype"])
         self.action_space = str(metadata.get("action_space", "ee_delta"))
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"checkpoint action_space {self.action_space!r} is unknown")

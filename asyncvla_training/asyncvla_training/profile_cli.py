@@ -3,9 +3,20 @@
 Successor of the seed's ``profile_vlm_speed.py``. Prints exactly one JSON object on stdout (logs go
 to stderr) so results can be collected by scripts:
 
-    {"vl": {"p50_ms", "p99_ms", "mean_ms", "tokens", "views", "width", "height"},
-     "action_expert": {"p50_ms", "p99_ms"}, "device", "dtype", "peak_memory_mb",
-     "torch", "transformers", "model", "policy_config", "notes"}
+    {"vl": {"p50_ms", "p99_ms", "mean_ms", "tokens", "views", "width", "height",
+            "preprocess_p50_ms"},
+     "vl_plain": {same, for the plain transformers path}, "vl_speedup_p50",
+     "vl_feature_max_abs_diff",
+     "action_expert": {"p50_ms", "p99_ms", "mean_ms"}, "action_expert_bf16": {...},
+     "action_expert_bf16_speedup_p50", "action_expert_bf16_max_abs_diff",
+     "threads", "device", "dtype", "peak_memory_mb", "torch", "transformers", "model",
+     "policy_config", "notes"}
+
+The optimised VL path (torch preprocessing on the device, no LM layers past the feature layer)
+and the plain transformers path (PIL image processor, every layer) are timed in the same run on
+the same inputs, so the ratios are fair; ``--no-compare`` skips the plain path. The action
+expert is timed in float32 and with bfloat16 autocast. ``--threads`` pins torch's CPU threads
+(the robot PC budget is 2 cores).
 
 Model choices: ``--model-path DIR`` (a real checkpoint, offline), ``--tiny`` (tiny random model
 built in a temp dir; seconds on CPU) or ``--random-3b`` (Qwen2.5-VL-3B architecture with random
@@ -44,6 +55,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up iterations")
     parser.add_argument("--policy-config", default="seed", choices=["seed", "tiny"])
     parser.add_argument("--num-feature-tokens", type=int, default=64)
+    parser.add_argument("--feature-layer", type=int, default=-1,
+                        help="LM hidden state the features come from (-1 = last)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the plain transformers path (timed side by side by default)")
+    parser.add_argument("--expert-vl-dim", type=int, default=0,
+                        help="VL width the action expert is built for (0 = the VL model's; 2048 = "
+                             "Qwen2.5-VL-3B, to time the seed expert without the 3B model)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
     parser.add_argument(
         "--attn-implementation", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"]
@@ -100,6 +120,7 @@ def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -
         "image_size": (args.width, args.height),
         "max_views": max(5, args.views),
         "num_feature_tokens": args.num_feature_tokens,
+        "feature_layer": args.feature_layer,
     }
     if args.model_path:
         return VLFeatureExtractor.from_pretrained(
@@ -149,6 +170,8 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
     """Build the models, time them, return the JSON-able result dict."""
     import transformers
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="asyncvla-profile-") as workdir:
         extractor = _build_extractor(args, workdir, notes)
@@ -165,29 +188,54 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
         torch.cuda.reset_peak_memory_stats(device)
     rng = np.random.default_rng(0)
     views = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(args.views)]
-    vl_times, vl_result = _time(
-        lambda: extractor.extract(views, args.prompt), args.warmup, args.iters, device
-    )
+    paths = [True] if args.no_compare else [True, False]
+    vl: dict[bool, tuple[dict[str, Any], Any]] = {}
+    for optimized in paths:
+        extractor.optimized = optimized
+        times, result = _time(lambda: extractor.extract(views, args.prompt), args.warmup,
+                              args.iters, device)
+        prep_times, _ = _time(lambda: extractor._build([(views, args.prompt)]), 1, args.iters,
+                              device)
+        stats = _percentiles(times)
+        stats.update(tokens=result.token_count, views=args.views, width=args.width,
+                     height=args.height, preprocess_p50_ms=_percentiles(prep_times)["p50_ms"])
+        vl[optimized] = (stats, result)
+    extractor.optimized = True
+    vl_stats, vl_result = vl[True]
 
-    k, d = args.num_feature_tokens, extractor.feature_dim
+    k, d = args.num_feature_tokens, args.expert_vl_dim or extractor.feature_dim
     if args.policy_config == "tiny":
         cfg = tiny_policy_config(vl_dim=d, vl_num_tokens=k)
     else:
         cfg = PolicyConfig(vl_dim=d, vl_num_tokens=k)
     policy = ActionPolicy(cfg).to(device).eval()
-    features = vl_result.features.numpy()
+    features = vl_result.features.numpy() if d == extractor.feature_dim else \
+        rng.standard_normal((k, d)).astype(np.float32)
     window = rng.standard_normal((cfg.sensor.window, cfg.sensor.in_channels)).astype(np.float32)
     state = np.zeros(cfg.robot_state_dim, dtype=np.float32)
-    ae_times, _ = _time(lambda: policy.predict(features, window, state), args.warmup, args.iters, device)
+    expert: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+    for name in ("float32", "bfloat16"):
+        policy.set_inference_dtype(name)
+        times, out = _time(lambda: policy.predict(features, window, state), args.warmup,
+                           args.iters, device)
+        expert[name] = (_percentiles(times), out)
+    policy.set_inference_dtype("float32")
 
-    vl_stats = _percentiles(vl_times)
-    vl_stats.update(
-        tokens=vl_result.token_count, views=args.views, width=args.width, height=args.height
-    )
-    ae_stats = _percentiles(ae_times)
-    return {
-        "vl": vl_stats,
+    result: dict[str, Any] = {"vl": vl_stats}
+    if False in vl:
+        plain_stats, plain_result = vl[False]
+        result["vl_plain"] = plain_stats
+        result["vl_speedup_p50"] = round(plain_stats["p50_ms"] / vl_stats["p50_ms"], 3)
+        result["vl_feature_max_abs_diff"] = float(
+            (vl_result.features - plain_result.features).abs().max())
+    ae_stats, ae_out = expert["float32"]
+    bf16_stats, bf16_out = expert["bfloat16"]
+    result.update({
         "action_expert": ae_stats,
+        "action_expert_bf16": bf16_stats,
+        "action_expert_bf16_speedup_p50": round(ae_stats["p50_ms"] / bf16_stats["p50_ms"], 3),
+        "action_expert_bf16_max_abs_diff": float(np.abs(ae_out - bf16_out).max()),
+        "threads": torch.get_num_threads(),
         "device": str(device),
         "dtype": str(extractor.dtype).replace("torch.", ""),
         "peak_memory_mb": _peak_memory_mb(device),
@@ -199,7 +247,8 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
         "iters": args.iters,
         "warmup": args.warmup,
         "notes": notes,
-    }
+    })
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,3 +205,24 @@ def test_forward_rejects_nan_sensor_window() -> None:
     window[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="sensor window contains non-finite"):
         policy(vl, window, state)
+
+
+def test_bfloat16_inference_is_close_to_float32_and_opt_in() -> None:
+    torch.manual_seed(3)
+    cfg = tiny_policy_config(vl_dim=32, vl_num_tokens=4)
+    policy = ActionPolicy(cfg).eval()
+    rng = np.random.default_rng(3)
+    vl = rng.standard_normal((4, 32)).astype(np.float32)
+    window = rng.standard_normal((cfg.sensor.window, cfg.sensor.in_channels)).astype(np.float32)
+    state = rng.standard_normal(cfg.robot_state_dim).astype(np.float32)
+    exact = policy.predict(vl, window, state)
+    policy.set_inference_dtype("bfloat16")
+    fast = policy.predict(vl, window, state)
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    assert not np.array_equal(fast, exact)  # it really ran in bfloat16
+    assert float(np.abs(fast - exact).max()) < 0.05
+    assert all(p.dtype == torch.float32 for p in policy.parameters())  # weights untouched
+    policy.set_inference_dtype("float32")
+    np.testing.assert_array_equal(policy.predict(vl, window, state), exact)
+    with pytest.raises(ValueError, match="inference dtype"):
+        policy.set_inference_dtype("int8")

@@ -32,6 +32,15 @@ def test_tiny_profile_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert 0 < result["action_expert"]["p50_ms"] <= result["action_expert"]["p99_ms"]
     assert result["device"] == "cpu" and result["dtype"] == "float32"
     assert result["peak_memory_mb"] > 0
+    # The plain transformers path, side by side in the same run: same tokens, same features.
+    assert result["vl_plain"]["tokens"] == result["vl"]["tokens"]
+    assert result["vl_feature_max_abs_diff"] <= 1e-4
+    assert result["vl_speedup_p50"] == pytest.approx(
+        result["vl_plain"]["p50_ms"] / result["vl"]["p50_ms"], rel=1e-2)
+    assert 0 < result["vl"]["preprocess_p50_ms"] and 0 < result["vl_plain"]["preprocess_p50_ms"]
+    assert 0 < result["action_expert_bf16"]["p50_ms"]
+    assert 0 < result["action_expert_bf16_max_abs_diff"] < 0.1
+    assert result["threads"] >= 1
 
 
 def test_missing_model_path_fails_cleanly(capsys: pytest.CaptureFixture[str]) -> None:

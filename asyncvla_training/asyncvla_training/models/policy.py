@@ -23,6 +23,10 @@ from .sensor_encoder import SensorEncoder
 from .validation import check_finite, check_shape, to_float_tensor
 
 _NORM_NAMES = ("state", "sensor", "action")
+#: Precisions ``predict`` can compute in: weights stay float32; "bfloat16" runs matmuls and
+#: convolutions under autocast (about 2.2x faster on a 2-core AVX-512 CPU for the seed-size
+#: expert, outputs within about 1e-2 of float32 in normalised units).
+INFERENCE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 class ActionPolicy(nn.Module):
@@ -41,6 +45,13 @@ class ActionPolicy(nn.Module):
         for name in _NORM_NAMES:
             self.register_buffer(f"{name}_mean", torch.zeros(sizes[name]))
             self.register_buffer(f"{name}_std", torch.ones(sizes[name]))
+        self.inference_dtype: torch.dtype | None = None
+
+    def set_inference_dtype(self, name: str) -> None:
+        """Precision of ``predict``: "float32" (default, exact) or "bfloat16" (autocast)."""
+        if name not in INFERENCE_DTYPES:
+            raise ValueError(f"inference dtype must be one of {sorted(INFERENCE_DTYPES)}, got {name!r}")
+        self.inference_dtype = INFERENCE_DTYPES[name]
 
     # ------------------------------------------------------------------ normalisation
     def set_normalization(
@@ -159,9 +170,12 @@ class ActionPolicy(nn.Module):
             check_finite(tensor, name)
         was_training = self.training
         self.eval()
+        dev = self.device
+        autocast = torch.autocast(dev.type, dtype=self.inference_dtype,
+                                  enabled=self.inference_dtype is not None)
         try:
-            dev = self.device
-            out = self(vl.to(dev)[None], window.to(dev)[None], state.to(dev)[None])
+            with autocast:
+                out = self(vl.to(dev)[None], window.to(dev)[None], state.to(dev)[None])
         finally:
             self.train(was_training)
         return out[0].float().cpu().numpy().astype(np.float32, copy=False)
