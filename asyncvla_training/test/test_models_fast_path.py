@@ -107,3 +107,17 @@ def test_lora_gradients_through_the_truncated_stack(tiny_dir: str) -> None:
             and float(g.abs().sum()) > 0]
     unused = [n for n, g in grads.items() if "layers.1." in n and g is not None]
     assert names and used and not unused
+
+
+def test_token_ids_expanded_in_id_space_equal_the_processor_way(tiny_dir: str) -> None:
+    builder = _extractor(tiny_dir).inputs
+    batch = [(_views(2, seed=1), PROMPT), (_views(1, seed=2), "short")]  # different lengths
+    builder.preprocess = "torch"
+    fast = builder.build(batch)
+    builder.preprocess = "hf"
+    plain = builder.build(batch)
+    assert torch.equal(fast.input_ids, plain.input_ids)
+    assert torch.equal(fast.attention_mask, plain.attention_mask)
+    assert torch.equal(fast.mm_token_type_ids, plain.mm_token_type_ids)
+    assert int(fast.attention_mask[1].sum()) < fast.input_ids.shape[1]  # row 1 is left-padded
+    assert float((fast.pixel_values - plain.pixel_values).abs().max()) <= 1e-6

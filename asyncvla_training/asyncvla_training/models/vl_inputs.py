@@ -223,20 +223,17 @@ class QwenVLInputBuilder:
             )
             pixel_values, grid = image_inputs["pixel_values"], image_inputs["image_grid_thw"]
         tokens_per_image = (grid.prod(dim=-1) // self.merge_length).tolist()
-        expanded: list[str] = []
-        cursor = 0
         for text, count in zip(texts, counts):
-            parts = text.split(IMAGE_PAD)
-            if len(parts) != count + 1:
+            if text.count(IMAGE_PAD) != count:
                 raise ValueError(
-                    f"chat template produced {len(parts) - 1} {IMAGE_PAD} placeholders for {count} views"
+                    f"chat template produced {text.count(IMAGE_PAD)} {IMAGE_PAD} placeholders for "
+                    f"{count} views"
                 )
-            pieces = [parts[0]]
-            for j in range(count):
-                pieces.append(IMAGE_PAD * int(tokens_per_image[cursor + j]) + parts[j + 1])
-            cursor += count
-            expanded.append("".join(pieces))
-        enc = self.tokenizer(expanded, return_tensors="pt", padding=True, add_special_tokens=False)
+        if self.preprocess == "torch":
+            input_ids, attention_mask = self._tokenize_expanding_ids(texts, tokens_per_image)
+        else:
+            input_ids, attention_mask = self._tokenize_expanding_text(texts, tokens_per_image)
+        enc = {"input_ids": input_ids, "attention_mask": attention_mask}
         input_ids = enc["input_ids"]
         n_image_tokens = int((input_ids == self.image_token_id).sum())
         if n_image_tokens != sum(tokens_per_image):
@@ -252,6 +249,43 @@ class QwenVLInputBuilder:
             image_grid_thw=grid,
         )
 
+
+
+    def _tokenize_expanding_text(self, texts: list[str], tokens_per_image: list[int]
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The processor's way: repeat each placeholder in the text, tokenise the long string."""
+        expanded, cursor = [], 0
+        for text in texts:
+            parts = text.split(IMAGE_PAD)
+            pieces = [parts[0]]
+            for j in range(len(parts) - 1):
+                pieces.append(IMAGE_PAD * int(tokens_per_image[cursor + j]) + parts[j + 1])
+            cursor += len(parts) - 1
+            expanded.append("".join(pieces))
+        enc = self.tokenizer(expanded, return_tensors="pt", padding=True, add_special_tokens=False)
+        return enc["input_ids"], enc["attention_mask"]
+
+    def _tokenize_expanding_ids(self, texts: list[str], tokens_per_image: list[int]
+                                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokenise with one placeholder per image, then repeat its id (same ids, ~20x faster:
+        the tokenizer never sees the ~1500 placeholder tokens of five views)."""
+        rows, cursor = [], 0
+        for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]:
+            ids = torch.tensor(ids, dtype=torch.long)
+            is_pad = ids == self.image_token_id
+            repeats = torch.ones_like(ids)
+            n = int(is_pad.sum())
+            repeats[is_pad] = torch.tensor(tokens_per_image[cursor:cursor + n], dtype=torch.long)
+            cursor += n
+            rows.append(torch.repeat_interleave(ids, repeats))
+        width = max(len(r) for r in rows)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # left padding, as the tokenizer is configured
+            input_ids[i, width - len(row):] = row
+            attention_mask[i, width - len(row):] = 1
+        return input_ids, attention_mask
 
 def expected_visual_tokens(image_size: tuple[int, int], patch_size: int = 14, merge_size: int = 2) -> int:
     """Visual tokens per view at ``image_size`` (299 for 640x360)."""
