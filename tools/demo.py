@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """The main job: the whole AsyncVLA pipeline on this machine, on CPU, and a summary.
 
-Starts, as separate processes over real DDS (loopback, a private domain): synthetic sources on the
-real topics (5 cameras, force/OCT at 650 Hz, joint states and EE pose at 100 Hz), the VLM node
-with a tiny random-weight Qwen2.5-VL, and the action node with a tiny random-weight policy. This
-process subscribes to the outputs for `--duration` seconds and prints a summary like the seed's
-(actions published and rate, VL updates and rate, mean times, reuse, ages) as JSON.
+1. Record and train: two short rosbag2 recordings of the bridge topics (synthetic motion, the
+   demo's camera views), stage-1 training with `asyncvla-train` on a tiny random-weight
+   Qwen2.5-VL (frozen) -> a safetensors policy checkpoint (`--no-train`: a random policy).
+2. Run: as separate processes over real DDS (loopback, a private domain), synthetic sources on
+   the real topics (5 cameras, force/OCT at 650 Hz, joint states and EE pose at 100 Hz), the VLM
+   node with the tiny Qwen2.5-VL, and the action node with the trained policy. This process
+   subscribes to the outputs for `--duration` seconds and prints a summary like the seed's
+   (actions published and rate, VL updates and rate, mean times, reuse, ages) as JSON, with the
+   training figures.
 """
 from __future__ import annotations
 
@@ -28,11 +32,18 @@ def main() -> int:
     parser.add_argument("--action-rate-hz", type=float, default=10.0)
     parser.add_argument("--assets", default=os.path.join(ROOT, "artifacts", "demo"))
     parser.add_argument("--quiet", action="store_true", help="do not echo node logs")
+    parser.add_argument("--no-train", action="store_true",
+                        help="skip recording and training: run the random-weight policy")
+    parser.add_argument("--train-steps", type=int, default=300, help="stage-1 optimiser steps")
+    parser.add_argument("--source", choices=["bag", "synthetic"], default="bag",
+                        help="inputs: replay the held-out recording (looped, re-stamped) or "
+                             "synthetic live streams (always synthetic with --no-train)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2-core machine: no thread oversubscription
 
     from asyncvla_testing.assets import build_demo_assets
-    from asyncvla_testing.pipeline import start_action, start_sources, start_vlm
+    from asyncvla_testing.pipeline import (start_action, start_bag_player, start_sources,
+                                           start_vlm)
     from asyncvla_testing.processes import ProcessGroup, allocate_domain_id
 
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -42,6 +53,18 @@ def main() -> int:
     print(f"[demo] building the tiny model and policy in {args.assets}", flush=True)
     assets = build_demo_assets(args.assets)
     views = [f"view{i + 1}" for i in range(args.views)]
+    checkpoint, training = assets.checkpoint_dir, None
+    if not args.no_train:
+        from asyncvla_testing.demo_training import train_demo_policy
+
+        print(f"[demo] recording two bags and training stage 1 ({args.train_steps} steps)",
+              flush=True)
+        training = train_demo_policy(assets, views, os.path.join(args.assets, "training"),
+                                     args.train_steps, env)
+        checkpoint = training["checkpoint"]
+        print(f"[demo] trained in {training['seconds']} s: final loss "
+              f"{training['final_loss']:.3f}, best val loss {training['best_val_loss']:.3f}; "
+              f"checkpoint {checkpoint}", flush=True)
 
     import rclpy
     from asyncvla_action_node.common import qos
@@ -54,14 +77,31 @@ def main() -> int:
     node = rclpy.create_node("asyncvla_demo_monitor")
     node.create_subscription(ActionChunk, "/asyncvla/action_chunk",
                              lambda m: chunks.append((time.monotonic(), m)), qos.COMMAND)
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from asyncvla_testing.ros_listener import diagnostic_values
+
+    last_output: dict[str, str] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        values = diagnostic_values(msg, "asyncvla_action_node: action output")
+        if values is not None:
+            last_output.clear()
+            last_output.update(values)
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
     node.create_subscription(VLFeatures, "/asyncvla/vl_features",
                              lambda m: vls.append((time.monotonic(), m)), qos.LATCHED)
     try:
         print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}: starting sources, VLM node "
               f"({len(views)} views), action node ({args.action_rate_hz:g} Hz)", flush=True)
-        start_sources(group, views)
+        if training is not None and args.source == "bag":
+            start_bag_player(group, training["bags"][1])
+        else:
+            start_sources(group, views)
         vlm = start_vlm(group, assets, views)
-        action = start_action(group, assets, action_rate_hz=args.action_rate_hz)
+        action = start_action(group, assets, action_rate_hz=args.action_rate_hz,
+                              checkpoint=checkpoint)
         vlm.wait_for_line("VLM node ready", 120)
         action.wait_for_line("action node ready", 120)
         start = time.monotonic()
@@ -84,6 +124,8 @@ def main() -> int:
 
     chunks = [(t, m) for t, m in chunks if t >= start]
     vls = [(t, m) for t, m in vls if t >= start]
+    withheld = {k[len("withheld_"):]: int(v) for k, v in last_output.items()
+                if k.startswith("withheld_")}
     reuse = collections.Counter(int(m.vl_reuse_count) for _, m in chunks)
     mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
     summary = {
@@ -102,6 +144,12 @@ def main() -> int:
         "chunk_shape": [chunks[0][1].horizon, chunks[0][1].action_dim] if chunks else None,
         "views": len(views),
         "model": assets.model_id,
+        "policy": checkpoint,
+        "inputs": "replayed recording" if training is not None and args.source == "bag"
+        else "synthetic streams",
+        "training": None if training is None else {
+            k: training[k] for k in ("step", "final_loss", "best_val_loss", "seconds")},
+        "withheld_by_reason": withheld,
     }
     print(json.dumps(summary, indent=2))
     return 0 if chunks and vls else 1

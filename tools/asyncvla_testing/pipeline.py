@@ -8,6 +8,7 @@ from asyncvla_testing.processes import ManagedProcess, ProcessGroup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = os.path.join(HERE, "synthetic_sources.py")
+BAG_PLAYER = os.path.join(HERE, "bag_player.py")
 
 
 def ros_args(params: dict[str, object]) -> list[str]:
@@ -25,6 +26,11 @@ def start_sources(group: ProcessGroup, views: list[str], extra: list[str] | None
                   name: str = "sources") -> ManagedProcess:
     return group.start(name, [SOURCES, "--views", ",".join(views), "--width", "160",
                               "--height", "96", *(extra or [])])
+
+
+def start_bag_player(group: ProcessGroup, bag: str, name: str = "player") -> ManagedProcess:
+    """Replay a recording onto the live topics, re-stamped to now, looping."""
+    return group.start(name, [BAG_PLAYER, bag, "--loop"])
 
 
 def start_vlm(group: ProcessGroup, assets: DemoAssets, views: list[str],
