@@ -201,8 +201,35 @@ class ActionExpertConfig:
         return _from_dict(cls, data)
 
 
+
+class JsonFileConfig:
+    """``to_json``/``from_json``/``save``/``load`` for a config class with ``to_dict``/``from_dict``.
+
+    One implementation for every config written next to checkpoints and runs, so they all share
+    the same JSON layout (indented, sorted keys) and the same error for a file that is not JSON.
+    """
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{cls.__name__} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path):
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
 @dataclass
-class PolicyConfig:
+class PolicyConfig(JsonFileConfig):
     """Everything needed to rebuild an :class:`ActionPolicy` (shapes, widths, fusion).
 
     ``vl_dim``/``vl_num_tokens`` describe the VL feature input (K tokens of D values, see
@@ -261,20 +288,3 @@ class PolicyConfig:
             check_schema_version(data.pop("schema_version"), "PolicyConfig")
         return _from_dict(cls, data)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> PolicyConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"PolicyConfig JSON is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> PolicyConfig:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))

@@ -16,8 +16,9 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from ..models.config import JsonFileConfig
 
 LOSSES = ("mse", "smooth_l1")
 POLICY_SIZES = ("seed", "tiny")
@@ -63,7 +64,7 @@ def _optional_str(name: str, value: Any) -> None:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonFileConfig):
     """One training run. ``stage`` 1: frozen VLM, cached features; 2: LoRA on the VLM's LM."""
 
     stage: int = 1
@@ -239,23 +240,6 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig key(s) {unknown}; known keys: {sorted(known)}")
         return cls(**data)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"TrainConfig is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> TrainConfig:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     def with_overrides(self, overrides: dict[str, Any] | list[str]) -> TrainConfig:
         """A copy with ``key=value`` strings (value parsed as JSON, else taken as a string) or a dict."""
