@@ -34,3 +34,18 @@ def processes(ros_env):
     group = ProcessGroup(ros_env)
     yield group
     group.stop_all()
+
+
+@pytest.fixture
+def one_thread(processes):
+    """`processes` whose children use one OpenMP thread each (2-core machines: no oversubscription)."""
+    processes.env["OMP_NUM_THREADS"] = "1"
+    return processes
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory):
+    """The embedded default (tiny Qwen2.5-VL + random policy), built once per test session."""
+    from asyncvla_testing.assets import build_demo_assets
+
+    return build_demo_assets(str(tmp_path_factory.mktemp("demo_assets")))

@@ -21,7 +21,6 @@ from typing import Callable
 
 import pytest
 
-from asyncvla_testing.assets import build_demo_assets
 from asyncvla_testing.bridge_harness import entry_script
 from asyncvla_testing.bridge_harness import ros_args as bridge_args
 from asyncvla_testing.lab_senders import RobotPublisher, robot_payload
@@ -42,17 +41,6 @@ CHUNKS = "/asyncvla/action_chunk"
 ACTION_STATUS = "/asyncvla_action_node/safety_status"
 VLM_STATUS = "/asyncvla_vlm_node/safety_status"
 INJECTOR = os.path.join(HERE, "vl_injector.py")
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return build_demo_assets(str(tmp_path_factory.mktemp("assets")))
-
-
-@pytest.fixture
-def one_thread(processes):
-    processes.env["OMP_NUM_THREADS"] = "1"
-    return processes
 
 
 def stamp_s(msg) -> float:

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 
-from asyncvla_testing.assets import build_demo_assets
 from asyncvla_testing.pipeline import start_action, start_sources, start_vlm
 from asyncvla_testing.ros_listener import RosListener, diagnostic_values
 
@@ -21,17 +20,6 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 
 VIEWS = ["view1", "view2"]
 MAX_VL_AGE = 0.8
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return build_demo_assets(str(tmp_path_factory.mktemp("assets")))
-
-
-@pytest.fixture
-def one_thread(processes):
-    processes.env["OMP_NUM_THREADS"] = "1"
-    return processes
 
 
 def stamp_s(msg) -> float:
