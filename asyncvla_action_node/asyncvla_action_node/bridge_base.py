@@ -166,6 +166,32 @@ class BridgeNode(Node):
         self._loop = ReceiveLoop(f"{self.get_name()}_rx", step, self._on_loop_error)
         self._loop.start()
 
+    def start_zmq_receiving(self, sock, drain_max: int, poll_ms: int = 100) -> None:
+        """Read a ZMQ socket on the receive thread: each queued multipart message goes to
+        ``self.process(parts, local_now, backlog)``, at most ``drain_max`` per poll.
+
+        A message read right after the queue was seen empty carries a clean receive time; the
+        ones behind it waited for us, and are flagged ``backlog`` for the clock estimator.
+        """
+        import zmq
+
+        queue_empty = True
+
+        def step() -> None:
+            nonlocal queue_empty
+            if not sock.poll(poll_ms):
+                return
+            for _ in range(drain_max):
+                try:
+                    parts = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    queue_empty = True
+                    return
+                backlog, queue_empty = not queue_empty, False
+                self.process(parts, self.now_s(), backlog)
+
+        self.start_receiving(step)
+
     def _on_loop_error(self, exc: BaseException) -> None:
         if self._loop is not None and self._loop.stopping or not self.context.ok():
             return  # publishing races the shutdown; not an error worth a report

@@ -99,22 +99,7 @@ class CameraBridge(BridgeNode):
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(f"{bind_address}:{port if port else '*'}")
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self._queue_empty = True
-        self.start_receiving(self._step)
-
-    def _step(self) -> None:
-        if not self._sock.poll(POLL_MS):
-            return
-        for _ in range(DRAIN_MAX):
-            try:
-                parts = self._sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                self._queue_empty = True
-                return
-            # A message read right after the queue was seen empty carries a clean receive
-            # time; the ones behind it waited for us (clock estimator "backlog").
-            backlog, self._queue_empty = not self._queue_empty, False
-            self.process(parts, self.now_s(), backlog)
+        self.start_zmq_receiving(self._sock, DRAIN_MAX, POLL_MS)
 
     def process(self, parts: list[bytes], local_now: float, backlog: bool = False) -> None:
         self.note_received()
