@@ -20,7 +20,6 @@ import time
 
 import cv2
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, JointState
@@ -73,6 +72,7 @@ class SyntheticSources(Node):
         self.create_timer(args.sensor_batch / args.sensor_hz, self.publish_sensor)
         self.create_timer(0.01, self.publish_robot)
         self.create_timer(0.2, self.read_pause_file)
+        print("SOURCES READY", flush=True)
 
     def read_pause_file(self) -> None:
         path = self.args.pause_file
@@ -161,16 +161,9 @@ def main() -> None:
     parser.add_argument("--sensor-batch", type=int, default=13)
     parser.add_argument("--pause-file", default="")
     args = parser.parse_args()
-    rclpy.init()
-    node = SyntheticSources(args)
-    print("SOURCES READY", flush=True)
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    from asyncvla_action_node.common.spin import spin_node
+
+    sys.exit(spin_node(lambda: SyntheticSources(args), "SyntheticSources"))
 
 
 if __name__ == "__main__":

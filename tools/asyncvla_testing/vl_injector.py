@@ -22,7 +22,6 @@ import os
 import sys
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -44,6 +43,7 @@ class VLInjector(Node):
         self.faults: set[str] = set()
         self.create_timer(1.0 / args.rate, self.publish)
         self.create_timer(0.1, self.read_faults)
+        print("INJECTOR READY", flush=True)
 
     def read_faults(self) -> None:
         path = self.args.fault_file
@@ -85,16 +85,9 @@ def main() -> None:
     parser.add_argument("--topic", default="/asyncvla/vl_features")
     parser.add_argument("--fault-file", default="")
     args = parser.parse_args()
-    rclpy.init()
-    node = VLInjector(args)
-    print("INJECTOR READY", flush=True)
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    from asyncvla_action_node.common.spin import spin_node
+
+    sys.exit(spin_node(lambda: VLInjector(args), "VLInjector"))
 
 
 if __name__ == "__main__":
