@@ -23,6 +23,7 @@ from ..models.config import JsonFileConfig
 LOSSES = ("mse", "smooth_l1")
 POLICY_SIZES = ("seed", "tiny")
 LORA_TARGETS = ("all", "attention")
+PAYLOAD_DTYPES = ("float16", "bfloat16", "float32")
 TRAIN_CONFIG_NAME = "train_config.json"
 
 
@@ -104,6 +105,9 @@ class TrainConfig(JsonFileConfig):
     feature_layer: int = -1
     vl_dtype: str = "auto"
     """Weights dtype of the VLM: auto = bf16 on CUDA, fp32 on CPU."""
+    vl_payload_dtype: str = "float16"
+    """Stage 2: live features are rounded to this dtype (straight-through) before the expert, as
+    the VLM node's ``payload_dtype`` rounds them on the wire; stage-1 caches store float16."""
     # ---------------------------------------------------------------- policy
     policy: dict[str, Any] | None = None
     """A PolicyConfig dict; None = ``policy_size`` widths. vl_dim / vl_num_tokens come from the VLM."""
@@ -206,6 +210,9 @@ class TrainConfig(JsonFileConfig):
             raise ValueError(
                 f"action_space must be one of {sorted(ACTION_SPACES)}, got {self.action_space!r}"
             )
+        if self.vl_payload_dtype not in PAYLOAD_DTYPES:
+            raise ValueError(f"vl_payload_dtype must be one of {sorted(PAYLOAD_DTYPES)}, "
+                             f"got {self.vl_payload_dtype!r}")
         for name in ("policy", "dataset"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name} must be null or a JSON object, got {getattr(self, name)!r}")

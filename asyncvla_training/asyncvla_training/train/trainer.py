@@ -91,16 +91,33 @@ def load_vl_extractor(cfg: TrainConfig, device: torch.device, adapter_path: str 
     )
 
 
+def as_payload_precision(features: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Round to the wire dtype in the forward pass, identity in the backward pass.
+
+    At run time the expert sees features rounded by the VLFeatures payload (float16 by
+    default); training on the same rounding keeps stage 2 from fitting to digits that never
+    reach the robot, while gradients still reach the LoRA weights (straight-through).
+    """
+    if dtype == torch.float32:
+        return features
+    return features + (features.to(dtype).to(features.dtype) - features).detach()
+
+
 class TrainModule(nn.Module):
     """Policy (+ stage-2 extractor) behind one ``forward`` so DDP sees every trainable parameter."""
 
-    def __init__(self, policy: ActionPolicy, extractor: nn.Module | None = None) -> None:
+    def __init__(self, policy: ActionPolicy, extractor: nn.Module | None = None,
+                 payload_dtype: torch.dtype = torch.float16) -> None:
         super().__init__()
         self.policy = policy
         self.extractor = extractor
+        self.payload_dtype = payload_dtype
 
     def forward(self, vl_input: Any, windows: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        vl = self.extractor.encode_batch(vl_input) if self.extractor is not None else vl_input
+        if self.extractor is not None:
+            vl = as_payload_precision(self.extractor.encode_batch(vl_input), self.payload_dtype)
+        else:
+            vl = vl_input
         return self.policy.forward_normalized(vl, windows, states)
 
 
@@ -230,7 +247,8 @@ class Trainer:
             self.policy.load_normalization(compute_normalization(self.train_episodes))
         self._check_shapes(policy_cfg, num_tokens, feature_dim)
         self.policy.to(self.device)
-        self.module = TrainModule(self.policy, self.extractor).to(self.device)
+        self.module = TrainModule(self.policy, self.extractor,
+                                  getattr(torch, cfg.vl_payload_dtype)).to(self.device)
 
         # ---------------------------------------------------------------- optimiser
         groups = [
