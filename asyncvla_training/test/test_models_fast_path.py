@@ -121,3 +121,33 @@ def test_token_ids_expanded_in_id_space_equal_the_processor_way(tiny_dir: str) -
     assert torch.equal(fast.mm_token_type_ids, plain.mm_token_type_ids)
     assert int(fast.attention_mask[1].sum()) < fast.input_ids.shape[1]  # row 1 is left-padded
     assert float((fast.pixel_values - plain.pixel_values).abs().max()) <= 1e-6
+
+
+def test_grouped_vision_attention_equals_the_per_window_loop(tiny_dir: str) -> None:
+    from asyncvla_training.models import vision_attention
+
+    extractor = _extractor(tiny_dir)
+    modules = vision_attention.vision_attention_modules(extractor.model)
+    assert modules and all("forward" in m.__dict__ for m in modules)  # installed (optimised)
+    module = modules[0]
+    torch.manual_seed(0)
+    seq, head_dim = 23, module.head_dim
+    hidden = torch.randn(seq, module.dim)
+    cos, sin = torch.randn(seq, head_dim), torch.randn(seq, head_dim)
+    cu = torch.tensor([0, 4, 8, 11, 15, 19, 23], dtype=torch.int32)  # lengths 4,4,3,4,4,4
+    grouped = module(hidden, cu, position_embeddings=(cos, sin))
+    extractor.optimized = False
+    assert not any("forward" in m.__dict__ for m in modules)  # uninstalled
+    loop = module(hidden, cu, position_embeddings=(cos, sin))
+    assert float((grouped - loop).abs().max()) <= 1e-6
+
+
+def test_many_windows_per_view_match_the_plain_path(tiny_dir: str) -> None:
+    """224x168 views: 4x3 windows of 2x2 merged tokens each, with partial ones at the edges."""
+    extractor = VLFeatureExtractor.from_pretrained(tiny_dir, image_size=(252, 196),
+                                                   num_feature_tokens=6)
+    views = _views(3, seed=9, shape=(196, 252))
+    fast = extractor.extract(views, PROMPT)
+    extractor.optimized = False
+    plain = extractor.extract(views, PROMPT)
+    assert float((fast.features - plain.features).abs().max()) <= 1e-4

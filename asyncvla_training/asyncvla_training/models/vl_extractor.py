@@ -35,6 +35,7 @@ from torch import nn
 from .config import VLConfig
 from .devices import resolve_device, resolve_dtype
 from .lora import LM_LORA_TARGET, attach_lora, load_lora_adapter, lora_layer_names, merge_lora
+from . import vision_attention
 from .pooling import masked_adaptive_avg_pool
 from .vl_inputs import PREPROCESS_VERSION, QwenVLInputBuilder, QwenVLInputs, load_chat_template
 
@@ -311,7 +312,8 @@ class VLFeatureExtractor(nn.Module):
     # ------------------------------------------------------------------ speed
     @property
     def optimized(self) -> bool:
-        """True: torch preprocessing on the model's device and no LM layers past the feature layer.
+        """True: torch preprocessing on the model's device, vision attention batched per window
+        size (with SDPA; ``vision_attention.py``) and no LM layers past the feature layer.
 
         False: the plain transformers path (PIL image processor, every layer, hidden states
         collected), kept as the reference the optimised path is tested and profiled against.
@@ -323,6 +325,14 @@ class VLFeatureExtractor(nn.Module):
     def optimized(self, value: bool) -> None:
         self._optimized = bool(value)
         self.inputs.preprocess = "torch" if self._optimized else "hf"
+        if self._optimized and self._attn_implementation() == "sdpa":
+            vision_attention.install(self.model)
+        else:
+            vision_attention.uninstall(self.model)
+
+    def _attn_implementation(self) -> str:
+        config = getattr(self.model.config, "vision_config", self.model.config)
+        return str(getattr(config, "_attn_implementation", "sdpa"))
 
     @contextlib.contextmanager
     def _language_model_up_to(self, layer: int):
