@@ -221,7 +221,8 @@ class ActionNode(Node):
             self.counters.inc("sensor_bad_batch")
             return
         stamps = np.fromiter((stamp_to_ns(s) for s in msg.sample_stamps), dtype=np.int64, count=n)
-        if self.sensor.add_batch(stamps, np.asarray(msg.force), np.asarray(msg.alines)) == n > 0:
+        accepted = self.sensor.add_batch(stamps, np.asarray(msg.force), np.asarray(msg.alines))
+        if n > 0 and accepted == n:
             self._feed("sensor")
         else:  # NaN/inf, out-of-order or duplicate samples: the window now has a hole
             self.counters.inc("sensor_batch_partly_dropped")

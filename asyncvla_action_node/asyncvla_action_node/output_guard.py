@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asyncvla_action_node.chunk_blending import Chunk
-from asyncvla_training.conventions import matrix_to_rotvec, quaternion_to_rotvec, rotvec_to_matrix
+from asyncvla_action_node.wire.rotations import quaternion_to_matrix
+from asyncvla_training.conventions import matrix_to_rotvec, rotvec_to_matrix
 
 GUARD_MODES = ("withhold", "clamp")
 
@@ -95,6 +96,12 @@ def rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
     """Angle (rad) of the rotation taking orientation matrix ``a`` to ``b``."""
     cos = (np.trace(b @ a.T) - 1.0) / 2.0
     return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _orientation(state: np.ndarray) -> np.ndarray:
+    """The EE orientation matrix of a 13-d robot state (its xyzw quaternion, renormalised)."""
+    quat = np.asarray(state[9:13], dtype=np.float64)
+    return quaternion_to_matrix(quat / np.linalg.norm(quat))
 
 
 def _limit_rotation(previous: np.ndarray, target: np.ndarray, limit: float) -> np.ndarray:
@@ -219,7 +226,7 @@ class OutputGuard:
             positions, rotations = targets["positions"], targets["rotations"]
             count("joint_limit", (state[:6] < joint_min - tol) | (state[:6] > joint_max + tol))
             count("workspace", (positions < box_min - tol) | (positions > box_max + tol))
-            start_rot = rotvec_to_matrix(quaternion_to_rotvec(state[9:13]))
+            start_rot = _orientation(state)
             linear = np.linalg.norm(np.diff(np.vstack([state[None, 6:9], positions]), axis=0),
                                     axis=1)
             chain = [start_rot, *rotations]
@@ -287,7 +294,7 @@ class OutputGuard:
         linear_step = lim.step_limit(lim.max_linear_step, lim.max_linear_velocity, dt)
         angular_step = lim.step_limit(lim.max_angular_step, lim.max_angular_velocity, dt)
         current_pos = state[6:9]
-        current_rot = rotvec_to_matrix(quaternion_to_rotvec(state[9:13]))
+        current_rot = _orientation(state)
         for i in range(len(positions)):
             positions[i] = _limit_vector(current_pos, positions[i], linear_step)
             rotations[i] = _limit_rotation(current_rot, rotations[i], angular_step)

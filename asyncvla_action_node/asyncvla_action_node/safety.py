@@ -18,6 +18,7 @@ Times are monotonic seconds (``time.monotonic()``), passed in so tests can drive
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import threading
 from dataclasses import dataclass
@@ -38,7 +39,6 @@ class Watchdog:
     last_seen: float | None = None
     tripped: bool = False
     trips: int = 0
-    tripped_at: float | None = None
     last_outage: float = 0.0  # s, arrival gap of the last recovered outage
 
     def age(self, now: float) -> float:
@@ -84,15 +84,13 @@ class WatchdogSet:
                     if not dog.tripped and dog.last_seen is not None:
                         dog.tripped = True
                         dog.trips += 1
-                        dog.tripped_at = now
                     elif dog.last_seen is None:
                         dog.tripped = True  # never heard from: blocked, but not a "trip"
         return silent
 
     def snapshot(self, now: float) -> list[Watchdog]:
         with self._lock:
-            return [Watchdog(d.name, d.timeout, d.last_seen, d.tripped, d.trips, d.tripped_at,
-                             d.last_outage) for d in self._dogs.values()]
+            return [dataclasses.replace(d) for d in self._dogs.values()]
 
     def describe(self, names: list[str], now: float) -> str:
         parts = []
@@ -114,14 +112,11 @@ class SafetyGate:
         self._estop_active = False
         self._estop_seen = now  # the heartbeat counts from start-up
         self._lock = threading.Lock()
-        self.transitions = 0
         self.refused_enables = 0
         self.last_change_reason = "enabled at start" if enabled_at_start else \
             "disabled at start (publish True on the enable topic)"
 
     def _set(self, state: SafetyState, reason: str) -> None:
-        if state != self.state:
-            self.transitions += 1
         self.state = state
         self.last_change_reason = reason
 

@@ -67,8 +67,9 @@ SAFETY_PARAMETERS: tuple[ParamSpec, ...] = (
               "target at the same time (0 = off)", read_only=True, min_value=0.0),
 )
 
-#: Watchdog names, in SafetyStatus order.
-INPUTS = ("vl_features", "sensor", "joint_states", "ee_pose")
+#: Input watchdogs, in SafetyStatus order: (name, the parameter holding its timeout).
+WATCHDOGS = (("vl_features", "vl_timeout"), ("sensor", "sensor_timeout"),
+             ("joint_states", "robot_state_timeout"), ("ee_pose", "robot_state_timeout"))
 
 
 def guard_limits(p: dict[str, Any]) -> GuardLimits:
@@ -88,10 +89,8 @@ def guard_limits(p: dict[str, Any]) -> GuardLimits:
 
 def make_watchdogs(p: dict[str, Any]) -> WatchdogSet:
     dogs = WatchdogSet()
-    dogs.add("vl_features", p["vl_timeout"])
-    dogs.add("sensor", p["sensor_timeout"])
-    dogs.add("joint_states", p["robot_state_timeout"])
-    dogs.add("ee_pose", p["robot_state_timeout"])
+    for name, parameter in WATCHDOGS:
+        dogs.add(name, p[parameter])
     return dogs
 
 

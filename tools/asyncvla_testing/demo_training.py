@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,8 +53,6 @@ def train_demo_policy(assets: DemoAssets, views: list[str], directory: str, step
     run = os.path.join(directory, "run")
     for path in (bags, run):
         if os.path.exists(path):
-            import shutil
-
             shutil.rmtree(path)
     os.makedirs(bags)
     train_bag = os.path.join(bags, "episode_train")

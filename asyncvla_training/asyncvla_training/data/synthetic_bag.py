@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .alignment import quat_multiply
+
 SYNTHETIC_START_NS = 1_700_000_000_000_000_000
 JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, 7))
 _WRITTEN_JOINT_ORDER = (2, 0, 5, 1, 4, 3)  # indices into JOINT_NAMES, as the message lists them
@@ -71,7 +73,7 @@ class SyntheticMotion:
         """(..., 4) xyzw, w >= 0."""
         half = self.theta(t)[..., None] / 2.0
         rot = np.concatenate([np.sin(half) * np.asarray(self.axis), np.cos(half)], axis=-1)
-        q = _quat_multiply(rot, np.broadcast_to(np.asarray(self.base_quaternion), rot.shape))
+        q = quat_multiply(rot, np.broadcast_to(np.asarray(self.base_quaternion), rot.shape))
         q /= np.linalg.norm(q, axis=-1, keepdims=True)
         return np.where(q[..., 3:4] < 0, -q, q)
 
@@ -79,15 +81,6 @@ class SyntheticMotion:
         """Rotation vector of R(t) R(t_ref)^T."""
         delta = self.theta(t) - self.theta(t_ref)
         return np.asarray(delta)[..., None] * np.asarray(self.axis)
-
-
-def _quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax, ay, az, aw = np.moveaxis(a, -1, 0)
-    bx, by, bz, bw = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
 
 
 @dataclass(frozen=True)

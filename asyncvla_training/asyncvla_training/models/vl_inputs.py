@@ -78,12 +78,11 @@ def resize_view(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=interp)
 
 
-def aligned_pixels(size: tuple[int, int], factor: int) -> int:
-    """Area after rounding width and height to multiples of ``factor`` (Qwen's smart_resize)."""
+def aligned_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """(width, height) rounded to multiples of ``factor``, at least one each (Qwen's smart_resize)."""
     width, height = size
-    w = max(factor, round(width / factor) * factor)
-    h = max(factor, round(height / factor) * factor)
-    return w * h
+    return (max(factor, round(width / factor) * factor),
+            max(factor, round(height / factor) * factor))
 
 
 def load_chat_template(model_path: str, tokenizer: object) -> str:
@@ -178,10 +177,9 @@ class QwenVLInputBuilder:
         if max(self.image_size) / min(self.image_size) > 100:
             raise ValueError(f"image_size {self.image_size} has an extreme aspect ratio (> 100)")
         self.merge_length = merge**2
-        pixels = aligned_pixels(self.image_size, factor)
+        self.aligned_size = aligned_size(self.image_size, factor)
+        pixels = self.aligned_size[0] * self.aligned_size[1]
         self.size_kwargs = {"shortest_edge": pixels, "longest_edge": pixels}
-        self.aligned_size = (max(factor, round(self.image_size[0] / factor) * factor),
-                             max(factor, round(self.image_size[1] / factor) * factor))
         self.patchifier = TorchPatchifier.from_image_processor(image_processor)
         self.tokens_per_view = expected_visual_tokens(self.image_size, patch, merge)
 
@@ -290,8 +288,7 @@ class QwenVLInputBuilder:
 def expected_visual_tokens(image_size: tuple[int, int], patch_size: int = 14, merge_size: int = 2) -> int:
     """Visual tokens per view at ``image_size`` (299 for 640x360)."""
     factor = patch_size * merge_size
-    w = max(factor, round(image_size[0] / factor) * factor)
-    h = max(factor, round(image_size[1] / factor) * factor)
+    w, h = aligned_size(image_size, factor)
     return (w // factor) * (h // factor)
 
 
