@@ -22,10 +22,11 @@ from rclpy.node import Node
 
 from .common import params
 from .common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
-from .common.stats import Counters, RateMeter, RollingStats
+from .common.stats import Counters, DropWindow, RateMeter, RollingStats, drop_severity
 from .receive_loop import ReceiveLoop
 from .wire.clock_offset import ClockConfig, ClockOffsetEstimator
 from .wire.errors import WireError
+from .wire.clock_offset import Verdict
 from .wire.stamping import Stamper
 
 CLOCK_SOURCES = ("capture", "send")
@@ -55,9 +56,10 @@ BRIDGE_PARAMETERS: tuple[params.ParamSpec, ...] = (
     params.ParamSpec("clock_jump_confirm_duration", 0.2, "Local time (s) the candidates must "
                      "span to confirm a jump; must exceed clock_jump_threshold.",
                      read_only=True, min_value=1e-3, max_value=3600.0),
-    params.ParamSpec("clock_warmup", 1.0, "Seconds after the first sample during which a "
-                     "confirmed jump only settles the first estimate (not counted as a clock "
-                     "jump).", read_only=True, min_value=0.0, max_value=600.0),
+    params.ParamSpec("clock_max_delay", 0.25, "A sample later than the delay floor by more "
+                     "than this (s) is dropped as 'late' (stale, or the sender clock stepped "
+                     "back); a smaller delay is published with its sender-clock stamp.",
+                     read_only=True, min_value=1e-4, max_value=3600.0),
     params.ParamSpec("clock_max_drift_ppm", 500.0, "Clamp (ppm) of the estimated clock drift.",
                      read_only=True, min_value=0.0, max_value=1e5),
     params.ParamSpec("stale_timeout", 2.0, "Diagnostics warn when no input arrived for this "
@@ -79,6 +81,7 @@ class BridgeNode(Node):
         self.rx_rate = RateMeter()
         self.pub_rate = RateMeter()
         self.latency = RollingStats(1000)  # receive time - stamp, seconds
+        self.drop_window = DropWindow()
         self.last_error = ""
         self.endpoint = ""
         self._log_state: dict[str, tuple[float, int]] = {}
@@ -93,8 +96,8 @@ class BridgeNode(Node):
             window=p["clock_window"], bucket=p["clock_bucket"],
             jump_threshold=p["clock_jump_threshold"],
             jump_confirm_samples=p["clock_jump_confirm_samples"],
-            jump_confirm_duration=p["clock_jump_confirm_duration"], warmup=p["clock_warmup"],
-            max_drift=1e-6 * p["clock_max_drift_ppm"])
+            jump_confirm_duration=p["clock_jump_confirm_duration"],
+            max_delay=p["clock_max_delay"], max_drift=1e-6 * p["clock_max_drift_ppm"])
         self.estimator = ClockOffsetEstimator(config)
         self.stamper = Stamper(self.estimator)
         self.stale_timeout = p["stale_timeout"]
@@ -107,33 +110,49 @@ class BridgeNode(Node):
         """Local ROS time in seconds (the clock the published stamps are in)."""
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def map_stamp(self, capture: float, send: float | None, local_now: float,
-                  key: object = None, backlog: bool = False) -> float:
-        """Local stamp (s) of a sender capture time; raise WireError if it must be dropped.
+    def clock_time(self, capture: float, send: float | None) -> float:
+        """The sender time the clock offset is estimated from (`clock_offset_source`)."""
+        return send if self.clock_source == "send" and send is not None else capture
 
-        `backlog`: the message was already queued behind another when we read it, so
-        `local_now` includes our own processing delay (see wire/clock_offset.py).
-        """
-        clock_time = send if self.clock_source == "send" and send is not None else capture
+    def observe_clock(self, clock_time: float, local_now: float,
+                      queued_for: float = 0.0) -> Verdict:
+        """Feed one sample's sender time to the clock estimator; log a confirmed sender step."""
         jumps = self.estimator.jumps
-        try:
-            stamp = self.stamper.stamp(capture, clock_time, local_now, key, backlog)
-        finally:
-            if self.estimator.jumps != jumps:
-                self.warn_throttled("clock_jump", f"sender clock jumped by "
-                                    f"{self.estimator.last_jump:+.6f} s; offset estimate reset "
-                                    f"to {self.estimator.offset:.6f} s")
-        if not backlog:
+        verdict = self.stamper.observe(clock_time, local_now, queued_for)
+        if self.estimator.jumps != jumps:
+            step = self.estimator.last_step
+            self.warn_throttled("clock_jump", f"sender clock stepped "
+                                f"{'forward' if step > 0 else 'back'} by {step:+.3f} s; offset "
+                                f"estimate reset to {self.estimator.offset:.6f} s")
+        return verdict
+
+    def stamp_sample(self, capture: float, verdict: Verdict, local_now: float,
+                     key: object = None, queued_for: float = 0.0) -> float:
+        """Local stamp (s) of a sender capture time; raise WireError if it must be dropped."""
+        stamp = self.stamper.map(capture, verdict, key)
+        if queued_for <= self.estimator.config.queue_tolerance:
             self.latency.add(local_now - stamp)
         return stamp
 
+    def map_stamp(self, capture: float, send: float | None, local_now: float,
+                  key: object = None, queued_for: float = 0.0) -> float:
+        """Local stamp (s) of one sample's capture time; raise WireError if it must be dropped.
+
+        `queued_for`: an upper bound of how long the message waited in our own receive queue
+        (see wire/clock_offset.py).
+        """
+        verdict = self.observe_clock(self.clock_time(capture, send), local_now, queued_for)
+        return self.stamp_sample(capture, verdict, local_now, key, queued_for)
+
     # -- accounting ---------------------------------------------------------------------------
 
-    def note_received(self) -> None:
+    def note_received(self, inputs: int = 1) -> None:
+        """One message arrived carrying `inputs` inputs (samples) for the drop ratio."""
         now = time.monotonic()
         self._last_rx = now
         self.rx_rate.tick(now)
         self.counters.inc("received")
+        self.drop_window.received(now, inputs)
 
     def note_published(self, count: int = 1) -> None:
         now = time.monotonic()
@@ -145,6 +164,7 @@ class BridgeNode(Node):
         """Count `count` dropped inputs under `drop.<prefix><reason>`; log it, throttled."""
         key = f"drop.{prefix}{error.reason}"
         self.counters.inc(key, count)
+        self.drop_window.dropped(time.monotonic(), f"{prefix}{error.reason}", count)
         self.last_error = f"{prefix}{error.reason}: {error.detail}"[:200]
         self.warn_throttled(key, f"dropped {count} input(s), {prefix}{error.reason}: "
                                  f"{error.detail}")
@@ -168,27 +188,34 @@ class BridgeNode(Node):
 
     def start_zmq_receiving(self, sock, drain_max: int, poll_ms: int = 100) -> None:
         """Read a ZMQ socket on the receive thread: each queued multipart message goes to
-        ``self.process(parts, local_now, backlog)``, at most ``drain_max`` per poll.
+        ``self.process(parts, local_now, queued_for)``, at most ``drain_max`` per poll.
 
-        A message read right after the queue was seen empty carries a clean receive time; the
-        ones behind it waited for us, and are flagged ``backlog`` for the clock estimator.
+        ``queued_for`` bounds how long a message may have waited in our own queue: it arrived
+        after the queue was last seen empty (or after a blocking poll woke up), so it waited at
+        most ``local_now`` minus that moment. The clock estimator uses it to tell its own lag
+        from the sender's clock (wire/clock_offset.py).
         """
         import zmq
 
-        queue_empty = True
+        empty_at = self.now_s()  # the queue is empty when the socket is created
 
         def step() -> None:
-            nonlocal queue_empty
+            nonlocal empty_at
+            before = self.now_s()
             if not sock.poll(poll_ms):
+                empty_at = self.now_s()
                 return
+            woke = self.now_s()
+            if woke - before > 1e-3:
+                empty_at = woke  # the poll blocked: the queue was empty until it woke
             for _ in range(drain_max):
                 try:
                     parts = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
-                    queue_empty = True
+                    empty_at = self.now_s()
                     return
-                backlog, queue_empty = not queue_empty, False
-                self.process(parts, self.now_s(), backlog)
+                local_now = self.now_s()
+                self.process(parts, local_now, max(0.0, local_now - empty_at))
 
         self.start_receiving(step)
 
@@ -218,6 +245,7 @@ class BridgeNode(Node):
         clock = self.estimator.snapshot()
         offset = clock["offset"]
         rx_hz, pub_hz = self.rx_rate.rate(now), self.pub_rate.rate(now)
+        fraction, _, main_reason = self.drop_window.summary(now)
         values: dict[str, object] = {
             "endpoint": self.endpoint,
             "received": counts.get("received", 0),
@@ -228,11 +256,14 @@ class BridgeNode(Node):
             **dict(sorted(drops.items())),
             "thread_errors": counts.get("thread_errors", 0),
             "clock_offset_source": self.clock_source,
+            "dropped_share_window": fraction,
+            "drop_main_reason": main_reason or "none",
+            "clock_locked": clock["locked"],
             "clock_offset_s": "none" if offset is None else f"{offset:.6f}",
             "clock_drift_ppm": clock["drift_ppm"],
             "clock_jumps": clock["jumps"],
-            "clock_last_jump_s": clock["last_jump"],
-            "clock_settles": clock["settles"],
+            "clock_last_step_s": clock["last_step"],
+            "clock_locks": clock["locks"],
             "clock_backlog_late": clock["backlog_late"],
             "stamp_latency_p50_ms": 1e3 * self.latency.percentile(50),
             "stamp_latency_p99_ms": 1e3 * self.latency.percentile(99),
@@ -247,8 +278,13 @@ class BridgeNode(Node):
         if idle > self.stale_timeout:
             return Report(WARN, f"no data for {idle:.1f} s on {self.endpoint}", values)
         message = f"receiving {rx_hz:.1f}/s, publishing {pub_hz:.1f}/s"
+        level = drop_severity(fraction)
+        if level > OK:
+            return Report(level, f"dropping {100 * fraction:.0f}% of input (mostly "
+                          f"{main_reason}); {message}", values)
         if self._jump_recent(now, int(clock["jumps"])):
-            return Report(WARN, message + f"; clock jump of {clock['last_jump']:+.3f} s", values)
+            return Report(WARN, message + f"; sender clock stepped by "
+                          f"{clock['last_step']:+.3f} s", values)
         return Report(OK, message, values)
 
     def _jump_recent(self, now: float, jumps: int) -> bool:

@@ -56,8 +56,8 @@ ROBOT_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + ROBOT_BRIDGE_OWN_PARAMETERS
 
 
 class RobotBridge(BridgeNode):
-    DROP_REASONS = ("parts", "topic", "size", "nonfinite", "clock_suspect", "bad_stamp",
-                    "reordered")
+    DROP_REASONS = ("parts", "topic", "size", "nonfinite", "clock_settling", "clock_suspect",
+                    "late", "bad_stamp", "reordered")
 
     def __init__(self) -> None:
         super().__init__("robot_bridge")
@@ -80,12 +80,12 @@ class RobotBridge(BridgeNode):
         self._sock.connect(self.endpoint)
         self.start_zmq_receiving(self._sock, DRAIN_MAX, POLL_MS)
 
-    def process(self, parts: list[bytes], local_now: float, backlog: bool = False) -> None:
+    def process(self, parts: list[bytes], local_now: float, queued_for: float = 0.0) -> None:
         self.note_received()
         try:
             state = parse_robot_message(parts)
             stamp = seconds_to_stamp(self.map_stamp(state.origin_ts, state.send_ts, local_now,
-                                                    backlog=backlog))
+                                                    queued_for=queued_for))
         except WireError as error:
             self.drop(error)
             return

@@ -19,6 +19,7 @@ import array
 import select
 import socket
 import struct
+import time
 
 import numpy as np
 from asyncvla_msgs.msg import ForceOctBatch
@@ -33,6 +34,8 @@ from .wire.sensor import ALINE_LENGTH, MAX_DATAGRAM, finite_mask, parse_sensor_d
 
 POLL_S = 0.1
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: dropped-datagram count per recvmsg
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: kernel receive time per datagram
+TIMESPEC = struct.Struct("@qq")
 AXES = {"x": (0, 1.0), "y": (1, 1.0), "z": (2, 1.0), "-x": (0, -1.0), "-y": (1, -1.0),
         "-z": (2, -1.0)}
 
@@ -59,7 +62,8 @@ SENSOR_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + SENSOR_BRIDGE_OWN_PARAMETERS
 
 class SensorBridge(BridgeNode):
     DROP_REASONS = ("datagram_size", "datagram_empty", "record_nonfinite",
-                    "record_clock_suspect", "record_bad_stamp", "record_reordered")
+                    "record_clock_settling", "record_clock_suspect", "record_late",
+                    "record_bad_stamp", "record_reordered")
 
     def __init__(self) -> None:
         super().__init__("sensor_bridge")
@@ -92,52 +96,73 @@ class SensorBridge(BridgeNode):
         except OSError:
             self._ovfl = False
         self.kernel_drops = 0
+        # The kernel's receive time of each datagram: the clock estimator then sees when a
+        # datagram arrived, not when this thread got to it (exact under CPU load).
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self._kernel_stamps = True
+        except OSError:
+            self._kernel_stamps = False
         self._sock.bind((address, int(port)))
         self._sock.setblocking(False)
-        self._queue_empty = True
+        self._queue_empty, self._empty_at = True, self.now_s()
         host, bound_port = self._sock.getsockname()[:2]
         self.endpoint = f"udp://{host}:{bound_port}"
-        self._ancbuf = socket.CMSG_SPACE(4)
+        self._ancbuf = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(TIMESPEC.size)
         self.start_receiving(self._step)
 
     def _step(self) -> None:
         try:
             data, ancdata, _, _ = self._sock.recvmsg(MAX_DATAGRAM + 1, self._ancbuf)
         except BlockingIOError:
-            self._queue_empty = True
+            self._queue_empty, self._empty_at = True, self.now_s()
             select.select([self._sock], [], [], POLL_S)
             return
         local_now = self.now_s()
-        # A datagram read right after the queue was seen empty carries a clean receive time;
-        # the ones behind it waited for us (clock estimator "backlog").
-        backlog, self._queue_empty = not self._queue_empty, False
+        wall_now = time.time()
+        # Read right after the queue was seen empty: a clean receive time; behind another
+        # datagram: it may have waited since then (the kernel's stamp, when given, is exact).
+        queued_for = 0.0 if self._queue_empty else local_now - self._empty_at
+        self._queue_empty = False
         for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(payload) >= 4:
+            if level != socket.SOL_SOCKET:
+                continue
+            if kind == SO_RXQ_OVFL and len(payload) >= 4:
                 self.kernel_drops = struct.unpack("I", payload[:4])[0]
-        self.process(data, local_now, backlog)
+            elif kind == SO_TIMESTAMPNS and len(payload) >= TIMESPEC.size:
+                sec, nsec = TIMESPEC.unpack_from(payload)
+                waited = max(0.0, wall_now - (sec + 1e-9 * nsec))
+                local_now, queued_for = local_now - waited, 0.0
+        self.process(data, local_now, max(0.0, queued_for))
 
-    def process(self, data: bytes, local_now: float, backlog: bool = False) -> None:
-        self.note_received()
+    def process(self, data: bytes, local_now: float, queued_for: float = 0.0) -> None:
         try:
             batch = parse_sensor_datagram(data)
         except WireError as error:
+            self.note_received()
             self.drop(error, prefix="datagram_")
             return
+        self.note_received(len(batch))
         finite = finite_mask(batch)
         if not finite.all():
             self.drop(WireError("nonfinite", "NaN or infinite value in a record"),
                       count=int((~finite).sum()), prefix="record_")
+        ts, send_ts = batch.ts, batch.send_ts
+        rows = [int(i) for i in np.flatnonzero(finite)]
+        # The whole datagram informs the clock before any of its samples is stamped: its
+        # first samples are older than its last by up to (N-1)/650 s.
+        verdicts = [self.observe_clock(self.clock_time(float(ts[i]), float(send_ts[i])),
+                                       local_now, queued_for) for i in rows]
         keep: list[int] = []
         stamps: list[float] = []
-        ts, send_ts = batch.ts, batch.send_ts
-        for i in np.flatnonzero(finite):
+        for i, verdict in zip(rows, verdicts):
             try:
-                stamps.append(self.map_stamp(float(ts[i]), float(send_ts[i]), local_now,
-                                             backlog=backlog))
+                stamps.append(self.stamp_sample(float(ts[i]), verdict, local_now,
+                                                queued_for=queued_for))
             except WireError as error:
                 self.drop(error, prefix="record_")
                 continue
-            keep.append(int(i))
+            keep.append(i)
         if keep:
             self._publish(batch.records[keep], stamps)
 

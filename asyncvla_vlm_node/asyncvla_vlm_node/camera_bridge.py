@@ -71,7 +71,7 @@ CAMERA_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + CAMERA_BRIDGE_OWN_PARAMETERS
 
 class CameraBridge(BridgeNode):
     DROP_REASONS = ("parts", "json", "meta", "size", "jpeg", "jpeg_decode", "unknown_camera",
-                    "clock_suspect", "bad_stamp", "reordered")
+                    "clock_settling", "clock_suspect", "late", "bad_stamp", "reordered")
 
     def __init__(self) -> None:
         super().__init__("camera_bridge")
@@ -101,7 +101,7 @@ class CameraBridge(BridgeNode):
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.start_zmq_receiving(self._sock, DRAIN_MAX, POLL_MS)
 
-    def process(self, parts: list[bytes], local_now: float, backlog: bool = False) -> None:
+    def process(self, parts: list[bytes], local_now: float, queued_for: float = 0.0) -> None:
         self.note_received()
         try:
             frame = parse_camera_message(parts)
@@ -110,9 +110,10 @@ class CameraBridge(BridgeNode):
                 self._log_unknown(frame.camera)
                 raise WireError("unknown_camera", f"camera {frame.camera[:64]!r} matches no "
                                 "camera_keys entry")
-            rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
             stamp = seconds_to_stamp(self.map_stamp(frame.timestamp, frame.send_time,
-                                                    local_now, key=view.name, backlog=backlog))
+                                                    local_now, key=view.name,
+                                                    queued_for=queued_for))
+            rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
         except WireError as error:
             self.drop(error)
             return

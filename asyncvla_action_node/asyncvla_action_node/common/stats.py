@@ -89,3 +89,61 @@ class Counters:
     def total(self, prefix: str = "") -> int:
         with self._lock:
             return sum(v for k, v in self._counts.items() if k.startswith(prefix))
+
+
+#: Share of a node's input dropped over the window above which its diagnostics WARN / ERROR.
+WARN_DROP_FRACTION = 0.10
+ERROR_DROP_FRACTION = 0.50
+
+
+class DropWindow:
+    """Share of inputs dropped over a sliding time window, and the main reason.
+
+    Why: cumulative drop counters say nothing about now, and a rate alone hides that a node
+    receiving 150 inputs/s and publishing none is broken. The window is kept as per-`slot`
+    buckets so a 650 Hz stream costs a dict update per input, not a deque entry.
+    """
+
+    def __init__(self, window: float = 5.0, slot: float = 0.25) -> None:
+        self._window, self._slot = window, slot
+        self._slots: collections.deque[tuple[float, list[int], collections.Counter[str]]] = (
+            collections.deque())
+        self._lock = threading.Lock()
+
+    def _current(self, now: float) -> tuple[list[int], collections.Counter[str]]:
+        slots = self._slots
+        if not slots or now - slots[-1][0] >= self._slot or now < slots[-1][0]:
+            slots.append((now, [0], collections.Counter()))
+        while slots and now - slots[0][0] > self._window:
+            slots.popleft()
+        return slots[-1][1], slots[-1][2]
+
+    def received(self, now: float, count: int = 1) -> None:
+        with self._lock:
+            self._current(now)[0][0] += count
+
+    def dropped(self, now: float, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self._current(now)[1][reason] += count
+
+    def summary(self, now: float) -> tuple[float, int, str]:
+        """(dropped / received, received, main reason or "") over the window."""
+        with self._lock:
+            while self._slots and now - self._slots[0][0] > self._window:
+                self._slots.popleft()
+            received = sum(s[1][0] for s in self._slots)
+            reasons: collections.Counter[str] = collections.Counter()
+            for s in self._slots:
+                reasons.update(s[2])
+        dropped = sum(reasons.values())
+        if not received:
+            return 0.0, 0, ""
+        main = reasons.most_common(1)[0][0] if reasons else ""
+        return min(1.0, dropped / received), received, main
+
+
+def drop_severity(fraction: float) -> int:
+    """0 (OK), 1 (WARN) or 2 (ERROR): the diagnostic_msgs level for a dropped share."""
+    if fraction > ERROR_DROP_FRACTION:
+        return 2
+    return 1 if fraction > WARN_DROP_FRACTION else 0

@@ -1,51 +1,53 @@
 """Estimate the offset between a sender's clock and the local clock from one-way messages.
 
 Why: every lab sender stamps its data with its own clock (a Jetson, the robot PC, the sensor PC).
-To stamp ROS messages in local time the bridges need offset = local - sender. The original receiver
-averaged (receive time - capture time) over the first 50 datagrams and never looked again, so
-network delay biased it, drift accumulated and a clock step (NTP, a sender restart) broke every
-stamp until restart.
+To stamp ROS messages in local time the bridges need offset = local - sender. The original
+receiver (Najongs/Insertion_VLA) averaged (receive time - capture time) over the first 50
+datagrams and never looked again, so network delay biased it, drift accumulated and a clock step
+(NTP, a sender reboot) broke every stamp until restart.
 
 Model: each message gives d = local_receive_time - sender_time = offset + delay, with delay >= 0
-and spiky (queueing, GC pauses, Wi-Fi). So:
+and spiky (queueing, GC pauses, Wi-Fi). The estimator is one rule applied everywhere, at start-up
+as after a clock step, with no special case per sender:
 
-- Minimum filter: the estimate is the lower envelope of d over a sliding window (`window`
-  seconds of local time). A delay spike only raises d, so it never moves a minimum. The estimate
-  is offset + the smallest delay seen (for the bridges: the floor of capture-to-receive latency).
-- Drift: d is kept as per-bucket minima (`bucket` seconds each). A Theil-Sen slope (the median of
-  the slopes between bucket minima at least half a window apart; robust to outlier buckets) of
-  those minima estimates the clock rate difference,
-  clamped to +-`max_drift`; every bucket minimum is projected to "now" along that slope before
-  taking the minimum, so a drifting clock is followed without the lag of a plain windowed minimum
-  (which would trail a rising offset by drift x window).
-- Jumps: a sample whose d differs from the estimate by more than `jump_threshold` is a deviant.
-  A jump is confirmed when at least `jump_confirm_samples` consecutive deviants on the same side,
-  with strictly increasing sender times and d values within `jump_threshold` of each other (i.e.
-  the sender clock keeps running at the local rate, just shifted), span at least
-  `jump_confirm_duration` seconds of local time. Then the estimator resets onto those samples
-  (the drift estimate is kept: a step does not change a clock's rate), counts the jump and
-  records its size. A burst of delayed messages after a network stall arrives within
-  milliseconds with d falling steeply, and frozen or random garbage sender times do not advance
-  with local time, so neither is taken for a jump; that is why `jump_confirm_duration` must
-  exceed `jump_threshold`.
-- Verdicts: a positive deviant is accepted (most likely a delayed message whose sender time is
-  right). A negative deviant is impossible from delay alone (it claims the data arrived before
-  it was sent), so it is rejected as a suspect until a jump confirms it: one corrupt timestamp in
-  the future would otherwise drag the minimum down and poison the stamps for a whole window.
-- Backlog: the receive time is taken when the bridge dequeues a message, so a bridge that
-  falls behind (CPU overload) sees d rise steadily, which looks like a backwards clock step
-  and, after a whole window, would even be adopted by the minimum; when the queue drains, the
-  true (lower) d would then be rejected as suspect. So the receiver flags messages it found
-  already queued behind another one (`backlog=True`): they are judged (a negative deviant is
-  still a suspect) but never enter the minimum and never count as jump evidence. A lagging
-  bridge then keeps stamping with the offset measured while it kept up.
-- Warm-up: the first sample's delay is unknown, so the first estimate may be off by more than
-  the threshold. A jump confirmed within `warmup` seconds of the first sample resets the
-  estimate like any other but is not counted or reported as a clock jump. It needs the same
-  evidence: accepting everything during warm-up instead would let one corrupt early timestamp
-  poison the estimate. (A backlog queued before the receiver started needs no special case:
-  its messages arrive together with d falling in steps of one sender period, which the minimum
-  follows sample by sample.)
+- **Nothing is trusted until it is confirmed.** An estimate is *confirmed* by a run of
+  `jump_confirm_samples` clean samples whose d values agree within `jump_threshold` and that span
+  at least `jump_confirm_duration` seconds of local time. Agreeing d over that long means the
+  sender's clock advanced at the local rate: the messages are live. Until then every sample is
+  refused (`Verdict.reason == "clock_settling"`). This is what drops a sender's backlog: a sender
+  that queued frames while the bridge was down delivers them in a burst whose d falls steeply
+  (seconds of sender time read in milliseconds of local time), so no run of them agrees for long
+  enough, and the live frames behind the burst confirm the estimate 0.2 s later.
+- **Minimum filter.** Once confirmed, the estimate is the lower envelope of d over a sliding window
+  (`window` seconds of local time): a delay spike only raises d, so it never moves a minimum. The
+  estimate is offset + the smallest delay seen (for the bridges: the floor of capture-to-receive
+  latency), so stamps are late by that floor and never early.
+- **Drift.** d is kept as per-bucket minima (`bucket` seconds each). A Theil-Sen slope (the median
+  of the slopes between bucket minima at least half a window apart) estimates the clock rate
+  difference, clamped to +-`max_drift`; every bucket minimum is projected to "now" along that
+  slope before taking the minimum, so a drifting clock is followed without window lag.
+- **Deviants.** A sample whose d differs from the estimate by more than `jump_threshold` is a
+  deviant. Negative (the data claims to have arrived before it was sent): refused as
+  `clock_suspect`; one corrupt future timestamp must not drag the minimum down. Positive by at most
+  `max_delay`: a delayed message, accepted (its stamp, sender time + offset, is right if it was
+  delayed, and too *early*, i.e. conservative, if the sender clock stepped back). Positive by more:
+  refused as `late` (either stale or a clock step; in both cases not to be published as live).
+- **Jumps.** Every clean deviant also joins the candidate run, and every sample that agrees with
+  the estimate clears it (the estimate in force still holds, so a stream of garbage times
+  interleaved with good ones never confirms). When the run confirms (the rule above), the
+  estimator resets onto it: a clock step is adopted 0.2 s after it happened, whatever
+  its size or sign, and it is counted and reported as the *sender's* clock step (positive = the
+  sender's clock jumped forward, which lowers local - sender). The drift estimate is kept: a step
+  does not change a clock's rate. Frozen or random garbage sender times never form an agreeing
+  run (frozen times make d grow with local time), so they are never taken for a jump. No
+  ordering of sender times is required: the five views of one camera trigger carry the same or
+  nearly the same time and arrive in any order.
+- **Own queueing.** The receive time is taken when the bridge dequeues a message. A bridge that
+  falls behind (CPU overload) sees d rise steadily, which looks like a backwards clock step. So
+  the receiver passes `queued_for`, an upper bound of how long the message may have waited in the
+  bridge's own queue (0 when it was read right after the queue was seen empty; exact when the
+  kernel timestamps datagrams). A sample with `queued_for` above `jump_threshold / 4` is judged
+  but never enters the minimum and never counts as evidence for an estimate.
 
 Pure Python, no ROS; times are float seconds. Not thread-safe: one receive thread updates it.
 """
@@ -66,7 +68,7 @@ class ClockConfig:
     jump_threshold: float = 0.05
     jump_confirm_samples: int = 5
     jump_confirm_duration: float = 0.2
-    warmup: float = 1.0
+    max_delay: float = 0.25
     max_drift: float = 5e-4
 
     def __post_init__(self) -> None:
@@ -77,17 +79,31 @@ class ClockConfig:
         if not self.jump_confirm_duration > self.jump_threshold:
             raise ValueError("clock jump_confirm_duration must exceed jump_threshold, or frozen "
                              "sender timestamps could be taken for a jump")
-        if self.warmup < 0 or self.max_drift < 0:
-            raise ValueError("clock warmup and max_drift must be >= 0")
+        if not self.jump_confirm_duration < self.window:
+            raise ValueError("clock jump_confirm_duration must be shorter than the window")
+        if self.max_delay < self.jump_threshold:
+            raise ValueError("clock max_delay must be >= jump_threshold")
+        if self.max_drift < 0:
+            raise ValueError("clock max_drift must be >= 0")
+
+    @property
+    def queue_tolerance(self) -> float:
+        """Own-queue wait (s) above which a sample is not used as clock evidence."""
+        return self.jump_threshold / 4.0
+
+
+#: Why a sample was refused (the bridges count drops under these names).
+SETTLING, SUSPECT, LATE = "clock_settling", "clock_suspect", "late"
 
 
 @dataclass(frozen=True)
 class Verdict:
     """What the estimator made of one sample."""
 
-    accepted: bool      # False: a suspect (sender time ahead of what any delay allows); drop it
-    jumped: bool        # this sample confirmed a clock jump; the estimator was reset onto it
-    deviation: float    # d - estimate before this sample, seconds (>= 0 is delay above floor)
+    accepted: bool      # False: drop the sample; `reason` says why
+    jumped: bool        # this sample confirmed a new estimate (start-up or clock step)
+    deviation: float    # d - estimate before this sample, seconds (0.0 while settling)
+    reason: str = ""    # SETTLING, SUSPECT or LATE when not accepted
 
 
 @dataclass
@@ -100,81 +116,89 @@ class _Bucket:
 @dataclass(frozen=True)
 class _Candidate:
     local: float
-    sender: float
     d: float
 
 
 class ClockOffsetEstimator:
-    """Sliding-window minimum of (local - sender) with drift following and jump detection."""
+    """Confirmed sliding-window minimum of (local - sender), with drift and step following."""
 
     def __init__(self, config: ClockConfig | None = None) -> None:
         self.config = config or ClockConfig()
         self.jumps = 0
-        self.last_jump = 0.0          # new estimate - old estimate at the last jump, seconds
+        self.last_step = 0.0          # the sender clock's last step, seconds (+ = forward)
         self.suspects = 0
-        self.settles = 0              # resets during warm-up (not clock jumps)
-        self.backlog_late = 0         # late samples ignored because they waited in our queue
+        self.late = 0
+        self.settling = 0             # samples refused while no estimate was confirmed
+        self.locks = 0                # confirmations from the unconfirmed state (start-up)
+        self.backlog_late = 0         # late samples that waited in our own queue
         self.samples = 0
         self.drift = 0.0              # d(offset)/dt, seconds per second
         self.reset()
 
     def reset(self) -> None:
-        """Forget all samples (not the counters or the drift estimate)."""
+        """Forget all samples and the estimate (not the counters or the drift estimate)."""
         self._buckets: deque[_Bucket] = deque()
-        self._candidates: list[_Candidate] = []
-        self._candidate_sign = 0
-        self._first_local: float | None = None
+        self._run = _AgreeingRun(self.config)
         self._offset: float | None = None
 
     @property
     def offset(self) -> float | None:
-        """Current estimate of local - sender, seconds; None before the first sample."""
+        """Confirmed estimate of local - sender, seconds; None while settling."""
         return self._offset
+
+    @property
+    def locked(self) -> bool:
+        return self._offset is not None
 
     def to_local(self, sender_time: float) -> float:
         """Map a sender time to local time with the current estimate (call update() first)."""
         if self._offset is None:
-            raise RuntimeError("no clock offset estimate yet")
+            raise RuntimeError("no confirmed clock offset yet")
         return sender_time + self._offset
 
-    def snapshot(self) -> dict[str, float | int | None]:
-        return {"offset": self._offset, "drift_ppm": self.drift * 1e6, "jumps": self.jumps,
-                "last_jump": self.last_jump, "suspects": self.suspects, "settles": self.settles,
+    def snapshot(self) -> dict[str, float | int | bool | None]:
+        return {"offset": self._offset, "locked": self.locked, "drift_ppm": self.drift * 1e6,
+                "jumps": self.jumps, "last_step": self.last_step, "suspects": self.suspects,
+                "late": self.late, "settling": self.settling, "locks": self.locks,
                 "backlog_late": self.backlog_late, "samples": self.samples}
 
-    def update(self, sender_time: float, local_time: float, backlog: bool = False) -> Verdict:
+    def update(self, sender_time: float, local_time: float, queued_for: float = 0.0) -> Verdict:
         """Feed one (sender, local receive) time pair and say whether to trust the sample.
 
-        `backlog`: the receiver found this message already queued behind another one, so its
-        local time includes the receiver's own processing delay (see module docstring).
+        `queued_for`: an upper bound (s) of how long the message waited in the receiver's own
+        queue before `local_time` was taken (see module docstring).
         """
         d = local_time - sender_time
         if not math.isfinite(d):
             raise ValueError("clock samples must be finite")
         self.samples += 1
+        cfg = self.config
+        clean = queued_for <= cfg.queue_tolerance
         if self._offset is None:
-            self._first_local = local_time
-            self._add(local_time, d)
-            return Verdict(True, False, 0.0)
+            if clean and self._track_candidate(_Candidate(local_time, d)):
+                self._adopt(step=None)
+                return Verdict(True, True, 0.0)
+            self.settling += 1
+            return Verdict(False, False, 0.0, SETTLING)
         estimate = self._estimate_at(local_time)
         deviation = d - estimate
-        cfg = self.config
-        assert self._first_local is not None
         if abs(deviation) <= cfg.jump_threshold:
-            self._candidates.clear()
-            if not backlog:
+            self._run.clear()  # the estimate in force still holds
+            if clean:
                 self._add(local_time, d)
             return Verdict(True, False, deviation)
-        if backlog and deviation > 0:
-            self.backlog_late += 1
-            return Verdict(True, False, deviation)
-        if self._track_candidate(_Candidate(local_time, sender_time, d), deviation):
-            self._jump(estimate, settling=local_time - self._first_local < cfg.warmup)
+        if clean and self._track_candidate(_Candidate(local_time, d)):
+            self._adopt(step=estimate)
             return Verdict(True, True, deviation)
-        if deviation > 0:
+        if 0 < deviation <= cfg.max_delay:
+            if not clean:
+                self.backlog_late += 1
             return Verdict(True, False, deviation)
+        if deviation > 0:
+            self.late += 1
+            return Verdict(False, False, deviation, LATE)
         self.suspects += 1
-        return Verdict(False, False, deviation)
+        return Verdict(False, False, deviation, SUSPECT)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -212,33 +236,79 @@ class ClockOffsetEstimator:
             limit = self.config.max_drift
             self.drift = max(-limit, min(limit, statistics.median(slopes)))
 
-    def _track_candidate(self, cand: _Candidate, deviation: float) -> bool:
-        """Add a deviant to the run of consistent deviants; True when it confirms a jump."""
-        cfg = self.config
-        sign = 1 if deviation > 0 else -1
-        run = self._candidates
-        if sign != self._candidate_sign or (run and cand.sender <= run[-1].sender):
-            run.clear()
-            self._candidate_sign = sign
-        run.append(cand)
-        # Keep the longest suffix whose d values agree within the threshold.
-        while max(c.d for c in run) - min(c.d for c in run) > cfg.jump_threshold:
-            run.pop(0)
-        if len(run) > 100_000:  # bounded memory whatever the input rate
-            del run[:-50_000]
-        return (len(run) >= cfg.jump_confirm_samples
-                and run[-1].local - run[0].local >= cfg.jump_confirm_duration)
+    def _track_candidate(self, cand: _Candidate) -> bool:
+        """Add a clean sample to the run of agreeing samples; True when the run confirms."""
+        return self._run.add(cand)
 
-    def _jump(self, old_estimate: float, settling: bool) -> None:
-        run = self._candidates
-        self._candidates = []
-        self._candidate_sign = 0
+    def _adopt(self, step: float | None) -> None:
+        """Reset onto the confirmed candidate run; `step` is the old estimate (None at start)."""
+        run = self._run.take()
         self._buckets = deque()
         for cand in run:
             self._add(cand.local, cand.d)
         assert self._offset is not None
-        if settling:
-            self.settles += 1
+        if step is None:
+            self.locks += 1
         else:
             self.jumps += 1
-            self.last_jump = self._offset - old_estimate
+            self.last_step = step - self._offset
+
+
+class _AgreeingRun:
+    """Clean samples whose d agree within `jump_threshold`: the evidence for an estimate.
+
+    The run's floor is the smallest d in it. A sample above floor + threshold was delayed
+    relative to the run and is set aside, not a contradiction (a delay spike must not restart
+    the evidence). A sample below floor - threshold shows the run's samples were stale (a
+    backlog) or that the clock moved: the run restarts from it. If `jump_confirm_samples`
+    samples in a row are set aside, the floor itself was the odd one out (a corrupt time from
+    the future) and the run restarts from them. Entries older than a window are forgotten.
+    """
+
+    def __init__(self, config: ClockConfig) -> None:
+        self.config = config
+        self._samples: deque[_Candidate] = deque()
+        self._aside: deque[_Candidate] = deque(maxlen=config.jump_confirm_samples)
+        self._floor = math.inf
+
+    def clear(self) -> None:
+        self._samples.clear()
+        self._aside.clear()
+        self._floor = math.inf
+
+    def take(self) -> list[_Candidate]:
+        """The run's samples; the run is cleared."""
+        samples = list(self._samples)
+        self.clear()
+        return samples
+
+    def add(self, cand: _Candidate) -> bool:
+        """Add one sample; True when the run confirms an estimate (module docstring)."""
+        cfg = self.config
+        threshold = cfg.jump_threshold
+        if cand.d > self._floor + threshold:
+            self._aside.append(cand)
+            if len(self._aside) < cfg.jump_confirm_samples:
+                return False
+            aside = list(self._aside)
+            self.clear()
+            for sample in aside:
+                self._insert(sample)
+        else:
+            self._aside.clear()
+            self._insert(cand)
+        samples = self._samples
+        while samples and cand.local - samples[0].local > cfg.window:
+            samples.popleft()
+        return (len(samples) >= cfg.jump_confirm_samples
+                and samples[-1].local - samples[0].local >= cfg.jump_confirm_duration)
+
+    def _insert(self, cand: _Candidate) -> None:
+        threshold = self.config.jump_threshold
+        if cand.d < self._floor - threshold:
+            self._samples.clear()
+        if cand.d < self._floor:
+            self._floor = cand.d
+            self._samples = deque(c for c in self._samples if c.d <= cand.d + threshold)
+        if cand.d <= self._floor + threshold:
+            self._samples.append(cand)
