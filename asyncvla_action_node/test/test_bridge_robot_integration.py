@@ -79,11 +79,12 @@ def check_published(listener, sent: list[dict], first: int) -> None:
         # Stamp = origin_ts mapped to local time: capture time plus the smallest delay seen.
         lag = stamp_s(js.header.stamp) - s["capture_local"]
         assert 0.0 <= lag < 0.05, lag
-        # Relative stamps are the sender's own spacing (the estimate is steady).
+        # Relative stamps are the sender's own spacing (the estimate is steady; in its first
+        # second the minimum filter may still find a lower delay floor, by a fraction of a ms).
         if base is None:
             base = (stamp_s(js.header.stamp), s["origin"])
         rel = (stamp_s(js.header.stamp) - base[0]) - (s["origin"] - base[1])
-        assert abs(rel) < 2e-4, rel
+        assert abs(rel) < 1e-3, rel
 
 
 def test_zyx_intrinsic_quaternion_for_a_hand_case():
@@ -148,9 +149,10 @@ def test_robot_bridge_end_to_end(processes):
                 values = list(struct.unpack("<ddf12f", good_payload(last)))
                 values[int(rng.integers(0, 15))] = [math.nan, math.inf, -math.inf][i % 3]
                 bad("nonfinite", [b"robot_state", struct.pack("<ddf12f", *values)])
-            elif kind == 4:  # duplicate or older origin_ts
-                old = dict(last, origin=last["origin"] - float(rng.choice([0.0, 0.01, 1.0])))
-                bad("reordered", [b"robot_state", good_payload(old)])
+            elif kind == 4:  # duplicate or older origin_ts; 1 s older is stale (late) first
+                back = float(rng.choice([0.0, 0.01, 1.0]))
+                old = dict(last, origin=last["origin"] - back)
+                bad("late" if back > 0.25 else "reordered", [b"robot_state", good_payload(old)])
             elif kind == 5:  # origin far in the sender's future: no delay explains it
                 future = dict(last, origin=last["origin"] + 50 + float(rng.uniform(0, 1e6)))
                 bad("clock_suspect", [b"robot_state", good_payload(future)])
@@ -169,30 +171,40 @@ def test_robot_bridge_end_to_end(processes):
         diag = wait_diagnostics(ros, "robot_bridge",
                                 lambda v: int(v["received"]) == good + total_bad, 20)
         got = drops(diag)
-        assert int(diag["drops_total"]) == total_bad, (got, expected, garbage)
-        assert int(diag["published"]) == good
+        # Nothing is published before the clock offset is confirmed (0.2 s of warm-up states).
+        settling = got.pop("clock_settling", 0)
+        assert 0 < settling < warmup
+        assert int(diag["drops_total"]) == total_bad + settling, (got, expected, garbage)
+        assert int(diag["published"]) == good - settling
         assert int(diag["thread_errors"]) == 0 and diag["clock_jumps"] == "0"
+        # Most of the input was dropped: ERROR, naming the main reason.
+        assert diag["_level"] == "2" and diag["_message"].startswith("dropping "), diag
+        assert f"mostly {diag['drop_main_reason']}" in diag["_message"]
         for reason in ("parts", "topic", "size"):
             assert got.get(reason) == expected[reason], (reason, got, expected)
-        # Garbage lands in nonfinite / reordered / clock_suspect / bad_stamp; the rest is exact.
+        # Garbage lands in nonfinite / reordered / clock_suspect / late / bad_stamp; the rest is
+        # exact.
         deterministic = sum(expected.values())
         assert sum(got.values()) - deterministic == garbage
-        for reason in ("nonfinite", "reordered", "clock_suspect"):
+        for reason in ("nonfinite", "reordered", "clock_suspect", "late"):
             assert got.get(reason, 0) >= expected[reason]
         assert proc.alive()
         total = len(ros[TOPICS["joints"]])
         # Warm-up states published before DDS discovery completed never reached us.
         assert total - first == good - warmup and len(ros[TOPICS["force"]]) == total
+        assert got["late"] - expected["late"] <= garbage  # good states are never late
         check_published(ros, after, total - len(after))
 
-        # The robot PC's clock steps 2 s back: reported as a jump, stamps stay right after it.
+        # The robot PC's clock steps 2 s back: reported as a step of -2 s (the sender's sign),
+        # stamps stay right after it.
         for k in range(40):
             send_state(pub, state(9000 + k, time.time() - 0.002, offset=OFFSET + 2.0))
             time.sleep(0.01)
         diag = wait_diagnostics(ros, "robot_bridge", lambda v: v["clock_jumps"] == "1", 10)
-        assert abs(float(diag["clock_last_jump_s"]) - 2.0) < 0.02
+        assert abs(float(diag["clock_last_step_s"]) + 2.0) < 0.02
         assert abs(float(diag["clock_offset_s"]) - (OFFSET + 2.0)) < 0.02
-        assert diag["_level"] == "1"  # WARN while the jump is recent
+        # WARN while the jump is recent; ERROR while the fuzz's drops fill the 5 s window.
+        assert diag["_level"] in ("1", "2")
         n = len(ros[TOPICS["joints"]])
         after_jump = [state(9500 + k, time.time() - 0.002, offset=OFFSET + 2.0) for k in range(1)]
         for s in after_jump:

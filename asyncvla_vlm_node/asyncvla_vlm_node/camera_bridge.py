@@ -110,10 +110,10 @@ class CameraBridge(BridgeNode):
                 self._log_unknown(frame.camera)
                 raise WireError("unknown_camera", f"camera {frame.camera[:64]!r} matches no "
                                 "camera_keys entry")
+            rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
             stamp = seconds_to_stamp(self.map_stamp(frame.timestamp, frame.send_time,
                                                     local_now, key=view.name,
                                                     queued_for=queued_for))
-            rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
         except WireError as error:
             self.drop(error)
             return

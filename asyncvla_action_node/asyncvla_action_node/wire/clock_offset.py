@@ -30,8 +30,9 @@ as after a clock step, with no special case per sender:
   deviant. Negative (the data claims to have arrived before it was sent): refused as
   `clock_suspect`; one corrupt future timestamp must not drag the minimum down. Positive by at most
   `max_delay`: a delayed message, accepted (its stamp, sender time + offset, is right if it was
-  delayed, and too *early*, i.e. conservative, if the sender clock stepped back). Positive by more:
-  refused as `late` (either stale or a clock step; in both cases not to be published as live).
+  delayed, and too *early*, i.e. conservative, if the sender clock stepped back). Positive by more
+  (beyond what the message's wait in our own queue explains): refused as `late` (either stale or
+  a clock step; in both cases not to be published as live).
 - **Jumps.** Every clean deviant also joins the candidate run, and every sample that agrees with
   the estimate clears it (the estimate in force still holds, so a stream of garbage times
   interleaved with good ones never confirms). When the run confirms (the rule above), the
@@ -190,7 +191,7 @@ class ClockOffsetEstimator:
         if clean and self._track_candidate(_Candidate(local_time, d)):
             self._adopt(step=estimate)
             return Verdict(True, True, deviation)
-        if 0 < deviation <= cfg.max_delay:
+        if 0 < deviation <= cfg.max_delay + queued_for:
             if not clean:
                 self.backlog_late += 1
             return Verdict(True, False, deviation)
