@@ -7,7 +7,8 @@ all stamped with origin_ts mapped to local ROS time by the clock-offset estimato
 - `robot/joint_states` (sensor_msgs/JointState): `joint_names`, positions in radians (REP-103);
   velocity and effort are empty (not on the wire).
 - `robot/ee_pose` (geometry_msgs/PoseStamped, frame `frame_id`): position in metres,
-  orientation from the three wire angles under `euler_convention` (wire/rotations.py).
+  orientation from the three wire angles under `euler_convention` (wire/rotations.py; default
+  `xyz_intrinsic`, the Mecademic Meca500's mobile-XYZ Euler angles from GetPose).
 - `robot/force` (std_msgs/Float64): the payload's scalar force as sent (N), published right
   after the JointState with the same origin; Float64 has no stamp of its own.
 - `/diagnostics`: rates, drops by reason, clock offset/drift/jumps, last error.
@@ -40,13 +41,13 @@ ROBOT_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
     params.ParamSpec("joint_names", DEFAULT_JOINTS, "Names of the 6 joints, in wire order.",
                      read_only=True),
     params.ParamSpec(
-        "euler_convention", "xyz_extrinsic",
-        "Meaning of the 3 orientation angles (degrees, wire order a1 a2 a3): '<axes>_<kind>'."
-        " 'xyz_extrinsic': a1 about fixed X, then a2 about fixed Y, then a3 about fixed Z "
-        "(R = Rz(a3) Ry(a2) Rx(a1), ROS roll-pitch-yaw). 'zyx_intrinsic': a1 about Z, then a2 "
-        "about the new Y, then a3 about the newest X (R = Rz(a1) Ry(a2) Rx(a3)). "
-        "'zyz_intrinsic': R = Rz(a1) Ry(a2) Rz(a3). Any of the 12 axis sequences with "
-        "'_intrinsic' or '_extrinsic' is accepted.", read_only=True),
+        "euler_convention", "xyz_intrinsic",
+        "Meaning of the 3 orientation angles (degrees, wire order a1 a2 a3): '<axes>_<kind>'. "
+        "The default is the lab's Mecademic Meca500 (GetPose alpha, beta, gamma: mobile XYZ, "
+        "R = Rx(a1) Ry(a2) Rz(a3), 'xyz_intrinsic'). Other robots: 'xyz_extrinsic' is ROS "
+        "roll-pitch-yaw about fixed axes (R = Rz(a3) Ry(a2) Rx(a1)); 'zyx_intrinsic' is "
+        "R = Rz(a1) Ry(a2) Rx(a3); 'zyz_intrinsic' R = Rz(a1) Ry(a2) Rz(a3). Any of the 12 axis "
+        "sequences with '_intrinsic' or '_extrinsic' is accepted.", read_only=True),
     params.ParamSpec(
         "frame_id", "base_link", "frame_id of the end-effector PoseStamped (the robot base "
         "frame the controller reports the pose in).", read_only=True),
