@@ -117,8 +117,12 @@ class BridgeNode(Node):
     def observe_clock(self, clock_time: float, local_now: float,
                       queued_for: float = 0.0) -> Verdict:
         """Feed one sample's sender time to the clock estimator; log a confirmed sender step."""
-        jumps = self.estimator.jumps
+        jumps, locks = self.estimator.jumps, self.estimator.locks
         verdict = self.stamper.observe(clock_time, local_now, queued_for)
+        if self.estimator.locks != locks:
+            self.get_logger().info(
+                f"sender clock locked: offset {self.estimator.offset:.6f} s (local - sender), "
+                f"{self.estimator.settling} samples dropped while settling")
         if self.estimator.jumps != jumps:
             step = self.estimator.last_step
             self.warn_throttled("clock_jump", f"sender clock stepped "
