@@ -221,3 +221,34 @@ def test_sensor_bridge_end_to_end(processes):
     sender.close()
     assert proc.stop(timeout=10) == 0
     assert "shut down cleanly" in proc.output() and "Traceback" not in proc.output()
+
+
+def test_first_published_samples_are_stamped_exactly(processes):
+    """A sender that batches 10 samples per datagram (the first sample is 14 ms older than the
+    last when the datagram leaves): from the very first published datagram on, every sample is
+    stamped within 3 ms of its true capture time (the whole datagram informs the clock before
+    any of its samples is stamped, and nothing is published before the clock is confirmed)."""
+    from asyncvla_msgs.msg import ForceOctBatch
+
+    proc, endpoint = start_bridge(processes, "sensor", {"port": 0, "publish_wrench": False})
+    host, port = endpoint[len("udp://"):].rsplit(":", 1)
+    with RosListener(domain_id(processes), {BATCH: ForceOctBatch}) as ros:
+        ros.wait_until(lambda: ros.node.count_publishers(BATCH) > 0, 20, "bridge discovered")
+        time.sleep(0.3)
+        sender, sensor = SensorSender(host, int(port)), Sensor(seed=3)
+        sent = []
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            recs = sensor.records(10)
+            sender.send(sensor_datagram(recs))
+            sent += recs
+        batches = ros[BATCH].wait_for(1, 10)
+        time.sleep(0.3)
+        batches = ros[BATCH].snapshot()
+        sender.close()
+    assert batches[0].num_samples == 10
+    truth = {float(np.float32(r[2])): r[0] + OFFSET for r in sent}  # force value -> capture
+    lags = [stamp_s(s) - truth[float(f)] for b in batches
+            for s, f in zip(b.sample_stamps, np.asarray(b.force))]
+    assert len(lags) > 0.7 * len(sent)  # all but the settling 0.2 s
+    assert 0.0 <= min(lags) and max(lags) < 0.003, (min(lags), max(lags))
