@@ -22,6 +22,7 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
 
@@ -37,6 +38,7 @@ from asyncvla_action_node.safety_ros import fill_status
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
 from asyncvla_training.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
+from asyncvla_vlm_node.upstream_health import UpstreamHealth
 from asyncvla_vlm_node.vl_worker import VLWorker
 
 SEED_PROMPT = "Insert the needle through the trocar into the eye phantom model"
@@ -80,6 +82,8 @@ VLM_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "before updates stop (0 = off)", read_only=True, min_value=0.0),
     ParamSpec("safety_status_topic", "~/safety_status", "asyncvla_msgs/SafetyStatus output "
               "(latched; camera watchdogs)", read_only=True),
+    ParamSpec("camera_bridge_node", "camera_bridge", "Node name of the camera bridge whose "
+              "/diagnostics explain a silent camera ('' = do not listen)", read_only=True),
 )
 
 
@@ -138,6 +142,10 @@ class VLMNode(Node):
                                          qos.sensor_subscriber(2), callback_group=images)
         self.create_subscription(String, "~/prompt", self._on_prompt_topic, 10,
                                  callback_group=images)
+        self.upstream = UpstreamHealth(p["camera_bridge_node"])
+        if p["camera_bridge_node"]:
+            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10,
+                                     callback_group=images)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pub = self.create_publisher(VLFeatures, p["vl_features_topic"], qos.LATCHED)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
@@ -172,6 +180,12 @@ class VLMNode(Node):
                 self.get_logger().info(f"camera {view} is back after {outage * 1e3:.0f} ms")
         return callback
 
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        now = time.monotonic()
+        for status in msg.status:
+            level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+            self.upstream.report(status.name, level, status.message, now)
+
     def _on_prompt_topic(self, msg: String) -> None:
         if msg.data.strip():
             self.set_parameters([rclpy.parameter.Parameter("prompt", value=msg.data)])
@@ -202,7 +216,8 @@ class VLMNode(Node):
         self._last_start = time.monotonic()  # also paces skip reports to one per period
         silent = self.watchdogs.check(self._last_start)
         if silent:
-            reason = "camera silent: " + self.watchdogs.describe(silent, self._last_start)
+            reason = ("camera silent: " + self.watchdogs.describe(silent, self._last_start)
+                      + self.upstream.explain(self._last_start))
             self._skip(reason, "cameras")
             return
         frame_set = self.frames.collect(now_ns, self.max_frame_age, self.max_view_skew)
@@ -317,10 +332,12 @@ class VLMNode(Node):
             values[f"{dog.name}_last_outage_ms"] = round(dog.last_outage * 1e3, 1)
         missing = [v for v in self.frames.views if v not in stamps]
         if missing:
-            return Report(ERROR, f"no frames from {', '.join(missing)}", values)
+            return Report(ERROR, f"no frames from {', '.join(missing)}"
+                          + self.upstream.explain(now), values)
         silent = self.watchdogs.check(now)
         if silent:
-            return Report(ERROR, "camera silent: " + self.watchdogs.describe(silent, now), values)
+            return Report(ERROR, "camera silent: " + self.watchdogs.describe(silent, now)
+                          + self.upstream.explain(now), values)
         return Report(OK, f"{len(stamps)} views", values)
 
     def destroy_node(self) -> None:

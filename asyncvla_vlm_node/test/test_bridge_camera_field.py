@@ -150,12 +150,13 @@ def test_backlog_at_start_and_after_a_bridge_kill(processes, field):
         before = len(frames)
         proc = bridge(processes, port)
         restarted = time.time()
-        time.sleep(2.5)
+        # The listener must rediscover the restarted node (its old publishers linger until
+        # their liveliness expires); the flow itself is timed on the bridge's lock.
+        field.ros.wait_until(lambda: len(field.published()) > before + 50, 20, "frames again")
         frames = field.published()
-        assert len(frames) > before
         assert_stamps_true(frames)
         assert lock_time(proc) - restarted <= MAX_RECOVERY
-        assert_flows_after(frames, lock_time(proc), within=2.0)
+        assert_flows_after(frames, lock_time(proc), within=20.0)
         after_kill = [p for p in frames if p.capture > restarted - 2.5]
         assert min(p.capture for p in after_kill) > restarted - 0.1
     finally:
@@ -269,5 +270,30 @@ def test_diagnostics_warn_and_error_on_the_dropped_share(processes, field):
     try:
         diag = wait_diagnostics(field.ros, "camera_bridge", lambda v: v["_level"] == "2", 10)
         assert "mostly unknown_camera" in diag["_message"]
+    finally:
+        sender.stop()
+
+
+def test_vlm_node_points_at_the_bridge_when_cameras_are_silent(one_thread, assets, field):
+    """Frames arrive at the bridge but none is published (no camera name is mapped): the VLM
+    node's camera diagnostic names the bridge's own reason, not just "camera silent"."""
+    from asyncvla_testing.pipeline import start_vlm
+    from asyncvla_testing.ros_listener import diagnostic_values
+
+    port = free_port()
+    bridge(processes=one_thread, port=port)
+    start_vlm(one_thread, assets, VIEWS)
+    sender = LabCameraSender(f"tcp://127.0.0.1:{port}",
+                             cameras=tuple(f"stranger {i}" for i in range(5))).start()
+    try:
+        def explained() -> bool:
+            for array_msg in reversed(field.ros["/diagnostics"].snapshot()):
+                values = diagnostic_values(array_msg, "asyncvla_vlm_node: cameras")
+                if values is not None:
+                    return ("camera_bridge: bridge reports ERROR" in values["_message"]
+                            and "unknown_camera" in values["_message"])
+            return False
+
+        field.ros.wait_until(explained, 60, "the VLM node names the bridge's reason")
     finally:
         sender.stop()
