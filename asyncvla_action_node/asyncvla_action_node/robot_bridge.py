@@ -70,7 +70,9 @@ class RobotBridge(BridgeNode):
         self.convention = p["euler_convention"]
         parse_convention(self.convention)
         self.frame_id = p["frame_id"]
-        qos = stream_publisher()
+        # One second of states at 100 Hz: a reliable KEEP_LAST writer overwrites what a slow
+        # subscriber (ros2 bag record on a loaded machine) has not acknowledged yet.
+        qos = stream_publisher(depth=100)
         self._joint_pub = self.create_publisher(JointState, "robot/joint_states", qos)
         self._pose_pub = self.create_publisher(PoseStamped, "robot/ee_pose", qos)
         self._force_pub = self.create_publisher(Float64, "robot/force", qos)

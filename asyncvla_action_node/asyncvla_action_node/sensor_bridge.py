@@ -118,8 +118,8 @@ class SensorBridge(BridgeNode):
             self._queue_empty, self._empty_at = True, self.now_s()
             select.select([self._sock], [], [], POLL_S)
             return
-        local_now = self.now_s()
         wall_now = time.time()
+        local_now = self.now_s()  # read second: the kernel stamp below then never makes it early
         # Read right after the queue was seen empty: a clean receive time; behind another
         # datagram: it may have waited since then (the kernel's stamp, when given, is exact).
         queued_for = 0.0 if self._queue_empty else local_now - self._empty_at

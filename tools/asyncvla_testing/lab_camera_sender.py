@@ -109,13 +109,17 @@ class LabCameraSender:
             if now < next_trigger:
                 time.sleep(min(0.002, next_trigger - now))
                 continue
+            if self.same_stamp:
+                with self._lock:  # one stamp for the whole trigger, on the clock in force now
+                    now = time.time()
             next_trigger += period
             self.triggers += 1
             frames = []
             for index, (camera, jpeg) in enumerate(zip(self.cameras, self._jpegs)):
-                # Grabs follow each other by a fraction of a ms unless the cameras share a stamp.
-                grab = now if self.same_stamp else now + 0.0002 * index
+                # Each camera's time is read right after its own grab, unless the cameras share
+                # the trigger's stamp; read under the lock so a clock step splits frames cleanly.
                 with self._lock:
+                    grab = now if self.same_stamp else time.time()
                     sender_time = grab + self.clock_offset
                 data = with_truth(jpeg, grab, index)
                 meta = {"camera": camera, "timestamp": sender_time}
