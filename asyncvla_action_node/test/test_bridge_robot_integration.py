@@ -10,6 +10,7 @@ import math
 import os
 import struct
 import sys
+import threading
 import time
 
 import numpy as np
@@ -215,3 +216,44 @@ def test_robot_bridge_end_to_end(processes):
     assert proc.stop(timeout=10) == 0
     assert "shut down cleanly" in proc.output()
     assert "Traceback" not in proc.output()
+
+
+def test_second_generation_robot_sender_10hz(processes):
+    """The newer robot sender: 10 Hz, force a 0.0 placeholder, times from a clock thread that
+    rounds time.time() to 1 ms and updates every 5 ms. The bridge locks within a second and
+    stamps every state within 10 ms of its (rounded, up to 5 ms stale) sender time's truth."""
+    from sensor_msgs.msg import JointState
+
+    pub = RobotPublisher()
+    start_bridge(processes, "robot", {"endpoint": pub.endpoint})
+    offset = -1234.5  # the robot PC's clock is 20 minutes ahead
+    clock = {"t": 0.0}
+    stop = threading.Event()
+
+    def clock_thread() -> None:
+        while not stop.is_set():
+            clock["t"] = round(time.time() - offset, 3)
+            time.sleep(0.005)
+
+    threading.Thread(target=clock_thread, daemon=True).start()
+    time.sleep(0.05)
+    sent = []
+    with RosListener(domain_id(processes), {TOPICS["joints"]: JointState}) as ros:
+        ros.wait_until(lambda: ros.node.count_publishers(TOPICS["joints"]) > 0, 20, "discovery")
+        time.sleep(0.3)
+        started = time.time()
+        for k in range(30):
+            ts = clock["t"]
+            sent.append((ts, time.time()))
+            pub.send([b"robot_state", robot_payload(ts, ts, 0.0, [float(k)] * 6,
+                                                    [200.0, 0.0, 300.0, 180.0, 0.0, 90.0])])
+            time.sleep(0.1)
+        time.sleep(0.3)
+        msgs = ros[TOPICS["joints"]].snapshot()
+    stop.set()
+    pub.close()
+    truth = {round(math.radians(float(k)), 9): wall for k, (_, wall) in enumerate(sent)}
+    published = [(stamp_s(m.header.stamp), truth[round(m.position[0], 9)]) for m in msgs]
+    assert published and published[0][1] - started < 1.0  # locked within a second
+    assert len(published) >= len(sent) - 10
+    assert all(abs(stamp - wall) < 0.010 for stamp, wall in published), published[:5]
