@@ -17,13 +17,11 @@ setup(
     zip_safe=True,
     maintainer="AsyncVLA maintainers",
     maintainer_email="maintainers@asyncvla.dev",
-    description="AsyncVLA action node (VL features + force/OCT window + robot state to action chunks) and the robot and force/OCT bridges.",
+    description="AsyncVLA action node (VL features + force/OCT window + robot state to action chunks).",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "action_node = asyncvla_action_node.action_node:main",
-            "robot_bridge = asyncvla_action_node.robot_bridge:main",
-            "sensor_bridge = asyncvla_action_node.sensor_bridge:main",
         ],
     },
 )

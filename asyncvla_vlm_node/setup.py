@@ -17,12 +17,11 @@ setup(
     zip_safe=True,
     maintainer="AsyncVLA maintainers",
     maintainer_email="maintainers@asyncvla.dev",
-    description="AsyncVLA VLM node (camera views + task prompt to latched VL features, Qwen2.5-VL) and the camera bridge.",
+    description="AsyncVLA VLM node (camera views + task prompt to latched VL features, Qwen2.5-VL).",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "vlm_node = asyncvla_vlm_node.vlm_node:main",
-            "camera_bridge = asyncvla_vlm_node.camera_bridge:main",
         ],
     },
 )

@@ -67,7 +67,7 @@ def main() -> int:
               f"checkpoint {checkpoint}", flush=True)
 
     import rclpy
-    from asyncvla_action_node.common import qos
+    from asyncvla_common import qos
     from asyncvla_msgs.msg import ActionChunk, VLFeatures
 
     group = ProcessGroup(env)

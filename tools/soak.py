@@ -83,7 +83,7 @@ def main() -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from std_msgs.msg import Bool
 
-    from asyncvla_action_node.common import qos
+    from asyncvla_common import qos
     from asyncvla_msgs.msg import ActionChunk
     from asyncvla_testing.ros_listener import RosListener, diagnostic_values
 

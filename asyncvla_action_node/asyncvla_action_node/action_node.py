@@ -30,17 +30,17 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickOutcome
 from asyncvla_action_node.chunk_blending import MODES, ChunkBlender
-from asyncvla_action_node.common import qos
-from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
-from asyncvla_action_node.common.guard import guarded
-from asyncvla_action_node.common.params import ParamSpec, declare_all
-from asyncvla_action_node.common.spin import spin_node
-from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
-from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_common import qos
+from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from asyncvla_common.guard import guarded
+from asyncvla_common.params import ParamSpec, declare_all
+from asyncvla_common.spin import spin_node
+from asyncvla_common.stats import Counters, RateMeter, RollingStats
+from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_action_node.output_guard import OutputGuard
-from asyncvla_action_node.safety import SafetyGate, SafetyState
-from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, fill_status, guard_limits,
-                                             make_watchdogs, safety_report)
+from asyncvla_common.safety import SafetyGate, SafetyState
+from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS, guard_limits, make_watchdogs
+from asyncvla_common.safety_status import fill_status, safety_report
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures

@@ -32,7 +32,7 @@ from asyncvla_msgs.msg import ActionChunk, SafetyStatus  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from std_msgs.msg import Bool  # noqa: E402
 
-from asyncvla_action_node.common import qos  # noqa: E402
+from asyncvla_common import qos  # noqa: E402
 
 VIEWS = ["view1", "view2"]
 MAX_VL_AGE = 0.8

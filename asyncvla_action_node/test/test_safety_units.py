@@ -6,7 +6,7 @@ import pytest
 
 from asyncvla_action_node.chunk_blending import Chunk
 from asyncvla_action_node.output_guard import GuardLimits, OutputGuard, rotation_angle
-from asyncvla_action_node.safety import SafetyGate, SafetyState, WatchdogSet
+from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_training.conventions import (matrix_to_rotvec, reference_components,
                                            rotvec_to_matrix)
 

@@ -40,18 +40,18 @@ class NodeKind:
         return tuple(getattr(importlib.import_module(module), attribute))
 
     def spec_map(self) -> dict[str, Any]:
-        from asyncvla_action_node.common.params import spec_table
+        from asyncvla_common.params import spec_table
 
         return spec_table(self.specs())
 
 
 NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
-    NodeKind("camera_bridge", "asyncvla_vlm_node", "camera_bridge", "camera_bridge",
-             "asyncvla_vlm_node.camera_bridge:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml"),
-    NodeKind("robot_bridge", "asyncvla_action_node", "robot_bridge", "robot_bridge",
-             "asyncvla_action_node.robot_bridge:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml"),
-    NodeKind("sensor_bridge", "asyncvla_action_node", "sensor_bridge", "sensor_bridge",
-             "asyncvla_action_node.sensor_bridge:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml"),
+    NodeKind("camera_bridge", "asyncvla_bridges", "camera_bridge", "camera_bridge",
+             "asyncvla_bridges.camera_bridge:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml"),
+    NodeKind("robot_bridge", "asyncvla_bridges", "robot_bridge", "robot_bridge",
+             "asyncvla_bridges.robot_bridge:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml"),
+    NodeKind("sensor_bridge", "asyncvla_bridges", "sensor_bridge", "sensor_bridge",
+             "asyncvla_bridges.sensor_bridge:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml"),
     NodeKind("vlm", "asyncvla_vlm_node", "vlm_node", "asyncvla_vlm_node",
              "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
     NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",

@@ -74,7 +74,7 @@ def test_yaml_is_accepted_by_rclpy(name, namespace):
     from rclpy.context import Context
     from rclpy.node import Node
 
-    from asyncvla_action_node.common.params import declare_all
+    from asyncvla_common.params import declare_all
 
     context = Context()
     rclpy.init(args=["--ros-args", "--params-file", str(CONFIG / name)], context=context)
@@ -143,7 +143,7 @@ def test_rclpy_refuses_the_int_for_float_the_checker_flags(tmp_path):
     from rclpy.exceptions import InvalidParameterTypeException
     from rclpy.node import Node
 
-    from asyncvla_action_node.common.params import declare_all
+    from asyncvla_common.params import declare_all
 
     path = tmp_path / "int.yaml"
     path.write_text("/**/asyncvla_action_node:\n  ros__parameters:\n    action_rate_hz: 10\n")

@@ -67,7 +67,7 @@ def test_qos_overrides_record_the_latched_topics_as_latched():
     from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile,
                            QoSReliabilityPolicy)
 
-    from asyncvla_action_node.common import qos
+    from asyncvla_common import qos
 
     policies = {"history": QoSHistoryPolicy, "reliability": QoSReliabilityPolicy,
                 "durability": QoSDurabilityPolicy}
@@ -170,7 +170,7 @@ def test_diagnostic_analyzers_cover_every_node():
             assert analyzer["path"] and analyzer["timeout"] > 0
             prefixes += analyzer["startswith"]
     # Status names are "<node name>: <status>" (common/diagnostics.py).
-    from asyncvla_action_node.common import diagnostics
+    from asyncvla_common import diagnostics
 
     assert 'name=f"{prefix}: {name}"' in inspect.getsource(diagnostics)
     assert sorted(prefixes) == sorted(k.node_name for k in catalog.NODES.values())

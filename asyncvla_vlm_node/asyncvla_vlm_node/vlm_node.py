@@ -26,15 +26,15 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
 
-from asyncvla_action_node.common import qos
-from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
-from asyncvla_action_node.common.guard import guarded
-from asyncvla_action_node.common.params import ParamSpec, declare_all
-from asyncvla_action_node.common.spin import spin_node
-from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
-from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
-from asyncvla_action_node.safety import WatchdogSet
-from asyncvla_action_node.safety_ros import fill_status
+from asyncvla_common import qos
+from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from asyncvla_common.guard import guarded
+from asyncvla_common.params import ParamSpec, declare_all
+from asyncvla_common.spin import spin_node
+from asyncvla_common.stats import Counters, RateMeter, RollingStats
+from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_common.safety import WatchdogSet
+from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
 from asyncvla_training.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame

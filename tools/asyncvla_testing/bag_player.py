@@ -22,8 +22,8 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asyncvla_action_node.common import qos  # noqa: E402
-from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns  # noqa: E402
+from asyncvla_common import qos  # noqa: E402
+from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns  # noqa: E402
 
 SKIP_TOPICS = ("/asyncvla/vl_features", "/asyncvla/action_chunk", "/diagnostics")
 

@@ -12,9 +12,9 @@ from .ros_listener import RosListener, diagnostic_values
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BRIDGES = {
-    "camera": ("asyncvla_vlm_node", "camera_bridge"),
-    "robot": ("asyncvla_action_node", "robot_bridge"),
-    "sensor": ("asyncvla_action_node", "sensor_bridge"),
+    "camera": ("asyncvla_bridges", "camera_bridge"),
+    "robot": ("asyncvla_bridges", "robot_bridge"),
+    "sensor": ("asyncvla_bridges", "sensor_bridge"),
 }
 
 

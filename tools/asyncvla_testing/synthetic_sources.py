@@ -25,8 +25,8 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, JointState
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asyncvla_action_node.common import qos  # noqa: E402
-from asyncvla_action_node.common.timeconv import ns_to_stamp  # noqa: E402
+from asyncvla_common import qos  # noqa: E402
+from asyncvla_common.timeconv import ns_to_stamp  # noqa: E402
 from asyncvla_msgs.msg import ForceOctBatch  # noqa: E402
 
 ALINE = 1025
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--sensor-batch", type=int, default=13)
     parser.add_argument("--pause-file", default="")
     args = parser.parse_args()
-    from asyncvla_action_node.common.spin import spin_node
+    from asyncvla_common.spin import spin_node
 
     sys.exit(spin_node(lambda: SyntheticSources(args), "SyntheticSources"))
 

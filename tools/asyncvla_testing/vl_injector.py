@@ -25,8 +25,8 @@ import numpy as np
 from rclpy.node import Node
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from asyncvla_action_node.common import qos  # noqa: E402
-from asyncvla_action_node.common.timeconv import ns_to_stamp  # noqa: E402
+from asyncvla_common import qos  # noqa: E402
+from asyncvla_common.timeconv import ns_to_stamp  # noqa: E402
 from asyncvla_msgs.msg import VLFeatures  # noqa: E402
 from asyncvla_training.vl_payload import DTYPE_FLOAT32, encode_features  # noqa: E402
 
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--topic", default="/asyncvla/vl_features")
     parser.add_argument("--fault-file", default="")
     args = parser.parse_args()
-    from asyncvla_action_node.common.spin import spin_node
+    from asyncvla_common.spin import spin_node
 
     sys.exit(spin_node(lambda: VLInjector(args), "VLInjector"))
 

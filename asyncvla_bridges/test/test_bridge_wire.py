@@ -19,12 +19,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 
 from asyncvla_testing.lab_senders import make_jpeg  # noqa: E402
 
-from asyncvla_action_node.receive_loop import ReceiveLoop  # noqa: E402
-from asyncvla_action_node.wire.camera import (ViewMap, decode_jpeg_rgb, jpeg_info,  # noqa: E402
+from asyncvla_bridges.receive_loop import ReceiveLoop  # noqa: E402
+from asyncvla_bridges.wire.camera import (ViewMap, decode_jpeg_rgb, jpeg_info,  # noqa: E402
                                               parse_camera_message)
-from asyncvla_action_node.wire.errors import WireError  # noqa: E402
-from asyncvla_action_node.wire.robot import parse_robot_message  # noqa: E402
-from asyncvla_action_node.wire.sensor import finite_mask, parse_sensor_datagram  # noqa: E402
+from asyncvla_bridges.wire.errors import WireError  # noqa: E402
+from asyncvla_bridges.wire.robot import parse_robot_message  # noqa: E402
+from asyncvla_bridges.wire.sensor import finite_mask, parse_sensor_datagram  # noqa: E402
 
 JPEG = make_jpeg(64, 48, seed=1)
 

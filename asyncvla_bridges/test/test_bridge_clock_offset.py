@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from asyncvla_action_node.wire.clock_offset import ClockConfig, ClockOffsetEstimator
-from asyncvla_action_node.wire.errors import WireError
-from asyncvla_action_node.wire.stamping import Stamper
+from asyncvla_bridges.wire.clock_offset import ClockConfig, ClockOffsetEstimator
+from asyncvla_bridges.wire.errors import WireError
+from asyncvla_bridges.wire.stamping import Stamper
 
 T0 = 1_700_000_000.0
 FLOOR = 0.0005  # smallest one-way delay, s

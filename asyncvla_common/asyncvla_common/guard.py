@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from asyncvla_action_node.common.stats import Counters
+from asyncvla_common.stats import Counters
 
 
 def guarded(node: Any, counters: Counters, name: str, callback: Callable) -> Callable:

@@ -26,14 +26,14 @@ from builtin_interfaces.msg import Time
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
-from asyncvla_action_node.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
-from asyncvla_action_node.common import params
-from asyncvla_action_node.common.qos import stream_publisher
-from asyncvla_action_node.common.stats import RateMeter
-from asyncvla_action_node.common.timeconv import seconds_to_stamp
-from asyncvla_action_node.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
+from asyncvla_bridges.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
+from asyncvla_common import params
+from asyncvla_common.qos import stream_publisher
+from asyncvla_common.stats import RateMeter
+from asyncvla_common.timeconv import seconds_to_stamp
+from asyncvla_bridges.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
                                               parse_camera_message)
-from asyncvla_action_node.wire.errors import WireError
+from asyncvla_bridges.wire.errors import WireError
 
 POLL_MS = 100
 DRAIN_MAX = 200

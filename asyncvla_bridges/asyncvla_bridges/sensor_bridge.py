@@ -26,9 +26,9 @@ from asyncvla_msgs.msg import ForceOctBatch
 from geometry_msgs.msg import WrenchStamped
 
 from .bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
-from .common import params
-from .common.qos import stream_publisher
-from .common.timeconv import seconds_to_stamp
+from asyncvla_common import params
+from asyncvla_common.qos import stream_publisher
+from asyncvla_common.timeconv import seconds_to_stamp
 from .wire.errors import WireError
 from .wire.sensor import ALINE_LENGTH, MAX_DATAGRAM, finite_mask, parse_sensor_datagram
 

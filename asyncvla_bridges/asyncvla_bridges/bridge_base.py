@@ -20,9 +20,9 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from .common import params
-from .common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
-from .common.stats import Counters, DropWindow, RateMeter, RollingStats, drop_severity
+from asyncvla_common import params
+from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from asyncvla_common.stats import Counters, DropWindow, RateMeter, RollingStats, drop_severity
 from .receive_loop import ReceiveLoop
 from .wire.clock_offset import ClockConfig, ClockOffsetEstimator
 from .wire.errors import WireError

@@ -21,9 +21,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 
 from .bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
-from .common import params
-from .common.qos import stream_publisher
-from .common.timeconv import seconds_to_stamp
+from asyncvla_common import params
+from asyncvla_common.qos import stream_publisher
+from asyncvla_common.timeconv import seconds_to_stamp
 from .wire.errors import WireError
 from .wire.robot import NUM_JOINTS, TOPIC, parse_robot_message
 from .wire.rotations import euler_to_quaternion, parse_convention

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from asyncvla_action_node.robot_bridge import ROBOT_BRIDGE_PARAMETERS
-from asyncvla_action_node.wire.rotations import euler_to_quaternion, quaternion_to_matrix
+from asyncvla_bridges.robot_bridge import ROBOT_BRIDGE_PARAMETERS
+from asyncvla_bridges.wire.rotations import euler_to_quaternion, quaternion_to_matrix
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 

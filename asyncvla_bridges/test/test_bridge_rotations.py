@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from asyncvla_action_node.wire.rotations import (all_conventions, euler_to_quaternion,
+from asyncvla_bridges.wire.rotations import (all_conventions, euler_to_quaternion,
                                                  parse_convention, quaternion_to_matrix)
 
 H = math.sqrt(0.5)
