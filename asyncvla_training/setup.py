@@ -13,9 +13,12 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
     ],
-    install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4", "rosbags>=0.10", "pyyaml", "matplotlib",
-                      "opencv-python-headless>=4.8", "tqdm>=4.60"],
-    extras_require={"lerobot": ["pyarrow>=14"]},
+    # The policy runtime (models, conventions, VL payload, checkpoints) is what the nodes need;
+    # reading bags, training, plots and exports are the `train` / `lerobot` extras.
+    install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4",
+                      "opencv-python-headless>=4.8"],
+    extras_require={"train": ["rosbags>=0.10", "pyyaml", "matplotlib", "tqdm>=4.60"],
+                    "lerobot": ["pyarrow>=14"]},
     package_data={PACKAGE: ["data/msgs/*.msg"]},
     zip_safe=True,
     maintainer="AsyncVLA maintainers",

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asyncvla_action_node.chunk_blending import Chunk
-from asyncvla_bridges.wire.rotations import quaternion_to_matrix
-from asyncvla_training.conventions import matrix_to_rotvec, rotvec_to_matrix
+from asyncvla_training.rotations import matrix_to_rotvec, quaternion_to_matrix, rotvec_to_matrix
 
 GUARD_MODES = ("withhold", "clamp")
 

@@ -7,8 +7,8 @@ import pytest
 from asyncvla_action_node.chunk_blending import Chunk
 from asyncvla_action_node.output_guard import GuardLimits, OutputGuard, rotation_angle
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_training.conventions import (matrix_to_rotvec, reference_components,
-                                           rotvec_to_matrix)
+from asyncvla_training.conventions import reference_components
+from asyncvla_training.rotations import matrix_to_rotvec, rotvec_to_matrix
 
 DT = 0.1
 H = 8

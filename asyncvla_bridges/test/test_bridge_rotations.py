@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from asyncvla_bridges.wire.rotations import (all_conventions, euler_to_quaternion,
-                                                 parse_convention, quaternion_to_matrix)
+from asyncvla_bridges.wire.rotations import all_conventions, euler_to_quaternion, parse_convention
+from asyncvla_training.rotations import quaternion_to_matrix
 
 H = math.sqrt(0.5)
 

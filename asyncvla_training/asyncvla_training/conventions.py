@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rotations import quat_to_rotvec
+
 ROBOT_STATE_DIM = 13
 ROBOT_STATE_NAMES = ("q1_rad", "q2_rad", "q3_rad", "q4_rad", "q5_rad", "q6_rad",
                      "x_m", "y_m", "z_m", "qx", "qy", "qz", "qw")
@@ -66,54 +68,5 @@ def reference_components(state: np.ndarray, action_space: str) -> np.ndarray:
     if action_space == "joint_delta":
         return state[:6].copy()
     if action_space == "ee_delta":
-        return np.concatenate([state[6:9], quaternion_to_rotvec(state[9:13])])
+        return np.concatenate([state[6:9], quat_to_rotvec(state[9:13])])
     raise ValueError(f"unknown action space {action_space!r}; expected one of {sorted(ACTION_SPACES)}")
-
-
-def quaternion_to_rotvec(quat_xyzw: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis * angle, rad) of a unit quaternion, angle in [0, pi]."""
-    q = np.asarray(quat_xyzw, dtype=np.float64)
-    q = q / np.linalg.norm(q)
-    if q[3] < 0:
-        q = -q
-    sin_half = np.linalg.norm(q[:3])
-    angle = 2.0 * np.arctan2(sin_half, q[3])
-    if sin_half < 1e-12:
-        return 2.0 * q[:3]  # small-angle limit
-    return q[:3] / sin_half * angle
-
-
-def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix of a rotation vector (Rodrigues)."""
-    v = np.asarray(rotvec, dtype=np.float64).reshape(3)
-    theta = float(np.linalg.norm(v))
-    k = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    if theta < 1e-12:
-        return np.eye(3) + k
-    k /= theta
-    return np.eye(3) + np.sin(theta) * k + (1.0 - np.cos(theta)) * (k @ k)
-
-
-def matrix_to_quaternion(matrix: np.ndarray) -> np.ndarray:
-    """Unit quaternion (x, y, z, w), w >= 0, of a rotation matrix (Shepperd's method)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.asarray(q) / np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def matrix_to_rotvec(matrix: np.ndarray) -> np.ndarray:
-    """Rotation vector (rad) of a rotation matrix, angle in [0, pi]."""
-    return quaternion_to_rotvec(matrix_to_quaternion(matrix))

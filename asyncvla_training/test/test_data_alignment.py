@@ -14,11 +14,12 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.conventions import (  # noqa: E402
+from asyncvla_training.conventions import reference_components, robot_state_vector  # noqa: E402
+from asyncvla_training.rotations import (  # noqa: E402
     matrix_to_rotvec,
-    quaternion_to_rotvec,
-    reference_components,
-    robot_state_vector,
+    quat_slerp,
+    quat_to_rotvec,
+    quaternion_to_matrix,
     rotvec_to_matrix,
 )
 from asyncvla_training.data import (  # noqa: E402
@@ -27,7 +28,6 @@ from asyncvla_training.data import (  # noqa: E402
     SensorWindows,
     load_bag,
 )
-from asyncvla_training.data.alignment import quat_slerp, quat_to_rotvec  # noqa: E402
 from asyncvla_training.data.synthetic_bag import (  # noqa: E402
     SyntheticBagSpec,
     synthetic_jpeg,
@@ -95,7 +95,7 @@ def test_ee_delta_targets_equal_analytic_offsets(tmp_path: Path, storage: str) -
     i, j = len(episode) // 2, H - 1
     ref = reference_components(episode.states[i], "ee_delta")
     target_rot = rotvec_to_matrix(episode.actions[i, j, 3:6]) @ rotvec_to_matrix(ref[3:])
-    expected_rot = rotvec_to_matrix(quaternion_to_rotvec(m.quaternion(tau[i, j])))
+    expected_rot = rotvec_to_matrix(quat_to_rotvec(m.quaternion(tau[i, j])))
     np.testing.assert_allclose(matrix_to_rotvec(target_rot @ expected_rot.T), 0.0, atol=2e-5)
 
 
@@ -174,12 +174,16 @@ def test_stale_frames_are_refused(tmp_path: Path) -> None:
     assert relaxed_report.skipped == {} and len(relaxed) == 1
 
 
-def test_vectorised_rotations_match_conventions() -> None:
+def test_rotation_vector_and_matrix_paths_agree() -> None:
+    """quat_to_rotvec + Rodrigues and the direct quaternion matrix are independent formulas."""
     rng = np.random.default_rng(3)
     q = rng.normal(size=(20, 4))
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    for row, rv in zip(q, quat_to_rotvec(q)):
-        np.testing.assert_allclose(rv, quaternion_to_rotvec(row), atol=1e-12)
+    rotvecs = quat_to_rotvec(q)
+    assert np.all(np.linalg.norm(rotvecs, axis=1) <= np.pi + 1e-12)
+    for row, rv in zip(q, rotvecs):
+        np.testing.assert_allclose(rotvec_to_matrix(rv), quaternion_to_matrix(row), atol=1e-12)
+        np.testing.assert_allclose(quat_to_rotvec(row), rv, atol=1e-12)  # 1-D input too
     a, b = q[:10], q[10:]
     np.testing.assert_allclose(np.abs(np.sum(quat_slerp(a, b, np.zeros(10)) * a, axis=1)), 1.0, atol=1e-12)
     np.testing.assert_allclose(np.abs(np.sum(quat_slerp(a, b, np.ones(10)) * b, axis=1)), 1.0, atol=1e-12)

@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from asyncvla_training.rotations import axis_quaternion, quat_multiply
+
 _AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 KINDS = ("intrinsic", "extrinsic")
 
@@ -56,26 +58,6 @@ def all_conventions() -> list[str]:
     return out
 
 
-def axis_quaternion(axis: str, angle_rad: float) -> np.ndarray:
-    """(x, y, z, w) of a rotation by `angle_rad` about the unit axis named 'x', 'y' or 'z'."""
-    q = np.zeros(4)
-    q[_AXIS_INDEX[axis]] = math.sin(angle_rad / 2.0)
-    q[3] = math.cos(angle_rad / 2.0)
-    return q
-
-
-def quaternion_multiply(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    """Hamilton product q1 * q2 of (x, y, z, w) quaternions: rotate by q2 first, then by q1."""
-    x1, y1, z1, w1 = q1
-    x2, y2, z2, w2 = q2
-    return np.array([
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-    ])
-
-
 def euler_to_quaternion(angles_deg: tuple[float, float, float] | np.ndarray,
                         convention: str) -> np.ndarray:
     """Quaternion (x, y, z, w) of three Euler angles in degrees under `convention` (module doc)."""
@@ -83,18 +65,10 @@ def euler_to_quaternion(angles_deg: tuple[float, float, float] | np.ndarray,
     qs = [axis_quaternion(axis, math.radians(float(angle)))
           for axis, angle in zip(axes, angles_deg)]
     if kind == "intrinsic":   # R = R_a(a1) R_b(a2) R_c(a3)
-        q = quaternion_multiply(quaternion_multiply(qs[0], qs[1]), qs[2])
+        q = quat_multiply(quat_multiply(qs[0], qs[1]), qs[2])
     else:                     # R = R_c(a3) R_b(a2) R_a(a1)
-        q = quaternion_multiply(quaternion_multiply(qs[2], qs[1]), qs[0])
+        q = quat_multiply(quat_multiply(qs[2], qs[1]), qs[0])
     q = q / np.linalg.norm(q)
     return -q if q[3] < 0 else q
 
 
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix of a unit (x, y, z, w) quaternion."""
-    x, y, z, w = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])

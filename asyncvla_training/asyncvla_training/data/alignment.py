@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..conventions import ACTION_DIM, ACTION_SPACES
+from ..rotations import quat_conjugate, quat_multiply, quat_slerp, quat_to_rotvec
 from .bag_reader import BagStreams
 from .episode import Episode
 from .errors import BagDataError
@@ -74,51 +75,6 @@ class AlignmentReport:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-# ----------------------------------------------------------------------------- quaternions
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of xyzw quaternions (broadcasting): R(a b) = R(a) R(b)."""
-    ax, ay, az, aw = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
-    bx, by, bz, bw = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
-    return np.stack([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz], axis=-1)
-
-
-def quat_conjugate(q: np.ndarray) -> np.ndarray:
-    q = np.asarray(q, dtype=np.float64)
-    return np.concatenate([-q[..., :3], q[..., 3:]], axis=-1)
-
-
-def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
-    """Vectorised conventions.quaternion_to_rotvec (angle in [0, pi])."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    q = np.where(q[..., 3:4] < 0, -q, q)
-    sin_half = np.linalg.norm(q[..., :3], axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(sin_half, q[..., 3:4])
-    safe = np.where(sin_half < 1e-12, 1.0, sin_half)
-    return np.where(sin_half < 1e-12, 2.0 * q[..., :3], q[..., :3] / safe * angle)
-
-
-def quat_slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Spherical interpolation (shortest arc) between unit quaternions, weight ``w`` of q1."""
-    q0 = np.asarray(q0, dtype=np.float64)
-    q1 = np.asarray(q1, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)[..., None]
-    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-    q1 = np.where(dot < 0, -q1, q1)
-    dot = np.abs(dot).clip(max=1.0)
-    omega = np.arccos(dot)
-    sin_omega = np.sin(omega)
-    close = sin_omega < 1e-9
-    safe = np.where(close, 1.0, sin_omega)
-    a = np.where(close, 1.0 - w, np.sin((1.0 - w) * omega) / safe)
-    b = np.where(close, w, np.sin(w * omega) / safe)
-    out = a * q0 + b * q1
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- helpers

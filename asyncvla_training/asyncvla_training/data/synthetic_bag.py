@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .alignment import quat_multiply
+from ..rotations import quat_multiply
 
 SYNTHETIC_START_NS = 1_700_000_000_000_000_000
 JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, 7))

@@ -1,0 +1,74 @@
+"""The policy runtime installs and imports without the training-only dependencies.
+
+What a robot PC runs (the VLM and action nodes) needs the models, the conventions, the VL payload
+and checkpoint loading: torch, transformers, peft, safetensors, numpy and OpenCV (image decode
+and resize). A child Python process makes the training-only packages (rosbags, PyYAML,
+matplotlib, tqdm, pyarrow, lerobot, datasets) unimportable, imports every module the nodes use,
+and runs a tiny policy end to end through a checkpoint. The package metadata must list the same
+split: those packages only under the `train` / `lerobot` extras.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TRAINING_ONLY = ("rosbags", "yaml", "matplotlib", "tqdm", "pyarrow", "lerobot", "datasets")
+RUNTIME_MODULES = ("asyncvla_training.conventions", "asyncvla_training.vl_payload",
+                   "asyncvla_training.models.checkpoint", "asyncvla_training.models.vl_extractor",
+                   "asyncvla_training.models.policy")
+
+CHILD = textwrap.dedent(r'''
+    import importlib, importlib.abc, json, sys, tempfile
+    BLOCKED = tuple(sys.argv[2].split(","))
+
+    class NoTrainingExtras(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {name!r} (training extra)")
+            return None
+
+    sys.meta_path.insert(0, NoTrainingExtras())
+    for name in sys.argv[1].split(","):
+        importlib.import_module(name)
+    import torch
+    from asyncvla_training.models.checkpoint import load_policy, save_policy
+    from asyncvla_training.models.policy import ActionPolicy
+    from asyncvla_training.models.tiny import tiny_policy_config
+    policy = ActionPolicy(tiny_policy_config(vl_dim=32))
+    with tempfile.TemporaryDirectory() as out:
+        save_policy(policy, out)
+        loaded = load_policy(out)
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    print("RESULT " + json.dumps({"leaked": leaked, "params": sum(
+        p.numel() for p in loaded.parameters())}))
+''')
+
+
+def test_runtime_imports_and_runs_without_training_extras():
+    env = dict(os.environ, PYTHONPATH=PACKAGE_DIR, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", CHILD, ",".join(RUNTIME_MODULES),
+                          ",".join(TRAINING_ONLY)], env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert result["leaked"] == [] and result["params"] > 0
+
+
+def test_training_only_packages_are_extras_in_the_package_metadata():
+    tree = ast.parse(open(os.path.join(PACKAGE_DIR, "setup.py")).read())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, "id", "") == "setup")
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords
+              if k.arg in ("install_requires", "extras_require")}
+    names = lambda reqs: {r.split(">")[0].split("=")[0].split("[")[0].lower()  # noqa: E731
+                          for r in reqs}
+    required = names(kwargs["install_requires"])
+    assert not required & {"rosbags", "pyyaml", "matplotlib", "tqdm", "pyarrow"}, required
+    assert {"torch", "transformers", "peft", "safetensors", "numpy"} <= required
+    extras = set().union(*(names(v) for v in kwargs["extras_require"].values()))
+    assert {"rosbags", "pyyaml", "matplotlib", "tqdm", "pyarrow"} <= extras
