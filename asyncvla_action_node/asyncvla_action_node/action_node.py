@@ -32,13 +32,13 @@ from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickO
 from asyncvla_action_node.chunk_blending import MODES, ChunkBlender
 from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
-from asyncvla_action_node.common.guard import guarded
+from asyncvla_action_node.common.guard import guarded, report_error, run_all
 from asyncvla_action_node.common.params import ParamSpec, declare_all
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter, RollingStats
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_action_node.output_guard import OutputGuard
-from asyncvla_action_node.safety import SafetyGate, SafetyState
+from asyncvla_action_node.safety import SafetyGate, SafetyState, hold_required
 from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, fill_status, guard_limits,
                                              make_watchdogs, safety_report)
 from asyncvla_action_node.sensor_window import SensorWindow
@@ -155,6 +155,7 @@ class ActionNode(Node):
         self._joint_stamp_ns = 0
         self._sequence = 0
         self._status_key: tuple | None = None
+        self._gate_state = self.gate.state  # the state the last gate report was made for
 
         inputs = MutuallyExclusiveCallbackGroup()
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
@@ -274,6 +275,8 @@ class ActionNode(Node):
         self._last_tick_ns = now_ns
         outcome = self._decide(now_ns)
         self.last_outcome = outcome
+        if self.gate.state != self._gate_state:  # e.g. the e-stop heartbeat was lost
+            self._gate_input("heartbeat", lambda: None)
         self._publish_plots(outcome)
         if outcome.guard is not None:
             for reason, count in outcome.guard.violations.items():
@@ -309,29 +312,48 @@ class ActionNode(Node):
             self.get_logger().info(f"input {name} is back after {outage * 1e3:.0f} ms")
 
     def _on_enable(self, msg: Bool) -> None:
-        before = self.gate.state
-        self.gate.on_enable(bool(msg.data), time.monotonic())
-        self._after_gate_change(before)
+        self._gate_input("enable", lambda: self.gate.on_enable(bool(msg.data), time.monotonic()))
 
     def _on_estop(self, msg: Bool) -> None:
-        before = self.gate.state
-        self.gate.on_estop(bool(msg.data), time.monotonic())
-        self._after_gate_change(before)
+        self._gate_input("estop", lambda: self.gate.on_estop(bool(msg.data), time.monotonic()),
+                         estop_pressed=bool(msg.data))
+
+    def _gate_input(self, name: str, apply, estop_pressed: bool = False) -> None:
+        """Apply an enable / e-stop message; the hold goes out even if anything else fails.
+
+        `before` is the state last reported, so a change made elsewhere (the heartbeat check in
+        the gate) is reported and held for too.
+        """
+        before = self._gate_state
+        run_all([(f"{name}_gate", apply),
+                 (f"{name}_hold", lambda: self._hold_if(before, estop_pressed)),
+                 (f"{name}_report", lambda: self._after_gate_change(before))], self._step_failed)
+
+    def _step_failed(self, step: str, exc: BaseException) -> None:
+        report_error(self, self.counters, step, exc)
+
+    def _hold_if(self, before: SafetyState, estop_pressed: bool) -> None:
+        if self.traj_pub is None or not hold_required(before, self.gate.state, estop_pressed):
+            return
+        # An empty trajectory makes a joint_trajectory_controller stop and hold.
+        stop = JointTrajectory()
+        stop.header.stamp = self.get_clock().now().to_msg()
+        stop.joint_names = self.joint_names
+        self.traj_pub.publish(stop)
+        self.counters.inc("hold_trajectories_published")
 
     def _after_gate_change(self, before: SafetyState) -> None:
-        state = self.gate.state
+        state = self._gate_state = self.gate.state
         if state == before:
             return
-        log = self.get_logger().error if state == SafetyState.ESTOP else self.get_logger().warning
-        log(f"safety state {before.name} -> {state.name}: {self.gate.last_change_reason}")
+        text = f"safety state {before.name} -> {state.name}: {self.gate.last_change_reason}"
+        # rclpy allows one severity per call site, hence two calls.
+        if state == SafetyState.ESTOP:
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
         if state != SafetyState.ENABLED:
             self.core.refuse(self.gate.last_change_reason, state.name.lower())
-            if self.traj_pub is not None:
-                # An empty trajectory makes a joint_trajectory_controller stop and hold.
-                stop = JointTrajectory()
-                stop.header.stamp = self.get_clock().now().to_msg()
-                stop.joint_names = self.joint_names
-                self.traj_pub.publish(stop)
         self.diagnostics.publish_now_if_worse("safety", ERROR if state == SafetyState.ESTOP
                                               else WARN)
         self._publish_status(True)

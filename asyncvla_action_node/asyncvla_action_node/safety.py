@@ -102,6 +102,16 @@ class WatchdogSet:
         return "; ".join(parts)
 
 
+def hold_required(before: SafetyState, after: SafetyState, estop_pressed: bool) -> bool:
+    """Must the node tell the robot to stop and hold now?
+
+    On every e-stop press, whatever the state was (pressing twice must hold twice: the robot
+    side may have missed the first), and whenever the node leaves ENABLED (disable, e-stop
+    heartbeat lost). A hold is idempotent, so a redundant one costs nothing.
+    """
+    return estop_pressed or (before == SafetyState.ENABLED and after != SafetyState.ENABLED)
+
+
 class SafetyGate:
     """Enable / e-stop state machine (see module docstring for the rules)."""
 

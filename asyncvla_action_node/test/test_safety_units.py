@@ -227,3 +227,66 @@ def test_watchdogs_trip_and_recover_with_outage_length():
     assert snap["sensor"].trips == 1 and not snap["sensor"].tripped
     assert snap["sensor"].age(0.5) == pytest.approx(0.05)
     assert dogs.check(0.5) == []
+
+
+# --- safety callbacks never throw --------------------------------------------------------------
+def test_hold_required_on_every_press_and_on_leaving_enabled():
+    from asyncvla_action_node.safety import hold_required
+
+    D, E, S = SafetyState.DISABLED, SafetyState.ENABLED, SafetyState.ESTOP
+    for before in (D, E, S):  # a press holds whatever the state was, already e-stopped included
+        assert hold_required(before, S, estop_pressed=True)
+    assert hold_required(E, D, estop_pressed=False)  # disabled
+    assert hold_required(E, S, estop_pressed=False)  # heartbeat lost
+    assert not hold_required(D, E, estop_pressed=False)
+    assert not hold_required(S, D, estop_pressed=False)  # release: nothing was moving
+    assert not hold_required(D, D, estop_pressed=False)
+
+
+def test_run_all_runs_later_steps_after_a_failure_and_reports_it():
+    from asyncvla_action_node.common.guard import run_all
+
+    done, errors = [], []
+
+    def boom():
+        raise ValueError("Logger severity cannot be changed between calls.")
+
+    def bad_report(name, exc):
+        errors.append((name, str(exc)))
+        raise RuntimeError("the report fails too")
+
+    failed = run_all([("gate", lambda: done.append("gate")), ("log", boom),
+                      ("hold", lambda: done.append("hold"))], bad_report)
+    assert failed == ["log"] and done == ["gate", "hold"]
+    assert errors == [("log", "Logger severity cannot be changed between calls.")]
+
+
+def test_report_error_counts_even_when_the_rclpy_logger_raises():
+    """The real rclpy logger raises when one call site changes severity; the report survives."""
+    pytest.importorskip("rclpy")
+    from rclpy.logging import get_logger
+
+    from asyncvla_action_node.common.guard import guarded, report_error
+    from asyncvla_action_node.common.stats import Counters
+
+    logger = get_logger("asyncvla_test_guard")
+
+    def one_site(error: bool) -> None:
+        (logger.error if error else logger.warning)("state change")
+
+    one_site(True)
+    with pytest.raises(ValueError, match="severity cannot be changed"):
+        one_site(False)  # the bug of issue 14: same call site, another severity
+
+    class Node:
+        def get_logger(self):
+            class Broken:
+                def error(self, *a, **k):
+                    raise ValueError("Logger severity cannot be changed between calls.")
+            return Broken()
+
+    counters = Counters()
+    report_error(Node(), counters, "estop", RuntimeError("x"))
+    assert counters.get("callback_errors_estop") == 1
+    wrapped = guarded(Node(), counters, "enable", lambda: one_site(False))
+    assert wrapped() is None and counters.get("callback_errors_enable") == 1
