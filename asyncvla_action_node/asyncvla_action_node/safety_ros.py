@@ -14,7 +14,9 @@ from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, Report
 from asyncvla_action_node.common.params import ParamSpec
 from asyncvla_action_node.common.timeconv import ns_to_stamp
 from asyncvla_action_node.output_guard import GUARD_MODES, GuardLimits
+from asyncvla_action_node.rejection_tracker import RejectionStatus
 from asyncvla_action_node.safety import SafetyGate, SafetyState, WatchdogSet
+from asyncvla_action_node.vl_store import VLSnapshot
 
 PI = math.pi
 
@@ -115,7 +117,7 @@ def fill_status(msg: Any, gate: SafetyGate | None, dogs: WatchdogSet, now: float
 
 
 def safety_report(gate: SafetyGate | None, dogs: WatchdogSet, now: float,
-                  extra: dict[str, object]) -> Report:
+                  extra: dict[str, object], notes: dict[str, str] | None = None) -> Report:
     """The "safety" /diagnostics status: e-stop or a silent input ERROR, disabled WARN."""
     values: dict[str, object] = dict(extra)
     silent = []
@@ -133,8 +135,32 @@ def safety_report(gate: SafetyGate | None, dogs: WatchdogSet, now: float,
     if gate is not None and gate.state == SafetyState.ESTOP:
         return Report(ERROR, f"E-STOP: {gate.last_change_reason}", values)
     if silent:
-        return Report(ERROR, "input silent: " + dogs.describe(silent, now), values)
+        return Report(ERROR, "input silent: " + dogs.describe(silent, now, notes), values)
     if gate is not None and gate.state == SafetyState.DISABLED:
         return Report(WARN, f"disabled: {gate.last_change_reason}", values)
     return Report(OK, "enabled, all inputs alive" if gate is not None else "all inputs alive",
                   values)
+
+
+def worse(report: Report, refusals: RejectionStatus | None) -> Report:
+    """`report`, or the refusal status when that is worse (repeated refusals: WARN, then ERROR)."""
+    if refusals is None or refusals.level <= report.level:
+        return report
+    return Report(refusals.level, refusals.message, report.values)
+
+
+def vl_report(snap: VLSnapshot | None, max_vl_age: float, max_future: float,
+              values: dict[str, object]) -> Report:
+    """The "vl features" status: missing, stale or future-stamped features are ERROR.
+
+    A negative age beyond `max_future` (features from before a clock step back) is an error,
+    never "OK, -3528685 ms old".
+    """
+    if snap is None:
+        return Report(ERROR, "no VL features", values)
+    if snap.age > max_vl_age:
+        return Report(ERROR, f"VL features stale ({snap.age * 1e3:.0f} ms)", values)
+    if snap.age < -max_future:
+        return Report(ERROR, f"VL features stamped {-snap.age * 1e3:.0f} ms in the future "
+                             f"(max_future_stamp {max_future * 1e3:.0f} ms)", values)
+    return Report(OK, f"VL #{snap.sequence}, {snap.age * 1e3:.0f} ms old", values)

@@ -290,3 +290,28 @@ def test_report_error_counts_even_when_the_rclpy_logger_raises():
     assert counters.get("callback_errors_estop") == 1
     wrapped = guarded(Node(), counters, "enable", lambda: one_site(False))
     assert wrapped() is None and counters.get("callback_errors_enable") == 1
+
+
+def test_silent_input_names_the_refusal_and_future_vl_is_an_error():
+    pytest.importorskip("diagnostic_msgs")
+    from asyncvla_action_node.safety_ros import vl_report, worse
+    from asyncvla_action_node.rejection_tracker import RejectionTracker
+    from asyncvla_action_node.vl_store import VLSnapshot
+
+    dogs = WatchdogSet()
+    dogs.add("vl_features", 1.5)
+    dogs.feed("vl_features", 0.0)
+    text = dogs.describe(["vl_features"], 2.0, {"vl_features": "VL features stamped 3600 s in "
+                                                               "the future"})
+    assert text.startswith("vl_features silent for 2000 ms") and "arriving but refused: VL " \
+        "features stamped 3600 s in the future" in text
+    snap = VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, -3528.685)
+    report = vl_report(snap, 1.0, 0.2, {})
+    assert report.level == 2 and "3528685 ms in the future" in report.message
+    ok = vl_report(VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, 0.3), 1.0, 0.2, {})
+    assert ok.level == 0
+    tracker = RejectionTracker("vl_features")
+    tracker.refused(0.0, "VL payload has 5 bytes")
+    assert worse(ok, tracker.status(0.0)).level == 1
+    assert "VL payload has 5 bytes" in worse(ok, tracker.status(0.0)).message
+    assert worse(report, tracker.status(0.0)) is report  # ERROR stays ERROR

@@ -1,0 +1,142 @@
+"""Rogue publishers over real DDS: the action node refuses, says why, recovers, never crashes.
+
+Separate processes on one loopback domain: synthetic sources (sensor + robot), a VL feature
+publisher standing in for the VLM (`vl_injector.py`), the action node, and for each case a rogue
+node (`rogue.py`) publishing valid-looking but wrong input on the real topic with the real QoS.
+For every case the suite checks and prints (ROGUE {...} lines with `pytest -s`):
+
+* no chunk was computed from rogue data (rogue VL messages carry sequence numbers >= 1e6);
+* a diagnostic names the cause while the rogue publishes;
+* chunks flow again by themselves once the rogue stopped (the recovery time is reported);
+* the action node is alive, and its memory (VmRSS from /proc) does not grow with the rogue data.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import Callable
+
+import pytest
+
+from asyncvla_testing.pipeline import HERE, start_action, start_sources
+from asyncvla_testing.ros_listener import RosListener, diagnostic_values
+
+rclpy = pytest.importorskip("rclpy")
+from asyncvla_msgs.msg import ActionChunk  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+
+INJECTOR = os.path.join(HERE, "vl_injector.py")
+ROGUE = os.path.join(HERE, "rogue.py")
+ROGUE_SEQUENCE = 1_000_000
+CHUNKS = "/asyncvla/action_chunk"
+MAX_VL_AGE = 0.8
+
+
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        kb = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+    return kb / 1024
+
+
+class Suite:
+    """The pipeline of one test plus helpers to run a rogue against it."""
+
+    def __init__(self, group, listener: RosListener, action, model_id: str, tokens: int,
+                 dim: int) -> None:
+        self.group, self.listener, self.action = group, listener, action
+        self.model_id, self.tokens, self.dim = model_id, tokens, dim
+        self.results: list[dict] = []
+
+    def chunk_after(self, t: float, timeout: float) -> float:
+        found: list[float] = []
+
+        def newer() -> bool:
+            found[:] = sorted(s for c in self.listener[CHUNKS].snapshot()
+                              if (s := stamp_s(c)) > t)
+            return bool(found)
+
+        self.listener.wait_until(newer, timeout, f"an action chunk after t={t:.2f}")
+        return found[0]
+
+    def diag_seen(self, since: float, suffix: str, check: Callable[[dict], bool]) -> float | None:
+        for array in self.listener["/diagnostics"].snapshot():
+            values = diagnostic_values(array, suffix)
+            if values is not None and stamp_s(array) >= since and check(values):
+                return stamp_s(array) - since
+        return None
+
+    def run(self, mode: str, *, diag: tuple[str, Callable[[dict], bool]], count: int,
+            rate: float, extra: list[str] | None = None, name: str = "rogue",
+            recovery_timeout: float = 20.0) -> dict:
+        self.chunk_after(time.time(), 30.0)  # healthy before the rogue
+        rss_before = rss_mb(self.action.popen.pid)
+        rogue = self.group.start(f"rogue_{mode}", [
+            ROGUE, mode, "--name", name, "--model-id", self.model_id, "--tokens",
+            str(self.tokens), "--dim", str(self.dim), "--count", str(count), "--rate",
+            str(rate), *(extra or [])])
+        rogue.wait_for_line("ROGUE START", 30.0)
+        t0 = time.time()
+        rogue.wait_for_line("ROGUE DONE", 60.0 + count / rate)
+        rogue.popen.wait(10.0)
+        t1 = time.time()
+        detected = None
+        deadline = time.monotonic() + 3.0
+        while detected is None and time.monotonic() < deadline:
+            detected = self.diag_seen(t0, *diag)
+            time.sleep(0.05)
+        recovered = self.chunk_after(t1, recovery_timeout) - t1
+        chunks = self.listener[CHUNKS].snapshot()
+        during = [stamp_s(c) - t0 for c in chunks if t0 <= stamp_s(c) <= t1]
+        result = {"rogue": mode, "messages": count, "rogue_s": round(t1 - t0, 2),
+                  "diagnostic_after_s": None if detected is None else round(detected, 3),
+                  "chunks_during": len(during), "recovery_s": round(recovered, 3),
+                  "rogue_chunks": sum(1 for c in chunks if c.vl_sequence >= ROGUE_SEQUENCE),
+                  "rss_before_mb": round(rss_before, 1),
+                  "rss_after_mb": round(rss_mb(self.action.popen.pid), 1)}
+        print("ROGUE " + json.dumps(result), flush=True)
+        self.results.append(result)
+        assert self.action.alive(), self.action.output()[-3000:]
+        assert detected is not None, (result, self.listener["/diagnostics"].snapshot()[-1])
+        assert result["rogue_chunks"] == 0, result
+        return result
+
+
+def level_with(level: int, needle: str) -> Callable[[dict], bool]:
+    return lambda v: int(v["_level"]) >= level and needle in v.get("_message", "")
+
+
+@pytest.fixture
+def suite(one_thread, ros_env, assets):
+    from asyncvla_training.models.checkpoint import read_checkpoint_config
+
+    cfg, _ = read_checkpoint_config(assets.checkpoint_dir)
+    start_sources(one_thread, [])
+    one_thread.start("injector", [INJECTOR, "--model-id", assets.model_id, "--tokens",
+                                  str(cfg.vl_num_tokens), "--dim", str(cfg.vl_dim)])
+    action = start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.25)
+    with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
+            CHUNKS: ActionChunk, "/diagnostics": DiagnosticArray}) as listener:
+        yield Suite(one_thread, listener, action, assets.model_id, cfg.vl_num_tokens, cfg.vl_dim)
+
+
+def test_future_stamps_and_foreign_joints_are_refused_and_the_node_recovers(suite):
+    """One VL message and 50 sensor batches stamped an hour ahead; JointStates of 100 joints
+    named other_*. None may stop the node for good or pass silently."""
+    vl = suite.run("vl_future", count=1, rate=10.0,
+                   diag=("vl features", level_with(1, "in the future")))
+    sensor = suite.run("sensor_future", count=50, rate=50.0,
+                       diag=("inputs", level_with(1, "stamped in the future")))
+    joints = suite.run("joints_other", count=200, rate=100.0,
+                       diag=("inputs", level_with(2, "lacks joint_1")))
+    # Refused at arrival, so real input kept flowing around the future-stamped messages.
+    assert vl["chunks_during"] > 0 and vl["recovery_s"] < 1.0
+    assert sensor["chunks_during"] > 0 and sensor["recovery_s"] < 1.0
+    assert joints["recovery_s"] < 2.0
+    for r in (vl, sensor, joints):
+        assert r["rss_after_mb"] - r["rss_before_mb"] < 20.0, r
