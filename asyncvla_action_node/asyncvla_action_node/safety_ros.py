@@ -143,10 +143,14 @@ def safety_report(gate: SafetyGate | None, dogs: WatchdogSet, now: float,
 
 
 def worse(report: Report, refusals: RejectionStatus | None) -> Report:
-    """`report`, or the refusal status when that is worse (repeated refusals: WARN, then ERROR)."""
-    if refusals is None or refusals.level <= report.level:
+    """`report` at the worse of its level and the refusals' (repeated refusals: WARN, then
+    ERROR), its message naming the refusals too: "VL features stale" alone hides the cause when
+    features arrive and are refused."""
+    if refusals is None or refusals.level == 0:
         return report
-    return Report(refusals.level, refusals.message, report.values)
+    if refusals.level > report.level:
+        return Report(refusals.level, refusals.message, report.values)
+    return Report(report.level, f"{report.message}; {refusals.message}", report.values)
 
 
 def vl_report(snap: VLSnapshot | None, max_vl_age: float, max_future: float,

@@ -48,8 +48,9 @@ class Suite:
     """The pipeline of one test plus helpers to run a rogue against it."""
 
     def __init__(self, group, listener: RosListener, action, model_id: str, tokens: int,
-                 dim: int) -> None:
+                 dim: int, faults: str) -> None:
         self.group, self.listener, self.action = group, listener, action
+        self.faults = faults  # the VL injector's fault file
         self.model_id, self.tokens, self.dim = model_id, tokens, dim
         self.results: list[dict] = []
 
@@ -73,9 +74,14 @@ class Suite:
 
     def run(self, mode: str, *, diag: tuple[str, Callable[[dict], bool]], count: int,
             rate: float, extra: list[str] | None = None, name: str = "rogue",
-            recovery_timeout: float = 20.0) -> dict:
+            recovery_timeout: float = 20.0, pause_vl: bool = False) -> dict:
+        """Run one rogue to its end; `pause_vl` silences the real VL publisher meanwhile (the
+        latched VL topic keeps one sample: a real update could replace a rogue sample in the
+        reader's history before the node takes it, and the test would prove nothing)."""
         self.chunk_after(time.time(), 30.0)  # healthy before the rogue
         rss_before = rss_mb(self.action.popen.pid)
+        if pause_vl:
+            write(self.faults, "vl_pause")
         rogue = self.group.start(f"rogue_{mode}", [
             ROGUE, mode, "--name", name, "--model-id", self.model_id, "--tokens",
             str(self.tokens), "--dim", str(self.dim), "--count", str(count), "--rate",
@@ -84,9 +90,11 @@ class Suite:
         t0 = time.time()
         rogue.wait_for_line("ROGUE DONE", 60.0 + count / rate)
         rogue.popen.wait(10.0)
+        if pause_vl:
+            write(self.faults, "")
         t1 = time.time()
         detected = None
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + 10.0
         while detected is None and time.monotonic() < deadline:
             detected = self.diag_seen(t0, *diag)
             time.sleep(0.05)
@@ -102,7 +110,10 @@ class Suite:
         print("ROGUE " + json.dumps(result), flush=True)
         self.results.append(result)
         assert self.action.alive(), self.action.output()[-3000:]
-        assert detected is not None, (result, self.listener["/diagnostics"].snapshot()[-1])
+        if detected is None:
+            seen = {(v["_level"], v["_message"]) for a in self.listener["/diagnostics"].snapshot()
+                    if stamp_s(a) >= t0 and (v := diagnostic_values(a, diag[0])) is not None}
+            raise AssertionError(f"no {diag[0]!r} diagnostic naming the cause: {result} {seen}")
         assert result["rogue_chunks"] == 0, result
         return result
 
@@ -111,18 +122,28 @@ def level_with(level: int, needle: str) -> Callable[[dict], bool]:
     return lambda v: int(v["_level"]) >= level and needle in v.get("_message", "")
 
 
+def write(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(text + "\n")
+    os.replace(path + ".tmp", path)
+
+
 @pytest.fixture
-def suite(one_thread, ros_env, assets):
+def suite(one_thread, ros_env, assets, tmp_path):
     from asyncvla_training.models.checkpoint import read_checkpoint_config
 
     cfg, _ = read_checkpoint_config(assets.checkpoint_dir)
+    faults = str(tmp_path / "vl_faults")
+    write(faults, "")
     start_sources(one_thread, [])
     one_thread.start("injector", [INJECTOR, "--model-id", assets.model_id, "--tokens",
-                                  str(cfg.vl_num_tokens), "--dim", str(cfg.vl_dim)])
+                                  str(cfg.vl_num_tokens), "--dim", str(cfg.vl_dim),
+                                  "--fault-file", faults])
     action = start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.25)
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
             CHUNKS: ActionChunk, "/diagnostics": DiagnosticArray}) as listener:
-        yield Suite(one_thread, listener, action, assets.model_id, cfg.vl_num_tokens, cfg.vl_dim)
+        yield Suite(one_thread, listener, action, assets.model_id, cfg.vl_num_tokens, cfg.vl_dim,
+                    faults)
 
 
 def test_future_stamps_and_foreign_joints_are_refused_and_the_node_recovers(suite):
@@ -130,13 +151,35 @@ def test_future_stamps_and_foreign_joints_are_refused_and_the_node_recovers(suit
     named other_*. None may stop the node for good or pass silently."""
     vl = suite.run("vl_future", count=1, rate=10.0,
                    diag=("vl features", level_with(1, "in the future")))
+    assert vl["chunks_during"] > 0 and vl["recovery_s"] < 1.0
     sensor = suite.run("sensor_future", count=50, rate=50.0,
                        diag=("inputs", level_with(1, "stamped in the future")))
     joints = suite.run("joints_other", count=200, rate=100.0,
                        diag=("inputs", level_with(2, "lacks joint_1")))
     # Refused at arrival, so real input kept flowing around the future-stamped messages.
-    assert vl["chunks_during"] > 0 and vl["recovery_s"] < 1.0
     assert sensor["chunks_during"] > 0 and sensor["recovery_s"] < 1.0
     assert joints["recovery_s"] < 2.0
     for r in (vl, sensor, joints):
         assert r["rss_after_mb"] - r["rss_before_mb"] < 20.0, r
+
+
+def test_oversized_vl_messages_are_refused_before_copying_and_memory_stays_flat(suite):
+    """50 MB VLFeatures, with a header consistent with the payload and with the expected
+    tokens x dim: refused by size before deserialization, counted, named; RSS stays flat.
+
+    The first large sample costs the DDS reader its receive buffers once (measured ~100 MB for a
+    50 MB sample, whatever the reader does with it); every later one must cost nothing.
+    """
+    cause = ("vl features", level_with(1, "refused before deserialization"))
+    big = ["--megabytes", "50"]
+    rounds = [suite.run("vl_oversize", count=5, rate=2.0, extra=big, diag=cause, pause_vl=True),
+              suite.run("vl_oversize_header", count=5, rate=2.0, extra=big, diag=cause,
+                        pause_vl=True),
+              suite.run("vl_oversize", count=5, rate=2.0, extra=big, diag=cause, pause_vl=True)]
+    first = rounds[0]["rss_after_mb"] - rounds[0]["rss_before_mb"]
+    later = rounds[-1]["rss_after_mb"] - rounds[1]["rss_before_mb"]
+    print(f"ROGUE oversize RSS growth: first 5 messages {first:.1f} MB, next 10 {later:.1f} MB")
+    assert first < 125.0  # 5 x 50 MB would be 250 MB if each message were kept
+    assert later < 10.0
+    for r in rounds:
+        assert r["recovery_s"] < 2.0, r  # the real publisher's next update (3 Hz)

@@ -314,4 +314,6 @@ def test_silent_input_names_the_refusal_and_future_vl_is_an_error():
     tracker.refused(0.0, "VL payload has 5 bytes")
     assert worse(ok, tracker.status(0.0)).level == 1
     assert "VL payload has 5 bytes" in worse(ok, tracker.status(0.0)).message
-    assert worse(report, tracker.status(0.0)) is report  # ERROR stays ERROR
+    both = worse(report, tracker.status(0.0))  # ERROR stays ERROR, and names the refusals
+    assert both.level == 2 and both.message.startswith(report.message)
+    assert "VL payload has 5 bytes" in both.message
