@@ -22,6 +22,7 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
@@ -41,12 +42,13 @@ from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_action_node.input_checks import (oversize_reason, sensor_batch_size_reason,
                                                vl_message_budget)
 from asyncvla_action_node.output_guard import OutputGuard
+from asyncvla_action_node.publisher_lock import PublisherLock
 from asyncvla_action_node.rejection_tracker import RejectionSet
 from asyncvla_action_node.robot_state_input import RobotStateInput
 from asyncvla_action_node.safety import SafetyGate, SafetyState, hold_required
 from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, WATCHDOGS, fill_status,
-                                             guard_limits, make_watchdogs, safety_report,
-                                             vl_report, worse)
+                                             guard_limits, make_watchdogs, publishers_on,
+                                             safety_report, vl_report, worse)
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures
@@ -91,6 +93,9 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True, min_value=0.0),
     ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures input (latched)",
               read_only=True),
+    ParamSpec("vl_publisher", "", "The node whose VL features are taken ('' = lock onto the "
+              "first node seen alone on the topic); set at run time to re-lock after a second "
+              "publisher was reported"),
     ParamSpec("sensor_topic", "/sensor/force_oct", "ForceOctBatch input", read_only=True),
     ParamSpec("joint_state_topic", "/robot/joint_states", "JointState input", read_only=True),
     ParamSpec("pose_topic", "/robot/ee_pose", "PoseStamped input (EE in base frame)",
@@ -175,18 +180,23 @@ class ActionNode(Node):
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
         # raw: the size is checked before the message is deserialized (oversize is refused
         # without a copy of its payload)
-        self.create_subscription(VLFeatures, p["vl_features_topic"], g("vl", self._on_vl_raw),
-                                 qos.LATCHED, callback_group=inputs, raw=True)
+        self.vl_sub = self.create_subscription(
+            VLFeatures, p["vl_features_topic"], g("vl", self._on_vl_raw), qos.LATCHED,
+            callback_group=inputs, raw=True)
         self.create_subscription(ForceOctBatch, p["sensor_topic"], g("sensor", self._on_sensor),
                                  qos.sensor_subscriber(50), callback_group=inputs)
         self.create_subscription(JointState, p["joint_state_topic"], g("joints", self._on_joints),
                                  qos.sensor_subscriber(), callback_group=inputs)
         self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.create_subscription(Bool, p["enable_topic"], g("enable", self._on_enable),
-                                 qos.LATCHED, callback_group=inputs)
-        self.create_subscription(Bool, p["estop_topic"], g("estop", self._on_estop),
-                                 qos.LATCHED, callback_group=inputs)
+        self.control_subs = {name: self.create_subscription(
+            Bool, p[f"{name}_topic"], g(name, cb), qos.LATCHED, callback_group=inputs)
+            for name, cb in (("enable", self._on_enable), ("estop", self._on_estop))}
+        self.locks = {"vl_features": PublisherLock(self.vl_sub.topic_name, True,
+                                                   p["vl_publisher"]),
+                      **{name: PublisherLock(sub.topic_name, lock_identity=False)
+                         for name, sub in self.control_subs.items()}}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"], qos.LATCHED)
         self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, p["trajectory_topic"], qos.COMMAND) \
@@ -211,8 +221,12 @@ class ActionNode(Node):
         self._publish_status(True)
 
     # --- inputs -----------------------------------------------------------------------------
-    def _on_vl_raw(self, raw: bytes) -> None:
-        reason = oversize_reason(len(raw), self.vl_budget, "VL features message")
+    def _on_vl_raw(self, raw: bytes, info: dict) -> None:
+        verdict = self.locks["vl_features"].check(
+            *publishers_on(self, self.vl_sub), self.get_clock().now().nanoseconds,
+            info.get("source_timestamp"), info.get("publication_sequence_number"))
+        reason = "" if verdict.allowed else verdict.message
+        reason = reason or oversize_reason(len(raw), self.vl_budget, "VL features message")
         if reason:
             self.counters.inc("vl_oversize")
             self._input_result("vl_features", reason)
@@ -326,11 +340,33 @@ class ActionNode(Node):
             self.get_logger().info(f"input {name} is back after {outage * 1e3:.0f} ms")
 
     def _on_enable(self, msg: Bool) -> None:
+        if msg.data and not self._control_allowed("enable"):
+            return
         self._gate_input("enable", lambda: self.gate.on_enable(bool(msg.data), time.monotonic()))
 
     def _on_estop(self, msg: Bool) -> None:
+        if not msg.data and not self._control_allowed("estop"):
+            return
         self._gate_input("estop", lambda: self.gate.on_estop(bool(msg.data), time.monotonic()),
                          estop_pressed=bool(msg.data))
+
+    def _control_allowed(self, name: str) -> bool:
+        """May a message that lets output resume be obeyed (one node on the topic)?"""
+        verdict = self.locks[name].check(*publishers_on(self, self.control_subs[name]),
+                                         self.get_clock().now().nanoseconds)
+        if not verdict.allowed:
+            self.counters.inc(f"refused_{name}")
+            self.get_logger().error(f"{name} refused: {verdict.message}",
+                                    throttle_duration_sec=2.0)
+            self.diagnostics.publish_now_if_worse("safety", ERROR)
+        return verdict.allowed
+
+    def _on_set_parameters(self, params: list) -> SetParametersResult:
+        for param in params:
+            if param.name == "vl_publisher":  # the operator's re-lock
+                self.locks["vl_features"].pin(str(param.value))
+                self.get_logger().warning(f"VL publisher lock set to {param.value!r}")
+        return SetParametersResult(successful=True)
 
     def _gate_input(self, name: str, apply, estop_pressed: bool = False) -> None:
         """Apply an enable / e-stop message; the hold goes out even if anything else fails.
@@ -479,15 +515,21 @@ class ActionNode(Node):
                           reuse_count=snap.reuse_count)
         report = vl_report(snap, self.core.config.max_vl_age, self.core.config.future_tolerance,
                            values)
-        return worse(report, refusing)
+        lock = self.locks["vl_features"].evaluate(*publishers_on(self, self.vl_sub),
+                                                  self.get_clock().now().nanoseconds)
+        return worse(worse(report, refusing), lock)
 
     def _diag_safety(self) -> Report:
         counts = self.counters.snapshot()
         guard = {k: v for k, v in counts.items() if k.startswith("guard_")}
         now = time.monotonic()
-        return safety_report(self.gate, self.watchdogs, now,
-                             {"guard_mode": self.guard.limits.mode, **guard},
-                             self.refusals.notes(now))
+        report = safety_report(self.gate, self.watchdogs, now,
+                               {"guard_mode": self.guard.limits.mode, **guard},
+                               self.refusals.notes(now))
+        for name, sub in self.control_subs.items():
+            report = worse(report, self.locks[name].evaluate(
+                *publishers_on(self, sub), self.get_clock().now().nanoseconds))
+        return report
 
     def _diag_inputs(self) -> Report:
         counts = self.counters.snapshot()

@@ -14,6 +14,7 @@ from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, Report
 from asyncvla_action_node.common.params import ParamSpec
 from asyncvla_action_node.common.timeconv import ns_to_stamp
 from asyncvla_action_node.output_guard import GUARD_MODES, GuardLimits
+from asyncvla_action_node.publisher_lock import PublisherVerdict
 from asyncvla_action_node.rejection_tracker import RejectionStatus
 from asyncvla_action_node.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_action_node.vl_store import VLSnapshot
@@ -142,10 +143,17 @@ def safety_report(gate: SafetyGate | None, dogs: WatchdogSet, now: float,
                   values)
 
 
-def worse(report: Report, refusals: RejectionStatus | None) -> Report:
+def publishers_on(node: Any, subscription: Any) -> tuple[list[str], int]:
+    """(node names of the topic's publishers from the graph, DDS writers matched)."""
+    infos = node.get_publishers_info_by_topic(subscription.topic_name)
+    names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos]
+    return names, subscription.get_publisher_count()
+
+
+def worse(report: Report, refusals: RejectionStatus | PublisherVerdict | None) -> Report:
     """`report` at the worse of its level and the refusals' (repeated refusals: WARN, then
-    ERROR), its message naming the refusals too: "VL features stale" alone hides the cause when
-    features arrive and are refused."""
+    ERROR; a second publisher: ERROR), its message naming the refusals too: "VL features stale"
+    alone hides the cause when features arrive and are refused."""
     if refusals is None or refusals.level == 0:
         return report
     if refusals.level > report.level:

@@ -160,3 +160,68 @@ def test_rejection_set_worst_and_notes():
     assert rs.worst(1.0).message.startswith("sensor: 1 of 1 refused")
     assert rs.notes(1.0) == {"sensor": "50 of 50 samples dropped: 50 stamped in the future"}
     assert rs.notes(6.5) == {} and rs.worst(6.5) is None
+
+
+# --- a second publisher ------------------------------------------------------------------------
+def test_vl_lock_takes_the_first_node_and_refuses_while_another_publishes():
+    from asyncvla_action_node.publisher_lock import PublisherLock
+
+    lock = PublisherLock("/asyncvla/vl_features")
+    assert lock.check([], 1, 0).allowed  # the first writer, not named in the graph yet
+    assert lock.locked is None
+    assert lock.check(["/asyncvla_vlm_node"], 1, 0).allowed and lock.locked == "/asyncvla_vlm_node"
+    rogue = lock.check(["/asyncvla_vlm_node", "/rogue"], 2, 0)
+    assert not rogue.allowed and rogue.level == ERROR
+    assert "/asyncvla/vl_features" in rogue.message and "/rogue" in rogue.message
+    unnamed = lock.check(["/asyncvla_vlm_node"], 2, 0)  # a writer the graph cannot name yet
+    assert not unnamed.allowed and "not yet named" in unnamed.message
+    assert lock.refused == 2
+    assert lock.check(["/asyncvla_vlm_node"], 1, 0).allowed  # the rogue left: by itself
+    # A restarted VLM (same node name) while DDS still lists the killed one: taken, WARN.
+    restart = lock.check(["/asyncvla_vlm_node", "/asyncvla_vlm_node"], 2, 0)
+    assert restart.allowed and restart.level == WARN
+    # The locked node is gone and another publishes: refused until the operator re-locks.
+    assert not lock.check(["/other_vlm"], 1, 0).allowed
+    lock.pin("/other_vlm")
+    assert lock.check(["/other_vlm"], 1, 0).allowed
+    lock.pin("")
+    assert lock.check(["/third"], 1, 0).allowed and lock.locked == "/third"
+
+
+def test_vl_lock_with_two_publishers_from_the_start_refuses_until_pinned():
+    from asyncvla_action_node.publisher_lock import PublisherLock
+
+    lock = PublisherLock("/vl")
+    first = lock.check(["/a", "/b"], 2, 0)
+    assert not first.allowed and "none locked" in first.message and lock.locked is None
+    assert PublisherLock("/vl", pinned="/b").check(["/a", "/b"], 2, 0).allowed is False
+    assert PublisherLock("/vl", pinned="/b").check(["/b"], 1, 0).allowed
+
+
+def test_control_topics_report_a_second_node_and_refuse_go_messages():
+    from asyncvla_action_node.publisher_lock import PublisherLock
+
+    lock = PublisherLock("/asyncvla/enable", lock_identity=False)
+    assert lock.check(["/_ros2cli_1"], 1, 0).allowed
+    assert lock.check(["/_ros2cli_2"], 1, 0).allowed  # a new shell is not a second publisher
+    assert lock.check(["/panel", "/panel"], 2, 0).allowed  # one node, two writers
+    two = lock.check(["/panel", "/rogue"], 2, 0)
+    assert not two.allowed and two.level == ERROR and "/rogue" in two.message
+    assert not lock.check(["/panel"], 2, 0).allowed  # plus one unnamed writer
+
+
+def test_vl_lock_graph_lag_at_both_edges_is_closed_by_the_sample_info():
+    from asyncvla_action_node.publisher_lock import PublisherLock
+
+    lock = PublisherLock("/vl")
+    vlm = ["/asyncvla_vlm_node"]
+    assert lock.check(vlm, 1, 1000, source_ns=990, sequence=40).allowed
+    assert lock.check(vlm, 1, 2000, source_ns=1990, sequence=45).allowed  # depth 1 skips some
+    # A rogue's first sample before the graph shows it: same writer count, sequence went back.
+    early = lock.check(vlm, 1, 2100, source_ns=2090, sequence=1)
+    assert not early.allowed and "does not show yet" in early.message
+    assert not lock.check(vlm + ["/rogue"], 2, 2200, source_ns=2190, sequence=2).allowed
+    # The rogue is seen gone at 3000; its last sample (published at 2500) is still queued.
+    late = lock.check(vlm, 1, 3000, source_ns=2500, sequence=30)
+    assert not late.allowed and "published while another publisher" in late.message
+    assert lock.check(vlm, 1, 3100, source_ns=3050, sequence=46).allowed

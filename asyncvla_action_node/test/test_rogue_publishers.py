@@ -88,7 +88,9 @@ class Suite:
             str(rate), *(extra or [])])
         rogue.wait_for_line("ROGUE START", 30.0)
         t0 = time.time()
-        rogue.wait_for_line("ROGUE DONE", 60.0 + count / rate)
+        rogue.wait_for_line("ROGUE SENT", 60.0 + count / rate)
+        t_sent = time.time()  # the rogue's last message is out
+        rogue.wait_for_line("ROGUE DONE", 30.0)
         rogue.popen.wait(10.0)
         if pause_vl:
             write(self.faults, "")
@@ -100,10 +102,12 @@ class Suite:
             time.sleep(0.05)
         recovered = self.chunk_after(t1, recovery_timeout) - t1
         chunks = self.listener[CHUNKS].snapshot()
-        during = [stamp_s(c) - t0 for c in chunks if t0 <= stamp_s(c) <= t1]
-        result = {"rogue": mode, "messages": count, "rogue_s": round(t1 - t0, 2),
+        during = [stamp_s(c) - t0 for c in chunks if t0 <= stamp_s(c) <= t_sent]
+        result = {"rogue": mode, "messages": count, "rogue_s": round(t_sent - t0, 2),
                   "diagnostic_after_s": None if detected is None else round(detected, 3),
-                  "chunks_during": len(during), "recovery_s": round(recovered, 3),
+                  "chunks_during": len(during),
+                  "last_chunk_after_start_s": round(max(during), 3) if during else None,
+                  "recovery_s": round(recovered, 3),
                   "rogue_chunks": sum(1 for c in chunks if c.vl_sequence >= ROGUE_SEQUENCE),
                   "rss_before_mb": round(rss_before, 1),
                   "rss_after_mb": round(rss_mb(self.action.popen.pid), 1)}
@@ -183,3 +187,47 @@ def test_oversized_vl_messages_are_refused_before_copying_and_memory_stays_flat(
     assert later < 10.0
     for r in rounds:
         assert r["recovery_s"] < 2.0, r  # the real publisher's next update (3 Hz)
+
+
+def test_a_second_vl_publisher_is_refused_and_control_topics_report_a_second_node(suite):
+    """A second "VLM" (model id copied) at 100 Hz drives no chunk; an intruder's e-stop release
+    and enable are refused while the operator's publishers exist; each is an ERROR naming the
+    topic, and VL output resumes by itself once the rogue leaves."""
+    from std_msgs.msg import Bool
+
+    from asyncvla_action_node.common import qos
+
+    flood = suite.run("vl_flood", count=300, rate=100.0, name="rogue_vlm",
+                      diag=("vl features", level_with(2, "another publisher on "
+                                                          "/asyncvla/vl_features: /rogue_vlm")))
+    assert flood["recovery_s"] < 2.0, flood
+    # Refusing all features while two publish makes the held ones stale: no chunk after
+    # max_vl_age (+ a tick) from the rogue's start.
+    assert (flood["last_chunk_after_start_s"] or 0.0) <= MAX_VL_AGE + 0.2, flood
+    listener = suite.listener
+    enable = listener.publisher("/asyncvla/enable", Bool, qos.LATCHED)
+    estop = listener.publisher("/asyncvla/estop", Bool, qos.LATCHED)
+    listener.wait_until(lambda: estop.get_subscription_count() >= 1
+                        and enable.get_subscription_count() >= 1, 20, "operator matched")
+    estop.publish(Bool(data=True))
+    time.sleep(1.0)
+    pressed = time.time()
+    rogue = suite.group.start("rogue_go", [ROGUE, "go", "--name", "intruder", "--count", "20",
+                                           "--rate", "10"])
+    rogue.wait_for_line("ROGUE DONE", 30.0)
+    rogue.popen.wait(10.0)
+    time.sleep(0.5)
+    after = [c for c in listener[CHUNKS].snapshot() if stamp_s(c) > pressed]
+    detected = suite.diag_seen(pressed, ": safety",
+                               level_with(2, "publishers on /asyncvla/"))
+    print("ROGUE " + json.dumps({"rogue": "go", "chunks_after_intruder": len(after),
+                                 "diagnostic_after_s": detected}), flush=True)
+    assert after == [] and detected is not None
+    assert "refused" in suite.action.output()
+    # The operator releases and enables: output resumes.
+    estop.publish(Bool(data=False))
+    time.sleep(0.5)
+    t = time.time()
+    enable.publish(Bool(data=True))
+    resumed = suite.chunk_after(t, 10.0) - t
+    assert resumed < 2.0 and suite.action.alive()
