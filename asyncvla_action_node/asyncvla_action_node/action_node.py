@@ -22,8 +22,10 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -32,19 +34,25 @@ from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickO
 from asyncvla_action_node.chunk_blending import MODES, ChunkBlender
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
-from asyncvla_common.guard import guarded
+from asyncvla_common.guard import guarded, report_error, run_all
 from asyncvla_common.params import ParamSpec, declare_all
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_action_node.input_checks import (oversize_reason, sensor_batch_size_reason,
+                                               vl_message_budget)
 from asyncvla_action_node.output_guard import OutputGuard
-from asyncvla_common.safety import SafetyGate, SafetyState
-from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS, guard_limits, make_watchdogs
+from asyncvla_action_node.publisher_lock import PublisherLock
+from asyncvla_action_node.rejection_tracker import RejectionSet
+from asyncvla_action_node.robot_state_input import RobotStateInput
+from asyncvla_common.safety import SafetyGate, SafetyState, hold_required
+from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, WATCHDOGS, guard_limits,
+                                             make_watchdogs, publishers_on, vl_report, worse)
 from asyncvla_common.safety_status import fill_status, safety_report
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures
-from asyncvla_training.conventions import ACTION_SPACES, robot_state_vector
+from asyncvla_training.conventions import ACTION_SPACES, JOINT_NAMES, sensor_batch_reason
 from asyncvla_training.vl_payload import decode_features
 
 
@@ -77,10 +85,17 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True, min_value=0.0),
     ParamSpec("publish_joint_trajectory", False, "Also publish trajectory_msgs/JointTrajectory "
               "(joint_delta policies)", read_only=True),
-    ParamSpec("joint_names", ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"],
-              "Joint order of the state and trajectory", read_only=True),
+    ParamSpec("joint_names", list(JOINT_NAMES), "The 6 joints, base to wrist: JointState is read "
+              "by these names (a message lacking one is refused), and the trajectory uses them",
+              read_only=True),
+    ParamSpec("max_future_stamp", 0.2, "Inputs stamped further ahead of this node's clock (s) "
+              "are refused at arrival and counted (a clock step or a bad sender)",
+              read_only=True, min_value=0.0),
     ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures input (latched)",
               read_only=True),
+    ParamSpec("vl_publisher", "", "The node whose VL features are taken ('' = lock onto the "
+              "first node seen alone on the topic); set at run time to re-lock after a second "
+              "publisher was reported"),
     ParamSpec("sensor_topic", "/sensor/force_oct", "ForceOctBatch input", read_only=True),
     ParamSpec("joint_state_topic", "/robot/joint_states", "JointState input", read_only=True),
     ParamSpec("pose_topic", "/robot/ee_pose", "PoseStamped input (EE in base frame)",
@@ -121,21 +136,27 @@ class ActionNode(Node):
         step_period = float(metadata.get("step_period", 0.1))
         expected_model = p["expected_model_id"] or str(metadata.get("vl_model_id", ""))
         self.horizon, self.action_dim = config.horizon, config.action_dim
-        self.vl_store = VLFeatureStore(config.vl_num_tokens, config.vl_dim, expected_model)
+        max_future = p["max_future_stamp"]
+        self.vl_store = VLFeatureStore(config.vl_num_tokens, config.vl_dim, expected_model,
+                                       max_future)
         self.sensor = SensorWindow(config.sensor.window, config.sensor.in_channels - 1,
-                                   max_gap=p["sensor_max_gap"])
+                                   max_gap=p["sensor_max_gap"], max_future=max_future)
+        self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future)
+        self.vl_budget = vl_message_budget(config.vl_num_tokens, config.vl_dim)
+        self.refusals = RejectionSet(tuple(name for name, _ in WATCHDOGS))
         blender = ChunkBlender(p["chunk_blending"], p["blend_old_weight"], p["ensemble_decay"],
                                history=config.horizon)
         core_cfg = ActionCoreConfig(
             max_vl_age=p["max_vl_age"], sensor_max_age=p["sensor_max_age"],
-            robot_state_max_age=p["robot_state_max_age"], step_period=step_period,
+            robot_state_max_age=p["robot_state_max_age"], future_tolerance=max_future,
+            step_period=step_period,
             action_space=self.action_space, horizon=config.horizon, action_dim=config.action_dim)
         self.guard = OutputGuard(guard_limits(p), self.action_space)
         self.core = ActionCore(self.policy.predict, self.vl_store, self.sensor, core_cfg, blender,
                                self.guard)
         self.gate = SafetyGate(p["enabled_at_start"], p["estop_timeout"], now=time.monotonic())
         self.watchdogs = make_watchdogs(p)
-        self.joint_names: list[str] = list(p["joint_names"])
+        self.joint_names: list[str] = list(self.robot_input.joint_names)
         self.publish_trajectory = bool(p["publish_joint_trajectory"])
         if self.publish_trajectory and self.action_space != "joint_delta":
             self.get_logger().error(
@@ -151,25 +172,31 @@ class ActionNode(Node):
         self.last_outcome: TickOutcome | None = None
         self._last_log = 0.0
         self._last_tick_ns: int | None = None
-        self._joint_positions: np.ndarray | None = None
-        self._joint_stamp_ns = 0
         self._sequence = 0
         self._status_key: tuple | None = None
+        self._gate_state = self.gate.state  # the state the last gate report was made for
 
         inputs = MutuallyExclusiveCallbackGroup()
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
-        self.create_subscription(VLFeatures, p["vl_features_topic"], g("vl", self._on_vl),
-                                 qos.LATCHED, callback_group=inputs)
+        # raw: the size is checked before the message is deserialized (oversize is refused
+        # without a copy of its payload)
+        self.vl_sub = self.create_subscription(
+            VLFeatures, p["vl_features_topic"], g("vl", self._on_vl_raw), qos.LATCHED,
+            callback_group=inputs, raw=True)
         self.create_subscription(ForceOctBatch, p["sensor_topic"], g("sensor", self._on_sensor),
                                  qos.sensor_subscriber(50), callback_group=inputs)
         self.create_subscription(JointState, p["joint_state_topic"], g("joints", self._on_joints),
                                  qos.sensor_subscriber(), callback_group=inputs)
         self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.create_subscription(Bool, p["enable_topic"], g("enable", self._on_enable),
-                                 qos.LATCHED, callback_group=inputs)
-        self.create_subscription(Bool, p["estop_topic"], g("estop", self._on_estop),
-                                 qos.LATCHED, callback_group=inputs)
+        self.control_subs = {name: self.create_subscription(
+            Bool, p[f"{name}_topic"], g(name, cb), qos.LATCHED, callback_group=inputs)
+            for name, cb in (("enable", self._on_enable), ("estop", self._on_estop))}
+        self.locks = {"vl_features": PublisherLock(self.vl_sub.topic_name, True,
+                                                   p["vl_publisher"]),
+                      **{name: PublisherLock(sub.topic_name, lock_identity=False)
+                         for name, sub in self.control_subs.items()}}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"], qos.LATCHED)
         self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, p["trajectory_topic"], qos.COMMAND) \
@@ -194,21 +221,27 @@ class ActionNode(Node):
         self._publish_status(True)
 
     # --- inputs -----------------------------------------------------------------------------
+    def _on_vl_raw(self, raw: bytes, info: dict) -> None:
+        verdict = self.locks["vl_features"].check(
+            *publishers_on(self, self.vl_sub), self.get_clock().now().nanoseconds,
+            info.get("source_timestamp"), info.get("publication_sequence_number"))
+        reason = "" if verdict.allowed else verdict.message
+        reason = reason or oversize_reason(len(raw), self.vl_budget, "VL features message")
+        if reason:
+            self.counters.inc("vl_oversize")
+            self._input_result("vl_features", reason)
+            return
+        self._on_vl(deserialize_message(raw, VLFeatures))
+
     def _on_vl(self, msg: VLFeatures) -> None:
         try:
             features = decode_features(msg.data, msg.num_tokens, msg.feature_dim, msg.dtype)
+            reason = self.vl_store.update(features, msg.sequence, stamp_to_ns(msg.header.stamp),
+                                          msg.model_id, self.get_clock().now().nanoseconds)
         except ValueError as exc:
             self.counters.inc("vl_rejected_payload")
-            self.vl_store.last_reject_reason = str(exc)
-            self.diagnostics.publish_now_if_worse("vl features", WARN)
-            return
-        reason = self.vl_store.update(features, msg.sequence, stamp_to_ns(msg.header.stamp),
-                                      msg.model_id)
-        if reason:
-            self.get_logger().warning(f"VL features #{msg.sequence} rejected: {reason}",
-                                      throttle_duration_sec=2.0)
-        else:
-            self._feed("vl_features")
+            reason = self.vl_store.last_reject_reason = str(exc)
+        if self._input_result("vl_features", reason):
             self.get_logger().info(
                 f"[VL #{msg.sequence}] {msg.num_tokens}x{msg.feature_dim}, computed in "
                 f"{msg.compute_time * 1e3:.0f} ms from {len(msg.view_names)} views",
@@ -216,50 +249,46 @@ class ActionNode(Node):
 
     def _on_sensor(self, msg: ForceOctBatch) -> None:
         n = msg.num_samples
-        if len(msg.sample_stamps) != n or len(msg.force) != n \
-                or len(msg.alines) != n * msg.aline_length or msg.aline_length != self.sensor.aline_length:
-            self.counters.inc("sensor_bad_batch")
-            return
-        stamps = np.fromiter((stamp_to_ns(s) for s in msg.sample_stamps), dtype=np.int64, count=n)
-        accepted = self.sensor.add_batch(stamps, np.asarray(msg.force), np.asarray(msg.alines))
-        if n > 0 and accepted == n:
-            self._feed("sensor")
-        else:  # NaN/inf, out-of-order or duplicate samples: the window now has a hole
-            self.counters.inc("sensor_batch_partly_dropped")
+        reason = sensor_batch_size_reason(n, self.sensor.capacity) or sensor_batch_reason(
+            n, len(msg.sample_stamps), len(msg.force), len(msg.alines), msg.aline_length,
+            self.sensor.aline_length)
+        if not reason:
+            stamps = np.fromiter((stamp_to_ns(s) for s in msg.sample_stamps), dtype=np.int64,
+                                 count=n)
+            accepted = self.sensor.add_batch(stamps, np.asarray(msg.force), np.asarray(msg.alines),
+                                             self.get_clock().now().nanoseconds)
+            # NaN/inf, out-of-order, duplicate or future samples: the window now has a hole
+            reason = "empty batch" if n == 0 else self.sensor.describe_last_drops()
+        self._input_result("sensor", reason)
 
     def _on_joints(self, msg: JointState) -> None:
-        try:
-            if msg.name and all(n in msg.name for n in self.joint_names):
-                index = {n: i for i, n in enumerate(msg.name)}
-                positions = np.array([msg.position[index[n]] for n in self.joint_names])
-            else:
-                positions = np.asarray(msg.position[:6], dtype=np.float64)
-            if positions.size != 6 or not np.all(np.isfinite(positions)):
-                raise ValueError(f"{positions.size} finite joint positions needed")
-        except (ValueError, IndexError) as exc:
-            self.counters.inc("joint_state_rejected")
-            self.get_logger().warning(f"joint state rejected: {exc}", throttle_duration_sec=2.0)
-            self._joint_positions = None  # fail closed: never act on the state before a bad one
-            self.core.clear_robot_state()
-            return
-        self._joint_positions, self._joint_stamp_ns = positions, stamp_to_ns(msg.header.stamp)
-        self._feed("joint_states")
+        reason = self.robot_input.joints(msg.name, msg.position, stamp_to_ns(msg.header.stamp),
+                                         self.get_clock().now().nanoseconds)
+        if not self._input_result("joint_states", reason):
+            self.core.clear_robot_state()  # fail closed: never act on the state before a bad one
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        if self._joint_positions is None:
-            return
         pos, ori = msg.pose.position, msg.pose.orientation
-        try:
-            state = robot_state_vector(self._joint_positions, [pos.x, pos.y, pos.z],
-                                       [ori.x, ori.y, ori.z, ori.w])
-        except ValueError as exc:
-            self.counters.inc("pose_rejected")
-            self.get_logger().warning(f"EE pose rejected: {exc}", throttle_duration_sec=2.0)
+        update = self.robot_input.pose([pos.x, pos.y, pos.z], [ori.x, ori.y, ori.z, ori.w],
+                                       stamp_to_ns(msg.header.stamp),
+                                       self.get_clock().now().nanoseconds)
+        if update.reason:
+            self._input_result("ee_pose", update.reason)
             self.core.clear_robot_state()
-            return
-        self._feed("ee_pose")
-        # The state is as old as the older of its two halves.
-        self.core.set_robot_state(state, min(self._joint_stamp_ns, stamp_to_ns(msg.header.stamp)))
+        elif update.state is not None and self._input_result("ee_pose", ""):
+            self.core.set_robot_state(update.state, update.stamp_ns)
+
+    def _input_result(self, name: str, reason: str) -> bool:
+        """Count and report a refusal (True when accepted: the input's watchdog is fed)."""
+        now = time.monotonic()
+        if reason:
+            self.counters.inc(f"refused_{name}")
+            self.refusals[name].refused(now, reason)
+            self.get_logger().warning(f"{name} refused: {reason}", throttle_duration_sec=2.0)
+            return False
+        self.refusals[name].accepted(now)
+        self._feed(name)
+        return True
 
     # --- the tick ---------------------------------------------------------------------------
     def _on_tick(self) -> None:
@@ -274,6 +303,8 @@ class ActionNode(Node):
         self._last_tick_ns = now_ns
         outcome = self._decide(now_ns)
         self.last_outcome = outcome
+        if self.gate.state != self._gate_state:  # e.g. the e-stop heartbeat was lost
+            self._gate_input("heartbeat", lambda: None)
         self._publish_plots(outcome)
         if outcome.guard is not None:
             for reason, count in outcome.guard.violations.items():
@@ -294,8 +325,8 @@ class ActionNode(Node):
         now = time.monotonic()
         silent = self.watchdogs.check(now)
         if silent:
-            return self.core.refuse("input silent: " + self.watchdogs.describe(silent, now),
-                                    "watchdog", self.vl_store.snapshot(now_ns))
+            return self.core.refuse("input silent: " + self.watchdogs.describe(
+                silent, now, self.refusals.notes(now)), "watchdog", self.vl_store.snapshot(now_ns))
         allowed, why = self.gate.allows_output(now)
         if not allowed:
             category = "estop" if self.gate.state == SafetyState.ESTOP else "disabled"
@@ -309,29 +340,70 @@ class ActionNode(Node):
             self.get_logger().info(f"input {name} is back after {outage * 1e3:.0f} ms")
 
     def _on_enable(self, msg: Bool) -> None:
-        before = self.gate.state
-        self.gate.on_enable(bool(msg.data), time.monotonic())
-        self._after_gate_change(before)
+        if msg.data and not self._control_allowed("enable"):
+            return
+        self._gate_input("enable", lambda: self.gate.on_enable(bool(msg.data), time.monotonic()))
 
     def _on_estop(self, msg: Bool) -> None:
-        before = self.gate.state
-        self.gate.on_estop(bool(msg.data), time.monotonic())
-        self._after_gate_change(before)
+        if not msg.data and not self._control_allowed("estop"):
+            return
+        self._gate_input("estop", lambda: self.gate.on_estop(bool(msg.data), time.monotonic()),
+                         estop_pressed=bool(msg.data))
+
+    def _control_allowed(self, name: str) -> bool:
+        """May a message that lets output resume be obeyed (one node on the topic)?"""
+        verdict = self.locks[name].check(*publishers_on(self, self.control_subs[name]),
+                                         self.get_clock().now().nanoseconds)
+        if not verdict.allowed:
+            self.counters.inc(f"refused_{name}")
+            self.get_logger().error(f"{name} refused: {verdict.message}",
+                                    throttle_duration_sec=2.0)
+            self.diagnostics.publish_now_if_worse("safety", ERROR)
+        return verdict.allowed
+
+    def _on_set_parameters(self, params: list) -> SetParametersResult:
+        for param in params:
+            if param.name == "vl_publisher":  # the operator's re-lock
+                self.locks["vl_features"].pin(str(param.value))
+                self.get_logger().warning(f"VL publisher lock set to {param.value!r}")
+        return SetParametersResult(successful=True)
+
+    def _gate_input(self, name: str, apply, estop_pressed: bool = False) -> None:
+        """Apply an enable / e-stop message; the hold goes out even if anything else fails.
+
+        `before` is the state last reported, so a change made elsewhere (the heartbeat check in
+        the gate) is reported and held for too.
+        """
+        before = self._gate_state
+        run_all([(f"{name}_gate", apply),
+                 (f"{name}_hold", lambda: self._hold_if(before, estop_pressed)),
+                 (f"{name}_report", lambda: self._after_gate_change(before))], self._step_failed)
+
+    def _step_failed(self, step: str, exc: BaseException) -> None:
+        report_error(self, self.counters, step, exc)
+
+    def _hold_if(self, before: SafetyState, estop_pressed: bool) -> None:
+        if self.traj_pub is None or not hold_required(before, self.gate.state, estop_pressed):
+            return
+        # An empty trajectory makes a joint_trajectory_controller stop and hold.
+        stop = JointTrajectory()
+        stop.header.stamp = self.get_clock().now().to_msg()
+        stop.joint_names = self.joint_names
+        self.traj_pub.publish(stop)
+        self.counters.inc("hold_trajectories_published")
 
     def _after_gate_change(self, before: SafetyState) -> None:
-        state = self.gate.state
+        state = self._gate_state = self.gate.state
         if state == before:
             return
-        log = self.get_logger().error if state == SafetyState.ESTOP else self.get_logger().warning
-        log(f"safety state {before.name} -> {state.name}: {self.gate.last_change_reason}")
+        text = f"safety state {before.name} -> {state.name}: {self.gate.last_change_reason}"
+        # rclpy allows one severity per call site, hence two calls.
+        if state == SafetyState.ESTOP:
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
         if state != SafetyState.ENABLED:
             self.core.refuse(self.gate.last_change_reason, state.name.lower())
-            if self.traj_pub is not None:
-                # An empty trajectory makes a joint_trajectory_controller stop and hold.
-                stop = JointTrajectory()
-                stop.header.stamp = self.get_clock().now().to_msg()
-                stop.joint_names = self.joint_names
-                self.traj_pub.publish(stop)
         self.diagnostics.publish_now_if_worse("safety", ERROR if state == SafetyState.ESTOP
                                               else WARN)
         self._publish_status(True)
@@ -430,25 +502,34 @@ class ActionNode(Node):
 
     def _diag_vl(self) -> Report:
         snap = self.vl_store.snapshot(self.get_clock().now().nanoseconds)
+        refusing = self.refusals["vl_features"].status(time.monotonic())
         values = {"received": self.vl_store.received,
                   "rejected": sum(self.vl_store.rejected.values())
                   + self.counters.get("vl_rejected_payload"),
                   "last_reject_reason": self.vl_store.last_reject_reason,
+                  "refused_in_window": refusing.refused,
                   "age_ms_p50": self.vl_age_stats.percentile(50) * 1e3,
                   "age_ms_p99": self.vl_age_stats.percentile(99) * 1e3}
-        if snap is None:
-            return Report(ERROR, "no VL features", values)
-        values.update(sequence=snap.sequence, age_ms=snap.age * 1e3, model_id=snap.model_id,
-                      reuse_count=snap.reuse_count)
-        if snap.age > self.core.config.max_vl_age:
-            return Report(ERROR, f"VL features stale ({snap.age * 1e3:.0f} ms)", values)
-        return Report(OK, f"VL #{snap.sequence}, {snap.age * 1e3:.0f} ms old", values)
+        if snap is not None:
+            values.update(sequence=snap.sequence, age_ms=snap.age * 1e3, model_id=snap.model_id,
+                          reuse_count=snap.reuse_count)
+        report = vl_report(snap, self.core.config.max_vl_age, self.core.config.future_tolerance,
+                           values)
+        lock = self.locks["vl_features"].evaluate(*publishers_on(self, self.vl_sub),
+                                                  self.get_clock().now().nanoseconds)
+        return worse(worse(report, refusing), lock)
 
     def _diag_safety(self) -> Report:
         counts = self.counters.snapshot()
         guard = {k: v for k, v in counts.items() if k.startswith("guard_")}
-        return safety_report(self.gate, self.watchdogs, time.monotonic(),
-                             {"guard_mode": self.guard.limits.mode, **guard})
+        now = time.monotonic()
+        report = safety_report(self.gate, self.watchdogs, now,
+                               {"guard_mode": self.guard.limits.mode, **guard},
+                               self.refusals.notes(now))
+        for name, sub in self.control_subs.items():
+            report = worse(report, self.locks[name].evaluate(
+                *publishers_on(self, sub), self.get_clock().now().nanoseconds))
+        return report
 
     def _diag_inputs(self) -> Report:
         counts = self.counters.snapshot()
@@ -457,7 +538,9 @@ class ActionNode(Node):
                   **{k: v for k, v in counts.items()
                      if not k.startswith(("withheld_", "chunks", "guard_"))}}
         level = WARN if self.sensor.fill < self.sensor.window_size else OK
-        return Report(level, f"sensor {self.sensor.fill}/{self.sensor.window_size}", values)
+        report = Report(level, f"sensor {self.sensor.fill}/{self.sensor.window_size}", values)
+        return worse(report, self.refusals.worst(time.monotonic(),
+                                                 ("sensor", "joint_states", "ee_pose")))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -11,8 +11,12 @@ import math
 from typing import Any
 
 from asyncvla_action_node.output_guard import GUARD_MODES, GuardLimits
+from asyncvla_action_node.publisher_lock import PublisherVerdict
+from asyncvla_action_node.rejection_tracker import RejectionStatus
+from asyncvla_common.diagnostics import ERROR, OK, Report
 from asyncvla_common.params import ParamSpec
 from asyncvla_common.safety import WatchdogSet
+from asyncvla_action_node.vl_store import VLSnapshot
 
 PI = math.pi
 
@@ -90,3 +94,38 @@ def make_watchdogs(p: dict[str, Any]) -> WatchdogSet:
     for name, parameter in WATCHDOGS:
         dogs.add(name, p[parameter])
     return dogs
+
+
+def publishers_on(node: Any, subscription: Any) -> tuple[list[str], int]:
+    """(node names of the topic's publishers from the graph, DDS writers matched)."""
+    infos = node.get_publishers_info_by_topic(subscription.topic_name)
+    names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos]
+    return names, subscription.get_publisher_count()
+
+
+def worse(report: Report, refusals: RejectionStatus | PublisherVerdict | None) -> Report:
+    """`report` at the worse of its level and the refusals' (repeated refusals: WARN, then
+    ERROR; a second publisher: ERROR), its message naming the refusals too: "VL features stale"
+    alone hides the cause when features arrive and are refused."""
+    if refusals is None or refusals.level == 0:
+        return report
+    if refusals.level > report.level:
+        return Report(refusals.level, refusals.message, report.values)
+    return Report(report.level, f"{report.message}; {refusals.message}", report.values)
+
+
+def vl_report(snap: VLSnapshot | None, max_vl_age: float, max_future: float,
+              values: dict[str, object]) -> Report:
+    """The "vl features" status: missing, stale or future-stamped features are ERROR.
+
+    A negative age beyond `max_future` (features from before a clock step back) is an error,
+    never "OK, -3528685 ms old".
+    """
+    if snap is None:
+        return Report(ERROR, "no VL features", values)
+    if snap.age > max_vl_age:
+        return Report(ERROR, f"VL features stale ({snap.age * 1e3:.0f} ms)", values)
+    if snap.age < -max_future:
+        return Report(ERROR, f"VL features stamped {-snap.age * 1e3:.0f} ms in the future "
+                             f"(max_future_stamp {max_future * 1e3:.0f} ms)", values)
+    return Report(OK, f"VL #{snap.sequence}, {snap.age * 1e3:.0f} ms old", values)

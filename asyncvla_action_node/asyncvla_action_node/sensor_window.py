@@ -4,7 +4,9 @@ Why a class of its own: the original receiver appended samples from a UDP thread
 buffer from the inference thread without a lock, and never checked whether the window had holes.
 Here the window handed to the model is always the newest `window_size` samples at or before the
 action time, contiguous (no gap above `max_gap`), finite, and fresh enough — or it is refused with
-a reason the node reports.
+a reason the node reports. Samples stamped further ahead of the caller's clock than
+`max_future` are dropped at arrival (input_checks): they would otherwise become the newest sample,
+and every correct one after them would be dropped as out of order.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from asyncvla_action_node.input_checks import NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -25,19 +29,37 @@ class SensorWindow:
     """Thread-safe buffer; `add_batch` from a subscription, `window` from the action timer."""
 
     def __init__(self, window_size: int, aline_length: int, max_gap: float,
-                 capacity_factor: int = 4) -> None:
+                 capacity_factor: int = 4, max_future: float = 0.2) -> None:
         if window_size < 1 or aline_length < 1:
             raise ValueError("window_size and aline_length must be positive")
         self.window_size = window_size
         self.aline_length = aline_length
         self.max_gap_ns = int(max_gap * 1e9)
+        self.max_future_ns = int(max_future * NS_PER_S)
         self._capacity = window_size * capacity_factor
         self._stamps = np.zeros(self._capacity, dtype=np.int64)
         self._rows = np.zeros((self._capacity, 1 + aline_length), dtype=np.float32)
         self._count = 0  # samples stored (<= capacity)
         self._head = 0  # index of the next write
         self._lock = threading.Lock()
-        self.dropped: dict[str, int] = {"non_finite": 0, "out_of_order": 0, "bad_shape": 0}
+        self.dropped: dict[str, int] = {"non_finite": 0, "out_of_order": 0, "bad_shape": 0,
+                                        "future": 0}
+        self._last_batch: tuple[int, dict[str, int]] = (0, {})
+
+    #: How each drop reason reads in a diagnostic.
+    DROP_TEXT = {"non_finite": "NaN or inf", "out_of_order": "not newer than the last sample",
+                 "bad_shape": "arrays of the wrong shape", "future": "stamped in the future"}
+
+    def describe_last_drops(self) -> str:
+        """Why samples of the last batch were dropped ("" when none were)."""
+        n, drops = self._last_batch
+        parts = [f"{count} {self.DROP_TEXT[key]}" for key, count in drops.items() if count]
+        if not parts:
+            return ""
+        text = f"{sum(drops.values())} of {n} samples dropped: " + ", ".join(parts)
+        if drops.get("future"):
+            text += f" (max_future_stamp {self.max_future_ns / 1e6:.0f} ms)"
+        return text
 
     def clear(self) -> None:
         """Forget everything (e.g. after a clock jump): a window must never span a jump."""
@@ -45,8 +67,22 @@ class SensorWindow:
             self._count = 0
             self._head = 0
 
-    def add_batch(self, stamps_ns: np.ndarray, force: np.ndarray, alines: np.ndarray) -> int:
-        """Append samples; returns how many were accepted. Bad samples are counted, not raised."""
+    def add_batch(self, stamps_ns: np.ndarray, force: np.ndarray, alines: np.ndarray,
+                  now_ns: int) -> int:
+        """Append samples; returns how many were accepted. Bad samples are counted, not raised.
+
+        `now_ns` is the receiver's clock: samples stamped later than `now_ns + max_future` are
+        dropped, and a buffer whose newest sample is that far ahead (the clock stepped back) is
+        cleared first, so that it cannot block the samples that follow.
+        """
+        before = dict(self.dropped)
+        n = self._add(stamps_ns, force, alines, now_ns)
+        self._last_batch = (int(np.size(stamps_ns)),
+                            {k: self.dropped[k] - before[k] for k in self.dropped})
+        return n
+
+    def _add(self, stamps_ns: np.ndarray, force: np.ndarray, alines: np.ndarray,
+             now_ns: int) -> int:
         stamps_ns = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
         force = np.asarray(force, dtype=np.float32).reshape(-1)
         n = stamps_ns.size
@@ -59,11 +95,18 @@ class SensorWindow:
             self.dropped["bad_shape"] += n or 1
             return 0
         accepted = 0
+        latest_ok = now_ns + self.max_future_ns
         with self._lock:
             last = self._stamps[(self._head - 1) % self._capacity] if self._count else None
+            if last is not None and last > latest_ok:
+                self._count = self._head = 0
+                last = None
             for i in range(n):
                 if not (np.isfinite(force[i]) and np.all(np.isfinite(alines[i]))):
                     self.dropped["non_finite"] += 1
+                    continue
+                if stamps_ns[i] > latest_ok:
+                    self.dropped["future"] += 1
                     continue
                 if last is not None and stamps_ns[i] <= last:
                     self.dropped["out_of_order"] += 1
@@ -76,6 +119,11 @@ class SensorWindow:
                 last = stamps_ns[i]
                 accepted += 1
         return accepted
+
+    @property
+    def capacity(self) -> int:
+        """Samples the buffer holds; a larger batch could never be used whole."""
+        return self._capacity
 
     @property
     def fill(self) -> int:

@@ -1,7 +1,9 @@
 """Holds the newest VL features and answers: may the action expert use them now?
 
 The action node must keep acting while the VLM is busy, know exactly how stale its features are,
-and refuse features that are too old, from another model, of the wrong shape, or not finite.
+and refuse features that are too old, from another model, of the wrong shape, not finite, or
+stamped in the future (input_checks: such features must never become the reference that later,
+correct ones are compared with).
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from asyncvla_action_node.input_checks import NS_PER_S, future_stamp_reason
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,10 @@ class VLSnapshot:
 class VLFeatureStore:
     """Thread-safe newest-features holder with validation and reuse counting."""
 
-    def __init__(self, num_tokens: int, feature_dim: int, expected_model_id: str = "") -> None:
+    def __init__(self, num_tokens: int, feature_dim: int, expected_model_id: str = "",
+                 max_future: float = 0.2) -> None:
         self.num_tokens = num_tokens
+        self.max_future = max_future
         self.feature_dim = feature_dim
         self.expected_model_id = expected_model_id
         self._lock = threading.Lock()
@@ -43,8 +49,13 @@ class VLFeatureStore:
         self.last_reject_reason = reason
         return reason
 
-    def update(self, features: np.ndarray, sequence: int, stamp_ns: int, model_id: str) -> str:
-        """Store new features; returns "" when accepted, else why they were rejected."""
+    def update(self, features: np.ndarray, sequence: int, stamp_ns: int, model_id: str,
+               now_ns: int) -> str:
+        """Store new features; returns "" when accepted, else why they were rejected.
+
+        Features held from before a clock step back (now further in the future than
+        `max_future`) are dropped rather than compared with, so the store recovers by itself.
+        """
         with self._lock:
             self.received += 1
             if self.expected_model_id and model_id != self.expected_model_id:
@@ -55,6 +66,12 @@ class VLFeatureStore:
                                     f"({self.num_tokens}, {self.feature_dim})", "shape")
             if not np.all(np.isfinite(features)):
                 return self._reject("VL features contain NaN or inf", "non_finite")
+            future = future_stamp_reason(stamp_ns, now_ns, self.max_future)
+            if future:
+                return self._reject(f"VL features {future}", "future")
+            if self._features is not None \
+                    and self._stamp_ns - now_ns > self.max_future * NS_PER_S:
+                self._features = None
             if self._features is not None and stamp_ns < self._stamp_ns:
                 return self._reject("VL features older than the ones held", "older")
             self._features = features

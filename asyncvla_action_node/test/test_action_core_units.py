@@ -16,7 +16,8 @@ PERIOD_NS = int(1e9 / 650)
 
 def fill(window: SensorWindow, start_ns: int, n: int, value: float = 0.5) -> int:
     stamps = start_ns + PERIOD_NS * np.arange(n)
-    window.add_batch(stamps, np.full(n, value), np.full((n, window.aline_length), value))
+    window.add_batch(stamps, np.full(n, value), np.full((n, window.aline_length), value),
+                     now_ns=int(stamps[-1]))
     return int(stamps[-1])
 
 
@@ -24,7 +25,8 @@ class TestSensorWindow:
     def test_window_is_newest_samples_at_or_before_end(self):
         w = SensorWindow(5, 3, max_gap=0.01)
         stamps = 1000 * MS + PERIOD_NS * np.arange(10)
-        w.add_batch(stamps, np.arange(10.0), np.tile(np.arange(10.0)[:, None], (1, 3)))
+        w.add_batch(stamps, np.arange(10.0), np.tile(np.arange(10.0)[:, None], (1, 3)),
+                    now_ns=int(stamps[-1]))
         res = w.window(int(stamps[7]), max_age=0.05)
         assert res.reason == "" and res.newest_stamp_ns == stamps[7]
         assert res.window[:, 0].tolist() == [3, 4, 5, 6, 7]
@@ -43,9 +45,9 @@ class TestSensorWindow:
         w = SensorWindow(3, 2, max_gap=0.01)
         force = np.array([1.0, np.nan, 3.0, 4.0])
         stamps = np.array([10, 20, 30, 25]) * MS
-        assert w.add_batch(stamps, force, np.ones((4, 2))) == 2
+        assert w.add_batch(stamps, force, np.ones((4, 2)), now_ns=40 * MS) == 2
         assert w.dropped["non_finite"] == 1 and w.dropped["out_of_order"] == 1
-        assert w.add_batch(np.array([40 * MS]), np.array([1.0]), np.ones((1, 5))) == 0
+        assert w.add_batch(np.array([40 * MS]), np.array([1.0]), np.ones((1, 5)), 40 * MS) == 0
         assert w.dropped["bad_shape"] == 1
 
     def test_clear_forgets_everything(self):
@@ -59,21 +61,21 @@ class TestVLStore:
     def test_rejects_wrong_model_shape_and_nan(self):
         s = VLFeatureStore(2, 4, expected_model_id="m@1")
         ok = np.ones((2, 4), np.float32)
-        assert "model" in s.update(ok, 1, 0, "m@2")
-        assert "shape" in s.update(np.ones((3, 4), np.float32), 1, 0, "m@1")
-        assert "NaN" in s.update(np.full((2, 4), np.nan, np.float32), 1, 0, "m@1")
+        assert "model" in s.update(ok, 1, 0, "m@2", 0)
+        assert "shape" in s.update(np.ones((3, 4), np.float32), 1, 0, "m@1", 0)
+        assert "NaN" in s.update(np.full((2, 4), np.nan, np.float32), 1, 0, "m@1", 0)
         assert s.snapshot(0) is None and sum(s.rejected.values()) == 3
-        assert s.update(ok, 1, 100 * MS, "m@1") == ""
+        assert s.update(ok, 1, 100 * MS, "m@1", 100 * MS) == ""
         snap = s.snapshot(400 * MS)
         assert snap.sequence == 1 and snap.age == pytest.approx(0.3)
 
     def test_reuse_counts_restart_with_new_features(self):
         s = VLFeatureStore(1, 2)
-        s.update(np.ones((1, 2), np.float32), 1, 0, "m")
+        s.update(np.ones((1, 2), np.float32), 1, 0, "m", 0)
         s.mark_used(1)
         s.mark_used(1)
         assert s.snapshot(0).reuse_count == 2
-        s.update(np.ones((1, 2), np.float32), 2, 10, "m")
+        s.update(np.ones((1, 2), np.float32), 2, 10, "m", 10)
         assert s.snapshot(10).reuse_count == 0
         s.mark_used(1)  # late mark for old features does not count against the new ones
         assert s.snapshot(10).reuse_count == 0
@@ -139,7 +141,7 @@ class TestActionCore:
     def ready(self, predict, max_vl_age=1.0):
         core, store, window = make_core(predict, max_vl_age)
         now = fill(window, 0, 10)
-        store.update(np.ones((2, 4), np.float32), 7, now - 200 * MS, "m")
+        store.update(np.ones((2, 4), np.float32), 7, now - 200 * MS, "m", now)
         core.set_robot_state(STATE, now - 5 * MS)
         return core, store, now
 
@@ -168,7 +170,7 @@ class TestActionCore:
     def test_missing_inputs_are_named(self):
         core, store, window = make_core(lambda v, s, r: np.zeros((4, 7)))
         assert core.tick(0).category == "vl_missing"
-        store.update(np.ones((2, 4), np.float32), 1, 0, "m")
+        store.update(np.ones((2, 4), np.float32), 1, 0, "m", 0)
         assert core.tick(10 * MS).category == "sensor"
         now = fill(window, 0, 10)
         assert core.tick(now).category == "robot_state"

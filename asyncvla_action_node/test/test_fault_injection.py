@@ -192,6 +192,15 @@ def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
                    diag=("action output", is_error("VL features are"))),
         ]
         chunks = listener[CHUNKS].snapshot()
+        vl_status = [v for a in listener["/diagnostics"].snapshot()
+                     if (v := diagnostic_values(a, "vl features")) is not None]
+    # Repeated refusals are not left at OK: WARN, then ERROR while they continue, with the reason
+    # (the faults after the first follow within the tracker's 5 s window: ERROR at once).
+    for needle in ("NaN", "from model", "shape"):
+        levels = [int(v["_level"]) for v in vl_status if needle in v["_message"]]
+        assert 2 in levels, (needle, levels)
+        if needle == "NaN":
+            assert 1 in levels and levels.index(1) < levels.index(2), levels
     sent = dict(re.findall(r"SENT (\d+) (\S+)", injector.output()))
     used = {str(c.vl_sequence) for c in chunks}
     bad = {seq for seq, mode in sent.items() if mode != "ok"}

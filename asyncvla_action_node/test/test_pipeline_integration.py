@@ -165,17 +165,12 @@ def test_skipped_vl_update_reported_when_a_view_goes_missing(one_thread, ros_env
 def test_fast_ticks_joint_trajectory_and_runtime_prompt(one_thread, ros_env, assets, tmp_path):
     """50 Hz ticks with weighted blending, a joint_delta policy feeding JointTrajectory, and a
     prompt changed on the ~/prompt topic while running."""
-    import json
-    import shutil
-
     from std_msgs.msg import String
     from trajectory_msgs.msg import JointTrajectory
 
-    joint_ckpt = tmp_path / "joint_policy"
-    shutil.copytree(assets.checkpoint_dir, joint_ckpt)
-    config = json.loads((joint_ckpt / "config.json").read_text())
-    config["metadata"]["action_space"] = "joint_delta"
-    (joint_ckpt / "config.json").write_text(json.dumps(config))
+    from asyncvla_testing.assets import joint_delta_checkpoint
+
+    joint_ckpt = joint_delta_checkpoint(assets, str(tmp_path))
 
     start_sources(one_thread, VIEWS)
     start_vlm(one_thread, assets, VIEWS, target_period=0.3)

@@ -227,3 +227,93 @@ def test_watchdogs_trip_and_recover_with_outage_length():
     assert snap["sensor"].trips == 1 and not snap["sensor"].tripped
     assert snap["sensor"].age(0.5) == pytest.approx(0.05)
     assert dogs.check(0.5) == []
+
+
+# --- safety callbacks never throw --------------------------------------------------------------
+def test_hold_required_on_every_press_and_on_leaving_enabled():
+    from asyncvla_common.safety import hold_required
+
+    D, E, S = SafetyState.DISABLED, SafetyState.ENABLED, SafetyState.ESTOP
+    for before in (D, E, S):  # a press holds whatever the state was, already e-stopped included
+        assert hold_required(before, S, estop_pressed=True)
+    assert hold_required(E, D, estop_pressed=False)  # disabled
+    assert hold_required(E, S, estop_pressed=False)  # heartbeat lost
+    assert not hold_required(D, E, estop_pressed=False)
+    assert not hold_required(S, D, estop_pressed=False)  # release: nothing was moving
+    assert not hold_required(D, D, estop_pressed=False)
+
+
+def test_run_all_runs_later_steps_after_a_failure_and_reports_it():
+    from asyncvla_common.guard import run_all
+
+    done, errors = [], []
+
+    def boom():
+        raise ValueError("Logger severity cannot be changed between calls.")
+
+    def bad_report(name, exc):
+        errors.append((name, str(exc)))
+        raise RuntimeError("the report fails too")
+
+    failed = run_all([("gate", lambda: done.append("gate")), ("log", boom),
+                      ("hold", lambda: done.append("hold"))], bad_report)
+    assert failed == ["log"] and done == ["gate", "hold"]
+    assert errors == [("log", "Logger severity cannot be changed between calls.")]
+
+
+def test_report_error_counts_even_when_the_rclpy_logger_raises():
+    """The real rclpy logger raises when one call site changes severity; the report survives."""
+    pytest.importorskip("rclpy")
+    from rclpy.logging import get_logger
+
+    from asyncvla_common.guard import guarded, report_error
+    from asyncvla_common.stats import Counters
+
+    logger = get_logger("asyncvla_test_guard")
+
+    def one_site(error: bool) -> None:
+        (logger.error if error else logger.warning)("state change")
+
+    one_site(True)
+    with pytest.raises(ValueError, match="severity cannot be changed"):
+        one_site(False)  # the bug of issue 14: same call site, another severity
+
+    class Node:
+        def get_logger(self):
+            class Broken:
+                def error(self, *a, **k):
+                    raise ValueError("Logger severity cannot be changed between calls.")
+            return Broken()
+
+    counters = Counters()
+    report_error(Node(), counters, "estop", RuntimeError("x"))
+    assert counters.get("callback_errors_estop") == 1
+    wrapped = guarded(Node(), counters, "enable", lambda: one_site(False))
+    assert wrapped() is None and counters.get("callback_errors_enable") == 1
+
+
+def test_silent_input_names_the_refusal_and_future_vl_is_an_error():
+    pytest.importorskip("diagnostic_msgs")
+    from asyncvla_action_node.safety_ros import vl_report, worse
+    from asyncvla_action_node.rejection_tracker import RejectionTracker
+    from asyncvla_action_node.vl_store import VLSnapshot
+
+    dogs = WatchdogSet()
+    dogs.add("vl_features", 1.5)
+    dogs.feed("vl_features", 0.0)
+    text = dogs.describe(["vl_features"], 2.0, {"vl_features": "VL features stamped 3600 s in "
+                                                               "the future"})
+    assert text.startswith("vl_features silent for 2000 ms") and "arriving but refused: VL " \
+        "features stamped 3600 s in the future" in text
+    snap = VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, -3528.685)
+    report = vl_report(snap, 1.0, 0.2, {})
+    assert report.level == 2 and "3528685 ms in the future" in report.message
+    ok = vl_report(VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, 0.3), 1.0, 0.2, {})
+    assert ok.level == 0
+    tracker = RejectionTracker("vl_features")
+    tracker.refused(0.0, "VL payload has 5 bytes")
+    assert worse(ok, tracker.status(0.0)).level == 1
+    assert "VL payload has 5 bytes" in worse(ok, tracker.status(0.0)).message
+    both = worse(report, tracker.status(0.0))  # ERROR stays ERROR, and names the refusals
+    assert both.level == 2 and both.message.startswith(report.message)
+    assert "VL payload has 5 bytes" in both.message

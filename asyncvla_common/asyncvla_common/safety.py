@@ -92,14 +92,31 @@ class WatchdogSet:
         with self._lock:
             return [dataclasses.replace(d) for d in self._dogs.values()]
 
-    def describe(self, names: list[str], now: float) -> str:
+    def describe(self, names: list[str], now: float,
+                 notes: dict[str, str] | None = None) -> str:
+        """Why these inputs count as silent; `notes` names the refusal when one is arriving but
+        refused (so the report says "refused: ...", not just "silent")."""
         parts = []
+        notes = notes or {}
         for dog in self.snapshot(now):
             if dog.name in names:
-                parts.append(f"{dog.name} never received" if dog.last_seen is None else
-                             f"{dog.name} silent for {dog.age(now) * 1e3:.0f} ms "
-                             f"(timeout {dog.timeout * 1e3:.0f} ms)")
+                text = (f"{dog.name} never received" if dog.last_seen is None else
+                        f"{dog.name} silent for {dog.age(now) * 1e3:.0f} ms "
+                        f"(timeout {dog.timeout * 1e3:.0f} ms)")
+                if dog.name in notes:
+                    text += f", arriving but refused: {notes[dog.name]}"
+                parts.append(text)
         return "; ".join(parts)
+
+
+def hold_required(before: SafetyState, after: SafetyState, estop_pressed: bool) -> bool:
+    """Must the node tell the robot to stop and hold now?
+
+    On every e-stop press, whatever the state was (pressing twice must hold twice: the robot
+    side may have missed the first), and whenever the node leaves ENABLED (disable, e-stop
+    heartbeat lost). A hold is idempotent, so a redundant one costs nothing.
+    """
+    return estop_pressed or (before == SafetyState.ENABLED and after != SafetyState.ENABLED)
 
 
 class SafetyGate:

@@ -33,7 +33,7 @@ def fill_status(msg: Any, gate: SafetyGate | None, dogs: WatchdogSet, now: float
 
 
 def safety_report(gate: SafetyGate | None, dogs: WatchdogSet, now: float,
-                  extra: dict[str, object]) -> Report:
+                  extra: dict[str, object], notes: dict[str, str] | None = None) -> Report:
     """The "safety" /diagnostics status: e-stop or a silent input ERROR, disabled WARN."""
     values: dict[str, object] = dict(extra)
     silent = []
@@ -51,7 +51,7 @@ def safety_report(gate: SafetyGate | None, dogs: WatchdogSet, now: float,
     if gate is not None and gate.state == SafetyState.ESTOP:
         return Report(ERROR, f"E-STOP: {gate.last_change_reason}", values)
     if silent:
-        return Report(ERROR, "input silent: " + dogs.describe(silent, now), values)
+        return Report(ERROR, "input silent: " + dogs.describe(silent, now, notes), values)
     if gate is not None and gate.state == SafetyState.DISABLED:
         return Report(WARN, f"disabled: {gate.last_change_reason}", values)
     return Report(OK, "enabled, all inputs alive" if gate is not None else "all inputs alive",

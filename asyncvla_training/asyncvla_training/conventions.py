@@ -6,6 +6,10 @@ unnormalised targets).
 
 Units follow REP-103: metres, radians, seconds, newtons.
 
+Joints: JOINT_NAMES (joint_1..joint_6, base to wrist) is the one default for every node, bag reader
+and synthetic recording; a sensor_msgs/JointState is read *by name* (joint_positions_by_name), so
+the order of its names does not matter, extra joints are ignored and a missing one refuses it.
+
 Robot state vector (ROBOT_STATE_DIM = 13):
     [q1..q6 (rad), x, y, z (m, base frame), qx, qy, qz, qw (EE orientation quaternion)]
 
@@ -26,6 +30,8 @@ import numpy as np
 
 from .rotations import quat_to_rotvec
 
+NUM_JOINTS = 6
+JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, NUM_JOINTS + 1))
 ROBOT_STATE_DIM = 13
 ROBOT_STATE_NAMES = ("q1_rad", "q2_rad", "q3_rad", "q4_rad", "q5_rad", "q6_rad",
                      "x_m", "y_m", "z_m", "qx", "qy", "qz", "qw")
@@ -39,6 +45,46 @@ ACTION_SPACES = {
     "ee_delta": ("dx_m", "dy_m", "dz_m", "drx_rad", "dry_rad", "drz_rad", "tool"),
     "joint_delta": ("dq1_rad", "dq2_rad", "dq3_rad", "dq4_rad", "dq5_rad", "dq6_rad", "tool"),
 }
+
+
+def joint_positions_by_name(names: list[str] | tuple[str, ...], positions,
+                            wanted: tuple[str, ...] = JOINT_NAMES) -> np.ndarray:
+    """Positions of `wanted`, in that order, from a JointState's parallel name/position arrays.
+
+    ValueError (with the reason) when a wanted name is missing or repeated, the arrays differ in
+    length, or a wanted position is not finite. Extra joints are ignored. Never positional: a
+    message whose names are not the configured joints is refused, not read as the first six.
+    """
+    names = list(names)
+    values = np.asarray(positions, dtype=np.float64).reshape(-1)
+    if len(names) != values.size:
+        raise ValueError(f"{len(names)} joint names but {values.size} positions")
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in wanted and name in index:
+            raise ValueError(f"joint {name!r} named twice")
+        index.setdefault(name, i)
+    missing = [n for n in wanted if n not in index]
+    if missing:
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise ValueError(f"joint state lacks {', '.join(missing)} (it names {len(names)}: "
+                         f"{shown or 'none'})")
+    out = values[[index[n] for n in wanted]]
+    if not np.all(np.isfinite(out)):
+        raise ValueError("joint positions contain NaN or inf")
+    return out
+
+
+def sensor_batch_reason(num_samples: int, stamps: int, force: int, alines: int,
+                        aline_length: int, expected_aline_length: int = ALINE_LENGTH) -> str:
+    """"" when a ForceOctBatch's array lengths agree with each other and the A-line length, else
+    why not (arguments are the lengths of its arrays)."""
+    if aline_length != expected_aline_length:
+        return f"A-line length {aline_length}, expected {expected_aline_length}"
+    if stamps != num_samples or force != num_samples or alines != num_samples * aline_length:
+        return (f"batch of {num_samples} samples with {stamps} stamps, {force} force values and "
+                f"{alines} A-line values (needs {num_samples * aline_length})")
+    return ""
 
 
 def robot_state_vector(joint_positions: np.ndarray, position: np.ndarray,

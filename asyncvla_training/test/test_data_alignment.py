@@ -197,7 +197,8 @@ def test_windows_match_the_runtime_sensor_window(tmp_path: Path) -> None:
     episodes, report = load_bag(bag.path)
     buffer = runtime.SensorWindow(T, 1025, max_gap=0.01, capacity_factor=bag.sensor_stamps_ns.size // T + 2)
     rows = bag.sensor_rows(bag.sensor_index)
-    assert buffer.add_batch(bag.sensor_stamps_ns, rows[:, 0], rows[:, 1:]) == rows.shape[0]
+    now_ns = int(bag.sensor_stamps_ns[-1])  # the receiver's clock: nothing is from the future
+    assert buffer.add_batch(bag.sensor_stamps_ns, rows[:, 0], rows[:, 1:], now_ns) == rows.shape[0]
     kept = {int(t): (e, i) for e in episodes for i, t in enumerate(e.times_ns)}
     grid = episodes[0].times_ns[0] + DT * np.arange(report.action_times)  # every action time
     refused = 0

@@ -72,3 +72,19 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
                    "image_size": list(image_size)}, f)
     return DemoAssets(model_dir, checkpoint_dir, extractor.model_id, num_feature_tokens,
                       tuple(image_size))
+
+
+def joint_delta_checkpoint(assets: DemoAssets, directory: str) -> str:
+    """A copy of the demo policy that declares the joint_delta action space (for the
+    JointTrajectory output); the weights are the same random ones."""
+    import shutil
+
+    target = os.path.join(directory, "joint_policy")
+    shutil.copytree(assets.checkpoint_dir, target)
+    config_path = os.path.join(target, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["metadata"]["action_space"] = "joint_delta"
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    return target

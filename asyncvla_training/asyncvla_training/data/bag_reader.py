@@ -9,8 +9,9 @@ nodes, so training sees what the nodes would have accepted:
   dropped whole (``ActionNode._on_sensor``);
 - camera frames: a frame older than the view's newest accepted frame is dropped
   (``FrameStore.put``); an equal stamp replaces the frame;
-- joint states: positions are mapped by ``joint_names`` when the message names them all, else the
-  first six are used; non-finite positions are dropped (``ActionNode._on_joints``);
+- joint states: positions are mapped by ``joint_names`` (``conventions.joint_positions_by_name``,
+  as the action node does); a message lacking one of them, or with non-finite positions, is
+  dropped;
 - EE poses: zero or non-finite quaternions/positions are dropped (``robot_state_vector``).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..conventions import JOINT_NAMES, joint_positions_by_name, sensor_batch_reason
 from .errors import BagDataError
 
 CAMERA_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -40,7 +42,7 @@ class BagTopics:
     pose_topic: str = "/robot/ee_pose"
     sensor_topic: str = "/sensor/force_oct"
     vl_features_topic: str = "/asyncvla/vl_features"  # optional: source of the recorded prompt
-    joint_names: tuple[str, ...] = ("joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6")
+    joint_names: tuple[str, ...] = JOINT_NAMES
 
 
 @dataclass
@@ -212,8 +214,8 @@ class _Collector:
         n = int(msg.num_samples)
         force = np.asarray(msg.force, dtype=np.float32)
         alines = np.asarray(msg.alines, dtype=np.float32)
-        if (len(msg.sample_stamps) != n or force.size != n or int(msg.aline_length) != self.aline_length
-                or alines.size != n * self.aline_length):
+        if sensor_batch_reason(n, len(msg.sample_stamps), force.size, alines.size,
+                               int(msg.aline_length), self.aline_length):
             self.drop("sensor_bad_batch")
             return
         if n == 0:
@@ -256,18 +258,9 @@ class _Collector:
         store["formats"].append(str(msg.format))
 
     def _joints(self, msg) -> None:
-        names = list(msg.name)
-        position = np.asarray(msg.position, dtype=np.float64)
-        wanted = self.topics.joint_names
         try:
-            if names and all(n in names for n in wanted):
-                index = {n: i for i, n in enumerate(names)}
-                values = np.array([position[index[n]] for n in wanted])
-            else:
-                values = position[:6]
-        except IndexError:
-            values = np.zeros(0)
-        if values.size != 6 or not np.all(np.isfinite(values)):
+            values = joint_positions_by_name(msg.name, msg.position, self.topics.joint_names)
+        except ValueError:
             self.drop("joint_state_rejected")
             return
         self.joints.append((stamp_ns(msg.header.stamp), values))

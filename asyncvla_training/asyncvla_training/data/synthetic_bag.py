@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..conventions import JOINT_NAMES
 from ..rotations import quat_multiply
 
 SYNTHETIC_START_NS = 1_700_000_000_000_000_000
-JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, 7))
 _WRITTEN_JOINT_ORDER = (2, 0, 5, 1, 4, 3)  # indices into JOINT_NAMES, as the message lists them
 
 TOPICS = {
