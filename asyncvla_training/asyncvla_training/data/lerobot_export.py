@@ -340,9 +340,8 @@ def export_lerobot(episodes: Sequence[Episode], output: str | Path, *, robot_typ
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .bag_dataset import dataset_summary, load_episodes
     from .errors import BagDataError
-    from .vl_cache import add_dataset_arguments, dataset_config_from_args
+    from .vl_cache import add_dataset_arguments
 
     parser = argparse.ArgumentParser(
         prog="asyncvla-export-lerobot",
@@ -353,15 +352,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..cli_errors import run_cli
+    from .vl_cache import SKIP_HINT
+
+    return run_cli("asyncvla-export-lerobot", lambda: _run(args), hints={BagDataError: SKIP_HINT})
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cli_errors import CliError
+    from .bag_dataset import dataset_summary, load_episodes
+    from .vl_cache import dataset_config_from_args
+
+    if Path(args.output).exists() and not args.overwrite:
+        raise CliError(f"{args.output} exists: pass --overwrite to replace it, or choose another "
+                       "--output")
     config = dataset_config_from_args(args)
+    episodes = load_episodes(args.bags, config, skip_errors=args.skip_errors)
     try:
-        episodes = load_episodes(args.bags, config, skip_errors=args.skip_errors)
         root = export_lerobot(episodes, args.output, robot_type=args.robot_type,
                               overwrite=args.overwrite,
                               extra_info={"dataset_config": config.as_dict()})
-    except (BagDataError, FileExistsError, ValueError) as exc:
-        print(f"asyncvla-export-lerobot: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:  # episodes that cannot share one dataset (views, fps, shapes)
+        raise CliError(f"{exc} (export them separately, or align them with the same options)"
+                       ) from exc
     print(json.dumps({"output": str(root), **dataset_summary(episodes)}))
     return 0
 
