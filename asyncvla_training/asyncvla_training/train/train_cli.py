@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     check_output(cfg, args.resume)
     from .data_sources import cache_feature_provider, load_run_episodes
     from .distributed import init_distributed
-    from .trainer import Trainer
+    from .trainer import ResumeError, Trainer
 
     dist = init_distributed(cfg.device)
     try:
@@ -139,7 +139,11 @@ def _run(args: argparse.Namespace) -> int:
             trainer = Trainer(cfg, train, val, feature_provider=provider, dist=dist)
         except ValueError as exc:  # episodes that do not fit the run's settings
             raise CliError(str(exc)) from exc
-        summary = trainer.train(resume=args.resume, stop_at=args.stop_at)
+        try:
+            summary = trainer.train(resume=args.resume, stop_at=args.stop_at)
+        except ResumeError as exc:
+            raise CliError(f"{exc}: resume with the run's settings and number of processes, "
+                           "or start a new --out") from exc
         if dist.is_main:
             print(json.dumps({"event": "done", **summary}, sort_keys=True), flush=True)
     finally:
