@@ -14,7 +14,7 @@ setup(
         ("share/" + PACKAGE, ["package.xml"]),
     ],
     install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4", "rosbags>=0.10", "pyyaml", "matplotlib",
-                      "opencv-python-headless>=4.8", "tqdm>=4.60"],
+                      "opencv-python-headless>=4.8", "pillow>=10", "tqdm>=4.60"],
     extras_require={"lerobot": ["pyarrow>=14"]},
     package_data={PACKAGE: ["data/msgs/*.msg"]},
     zip_safe=True,
