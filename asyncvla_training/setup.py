@@ -17,7 +17,8 @@ setup(
     # reading bags, training, plots and exports are the `train` / `lerobot` extras.
     install_requires=["numpy", "torch>=2.1", "transformers>=5.0", "peft>=0.15", "safetensors>=0.4",
                       "opencv-python-headless>=4.8"],
-    extras_require={"train": ["rosbags>=0.10", "pyyaml", "matplotlib", "tqdm>=4.60"],
+    extras_require={"train": ["rosbags>=0.10", "pyyaml", "matplotlib", "pillow>=10",
+                              "tqdm>=4.60"],
                     "lerobot": ["pyarrow>=14"]},
     package_data={PACKAGE: ["data/msgs/*.msg"]},
     zip_safe=True,

@@ -252,14 +252,19 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli_errors import CliError, run_cli
+
     args = _parse_args(argv)
-    try:
-        result = run_profile(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"asyncvla-profile: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
+
+    def body() -> int:
+        try:
+            result = run_profile(args)
+        except ValueError as exc:  # settings the model cannot take (feature layer, image size)
+            raise CliError(f"{exc} (change the option)") from exc
+        print(json.dumps(result))
+        return 0
+
+    return run_cli("asyncvla-profile", body)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,86 @@ def test_cli(tmp_path: Path, bags: Path, capsys) -> None:
     assert "observation.images.view1" not in info["features"]
     assert lerobot_export.main([str(bags), "--output", str(out)]) == 2  # exists
     assert "exists" in capsys.readouterr().err
+
+
+FILTERED_SCAN = """
+import json, sys
+import numpy as np
+import pyarrow.dataset as pa_ds
+root, wanted = sys.argv[1], json.loads(sys.argv[2])
+paths = sorted(str(p) for p in __import__("pathlib").Path(root, "data").glob("*/*.parquet"))
+table = pa_ds.dataset(paths, format="parquet").to_table(
+    filter=pa_ds.field("episode_index").isin(wanted))
+windows = table["observation.sensor_window"].combine_chunks().flatten().flatten().to_numpy()
+print(json.dumps({"rows": table.num_rows,
+                  "episodes": sorted(set(table["episode_index"].to_pylist())),
+                  "index": table["index"].to_pylist(),
+                  "window_sum": float(np.asarray(windows, dtype=np.float64).sum())}))
+"""
+
+
+def test_filtered_scan_of_an_episode_subset(tmp_path: Path, episodes: list[Episode]) -> None:
+    """What LeRobotDataset(..., episodes=[...]) does: a pyarrow dataset scan filtered on
+    episode_index, run in a child process (a nested fixed-size list crashed it with SIGSEGV)."""
+    import subprocess
+
+    root = export_lerobot(episodes, tmp_path / "ds", data_file_size_mb=0.001)  # two data files
+    result = subprocess.run([sys.executable, "-c", FILTERED_SCAN, str(root), "[1]"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scan = json.loads(result.stdout)
+    first = len(episodes[0])
+    assert scan["rows"] == len(episodes[1]) and scan["episodes"] == [1]
+    assert scan["index"] == list(range(first, first + len(episodes[1])))
+    expected = float(np.asarray(episodes[1].sensor_windows, dtype=np.float64).sum())
+    assert scan["window_sum"] == pytest.approx(expected, rel=1e-9)
+    schema = pq.read_schema(root / "data" / "chunk-000" / "file-000.parquet")
+    for name in ("observation.sensor_window", "action"):  # plain nested lists, as Array2D
+        assert schema.field(name).type == pa.list_(pa.list_(pa.float32()))
+
+
+def test_export_streams_from_a_generator_and_leaves_nothing_on_failure(tmp_path: Path,
+                                                                       episodes: list[Episode]) -> None:
+    def failing():
+        yield episodes[0]
+        raise RuntimeError("bag reader died")
+
+    out = tmp_path / "ds"
+    with pytest.raises(RuntimeError):
+        export_lerobot(failing(), out)
+    assert list(tmp_path.iterdir()) == []  # no dataset, no staging directory
+    root = export_lerobot(iter(episodes), out, batch_size=5, progress=True)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    assert info["total_frames"] == sum(len(e) for e in episodes)
+    table = pq.read_table(root / "data" / "chunk-000" / "file-000.parquet")
+    np.testing.assert_array_equal(_array(table["action"], (info["total_frames"], 8, 7)),
+                                  np.concatenate([e.actions for e in episodes]))
+
+
+def test_lerobot_loads_the_export(tmp_path: Path, episodes: list[Episode]) -> None:
+    """LeRobot's own LeRobotDataset: whole dataset, an episodes= subset, delta_timestamps."""
+    pytest.importorskip("lerobot", reason="lerobot is not installed here (lerobot 0.4.4 pins "
+                        "torch<2.11, huggingface-hub<0.36 and opencv<4.13, older than this venv's)")
+    import torch
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = export_lerobot(episodes, tmp_path / "ds")
+    first = len(episodes[0])
+    full = LeRobotDataset("local/asyncvla", root=root)
+    assert len(full) == sum(len(e) for e in episodes) and full.num_episodes == 2
+    item = full[first + 5]
+    np.testing.assert_array_equal(item["observation.state"].numpy(), episodes[1].states[5])
+    np.testing.assert_array_equal(item["action"].numpy(), episodes[1].actions[5])
+    np.testing.assert_array_equal(item["observation.sensor_window"].numpy(),
+                                  episodes[1].sensor_windows[5])
+    image = item["observation.images.view2"]
+    assert isinstance(image, torch.Tensor) and image.shape == (3, 56, 56)
+    np.testing.assert_allclose(image.permute(1, 2, 0).numpy() * 255,
+                               episodes[1].load_frames(5)[1], atol=1)
+    subset = LeRobotDataset("local/asyncvla", root=root, episodes=[1],
+                            delta_timestamps={"observation.state": [-0.1, 0.0]})
+    assert len(subset) == len(episodes[1])
+    item = subset[3]
+    np.testing.assert_array_equal(item["observation.state"].numpy(), episodes[1].states[2:4])
+    np.testing.assert_array_equal(item["action"].numpy(), episodes[1].actions[3])
+    assert int(item["episode_index"]) == 1

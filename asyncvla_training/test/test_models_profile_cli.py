@@ -44,9 +44,10 @@ def test_tiny_profile_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_missing_model_path_fails_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--model-path", "/no/such/dir", "--iters", "1"]) == 1
+    assert main(["--model-path", "/no/such/dir", "--iters", "1"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "/no/such/dir" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
 
 
 def test_bad_arguments_exit_with_usage() -> None:

@@ -17,7 +17,7 @@ import sys
 import textwrap
 
 PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-TRAINING_ONLY = ("rosbags", "yaml", "matplotlib", "tqdm", "pyarrow", "lerobot", "datasets")
+TRAINING_ONLY = ("rosbags", "yaml", "matplotlib", "tqdm", "pyarrow", "lerobot", "datasets", "PIL")
 RUNTIME_MODULES = ("asyncvla_training.conventions", "asyncvla_training.vl_payload",
                    "asyncvla_training.models.checkpoint", "asyncvla_training.models.vl_extractor",
                    "asyncvla_training.models.policy")

@@ -10,7 +10,8 @@ See asyncvla_training/TRAINING_DATA.md. Main entry points:
 - ``write_synthetic_bag(path, storage)`` -> a synthetic recording for tests and demos
 """
 from .alignment import AlignmentConfig, AlignmentReport, episode_group
-from .bag_dataset import DEFAULT_PROMPT, BagDatasetConfig, find_bags, load_bag, load_episodes
+from .bag_dataset import (DEFAULT_PROMPT, BagDatasetConfig, find_bags, iter_episodes, load_bag,
+                          load_episodes)
 from .bag_reader import BagTopics
 from .episode import Episode
 from .errors import BagDataError, CacheError, SplitError
@@ -22,5 +23,5 @@ __all__ = [
     "AlignmentConfig", "AlignmentReport", "BagDataError", "BagDatasetConfig", "BagTopics",
     "CacheError", "DEFAULT_PROMPT", "DEFAULT_STD_FLOORS", "Episode", "EpisodeVLFeatures",
     "FrameLoader", "SensorWindows", "SplitError", "VLFeatureCache", "compute_normalization",
-    "episode_group", "find_bags", "load_bag", "load_episodes", "split_episodes",
+    "episode_group", "find_bags", "iter_episodes", "load_bag", "load_episodes", "split_episodes",
 ]

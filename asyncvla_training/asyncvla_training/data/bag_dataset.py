@@ -9,7 +9,7 @@ bag directories (searched recursively). See asyncvla_training/TRAINING_DATA.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -103,8 +103,15 @@ def load_episodes(paths: str | Path | Iterable[str | Path],
     ``skip_errors``: log and skip bags that raise BagDataError instead of failing (the errors are
     still reported through ``reports`` as a report with ``skipped={"error: <kind>": 1}``).
     """
+    return list(iter_episodes(paths, config, skip_errors=skip_errors, reports=reports))
+
+
+def iter_episodes(paths: str | Path | Iterable[str | Path],
+                  config: BagDatasetConfig = BagDatasetConfig(), *, skip_errors: bool = False,
+                  reports: list[AlignmentReport] | None = None) -> Iterator[Episode]:
+    """``load_episodes`` one bag at a time: only one bag's episodes are alive at once if the
+    caller does not keep them (the LeRobot export streams datasets larger than memory this way)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    episodes: list[Episode] = []
     names: dict[str, str] = {}
     bags = find_bags(paths)
     if not bags:
@@ -126,12 +133,11 @@ def load_episodes(paths: str | Path | Iterable[str | Path],
                                    f"{names[episode.name]}; bag names must be unique", bag=bag,
                                    kind="config")
             names[episode.name] = str(bag)
-        episodes.extend(found)
         if reports is not None:
             reports.append(report)
         LOG.info("%s: %d samples in %d episode(s), skipped %s", bag, report.samples,
                  report.segments, report.skipped or "none")
-    return episodes
+        yield from found
 
 
 def dataset_summary(episodes: Sequence[Episode]) -> dict:

@@ -13,6 +13,10 @@ nodes, so training sees what the nodes would have accepted:
   as the action node does); a message lacking one of them, or with non-finite positions, is
   dropped;
 - EE poses: zero or non-finite quaternions/positions are dropped (``robot_state_vector``).
+
+Damage is refused, never read around (``_Integrity``): a storage error part way (an mcap chunk
+CRC mismatch included), per-topic counts that differ from the bag's metadata, undecodable
+messages or images raise BagDataError ``corrupt``.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ import numpy as np
 
 from ..conventions import JOINT_NAMES, joint_positions_by_name, sensor_batch_reason
 from .errors import BagDataError
+from .windows import image_problem
 
 CAMERA_TYPE = "sensor_msgs/msg/CompressedImage"
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
@@ -94,7 +99,9 @@ def _open_reader(path: Path):
     except BagDataError:
         raise
     except Exception as exc:  # noqa: BLE001 - rosbags raises several types for broken storage
-        raise BagDataError(f"cannot open: {exc}", bag=path, kind="unreadable") from exc
+        raise BagDataError(f"cannot open: {exc} (a damaged or unfinished file: restore it, or "
+                           "re-index it with `ros2 bag reindex`)", bag=path,
+                           kind="unreadable") from exc
     return reader
 
 
@@ -156,17 +163,31 @@ def read_bag_streams(path: str | Path, topics: BagTopics = BagTopics(),
                                    topic=connection.topic, kind="definition_mismatch")
         collector = _Collector(path, topics, views, aline_length)
         vl_prompt = None
-        for connection, _bag_time, raw in reader.messages(connections=wanted):
+        integrity = _Integrity(path, {t: bag_topics[t].msgcount for t in {c.topic for c in wanted}})
+        messages = reader.messages(connections=wanted)
+        while True:
+            try:
+                connection, _bag_time, raw = next(messages)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - rosbags/sqlite raise several types
+                integrity.storage_error(exc)
+                break
             try:
                 msg = typestore.deserialize_cdr(raw, connection.msgtype)
             except Exception as exc:  # noqa: BLE001
-                raise BagDataError(f"cannot deserialise a {connection.msgtype}: {exc}", bag=path,
-                                   topic=connection.topic, kind="bad_message") from exc
+                integrity.undecodable(connection.topic, f"cannot deserialise a "
+                                      f"{connection.msgtype}: {exc}")
+                continue
+            integrity.read(connection.topic)
             if connection.topic in optional:
                 if vl_prompt is None and getattr(msg, "prompt", ""):
                     vl_prompt = str(msg.prompt)
                 continue
-            collector.add(connection.topic, msg)
+            problem = collector.add(connection.topic, msg)
+            if problem:
+                integrity.undecodable(connection.topic, problem)
+        integrity.check()
         custom = getattr(getattr(reader, "storage", None), "metadata", None)
         custom = (getattr(custom, "custom", None) or {}) if custom is not None else {}
     finally:
@@ -180,6 +201,55 @@ def read_bag_streams(path: str | Path, topics: BagTopics = BagTopics(),
     streams = collector.finish(name, prompt, prompt_source)
     streams.definition_sources = sources
     return streams
+
+
+class _Integrity:
+    """Evidence that the storage is damaged, collected over one pass and refused as a whole.
+
+    Three checks: the storage reader failed part way (for mcap this includes a chunk whose CRC
+    does not match, checked by rosbags where the writer stored one); a topic yields fewer (or
+    more) messages than the bag's metadata counts (a damaged mcap can lose whole chunks without an
+    error); messages that cannot be deserialised and images that cannot be decoded, counted per
+    topic. Any of them raises BagDataError ``corrupt``: a damaged recording is never trained on
+    silently (``skip_errors`` / ``--skip-errors`` leaves the bag out instead).
+    """
+
+    def __init__(self, path: Path, expected: dict[str, int]) -> None:
+        self.path = path
+        self.expected = expected
+        self.counts = {topic: 0 for topic in expected}
+        self.bad: dict[str, int] = {}
+        self.first_problem: dict[str, str] = {}
+        self.failure: str | None = None
+
+    def read(self, topic: str) -> None:
+        self.counts[topic] += 1
+
+    def undecodable(self, topic: str, problem: str) -> None:
+        self.counts[topic] += 1
+        self.bad[topic] = self.bad.get(topic, 0) + 1
+        self.first_problem.setdefault(topic, problem)
+
+    def storage_error(self, exc: Exception) -> None:
+        self.failure = f"{type(exc).__name__}: {exc}"
+
+    def check(self) -> None:
+        problems = []
+        if self.failure:
+            problems.append(f"the storage cannot be read past message {sum(self.counts.values())} "
+                            f"({self.failure})")
+        short = {t: (self.counts[t], n) for t, n in self.expected.items() if self.counts[t] != n}
+        if short and not self.failure:
+            problems.append("read " + ", ".join(f"{got} of the {n} messages of {t}"
+                                                for t, (got, n) in sorted(short.items()))
+                            + " that the bag's metadata counts")
+        for topic, n in sorted(self.bad.items()):
+            problems.append(f"{n} of {self.counts[topic]} messages of {topic} are undecodable "
+                            f"(first: {self.first_problem[topic]})")
+        if problems:
+            topic = next(iter(sorted(self.bad)), None) if len(self.bad) == 1 and not short else None
+            raise BagDataError("damaged recording: " + "; ".join(problems) + ": restore the file "
+                               "or re-record it", bag=self.path, topic=topic, kind="corrupt")
 
 
 class _Collector:
@@ -199,7 +269,8 @@ class _Collector:
     def drop(self, key: str, n: int = 1) -> None:
         self.dropped[key] = self.dropped.get(key, 0) + n
 
-    def add(self, topic: str, msg) -> None:
+    def add(self, topic: str, msg) -> str | None:
+        """Screen and keep one message; returns why its payload is undecodable, else None."""
         t = self.topics
         if topic == t.sensor_topic:
             self._sensor(msg)
@@ -208,7 +279,8 @@ class _Collector:
         elif topic == t.pose_topic:
             self._pose(msg)
         else:
-            self._frame(self.camera_topics[topic], msg)
+            return self._frame(self.camera_topics[topic], msg)
+        return None
 
     def _sensor(self, msg) -> None:
         n = int(msg.num_samples)
@@ -240,22 +312,26 @@ class _Collector:
             self.sensor_stamps.append(stamps[keep])
             self.sensor_rows.append(rows[keep])
 
-    def _frame(self, view: str, msg) -> None:
+    def _frame(self, view: str, msg) -> str | None:
         store = self.frames[view]
         ns = stamp_ns(msg.header.stamp)
         data = bytes(np.asarray(msg.data, dtype=np.uint8).tobytes())
         if not data:
             self.drop(f"{view}_empty")
-            return
+            return None
+        problem = image_problem(data)
+        if problem:
+            return f"{msg.format or 'image'} frame stamped {ns} ns: {problem}"
         if store["stamps"] and ns < store["stamps"][-1]:
             self.drop(f"{view}_out_of_order")
-            return
+            return None
         if store["stamps"] and ns == store["stamps"][-1]:
             store["data"][-1], store["formats"][-1] = data, str(msg.format)
-            return
+            return None
         store["stamps"].append(ns)
         store["data"].append(data)
         store["formats"].append(str(msg.format))
+        return None
 
     def _joints(self, msg) -> None:
         try:

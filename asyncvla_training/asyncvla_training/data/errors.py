@@ -11,6 +11,8 @@ BAG_ERROR_KINDS = (
     "empty_stream",         # a required topic has no (usable) messages
     "definition_mismatch",  # the message definition we deserialise with differs from the recorded one
     "bad_message",          # a message could not be deserialised
+    "corrupt",              # damaged storage: checksum mismatch, fewer messages than metadata.yaml
+                            # counts, undecodable messages or images
     "no_samples",           # the streams never overlap long enough to give one training sample
     "config",               # the configuration cannot work with this bag
 )

@@ -23,15 +23,29 @@ One dataset frame = one action time of an ``Episode`` (fps = 1 / step_period). F
   episode_index, index, task_index.
 
 Extra keys under ``info.json["asyncvla"]`` carry the action space, step period and views.
+
+Storage: 2-D features (sensor window, action) are plain nested lists ``list<list<float>>``, what
+the ``datasets`` library's ``Array2D`` stores; nested *fixed-size* lists made pyarrow's filtered
+scan (``LeRobotDataset(..., episodes=[...])``) crash. 1-D features are fixed-size lists, as
+``datasets`` writes ``Sequence(length=n)``.
+
+Streaming: episodes may come from a generator (``iter_episodes``: one bag in memory at a time);
+rows are built and written ``batch_size`` samples at a time and statistics are running sums, so
+memory does not grow with the dataset. Image statistics are computed as LeRobot computes them: on
+evenly spaced sample frames of each episode (``max(100, n ** 0.75)``, at most n), each subsampled
+to about 150 px on its long side. The dataset is written to a staging directory next to
+``output`` and renamed into place at the end, so an interrupted or refused export leaves nothing
+(and ``overwrite`` replaces the old dataset only once the new one is complete).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +71,8 @@ def _pa():
     return pa, pq
 
 
-def _fps(episodes: Sequence[Episode]) -> int:
-    periods = {round(e.step_period, 9) for e in episodes}
-    if len(periods) != 1:
-        raise ValueError(f"episodes have different step periods {sorted(periods)}")
-    fps = 1.0 / periods.pop()
+def _fps(step_period: float) -> int:
+    fps = 1.0 / step_period
     if abs(fps - round(fps)) > 1e-6:
         raise ValueError(f"LeRobot needs an integer fps; step_period gives {fps}")
     return int(round(fps))
@@ -87,9 +98,19 @@ def _encoded_frames(episode: Episode, i: int) -> list[bytes]:
     return out
 
 
-def lerobot_features(episodes: Sequence[Episode]) -> dict:
-    """The ``features`` block of info.json for these episodes."""
-    first = episodes[0]
+def _decoded_frame(episode: Episode, i: int, k: int) -> np.ndarray:
+    """RGB frame of view ``k`` at sample ``i`` (one view decoded, not all of them)."""
+    loader = episode.load_frames
+    if hasattr(loader, "encoded"):
+        from .windows import decode_image
+
+        data, fmt = loader.encoded(i)[k]
+        return decode_image(data, fmt)
+    return np.asarray(loader(i)[k])
+
+
+def lerobot_features(first: Episode) -> dict:
+    """The ``features`` block of info.json for episodes shaped like ``first``."""
     T, C = first.sensor_windows.shape[1:]
     H = first.actions.shape[1]
     features: dict[str, dict] = {
@@ -98,9 +119,8 @@ def lerobot_features(episodes: Sequence[Episode]) -> dict:
         "observation.sensor_window": {"dtype": "float32", "shape": [int(T), int(C)],
                                       "names": ["sample", "channel"]},
     }
-    frames = first.load_frames(0)
-    for view, image in zip(first.views, frames):
-        h, w = image.shape[:2]
+    for k, view in enumerate(first.views):
+        h, w = _decoded_frame(first, 0, k).shape[:2]
         features[_image_key(view)] = {"dtype": "image", "shape": [int(h), int(w), 3],
                                       "names": ["height", "width", "channels"]}
     features["observation.frame_stamps_ns"] = {"dtype": "int64", "shape": [len(first.views)],
@@ -115,14 +135,12 @@ def lerobot_features(episodes: Sequence[Episode]) -> dict:
 
 
 def _schema(pa, features: dict, views: Sequence[str]):
-    T, C = features["observation.sensor_window"]["shape"]
-    H, A = features["action"]["shape"]
     image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     fields = [("observation.state", pa.list_(pa.float32(), len(ROBOT_STATE_NAMES))),
-              ("observation.sensor_window", pa.list_(pa.list_(pa.float32(), C), T))]
+              ("observation.sensor_window", pa.list_(pa.list_(pa.float32())))]
     fields += [(_image_key(v), image) for v in views]
     fields += [("observation.frame_stamps_ns", pa.list_(pa.int64(), len(views))),
-               ("action", pa.list_(pa.list_(pa.float32(), A), H)),
+               ("action", pa.list_(pa.list_(pa.float32()))),
                ("time_ns", pa.int64()), ("timestamp", pa.float32()), ("frame_index", pa.int64()),
                ("episode_index", pa.int64()), ("index", pa.int64()), ("task_index", pa.int64())]
     hf_features = {}
@@ -141,10 +159,20 @@ def _schema(pa, features: dict, views: Sequence[str]):
     return pa.schema(fields, metadata=meta)
 
 
-def _fixed(pa, array: np.ndarray, inner: int, outer: int | None, value_type):
-    flat = pa.array(np.ascontiguousarray(array).reshape(-1), type=value_type)
-    out = pa.FixedSizeListArray.from_arrays(flat, inner)
-    return pa.FixedSizeListArray.from_arrays(out, outer) if outer is not None else out
+def _fixed_list(pa, array: np.ndarray, value_type):
+    """(N, n) -> fixed_size_list<n> (zero-copy from the flat buffer)."""
+    array = np.ascontiguousarray(array)
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.reshape(-1), type=value_type),
+                                             array.shape[1])
+
+
+def _nested_list(pa, array: np.ndarray, value_type):
+    """(N, R, C) -> list<list<value>>: plain (variable-size) lists, as datasets' Array2D stores."""
+    n, rows, cols = array.shape
+    values = pa.array(np.ascontiguousarray(array).reshape(-1), type=value_type)
+    inner = pa.ListArray.from_arrays(pa.array(np.arange(0, n * rows * cols + 1, cols, dtype=np.int32)),
+                                     values)
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n * rows + 1, rows, dtype=np.int32)), inner)
 
 
 class _Stats:
@@ -153,7 +181,8 @@ class _Stats:
     def __init__(self) -> None:
         self.data: dict[str, dict] = {}
 
-    def add(self, key: str, values: np.ndarray, axis: tuple[int, ...]) -> None:
+    def add(self, key: str, values: np.ndarray, axis: tuple[int, ...], frames: int | None = None) -> None:
+        """``frames``: how many dataset frames ``values`` stand for (``count``); default: rows."""
         v = np.asarray(values, dtype=np.float64)
         entry = self.data.setdefault(key, {"sum": 0.0, "sumsq": 0.0, "min": None, "max": None,
                                            "count": 0, "n": 0})
@@ -163,7 +192,7 @@ class _Stats:
         entry["min"] = mn if entry["min"] is None else np.minimum(entry["min"], mn)
         entry["max"] = mx if entry["max"] is None else np.maximum(entry["max"], mx)
         entry["n"] += int(np.prod([v.shape[a] for a in axis]))
-        entry["count"] += int(v.shape[0])
+        entry["count"] += int(v.shape[0] if frames is None else frames)
 
     def result(self) -> dict:
         out = {}
@@ -173,6 +202,22 @@ class _Stats:
             out[key] = {"mean": mean[0].tolist(), "std": std[0].tolist(), "min": e["min"][0].tolist(),
                         "max": e["max"][0].tolist(), "count": [e["count"]]}
         return out
+
+
+def image_stat_indices(n: int) -> np.ndarray:
+    """Frames of an n-frame episode used for image statistics (LeRobot's ``sample_indices``:
+    evenly spaced, ``max(100, n ** 0.75)`` of them, at most n)."""
+    count = min(n, max(100, int(n ** 0.75)))
+    return np.round(np.linspace(0, n - 1, count)).astype(int)
+
+
+def _stat_subsample(image: np.ndarray, target: int = 150, threshold: int = 300) -> np.ndarray:
+    """LeRobot's ``auto_downsample_height_width``: every k-th pixel so the long side is ~150."""
+    h, w = image.shape[:2]
+    if max(h, w) < threshold:
+        return image
+    k = int(max(h, w) / target)
+    return image[::k, ::k]
 
 
 def _write_tasks(pa, pq, path: Path, tasks: list[str]) -> None:
@@ -197,152 +242,225 @@ def _write_tasks(pa, pq, path: Path, tasks: list[str]) -> None:
     pq.write_table(table, path)
 
 
-def export_lerobot(episodes: Sequence[Episode], output: str | Path, *, robot_type: str = "asyncvla",
-                   overwrite: bool = False, data_file_size_mb: float = 100.0,
-                   extra_info: dict | None = None) -> Path:
-    """Write ``episodes`` as a LeRobot v3.0 dataset at ``output``; returns the dataset root."""
-    pa, pq = _pa()
-    episodes = [e for e in episodes if len(e)]
-    if not episodes:
-        raise ValueError("nothing to export: no episode has samples")
-    views = tuple(episodes[0].views)
-    for e in episodes:
-        if tuple(e.views) != views or e.action_space != episodes[0].action_space:
-            raise ValueError(f"episode {e.name} has views {e.views} / {e.action_space}; all "
-                             f"episodes must share views {views} and one action space")
-    fps = _fps(episodes)
-    root = Path(output)
-    if root.exists():
-        if not overwrite:
-            raise FileExistsError(f"{root} exists; pass overwrite=True to replace it")
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    features = lerobot_features(episodes)
-    for key, ft in features.items():  # every episode must match the first one's shapes
-        if key == "observation.sensor_window":
-            for e in episodes:
-                if list(e.sensor_windows.shape[1:]) != ft["shape"]:
-                    raise ValueError(f"episode {e.name}: sensor window {e.sensor_windows.shape[1:]}")
-        if key == "action":
-            for e in episodes:
-                if list(e.actions.shape[1:]) != ft["shape"]:
-                    raise ValueError(f"episode {e.name}: action chunk {e.actions.shape[1:]}")
-    schema = _schema(pa, features, views)
-    tasks: list[str] = []
-    stats = _Stats()
-    episode_rows: dict[str, list] = {k: [] for k in (
-        "episode_index", "tasks", "length", "data/chunk_index", "data/file_index",
-        "dataset_from_index", "dataset_to_index", "meta/episodes/chunk_index",
-        "meta/episodes/file_index", "asyncvla/name", "asyncvla/start_time_ns")}
-    chunk_index = file_index = 0
-    writer = None
-    written_bytes = 0
-    index = 0
-    limit = data_file_size_mb * 1024 * 1024
-    T, C = features["observation.sensor_window"]["shape"]
-    H, A = features["action"]["shape"]
-    try:
-        for episode_index, episode in enumerate(episodes):
-            if writer is not None and written_bytes >= limit:
-                writer.close()
-                writer = None
-                file_index += 1
-                if file_index == CHUNKS_SIZE:
-                    chunk_index, file_index = chunk_index + 1, 0
-            if writer is None:
-                path = root / DATA_PATH.format(chunk_index=chunk_index, file_index=file_index)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer = pq.ParquetWriter(path, schema)
-                written_bytes = 0
-            if episode.prompt not in tasks:
-                tasks.append(episode.prompt)
-            task_index = tasks.index(episode.prompt)
-            n = len(episode)
-            windows = np.asarray(episode.sensor_windows[:], dtype=np.float32)
-            states = np.asarray(episode.states, dtype=np.float32)
-            actions = np.asarray(episode.actions, dtype=np.float32)
-            images = [_encoded_frames(episode, i) for i in range(n)]
-            columns = {
-                "observation.state": _fixed(pa, states, states.shape[1], None, pa.float32()),
-                "observation.sensor_window": _fixed(pa, windows, C, T, pa.float32()),
-                "observation.frame_stamps_ns": _fixed(pa, episode.frame_stamps_ns, len(views),
-                                                      None, pa.int64()),
-                "action": _fixed(pa, actions, A, H, pa.float32()),
-                "time_ns": pa.array(episode.times_ns, type=pa.int64()),
-                "timestamp": pa.array(np.arange(n) * episode.step_period, type=pa.float32()),
-                "frame_index": pa.array(np.arange(n), type=pa.int64()),
-                "episode_index": pa.array(np.full(n, episode_index), type=pa.int64()),
-                "index": pa.array(np.arange(index, index + n), type=pa.int64()),
-                "task_index": pa.array(np.full(n, task_index), type=pa.int64()),
+class _DatasetWriter:
+    """Writes one LeRobot v3.0 dataset under ``root``, a batch of samples at a time."""
+
+    def __init__(self, root: Path, robot_type: str, data_file_size_mb: float, batch_size: int,
+                 progress) -> None:
+        self.pa, self.pq = _pa()
+        self.root, self.robot_type = root, robot_type
+        self.data_file_size_mb, self.batch_size, self.progress = data_file_size_mb, batch_size, progress
+        self.first: Episode | None = None
+        self.features: dict = {}
+        self.schema = None
+        self.tasks: list[str] = []
+        self.stats = _Stats()
+        self.episode_rows: dict[str, list] = {k: [] for k in (
+            "episode_index", "tasks", "length", "data/chunk_index", "data/file_index",
+            "dataset_from_index", "dataset_to_index", "meta/episodes/chunk_index",
+            "meta/episodes/file_index", "asyncvla/name", "asyncvla/start_time_ns")}
+        self.chunk_index = self.file_index = 0
+        self.writer = None
+        self.written_bytes = 0
+        self.index = 0
+
+    def _check(self, episode: Episode) -> None:
+        first = self.first
+        if first is None:
+            self.first = episode
+            self.fps = _fps(episode.step_period)
+            self.views = tuple(episode.views)
+            self.features = lerobot_features(episode)
+            self.schema = _schema(self.pa, self.features, self.views)
+            return
+        if tuple(episode.views) != self.views or episode.action_space != first.action_space:
+            raise ValueError(f"episode {episode.name} has views {episode.views} / "
+                             f"{episode.action_space}; all episodes must share views {self.views} "
+                             f"and the action space {first.action_space}")
+        if round(episode.step_period, 9) != round(first.step_period, 9):
+            raise ValueError(f"episode {episode.name} has step period {episode.step_period}, "
+                             f"{first.name} {first.step_period}")
+        for attr, key in (("sensor_windows", "observation.sensor_window"), ("actions", "action")):
+            if list(getattr(episode, attr).shape[1:]) != self.features[key]["shape"]:
+                raise ValueError(f"episode {episode.name}: {attr} {getattr(episode, attr).shape[1:]}"
+                                 f" differs from {self.features[key]['shape']}")
+
+    def _open_file(self) -> None:
+        if self.writer is not None and self.written_bytes >= self.data_file_size_mb * 1024 * 1024:
+            self.writer.close()
+            self.writer = None
+            self.file_index += 1
+            if self.file_index == CHUNKS_SIZE:
+                self.chunk_index, self.file_index = self.chunk_index + 1, 0
+        if self.writer is None:
+            path = self.root / DATA_PATH.format(chunk_index=self.chunk_index,
+                                                file_index=self.file_index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = self.pq.ParquetWriter(path, self.schema)
+            self.written_bytes = 0
+
+    def add(self, episode: Episode) -> None:
+        n = len(episode)
+        if n == 0:
+            return
+        self._check(episode)
+        pa = self.pa
+        self._open_file()
+        episode_index = len(self.episode_rows["episode_index"])
+        if episode.prompt not in self.tasks:
+            self.tasks.append(episode.prompt)
+        task_index = self.tasks.index(episode.prompt)
+        start_index = self.index
+        for start in range(0, n, self.batch_size):
+            stop = min(n, start + self.batch_size)
+            b = stop - start
+            windows = np.asarray(episode.sensor_windows[start:stop], dtype=np.float32)
+            states = np.asarray(episode.states[start:stop], dtype=np.float32)
+            actions = np.asarray(episode.actions[start:stop], dtype=np.float32)
+            stamps = np.asarray(episode.frame_stamps_ns[start:stop], dtype=np.int64)
+            scalars = {
+                "time_ns": np.asarray(episode.times_ns[start:stop], dtype=np.int64),
+                "timestamp": (np.arange(start, stop) * episode.step_period).astype(np.float32),
+                "frame_index": np.arange(start, stop, dtype=np.int64),
+                "episode_index": np.full(b, episode_index, dtype=np.int64),
+                "index": np.arange(self.index, self.index + b, dtype=np.int64),
+                "task_index": np.full(b, task_index, dtype=np.int64),
             }
-            for k, view in enumerate(views):
-                columns[_image_key(view)] = pa.array(
-                    [{"bytes": frames[k], "path": None} for frames in images],
-                    type=schema.field(_image_key(view)).type)
-            table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
-            writer.write_table(table)
-            written_bytes += table.nbytes
-            # Statistics (LeRobot shapes: vectors per dim; images per channel (3, 1, 1) in [0, 1]).
-            stats.add("observation.state", states, (0,))
-            stats.add("observation.sensor_window", windows, (0, 1))
-            stats.add("action", actions, (0, 1))
-            stats.add("observation.frame_stamps_ns", episode.frame_stamps_ns, (0,))
-            for key in ("time_ns", "timestamp", "frame_index", "episode_index", "index",
-                        "task_index"):
-                stats.add(key, np.asarray(columns[key].to_numpy(), dtype=np.float64)[:, None], (0,))
-            for k, view in enumerate(views):
-                decoded = np.stack([episode.load_frames(i)[k] for i in range(n)]) / 255.0
-                stats.add(_image_key(view), decoded.transpose(0, 3, 1, 2), (0, 2, 3))
-            for key, value in (("episode_index", episode_index), ("tasks", [episode.prompt]),
-                               ("length", n), ("data/chunk_index", chunk_index),
-                               ("data/file_index", file_index), ("dataset_from_index", index),
-                               ("dataset_to_index", index + n), ("meta/episodes/chunk_index", 0),
-                               ("meta/episodes/file_index", 0), ("asyncvla/name", episode.name),
-                               ("asyncvla/start_time_ns", int(episode.times_ns[0]))):
-                episode_rows[key].append(value)
-            index += n
+            columns = {
+                "observation.state": _fixed_list(pa, states, pa.float32()),
+                "observation.sensor_window": _nested_list(pa, windows, pa.float32()),
+                "observation.frame_stamps_ns": _fixed_list(pa, stamps, pa.int64()),
+                "action": _nested_list(pa, actions, pa.float32()),
+            }
+            columns.update({k: pa.array(v) for k, v in scalars.items()})
+            encoded = [_encoded_frames(episode, i) for i in range(start, stop)]
+            for k, view in enumerate(self.views):
+                columns[_image_key(view)] = pa.StructArray.from_arrays(
+                    [pa.array([frames[k] for frames in encoded], type=pa.binary()),
+                     pa.nulls(b, type=pa.string())], names=["bytes", "path"])
+            batch = pa.record_batch([columns[name] for name in self.schema.names], schema=self.schema)
+            self.writer.write_batch(batch)
+            self.written_bytes += batch.nbytes
+            self.stats.add("observation.state", states, (0,))
+            self.stats.add("observation.sensor_window", windows, (0, 1), frames=b)
+            self.stats.add("action", actions, (0, 1), frames=b)
+            self.stats.add("observation.frame_stamps_ns", stamps, (0,))
+            for key, values in scalars.items():
+                self.stats.add(key, values.astype(np.float64)[:, None], (0,))
+            self.index += b
+            if self.progress is not None:
+                self.progress.update(b)
+        # Image statistics (LeRobot shapes: per channel (3, 1, 1) in [0, 1]) on sample frames.
+        picked = image_stat_indices(n)
+        for k, view in enumerate(self.views):
+            pixels = np.stack([_stat_subsample(_decoded_frame(episode, int(i), k)) for i in picked])
+            self.stats.add(_image_key(view), pixels.transpose(0, 3, 1, 2) / 255.0, (0, 2, 3), frames=n)
+        for key, value in (("episode_index", episode_index), ("tasks", [episode.prompt]),
+                           ("length", n), ("data/chunk_index", self.chunk_index),
+                           ("data/file_index", self.file_index), ("dataset_from_index", start_index),
+                           ("dataset_to_index", self.index), ("meta/episodes/chunk_index", 0),
+                           ("meta/episodes/file_index", 0), ("asyncvla/name", episode.name),
+                           ("asyncvla/start_time_ns", int(episode.times_ns[0]))):
+            self.episode_rows[key].append(value)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def finish(self, extra_info: dict | None) -> dict:
+        """Write the metadata; returns info.json's content."""
+        self.close()
+        pa, pq = self.pa, self.pq
+        if self.first is None:
+            raise ValueError("nothing to export: no episode has samples")
+        meta = self.root / "meta"
+        episodes_path = self.root / EPISODES_PATH.format(chunk_index=0, file_index=0)
+        episodes_path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({k: pa.array(v) for k, v in self.episode_rows.items()}),
+                       episodes_path)
+        _write_tasks(pa, pq, meta / "tasks.parquet", self.tasks)
+        stats_json = self.stats.result()
+        for key in stats_json:  # image stats are (3, 1, 1) in LeRobot
+            if key.startswith("observation.images."):
+                for stat in ("mean", "std", "min", "max"):
+                    stats_json[key][stat] = [[[v]] for v in
+                                             np.asarray(stats_json[key][stat]).reshape(-1)]
+        (meta / "stats.json").write_text(json.dumps(stats_json, indent=2) + "\n")
+        first = self.first
+        T = self.features["observation.sensor_window"]["shape"][0]
+        H = self.features["action"]["shape"][0]
+        episodes = len(self.episode_rows["episode_index"])
+        info = {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": self.robot_type,
+            "total_episodes": episodes,
+            "total_frames": self.index,
+            "total_tasks": len(self.tasks),
+            "chunks_size": CHUNKS_SIZE,
+            "data_files_size_in_mb": self.data_file_size_mb,
+            "video_files_size_in_mb": 500,
+            "fps": self.fps,
+            "splits": {"train": f"0:{episodes}"},
+            "data_path": DATA_PATH,
+            "video_path": None,
+            "features": self.features,
+            "asyncvla": {"action_space": first.action_space, "step_period": first.step_period,
+                         "views": list(self.views), "horizon": int(H), "sensor_window": int(T),
+                         "action_names": list(ACTION_SPACES[first.action_space]),
+                         "state_names": list(ROBOT_STATE_NAMES), **(extra_info or {})},
+        }
+        (meta / "info.json").write_text(json.dumps(info, indent=4) + "\n")
+        return info
+
+
+def export_lerobot(episodes: Iterable[Episode], output: str | Path, *, robot_type: str = "asyncvla",
+                   overwrite: bool = False, data_file_size_mb: float = 100.0,
+                   extra_info: dict | None = None, batch_size: int = 32,
+                   progress: bool = False) -> Path:
+    """Write ``episodes`` (a list or a generator) as a LeRobot v3.0 dataset at ``output``.
+
+    Returns the dataset root. ``progress``: a tqdm bar over the samples on stderr. Nothing is
+    left at ``output`` (or changed there) unless the whole export succeeds.
+    """
+    _pa()
+    root = Path(output)
+    if root.exists() and not overwrite:
+        raise FileExistsError(f"{root} exists; pass overwrite=True (--overwrite) to replace it")
+    staging = root.with_name(f".{root.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        total = sum(len(e) for e in episodes) if isinstance(episodes, Sequence) else None
+        bar = tqdm(total=total, desc="LeRobot export", unit="sample", file=sys.stderr)
+    writer = _DatasetWriter(staging, robot_type, data_file_size_mb, batch_size, bar)
+    try:
+        for episode in episodes:
+            writer.add(episode)
+        writer.finish(extra_info)
+    except BaseException:
+        writer.close()
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
-        if writer is not None:
-            writer.close()
-    meta = root / "meta"
-    episodes_path = root / EPISODES_PATH.format(chunk_index=0, file_index=0)
-    episodes_path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({k: pa.array(v) for k, v in episode_rows.items()}), episodes_path)
-    _write_tasks(pa, pq, meta / "tasks.parquet", tasks)
-    stats_json = stats.result()
-    for key in stats_json:  # image stats are (3, 1, 1) in LeRobot
-        if key.startswith("observation.images."):
-            for stat in ("mean", "std", "min", "max"):
-                stats_json[key][stat] = [[[v]] for v in np.asarray(stats_json[key][stat]).reshape(-1)]
-    (meta / "stats.json").write_text(json.dumps(stats_json, indent=2) + "\n")
-    first = episodes[0]
-    info = {
-        "codebase_version": CODEBASE_VERSION,
-        "robot_type": robot_type,
-        "total_episodes": len(episodes),
-        "total_frames": index,
-        "total_tasks": len(tasks),
-        "chunks_size": CHUNKS_SIZE,
-        "data_files_size_in_mb": data_file_size_mb,
-        "video_files_size_in_mb": 500,
-        "fps": fps,
-        "splits": {"train": f"0:{len(episodes)}"},
-        "data_path": DATA_PATH,
-        "video_path": None,
-        "features": features,
-        "asyncvla": {"action_space": first.action_space, "step_period": first.step_period,
-                     "views": list(views), "horizon": int(H), "sensor_window": int(T),
-                     "action_names": list(ACTION_SPACES[first.action_space]),
-                     "state_names": list(ROBOT_STATE_NAMES), **(extra_info or {})},
-    }
-    (meta / "info.json").write_text(json.dumps(info, indent=4) + "\n")
+        if bar is not None:
+            bar.close()
+    if root.exists():
+        old = root.with_name(f".{root.name}.old-{os.getpid()}")
+        root.rename(old)
+        staging.rename(root)
+        shutil.rmtree(old)
+    else:
+        staging.rename(root)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .bag_dataset import dataset_summary, load_episodes
     from .errors import BagDataError
-    from .vl_cache import add_dataset_arguments, dataset_config_from_args
+    from .vl_cache import add_dataset_arguments
 
     parser = argparse.ArgumentParser(
         prog="asyncvla-export-lerobot",
@@ -351,18 +469,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="dataset root to create")
     parser.add_argument("--robot-type", default="asyncvla")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..cli_errors import run_cli
+    from .vl_cache import SKIP_HINT
+
+    return run_cli("asyncvla-export-lerobot", lambda: _run(args), hints={BagDataError: SKIP_HINT})
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cli_errors import CliError
+    from .bag_dataset import iter_episodes
+    from .vl_cache import dataset_config_from_args
+
+    if Path(args.output).exists() and not args.overwrite:
+        raise CliError(f"{args.output} exists: pass --overwrite to replace it, or choose another "
+                       "--output")
     config = dataset_config_from_args(args)
+    episodes = iter_episodes(args.bags, config, skip_errors=args.skip_errors)  # one bag at a time
     try:
-        episodes = load_episodes(args.bags, config, skip_errors=args.skip_errors)
         root = export_lerobot(episodes, args.output, robot_type=args.robot_type,
-                              overwrite=args.overwrite,
+                              overwrite=args.overwrite, progress=not args.no_progress,
                               extra_info={"dataset_config": config.as_dict()})
-    except (BagDataError, FileExistsError, ValueError) as exc:
-        print(f"asyncvla-export-lerobot: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"output": str(root), **dataset_summary(episodes)}))
+    except ValueError as exc:  # episodes that cannot share one dataset (views, fps, shapes)
+        raise CliError(f"{exc} (export them separately, or align them with the same options)"
+                       ) from exc
+    info = json.loads((root / "meta" / "info.json").read_text())
+    print(json.dumps({"output": str(root), "episodes": info["total_episodes"],
+                      "samples": info["total_frames"],
+                      "seconds": info["total_frames"] / info["fps"],
+                      "views": info["asyncvla"]["views"],
+                      "action_space": info["asyncvla"]["action_space"]}))
     return 0
 
 

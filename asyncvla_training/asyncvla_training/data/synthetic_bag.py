@@ -107,6 +107,7 @@ class SyntheticBagSpec:
     mistype: tuple[str, ...] = ()  # streams written as std_msgs/String instead
     empty: tuple[str, ...] = ()  # streams whose topic exists but has no messages
     unstamped: tuple[str, ...] = ()  # streams written with zero header stamps (a driver bug)
+    chunk_crcs: bool = True  # mcap: fill in chunk CRCs (as ros2 bag record does; rosbags writes 0)
     motion: SyntheticMotion = field(default_factory=SyntheticMotion)
 
 
@@ -273,6 +274,11 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
             connections[key] = writer.add_connection(topic, msgtype, typestore=ts)
         for bag_ns, key, data in events:
             writer.write(connections[key], bag_ns, data)
+    if storage == "mcap" and spec.chunk_crcs:
+        from .mcap_crc import add_chunk_crcs
+
+        for file in sorted(path.glob("*.mcap")):
+            add_chunk_crcs(file)
     return SyntheticBag(path=path, spec=spec, sensor_stamps_ns=s_all[keep], sensor_index=kept_k,
                         robot_stamps_ns=r_stamps, frame_stamps_ns=frame_stamps)
 

@@ -143,10 +143,8 @@ class VLFeatureCache:
                 features = None if stamps_only else handle.get_tensor("features")
                 feature_shape = handle.get_slice("features").get_shape()
         except Exception as exc:  # noqa: BLE001 - truncated/garbled files raise various errors
-            LOG.warning("VL cache file %s is unreadable (%s): rebuilding it", path, exc)
             self.stats["corrupt"] += 1
-            path.unlink(missing_ok=True)
-            return None
+            return self._discard(path, f"is unreadable ({exc})")
         expected = self._metadata(episode, prompt)
         problems = [k for k in ("format", "model_id", "adapter_id", "prompt", "views")
                     if meta.get(k) != expected[k]]
@@ -156,12 +154,19 @@ class VLFeatureCache:
         if features is not None and not np.all(np.isfinite(features)):
             problems.append("non-finite features")
         if problems:
-            LOG.warning("VL cache file %s does not match (%s): rebuilding it", path,
-                        ", ".join(problems))
             self.stats["invalid"] += 1
-            path.unlink(missing_ok=True)
-            return None
+            return self._discard(path, f"does not match ({', '.join(problems)})")
         return stamps, features
+
+    def _discard(self, path: Path, why: str) -> None:
+        """A file that cannot be trusted: rebuilt (said so) when this cache can extract; a
+        read-only cache never deletes what it cannot rebuild and names the file and the fix."""
+        if self.extractor is None:
+            raise CacheError(f"VL cache file {path} {why}: rebuild it with asyncvla-cache-vl "
+                             "(it replaces unusable files)")
+        LOG.warning("VL cache file %s %s: rebuilding it", path, why)
+        path.unlink(missing_ok=True)
+        return None
 
     def _write(self, path: Path, episode: Episode, prompt: str, stamps: np.ndarray,
                features: np.ndarray) -> None:
@@ -337,21 +342,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-    from ..models.vl_extractor import VLFeatureExtractor
-    from .bag_dataset import dataset_summary, load_episodes
+    from ..cli_errors import run_cli
     from .errors import BagDataError
 
+    return run_cli("asyncvla-cache-vl", lambda: _run(args), hints={BagDataError: SKIP_HINT})
+
+
+SKIP_HINT = "fix or remove that recording, or pass --skip-errors to leave unusable bags out"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..cli_errors import CliError
+    from ..models.vl_extractor import VLFeatureExtractor
+    from .bag_dataset import dataset_summary, load_episodes
+
     config = dataset_config_from_args(args)
+    episodes = load_episodes(args.bags, config, skip_errors=args.skip_errors)
+    if not episodes:
+        raise CliError(f"no usable episode in {', '.join(args.bags)}")
     try:
-        episodes = load_episodes(args.bags, config, skip_errors=args.skip_errors)
-    except BagDataError as exc:
-        print(f"asyncvla-cache-vl: {exc}", file=sys.stderr)
-        return 2
-    extractor = VLFeatureExtractor.from_pretrained(
-        args.model, adapter_path=args.adapter, device=args.device, dtype=args.dtype,
-        image_size=args.image_size, max_views=max(5, len(episodes[0].views) if episodes else 1),
-        num_feature_tokens=args.num_feature_tokens, feature_layer=args.feature_layer)
+        extractor = VLFeatureExtractor.from_pretrained(
+            args.model, adapter_path=args.adapter, device=args.device, dtype=args.dtype,
+            image_size=args.image_size, max_views=max(5, len(episodes[0].views)),
+            num_feature_tokens=args.num_feature_tokens, feature_layer=args.feature_layer)
+    except ValueError as exc:  # not a Qwen2.5-VL model, bad feature settings
+        raise CliError(f"--model {args.model}: {exc}") from exc
     cache = VLFeatureCache(args.cache_dir, extractor, args.prompt,
                            storage_dtype=args.storage_dtype, progress=not args.no_progress)
     stats = cache.build(episodes)

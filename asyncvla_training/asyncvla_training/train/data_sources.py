@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.episode import Episode
+from ..data.errors import CacheError
 from ..data.stats import split_episodes
 from .config import TrainConfig
 from .features import CachedFeatureProvider
@@ -114,11 +115,14 @@ def cache_feature_provider(
     extractor: Any = None,
     model_id: str | None = None,
     adapter_id: str | None = None,
+    fill_option: str | None = None,
 ) -> CachedFeatureProvider:
     """Stage-1 provider over ``cfg.vl_cache_dir``, checked complete for ``episodes``.
 
     With ``extractor`` (or ``cfg.vl_cache_fill``) misses are extracted and stored; otherwise the
-    model id is ``model_id``, ``cfg.vl_cache_model_id`` or the only one in the cache.
+    model id is ``model_id``, ``cfg.vl_cache_model_id`` or the only one in the cache, and a cache
+    without every frame set raises CacheError naming the cache, the episodes and the fix
+    (``fill_option``: the caller's option that fills misses, when it has one).
     """
     from ..data.vl_cache import VLFeatureCache
 
@@ -136,9 +140,9 @@ def cache_feature_provider(
         if model_id is None:
             ids = sorted({m for m, _ in candidates})
             if len(ids) != 1:
-                raise ValueError(
+                raise CacheError(
                     f"VL cache {cfg.vl_cache_dir} holds features of {ids or 'no model'}: "
-                    "set vl_cache_model_id (or build it with asyncvla-cache-vl)"
+                    + ("build it with asyncvla-cache-vl" if not ids else "set vl_cache_model_id")
                 )
             model_id = ids[0]
         if adapter_id is None:
@@ -150,9 +154,11 @@ def cache_feature_provider(
         missing = {ep.name: cache.missing(ep) for ep in episodes}
         missing = {k: v for k, v in missing.items() if v}
         if missing:
-            raise ValueError(
-                f"VL cache {cfg.vl_cache_dir} ({model_id}) lacks frame sets of "
-                f"{len(missing)} episode(s) {sorted(missing)[:5]}: run asyncvla-cache-vl "
-                "with the same model, settings and prompt, or set vl_cache_fill"
+            fill = f", or pass {fill_option}" if fill_option else ""
+            raise CacheError(
+                f"VL cache {cache.key_directory(cfg.prompt or episodes[0].prompt)} lacks "
+                f"{sum(missing.values())} frame set(s) of {len(missing)} episode(s) "
+                f"{sorted(missing)[:5]}: run asyncvla-cache-vl on these bags with the same "
+                f"model, image size, feature tokens, layer and prompt{fill}"
             )
     return CachedFeatureProvider(cache.lookup, cache.model_id, cache.adapter_id)

@@ -8,7 +8,9 @@ Examples::
 VL features are extracted with the model and adapter named in the checkpoint metadata
 (``vl_config``; the adapter directory is relative to the checkpoint), or read from ``--vl-cache``
 (stage 1). The extractor's model id must equal the checkpoint's ``vl_model_id``, as the action
-node requires. Prints one JSON summary line.
+node requires. Prints one JSON summary line. Bad input (a broken bag, a cache without the needed
+features, a checkpoint not written by asyncvla-train) is one line on stderr naming the file and
+the fix, exit 2, before anything is written.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from ..cli_errors import CliError, run_cli
+
+PROG = "asyncvla-eval"
+SKIP_HINT = "fix or remove that recording, or pass --skip-errors to leave unusable bags out"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,12 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale", type=int, default=0, help="evaluate with VL features K periods old")
     p.add_argument("--max-plots", type=int, default=4, help="episodes to plot")
     p.add_argument("--device", default="auto")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="skip bags that cannot be used instead of stopping")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from ..data.errors import BagDataError
+
+    return run_cli(PROG, lambda: _run(args), hints={BagDataError: SKIP_HINT})
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..models.checkpoint import CheckpointError, load_policy, read_checkpoint_config
     from ..models.config import VLConfig
     from .config import TrainConfig
@@ -53,26 +68,33 @@ def main(argv: list[str] | None = None) -> int:
     from .features import ExtractorFeatureProvider
 
     ckpt = Path(args.checkpoint)
-    try:
-        _, meta = read_checkpoint_config(ckpt)
-        for key in ("action_space", "step_period", "vl_model_id", "vl_config", "train_config"):
-            if key not in meta:
-                raise CheckpointError(f"{ckpt}: metadata has no {key!r} (not written by asyncvla-train?)")
-    except CheckpointError as exc:
-        print(f"asyncvla-eval: {exc}", file=sys.stderr)
-        return 2
+    _, meta = read_checkpoint_config(ckpt)
+    for key in ("action_space", "step_period", "vl_model_id", "vl_config", "train_config"):
+        if key not in meta:
+            raise CheckpointError(
+                f"{ckpt}: metadata has no {key!r}: give a checkpoint written by asyncvla-train"
+            )
+    if not args.synthetic and not args.bag:
+        raise CliError("nothing to evaluate: give --bag DIR or --synthetic N")
     policy = load_policy(ckpt, device=args.device)
-    run_cfg = TrainConfig.from_dict(meta["train_config"])
+    try:
+        run_cfg = TrainConfig.from_dict(meta["train_config"])
+    except ValueError as exc:
+        raise CheckpointError(f"{ckpt}: train_config in the metadata is invalid ({exc})") from exc
+    overrides = {"skip_bad_bags": True} if args.skip_errors else {}
     if args.vl_cache:
-        run_cfg = run_cfg.with_overrides({"vl_cache_dir": args.vl_cache})
+        overrides["vl_cache_dir"] = args.vl_cache
+    run_cfg = run_cfg.with_overrides(overrides)
     if args.synthetic:
         episodes = synthetic_episodes(args.synthetic, args.synthetic_length, args.synthetic_seed, run_cfg)
-    elif args.bag:
-        shapes = {"horizon": policy.cfg.horizon, "sensor_window": policy.cfg.sensor.window}
-        episodes = load_bag_episodes(args.bag, run_cfg, shapes)
     else:
-        print("asyncvla-eval: give --bag or --synthetic", file=sys.stderr)
-        return 2
+        shapes = {"horizon": policy.cfg.horizon, "sensor_window": policy.cfg.sensor.window}
+        try:
+            episodes = load_bag_episodes(args.bag, run_cfg, shapes)
+        except ValueError as exc:  # the checkpoint's dataset settings contradict the policy
+            raise CliError(f"{ckpt}: {exc}") from exc
+    if not episodes:
+        raise CliError(f"no usable episode in {', '.join(args.bag)}")
     if args.vl_cache:
         provider = cache_feature_provider(
             run_cfg, episodes, model_id=meta["vl_model_id"], adapter_id=meta.get("vl_adapter_id") or ""
@@ -88,12 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         extractor = VLFeatureExtractor.from_vl_config(vl_cfg, device=policy.device)
         provider = ExtractorFeatureProvider(extractor, prompt=run_cfg.prompt)
     if provider.model_id != meta["vl_model_id"]:
-        print(
-            f"asyncvla-eval: VL features come from {provider.model_id!r} but the checkpoint was "
-            f"trained on {meta['vl_model_id']!r}",
-            file=sys.stderr,
+        raise CliError(
+            f"VL features come from {provider.model_id!r} but the checkpoint {ckpt} was "
+            f"trained on {meta['vl_model_id']!r}: evaluate with the checkpoint's VL model "
+            "(drop --vl-model) or a cache built with it"
         )
-        return 2
     metrics = evaluate(
         policy,
         episodes,

@@ -10,6 +10,8 @@ Examples::
 
 Precedence: ``--config`` JSON (or ``<out>/train_config.json`` with ``--resume``) < the flags <
 ``--set key=value`` (value parsed as JSON). Prints one JSON summary line at the end (rank 0).
+Bad input (a broken bag, a cache without the needed features, an ``--out`` that already holds a
+run) is one line on stderr naming the file and the fix, exit 2, before anything is written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli_errors import CliError, run_cli
 from .config import TRAIN_CONFIG_NAME, TrainConfig
+
+PROG = "asyncvla-train"
+SKIP_HINT = "fix or remove that recording, or pass --skip-errors to leave unusable bags out"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="task prompt (default: each episode's recorded prompt)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/latest")
     p.add_argument("--stop-at", type=int, help="stop after this optimiser step (resume later)")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="skip bags that cannot be used instead of stopping (skip_bad_bags)")
     p.add_argument(
         "--set",
         action="append",
@@ -54,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's config from ``--config`` / ``<out>/train_config.json``, the flags and ``--set``."""
+    try:
+        return _resolve_config(args)
+    except (ValueError, OSError) as exc:
+        source = args.config or (Path(args.out) / TRAIN_CONFIG_NAME if args.resume and args.out else None)
+        where = f"{source}: " if source and str(source) not in str(exc) else ""
+        raise CliError(f"{where}{exc} (fix the file, --set KEY=VALUE or the option)") from exc
+
+
+def _resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.config:
         cfg = TrainConfig.load(args.config)
     elif args.resume and args.out and (Path(args.out) / TRAIN_CONFIG_NAME).is_file():
@@ -70,41 +88,62 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         "vl_cache_dir": args.vl_cache,
         "init_from": args.init_from,
         "prompt": args.prompt,
+        "skip_bad_bags": True if args.skip_errors else None,
     }
     cfg = cfg.with_overrides({k: v for k, v in flags.items() if v is not None})
     return cfg.with_overrides(args.set)
 
 
+def check_output(cfg: TrainConfig, resume: bool) -> None:
+    """Refuse, before loading anything, an ``--out`` that cannot be used as asked."""
+    latest = Path(cfg.out_dir) / "latest"
+    if resume and not latest.is_dir():
+        raise CliError(f"{latest} does not exist: nothing to resume; start the run without --resume")
+    if not resume and latest.exists():
+        raise CliError(
+            f"{latest} exists: continue that run with --out {cfg.out_dir} --resume, "
+            "or choose another --out"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        cfg = resolve_config(args)
-    except (ValueError, OSError) as exc:
-        print(f"asyncvla-train: {exc}", file=sys.stderr)
-        return 2
     from ..data.errors import BagDataError
+
+    return run_cli(PROG, lambda: _run(args), hints={BagDataError: SKIP_HINT})
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    check_output(cfg, args.resume)
     from .data_sources import cache_feature_provider, load_run_episodes
     from .distributed import init_distributed
-    from .trainer import Trainer
+    from .trainer import ResumeError, Trainer
 
     dist = init_distributed(cfg.device)
     try:
         try:
             train, val = load_run_episodes(cfg)
-        except (BagDataError, ValueError) as exc:  # unreadable bags, too few recordings, ...
-            print(f"asyncvla-train: {exc}", file=sys.stderr)
-            return 2
+        except ValueError as exc:  # too few recordings, contradicting dataset settings, ...
+            raise CliError(f"{exc} (fix the options or --set dataset=...)") from exc
         provider = None
         if cfg.stage == 1 and cfg.vl_cache_dir:
             if cfg.vl_cache_fill and dist.distributed:
-                raise ValueError(
+                raise CliError(
                     "vl_cache_fill works in a single process: build the cache with "
                     "asyncvla-cache-vl first, then train with torchrun"
                 )
-            provider = cache_feature_provider(cfg, train + val)
-        trainer = Trainer(cfg, train, val, feature_provider=provider, dist=dist)
-        summary = trainer.train(resume=args.resume, stop_at=args.stop_at)
+            provider = cache_feature_provider(cfg, train + val, fill_option="--set vl_cache_fill=true")
+        try:
+            trainer = Trainer(cfg, train, val, feature_provider=provider, dist=dist)
+        except ValueError as exc:  # episodes that do not fit the run's settings
+            raise CliError(str(exc)) from exc
+        try:
+            summary = trainer.train(resume=args.resume, stop_at=args.stop_at)
+        except ResumeError as exc:
+            raise CliError(f"{exc}: resume with the run's settings and number of processes, "
+                           "or start a new --out") from exc
         if dist.is_main:
             print(json.dumps({"event": "done", **summary}, sort_keys=True), flush=True)
     finally:

@@ -158,6 +158,10 @@ def check_episodes(episodes: Sequence[Episode], cfg: TrainConfig, what: str) -> 
                 )
 
 
+class ResumeError(ValueError):
+    """``latest/`` cannot be continued by this run (other config, other number of processes)."""
+
+
 class Trainer:
     """One training run (stage 1 or 2). ``train()`` runs (or resumes) it to ``total_steps``."""
 
@@ -654,12 +658,12 @@ class Trainer:
         current = self.cfg.to_dict()
         changed = sorted(k for k in current if current[k] != saved.get(k) and k not in RESUME_MUTABLE_KEYS)
         if changed:
-            raise ValueError(
+            raise ResumeError(
                 f"cannot resume {directory}: the TrainConfig differs in {changed} "
                 "(only bookkeeping keys may change)"
             )
         if state["world_size"] != self.dist.world_size:
-            raise ValueError(
+            raise ResumeError(
                 f"cannot resume {directory} with {self.dist.world_size} process(es): it was "
                 f"trained with {state['world_size']} (the data order depends on it)"
             )
