@@ -31,7 +31,7 @@ from std_msgs.msg import Bool, Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickOutcome
-from asyncvla_action_node.chunk_blending import MODES, ChunkBlender
+from asyncvla_action_node.chunk_blending import ChunkBlender, blending_modes
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_common.guard import guarded, report_error, run_all
@@ -78,7 +78,8 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "tick", min_value=0.0),
     ParamSpec("expected_model_id", "", "Reject VL features from any other model id ('' = the "
               "checkpoint's vl_model_id, or any)", read_only=True),
-    ParamSpec("chunk_blending", "latest_only", f"Overlap handling: {MODES}", read_only=True),
+    ParamSpec("chunk_blending", "latest_only", f"Overlap handling: {blending_modes()}",
+              read_only=True),
     ParamSpec("blend_old_weight", 0.3, "weighted_blend: weight of the previously published "
               "chunk", read_only=True, min_value=0.0, max_value=0.99),
     ParamSpec("ensemble_decay", 0.1, "temporal_ensemble: exp(-decay*k) weights, k=0 oldest",

@@ -1,14 +1,8 @@
-"""Overlap handling between consecutive action chunks.
+"""An action chunk in time, and how an older chunk is seen from a newer one.
 
 A new chunk is computed every action period while the previous one still covers the next
-`horizon - 1` steps. Three strategies, selectable by parameter:
-
-- `latest_only`: publish the new chunk as is (LeRobot `latest_only`).
-- `weighted_blend`: where the previously *published* chunk covers a step, publish
-  `old_weight * old + (1 - old_weight) * new` (LeRobot `weighted_average` uses 0.3 / 0.7).
-- `temporal_ensemble`: every raw chunk of the last `history` that covers a step votes with weight
-  `exp(-ensemble_decay * k)`, k = 0 for the oldest (ACT's temporal ensembling): smooth, but slower
-  to follow a change.
+`horizon - 1` steps; the strategies that join them are in the `blending` package, and
+`ChunkBlender` below picks one by name.
 
 Chunks are offsets from the robot state at their own stamp (see asyncvla_training.conventions), so
 an older chunk is first re-referenced to the new chunk's reference (exact for positions and
@@ -22,9 +16,6 @@ import collections
 from dataclasses import dataclass
 
 import numpy as np
-
-MODES = ("latest_only", "weighted_blend", "temporal_ensemble")
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -55,53 +46,31 @@ def resample(old: Chunk, new: Chunk) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ChunkBlender:
-    """Stateful: remembers what it published (and raw chunks, for temporal ensembling)."""
+    """The configured blending strategy (by name, from `blending.BLENDINGS`), stateful."""
 
     def __init__(self, mode: str = "latest_only", old_weight: float = 0.3,
                  ensemble_decay: float = 0.1, history: int = 8) -> None:
-        if mode not in MODES:
-            raise ValueError(f"unknown chunk blending mode {mode!r}; expected one of {MODES}")
-        if not 0.0 <= old_weight < 1.0:
-            raise ValueError("old_weight must be in [0, 1)")
+        from .blending import BLENDINGS
+
+        if mode not in BLENDINGS:
+            raise ValueError(f"unknown chunk blending mode {mode!r}; expected one of "
+                             f"{tuple(BLENDINGS)}")
         self.mode = mode
-        self.old_weight = old_weight
-        self.ensemble_decay = ensemble_decay
-        self._published: Chunk | None = None
-        self._raw: collections.deque[Chunk] = collections.deque(maxlen=max(1, history))
+        self.strategy = BLENDINGS[mode](old_weight=old_weight, ensemble_decay=ensemble_decay,
+                                        history=history)
 
     def reset(self) -> None:
-        """Forget history (after a pause, an e-stop or stale features): never blend across it."""
-        self._published = None
-        self._raw.clear()
+        self.strategy.reset()
 
     def replace_published(self, chunk: Chunk) -> None:
-        """The chunk that actually went out differs from the blend (the output guard clamped it)."""
-        if self._published is not None:
-            self._published = chunk
+        self.strategy.replace_published(chunk)
 
     def blend(self, new: Chunk) -> Chunk:
-        if self.mode == "latest_only":
-            out = new
-        elif self.mode == "weighted_blend":
-            out = new
-            if self._published is not None:
-                old_values, covered = resample(self._published, new)
-                actions = new.actions.astype(np.float64).copy()
-                actions[covered] = (self.old_weight * old_values[covered]
-                                    + (1.0 - self.old_weight) * actions[covered])
-                out = Chunk(new.stamp_ns, new.step_period, new.reference,
-                            actions.astype(np.float32))
-        else:
-            self._raw.append(new)
-            total = np.zeros_like(new.actions, dtype=np.float64)
-            weight = np.zeros((new.actions.shape[0], 1))
-            for k, chunk in enumerate(self._raw):  # k = 0 is the oldest
-                values, covered = (new.actions.astype(np.float64), np.ones(len(new.actions), bool)) \
-                    if chunk is new else resample(chunk, new)
-                w = np.exp(-self.ensemble_decay * k)
-                total[covered] += w * values[covered]
-                weight[covered] += w
-            out = Chunk(new.stamp_ns, new.step_period, new.reference,
-                        (total / weight).astype(np.float32))
-        self._published = out
-        return out
+        return self.strategy.blend(new)
+
+
+def blending_modes() -> tuple[str, ...]:
+    """Names of the blending strategies, in table order (for parameter descriptions)."""
+    from .blending import BLENDINGS
+
+    return tuple(BLENDINGS)

@@ -16,7 +16,8 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
 from asyncvla_training.models.action_expert import ActionExpert  # noqa: E402
-from asyncvla_training.models.config import FUSION_MODES, PolicyConfig  # noqa: E402
+from asyncvla_training.models.config import PolicyConfig  # noqa: E402
+from asyncvla_training.models.fusions import FUSION_MODES, FUSIONS, Fusion  # noqa: E402
 from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
 from asyncvla_training.models.sensor_encoder import SensorEncoder  # noqa: E402
 from asyncvla_training.models.tiny import tiny_policy_config  # noqa: E402
@@ -226,3 +227,10 @@ def test_bfloat16_inference_is_close_to_float32_and_opt_in() -> None:
     np.testing.assert_array_equal(policy.predict(vl, window, state), exact)
     with pytest.raises(ValueError, match="inference dtype"):
         policy.set_inference_dtype("int8")
+
+
+def test_fusion_table_names_its_classes():
+    assert FUSION_MODES == ("concat", "cross_attention", "gated", "none")
+    for name, cls in FUSIONS.items():
+        assert issubclass(cls, Fusion) and cls.name == name
+    assert [n for n, c in FUSIONS.items() if not c.uses_sensor] == ["none"]

@@ -15,12 +15,12 @@ from .action_expert import ActionExpert
 from .checkpoint import CheckpointError, load_checkpoint_metadata, load_policy, save_policy
 from .config import (
     CONFIG_SCHEMA_VERSION,
-    FUSION_MODES,
     ActionExpertConfig,
     PolicyConfig,
     SensorEncoderConfig,
     VLConfig,
 )
+from .fusions import FUSION_MODES, FUSIONS
 from .lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET, attach_lora, load_lora_adapter, merge_lora
 from .policy import ActionPolicy
 from .sensor_encoder import SensorEncoder
@@ -30,6 +30,7 @@ from .vl_extractor import VLFeatureExtractor, VLFeatureResult
 __all__ = [
     "CONFIG_SCHEMA_VERSION",
     "FUSION_MODES",
+    "FUSIONS",
     "LM_ATTENTION_LORA_TARGET",
     "LM_LORA_TARGET",
     "ActionExpert",

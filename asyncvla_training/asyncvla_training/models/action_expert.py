@@ -25,81 +25,13 @@ from .config import PolicyConfig
 from .validation import check_shape
 
 
-class _ConcatFusion(nn.Module):
-    """Linear over [mean-pooled VL ; sensor ; state] (the seed's concat plus the state)."""
-
-    def __init__(self, vl_dim: int, aux_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(vl_dim + aux_dim, hidden)
-
-    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        return self.proj(torch.cat([vl.mean(dim=1), aux], dim=-1))
-
-
-class _CrossAttentionFusion(nn.Module):
-    """Sensor+state query attends over the K projected VL tokens; Linear over [query ; attended].
-
-    Keeping the query next to the attention output means the sensor/state information survives
-    even where attention learns to average VL tokens.
-    """
-
-    def __init__(self, vl_dim: int, aux_dim: int, hidden: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.query = nn.Linear(aux_dim, hidden)
-        self.kv = nn.Linear(vl_dim, hidden)
-        self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
-        self.out = nn.Linear(2 * hidden, hidden)
-
-    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        q = self.query(aux).unsqueeze(1)  # (B, 1, h)
-        kv = self.kv(vl)  # (B, K, h)
-        attended, _ = self.attn(q, kv, kv, need_weights=False)
-        return self.out(torch.cat([q, attended], dim=-1).squeeze(1))
-
-
-class _GatedFusion(nn.Module):
-    """Learned sigmoid gate mixing the projected VL mean and the projected sensor+state."""
-
-    def __init__(self, vl_dim: int, aux_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.vl = nn.Linear(vl_dim, hidden)
-        self.aux = nn.Linear(aux_dim, hidden)
-        self.gate = nn.Linear(2 * hidden, hidden)
-        self.out = nn.Linear(hidden, hidden)
-
-    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        v = self.vl(vl.mean(dim=1))
-        a = self.aux(aux)
-        g = torch.sigmoid(self.gate(torch.cat([v, a], dim=-1)))
-        return self.out(g * v + (1.0 - g) * a)
-
-
-class _VLOnlyFusion(nn.Module):
-    """VL only (ablation): sensor and state are ignored."""
-
-    def __init__(self, vl_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(vl_dim, hidden)
-
-    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        return self.proj(vl.mean(dim=1))
-
-
 def build_fusion(cfg: PolicyConfig) -> nn.Module:
-    """Fusion module for ``cfg.fusion``: (vl (B,K,D), aux (B,sensor_dim+S)) -> (B, hidden)."""
-    hidden = cfg.expert.hidden_dim
-    aux_dim = cfg.sensor_dim + cfg.robot_state_dim
-    if cfg.fusion == "concat":
-        return _ConcatFusion(cfg.vl_dim, aux_dim, hidden)
-    if cfg.fusion == "cross_attention":
-        return _CrossAttentionFusion(
-            cfg.vl_dim, aux_dim, hidden, cfg.expert.fusion_heads, cfg.expert.dropout
-        )
-    if cfg.fusion == "gated":
-        return _GatedFusion(cfg.vl_dim, aux_dim, hidden)
-    if cfg.fusion == "none":
-        return _VLOnlyFusion(cfg.vl_dim, hidden)
-    raise ValueError(f"unknown fusion {cfg.fusion!r}")
+    """Fusion module for ``cfg.fusion`` from the table in ``fusions``."""
+    from .fusions import FUSIONS
+
+    if cfg.fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {cfg.fusion!r}; expected one of {list(FUSIONS)}")
+    return FUSIONS[cfg.fusion].build(cfg)
 
 
 class ActionExpert(nn.Module):

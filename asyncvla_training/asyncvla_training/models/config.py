@@ -25,7 +25,6 @@ Bump it whenever a field is renamed/removed or its meaning changes; ``check_sche
 refuses checkpoints written by a newer layout instead of misreading them.
 """
 
-FUSION_MODES = ("concat", "cross_attention", "gated", "none")
 
 
 def check_schema_version(value: Any, where: str = "config") -> None:
@@ -257,8 +256,10 @@ class PolicyConfig(JsonFileConfig):
             raise ValueError(f"expert must be an ActionExpertConfig, got {type(self.expert).__name__}")
         for name in ("robot_state_dim", "horizon", "action_dim", "vl_dim", "vl_num_tokens"):
             _require_positive_int(name, getattr(self, name))
-        if self.fusion not in FUSION_MODES:
-            raise ValueError(f"fusion must be one of {list(FUSION_MODES)}, got {self.fusion!r}")
+        from .fusions import FUSIONS  # the table of strategies (imports torch)
+
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {self.fusion!r}")
 
     @property
     def sensor_dim(self) -> int:

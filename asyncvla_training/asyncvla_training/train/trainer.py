@@ -295,9 +295,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup helpers
     def _has_unused_parameters(self, policy_cfg: PolicyConfig) -> bool:
-        """DDP must look for parameters without gradients: fusion "none" ignores the sensor
-        encoder; features from a middle LM layer leave the LoRA of the layers above unused."""
-        if policy_cfg.fusion == "none":
+        """DDP must look for parameters without gradients: a fusion that ignores the sensor
+        leaves the sensor encoder unused; features from a middle LM layer leave the LoRA of the layers above unused."""
+        from ..models.fusions import FUSIONS
+
+        if not FUSIONS[policy_cfg.fusion].uses_sensor:
             return True
         if self.extractor is None:
             return False
