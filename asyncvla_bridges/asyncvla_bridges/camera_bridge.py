@@ -34,11 +34,12 @@ from asyncvla_common.timeconv import seconds_to_stamp
 from asyncvla_bridges.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
                                               parse_camera_message)
 from asyncvla_bridges.wire.errors import WireError
+from asyncvla_training.conventions import LAB_VIEWS, view_frame_id
 
 POLL_MS = 100
 DRAIN_MAX = 200
-DEFAULT_KEYS = ["41182735", "49429257", "44377151", "49045152", "OAK"]
-DEFAULT_VIEWS = [f"view{i}" for i in range(1, 6)]
+DEFAULT_KEYS = [v.camera_key for v in LAB_VIEWS]
+DEFAULT_VIEWS = [v.name for v in LAB_VIEWS]
 
 
 #: The camera bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
@@ -56,9 +57,9 @@ CAMERA_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
                      read_only=True),
     params.ParamSpec("view_names", DEFAULT_VIEWS, "View name for each camera key (topic "
                      "segment).", read_only=True),
-    params.ParamSpec("frame_ids", [f"{v}_optical_frame" for v in DEFAULT_VIEWS], "Header "
+    params.ParamSpec("frame_ids", [v.frame_id for v in LAB_VIEWS], "Header "
                      "frame_id for each view.", read_only=True,
-                     default_from=lambda p: [f"{v}_optical_frame" for v in p["view_names"]]),
+                     default_from=lambda p: [view_frame_id(v) for v in p["view_names"]]),
     params.ParamSpec("publish_raw", False, "Also decode and publish sensor_msgs/Image (rgb8) "
                      "on <prefix>/<view>/image_raw.", read_only=True),
     params.ParamSpec("raw_views", [], "Views to publish raw images for when publish_raw is true "

@@ -26,9 +26,42 @@ command (the seed recorded a constant 1.0; kept so checkpoints stay 7-wide).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .rotations import quat_to_rotvec
+
+@dataclass(frozen=True)
+class CameraView:
+    """One camera view: its name (topic segment, model input order), the substring of the lab
+    sender's camera name that identifies it, and the frame of its images."""
+
+    name: str
+    camera_key: str
+
+    @property
+    def frame_id(self) -> str:
+        return view_frame_id(self.name)
+
+    def topic(self, prefix: str = "/camera", compressed: bool = True) -> str:
+        """``<prefix>/<view>/image_raw[/compressed]``: what the camera bridge publishes."""
+        return f"{prefix.rstrip('/')}/{self.name}/image_raw" + ("/compressed" if compressed else "")
+
+
+def view_frame_id(view_name: str) -> str:
+    """The optical frame of a view's images (REP-103 optical frame naming)."""
+    return f"{view_name}_optical_frame"
+
+
+#: The lab's five cameras, in the order the model sees them: four ZED cameras by serial (left
+#: eye) and the OAK camera. The bridge's defaults, the VLM node's and the recorder's come from here.
+LAB_VIEWS = (CameraView("view1", "41182735"), CameraView("view2", "49429257"),
+             CameraView("view3", "44377151"), CameraView("view4", "49045152"),
+             CameraView("view5", "OAK"))
+VIEW_NAMES = tuple(v.name for v in LAB_VIEWS)
+#: Image slots the VL model is built with (more views than this are refused).
+MAX_VIEWS = len(LAB_VIEWS)
 
 NUM_JOINTS = 6
 JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, NUM_JOINTS + 1))

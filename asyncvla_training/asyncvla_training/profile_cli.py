@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .conventions import MAX_VIEWS
+
 DEFAULT_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 
@@ -118,7 +120,7 @@ def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -
 
     common = {
         "image_size": (args.width, args.height),
-        "max_views": max(5, args.views),
+        "max_views": max(MAX_VIEWS, args.views),
         "num_feature_tokens": args.num_feature_tokens,
         "feature_layer": args.feature_layer,
     }

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..conventions import MAX_VIEWS
 from .episode import Episode
 from .errors import CacheError
 
@@ -363,7 +364,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         extractor = VLFeatureExtractor.from_pretrained(
             args.model, adapter_path=args.adapter, device=args.device, dtype=args.dtype,
-            image_size=args.image_size, max_views=max(5, len(episodes[0].views)),
+            image_size=args.image_size, max_views=max(MAX_VIEWS, len(episodes[0].views)),
             num_feature_tokens=args.num_feature_tokens, feature_layer=args.feature_layer)
     except ValueError as exc:  # not a Qwen2.5-VL model, bad feature settings
         raise CliError(f"--model {args.model}: {exc}") from exc

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..conventions import MAX_VIEWS
+
 CONFIG_SCHEMA_VERSION = 1
 """Version of the JSON layout written by :meth:`PolicyConfig.to_dict` and ``save_policy``.
 
@@ -82,7 +84,7 @@ class VLConfig:
     adapter_path: str | None = None
     image_width: int = 640
     image_height: int = 360
-    max_views: int = 5
+    max_views: int = MAX_VIEWS
     num_feature_tokens: int = 64
     feature_layer: int = -1
     prompt: str = "Insert the needle through the trocar into the eye phantom model"

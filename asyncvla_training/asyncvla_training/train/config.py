@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..conventions import MAX_VIEWS
 from ..models.config import JsonFileConfig
 
 LOSSES = ("mse", "smooth_l1")
@@ -100,7 +101,7 @@ class TrainConfig(JsonFileConfig):
     """Which model's features to read when the cache holds several (default: the only one)."""
     image_width: int = 640
     image_height: int = 360
-    max_views: int = 5
+    max_views: int = MAX_VIEWS
     num_feature_tokens: int = 64
     feature_layer: int = -1
     vl_dtype: str = "auto"

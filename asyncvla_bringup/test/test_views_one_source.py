@@ -1,0 +1,34 @@
+"""Views are defined once (asyncvla_training.conventions.LAB_VIEWS); every YAML and default that
+lists them must say the same, in the same order (the model's input order)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from asyncvla_bridges.camera_bridge import CAMERA_BRIDGE_PARAMETERS
+from asyncvla_training.conventions import LAB_VIEWS, VIEW_NAMES
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def node_params(file: str, node: str) -> dict:
+    return yaml.safe_load((CONFIG / file).read_text())[f"/**/{node}"]["ros__parameters"]
+
+
+def test_bridge_yaml_and_defaults_follow_the_lab_views():
+    params = node_params("bridges.yaml", "camera_bridge")
+    assert params["view_names"] == list(VIEW_NAMES)
+    assert params["camera_keys"] == [v.camera_key for v in LAB_VIEWS]
+    assert params["frame_ids"] == [v.frame_id for v in LAB_VIEWS]
+    defaults = {p.name: p.default for p in CAMERA_BRIDGE_PARAMETERS}
+    assert defaults["view_names"] == list(VIEW_NAMES)
+    assert defaults["camera_keys"] == [v.camera_key for v in LAB_VIEWS]
+
+
+def test_vlm_and_record_yaml_follow_the_lab_views():
+    vlm = node_params("vlm_node.yaml", "asyncvla_vlm_node")
+    assert vlm["views"] == list(VIEW_NAMES)
+    prefix = node_params("bridges.yaml", "camera_bridge")["topic_prefix"]
+    assert vlm["image_topics"] == [v.topic(prefix).lstrip("/") for v in LAB_VIEWS]
+    assert yaml.safe_load((CONFIG / "record.yaml").read_text())["views"] == list(VIEW_NAMES)
