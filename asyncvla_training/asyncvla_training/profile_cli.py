@@ -105,7 +105,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -> Any:
-    from .models.tiny import (
+    from .testing.tiny_vlm import (
         build_random_qwen_vl,
         make_tiny_qwen_vl,
         qwen25_vl_3b_config,
@@ -183,7 +183,7 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
 def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_version: str) -> dict[str, Any]:
     from .models.config import PolicyConfig
     from .models.policy import ActionPolicy
-    from .models.tiny import tiny_policy_config
+    from .models.config import tiny_policy_config
 
     device = extractor.device
     if device.type == "cuda":

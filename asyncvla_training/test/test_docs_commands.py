@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.data.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
-from asyncvla_training.models.tiny import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
+from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parent

@@ -26,7 +26,7 @@ from asyncvla_training.models.checkpoint import (  # noqa: E402
 )
 from asyncvla_training.models.config import CONFIG_SCHEMA_VERSION  # noqa: E402
 from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
-from asyncvla_training.models.tiny import tiny_policy_config  # noqa: E402
+from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
 
 
 def _policy(fusion: str = "gated") -> ActionPolicy:

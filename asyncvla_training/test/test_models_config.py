@@ -20,7 +20,7 @@ from asyncvla_training.models.config import (  # noqa: E402
     SensorEncoderConfig,
     VLConfig,
 )
-from asyncvla_training.models.tiny import tiny_policy_config  # noqa: E402
+from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
 
 
 def test_seed_defaults() -> None:

@@ -22,7 +22,7 @@ from asyncvla_training.models.lora import (  # noqa: E402
     lora_layer_names,
     lora_target_names,
 )
-from asyncvla_training.models.tiny import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
+from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
 from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
 
 SIZE = (112, 84)

@@ -20,7 +20,7 @@ from asyncvla_training.models.config import PolicyConfig  # noqa: E402
 from asyncvla_training.models.fusions import FUSION_MODES, FUSIONS, Fusion  # noqa: E402
 from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
 from asyncvla_training.models.sensor_encoder import SensorEncoder  # noqa: E402
-from asyncvla_training.models.tiny import tiny_policy_config  # noqa: E402
+from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
 
 VL_DIM, K, B = 24, 4, 3
 

@@ -38,7 +38,7 @@ CHILD = textwrap.dedent(r'''
     import torch
     from asyncvla_training.models.checkpoint import load_policy, save_policy
     from asyncvla_training.models.policy import ActionPolicy
-    from asyncvla_training.models.tiny import tiny_policy_config
+    from asyncvla_training.models.config import tiny_policy_config
     policy = ActionPolicy(tiny_policy_config(vl_dim=32))
     with tempfile.TemporaryDirectory() as out:
         save_policy(policy, out)

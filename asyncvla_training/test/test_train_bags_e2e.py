@@ -21,14 +21,14 @@ sys.path.append(
 
 from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
 from asyncvla_training.data import vl_cache  # noqa: E402
-from asyncvla_training.data.synthetic_bag import (  # noqa: E402
+from asyncvla_training.testing.synthetic_bag import (  # noqa: E402
     SyntheticBagSpec,
     SyntheticMotion,
     write_synthetic_bag,
 )
 from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
 from asyncvla_training.models.config import VLConfig  # noqa: E402
-from asyncvla_training.models.tiny import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
 from asyncvla_training.train import eval_cli  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402

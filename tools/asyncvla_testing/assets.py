@@ -51,7 +51,8 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
 
     from asyncvla_training.models.checkpoint import save_policy
     from asyncvla_training.models.policy import ActionPolicy
-    from asyncvla_training.models.tiny import make_tiny_qwen_vl, tiny_policy_config
+    from asyncvla_training.models.config import tiny_policy_config
+    from asyncvla_training.testing.tiny_vlm import make_tiny_qwen_vl
     from asyncvla_training.models.vl_extractor import VLFeatureExtractor
 
     os.makedirs(directory, exist_ok=True)

@@ -23,7 +23,7 @@ from asyncvla_testing.assets import DemoAssets
 def needle_motion():
     """A slow, insertion-like motion (a few mm/s, a few mrad/s), inside the output guard's
     default limits, instead of the data tests' brisk motion (up to 54 mm/s)."""
-    from asyncvla_training.data.synthetic_bag import SyntheticMotion
+    from asyncvla_training.testing.synthetic_bag import SyntheticMotion
 
     class NeedleMotion(SyntheticMotion):
         def joints(self, t):
@@ -46,7 +46,7 @@ def needle_motion():
 def train_demo_policy(assets: DemoAssets, views: list[str], directory: str, steps: int,
                       env: dict[str, str] | None = None) -> dict:
     """Record two bags and train; returns the training summary (with `checkpoint`)."""
-    from asyncvla_training.data.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+    from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
 
     started = time.monotonic()
     bags = os.path.join(directory, "bags")

@@ -37,7 +37,7 @@ def main() -> int:
     args = parser.parse_args()
     bags = Path(args.bags)
     if args.make:
-        from asyncvla_training.data.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+        from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
 
         count, seconds = args.make.split("x")
         for b in range(int(count)):

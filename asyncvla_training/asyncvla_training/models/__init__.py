@@ -7,7 +7,6 @@
 * ``checkpoint``      - save_policy / load_policy (safetensors + JSON, no pickle)
 * ``vl_extractor``    - VLFeatureExtractor around Qwen2.5-VL: views + prompt -> (K, D)
 * ``lora``            - LoRA on the Qwen2.5-VL language model only
-* ``tiny``            - offline tiny Qwen2.5-VL directory, tiny policy config, 3B architecture
 
 Importing this package does not import transformers/peft; they load when first needed.
 """
@@ -19,12 +18,12 @@ from .config import (
     PolicyConfig,
     SensorEncoderConfig,
     VLConfig,
+    tiny_policy_config,
 )
 from .fusions import FUSION_MODES, FUSIONS
 from .lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET, attach_lora, load_lora_adapter, merge_lora
 from .policy import ActionPolicy
 from .sensor_encoder import SensorEncoder
-from .tiny import ensure_tiny_qwen_vl, make_tiny_qwen_vl, qwen25_vl_3b_config, tiny_policy_config
 from .vl_extractor import VLFeatureExtractor, VLFeatureResult
 
 __all__ = [
@@ -44,13 +43,10 @@ __all__ = [
     "VLFeatureExtractor",
     "VLFeatureResult",
     "attach_lora",
-    "ensure_tiny_qwen_vl",
     "load_checkpoint_metadata",
     "load_lora_adapter",
     "load_policy",
-    "make_tiny_qwen_vl",
     "merge_lora",
-    "qwen25_vl_3b_config",
     "save_policy",
     "tiny_policy_config",
 ]

@@ -48,7 +48,7 @@ from ..models.checkpoint import load_policy, read_checkpoint_config, save_policy
 from ..models.config import PolicyConfig, SensorEncoderConfig, VLConfig
 from ..models.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
 from ..models.policy import ActionPolicy
-from ..models.tiny import tiny_policy_config
+from ..models.config import tiny_policy_config
 from .config import TRAIN_CONFIG_NAME, TrainConfig
 from .distributed import DistContext, init_distributed
 from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt

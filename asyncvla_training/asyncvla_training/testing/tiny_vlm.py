@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from .config import ActionExpertConfig, PolicyConfig, SensorEncoderConfig
 
 QWEN_SPECIAL_TOKENS = (
     "<|im_start|>",
@@ -279,38 +278,3 @@ def ensure_tiny_qwen_vl(directory: str | Path) -> str:
     except OSError:  # built concurrently by another process: keep theirs
         shutil.rmtree(staging, ignore_errors=True)
     return str(directory)
-
-
-def tiny_policy_config(
-    vl_dim: int,
-    vl_num_tokens: int = 8,
-    robot_state_dim: int = 13,
-    fusion: str = "cross_attention",
-    window: int = 65,
-    in_channels: int = 1026,
-    horizon: int = 8,
-    action_dim: int = 7,
-) -> PolicyConfig:
-    """Seed-shaped inputs/outputs (65x1026 window, 8x7 chunk) with tiny widths (CPU forward ~ms)."""
-    return PolicyConfig(
-        sensor=SensorEncoderConfig(
-            window=window,
-            in_channels=in_channels,
-            conv_channels=(16, 32),
-            dropout=0.1,
-            use_transformer=True,
-            transformer_layers=1,
-            transformer_heads=4,
-            transformer_ffn_mult=2,
-            sensor_dim=32,
-        ),
-        expert=ActionExpertConfig(
-            hidden_dim=32, num_layers=2, num_heads=4, ffn_mult=2, dropout=0.1, fusion_heads=4
-        ),
-        robot_state_dim=robot_state_dim,
-        horizon=horizon,
-        action_dim=action_dim,
-        vl_dim=vl_dim,
-        vl_num_tokens=vl_num_tokens,
-        fusion=fusion,
-    )

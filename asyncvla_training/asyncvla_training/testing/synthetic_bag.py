@@ -165,7 +165,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
     """Write a rosbag2 directory at ``path`` (must not exist); ``storage`` "mcap" or "sqlite3"."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from .bag_types import shipped_typestore
+    from ..data.bag_types import shipped_typestore
 
     spec = spec or SyntheticBagSpec()
     plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -275,7 +275,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
         for bag_ns, key, data in events:
             writer.write(connections[key], bag_ns, data)
     if storage == "mcap" and spec.chunk_crcs:
-        from .mcap_crc import add_chunk_crcs
+        from ..data.mcap_crc import add_chunk_crcs
 
         for file in sorted(path.glob("*.mcap")):
             add_chunk_crcs(file)
