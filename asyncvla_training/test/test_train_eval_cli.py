@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -152,3 +153,59 @@ def test_eval_cli_refuses_features_of_another_model(run_dir: Path, tmp_path: Pat
         eval_cli.main(["--checkpoint", str(tmp_path), "--out", str(tmp_path / "e"), "--synthetic", "1"])
         == 2
     )
+
+
+def _run_on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
+    """Run a command with stderr on a pseudo-terminal (as in an interactive shell) and stdout on
+    a pipe (as when logging to a file); returns (rc, stdout, what the terminal showed)."""
+    import pty
+    import select
+    import subprocess
+
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif proc.poll() is not None:
+            break
+    out = proc.stdout.read()
+    rc = proc.wait(timeout=60)
+    os.close(master)
+    return rc, out, shown.decode("utf-8", "replace")
+
+
+def test_progress_bars_on_a_terminal_and_json_lines_for_logs(run_dir: Path, tiny_qwen_dir: str,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "asyncvla_training.train.train_cli", "--stage", "1", "--out",
+            str(out), *_args(tiny_qwen_dir), "--set", "total_steps=12", "--set", "eval_every=6",
+            "--set", "log_every=6"]
+    rc, stdout, terminal = _run_on_a_terminal(argv)
+    assert rc == 0, terminal[-2000:]
+    assert "stage 1" in terminal and "12/12" in terminal and "loss=" in terminal
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", terminal)  # elapsed<remaining: the ETA
+    records = [json.loads(line) for line in stdout.splitlines()]  # stdout: JSON lines only
+    assert [r["step"] for r in records if r["event"] == "train"] == [6, 12]
+    assert records[-1]["event"] == "done"
+    rc, stdout, terminal = _run_on_a_terminal(
+        [sys.executable, "-m", "asyncvla_training.train.eval_cli", "--checkpoint",
+         str(run_dir / "latest"), "--out", str(tmp_path / "eval"), "--synthetic", "1",
+         "--synthetic-length", "10", "--max-plots", "0"])
+    assert rc == 0, terminal[-2000:]
+    assert "eval" in terminal and "10/10" in terminal and "sample/s" in terminal
+    assert json.loads(stdout.strip().splitlines()[-1])["num_samples"] == 10

@@ -29,6 +29,7 @@ from ..conventions import ACTION_SPACES
 from ..data.episode import Episode
 from ..models.policy import ActionPolicy
 from .features import FeatureProvider
+from .progress import progress_bar
 
 METRICS_NAME = "metrics.json"
 
@@ -207,15 +208,28 @@ def evaluate(
     stale: int = 0,
     max_plots: int = 4,
     extra: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Predict, score and plot; writes ``metrics.json`` and PNGs to ``out_dir``; returns the metrics."""
+    """Predict, score and plot; writes ``metrics.json`` and PNGs to ``out_dir``; returns the metrics.
+
+    ``progress``: a tqdm bar over the samples on stderr; None = only when it is a terminal.
+    """
     if not episodes:
         raise ValueError("no episodes to evaluate")
     if stale < 0:
         raise ValueError(f"stale must be >= 0, got {stale}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    predictions = [predict_episode(policy, ep, provider, stale=stale) for ep in episodes]
+    bar = progress_bar(sum(len(ep) for ep in episodes), "eval", "sample", enabled=progress)
+    try:
+        predictions = []
+        for ep in episodes:
+            predictions.append(predict_episode(policy, ep, provider, stale=stale))
+            if bar is not None:
+                bar.update(len(ep))
+    finally:
+        if bar is not None:
+            bar.close()
     metrics = compute_metrics(policy, episodes, predictions, action_space)
     metrics["stale"] = int(stale)
     metrics.update(extra or {})

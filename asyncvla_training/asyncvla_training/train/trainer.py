@@ -52,6 +52,7 @@ from ..models.config import tiny_policy_config
 from .config import TRAIN_CONFIG_NAME, TrainConfig
 from .distributed import DistContext, init_distributed
 from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt
+from .progress import progress_bar, write_above
 from .sampling import BatchPlan, SampleIndex, reseed_torch, stale_offsets
 from .schedule import apply_lr
 from .state_io import load_optimizer_state, save_optimizer_state
@@ -175,8 +176,12 @@ class Trainer:
         extractor: Any = None,
         dist: DistContext | None = None,
         log: Callable[[str], None] | None = None,
+        progress: bool | None = None,
     ) -> None:
+        """``progress``: a tqdm bar (loss, ETA) on stderr; None = only when it is a terminal."""
         self.cfg = cfg
+        self._progress = progress
+        self._bar = None
         self.dist = dist or init_distributed(cfg.device)
         self.device = self.dist.device
         self._log_fn = log or (lambda line: print(line, flush=True))
@@ -377,7 +382,8 @@ class Trainer:
         if not self.dist.is_main:
             return
         line = json.dumps(record, sort_keys=True)
-        self._log_fn(line)
+        with write_above(self._bar):
+            self._log_fn(line)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with open(self.out_dir / "log.jsonl", "a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -437,6 +443,18 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out_dir / TRAIN_CONFIG_NAME)
         end = cfg.total_steps if stop_at is None else min(int(stop_at), cfg.total_steps)
+        if self.dist.is_main:
+            self._bar = progress_bar(end, f"stage {cfg.stage}", "step", initial=self.step,
+                                     enabled=self._progress)
+        try:
+            return self._train_loop(end)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+    def _train_loop(self, end: int) -> dict[str, Any]:
+        cfg = self.cfg
         self.module.train()
         accum = cfg.grad_accum_steps
         started = time.perf_counter()
@@ -470,6 +488,9 @@ class Trainer:
                 "epoch": self.plan.epoch_of(self.step * accum - 1),
             }
             self.history.append(record)
+            if self._bar is not None:  # this rank's loss: no collective for a display
+                self._bar.set_postfix(loss=f"{loss_value:.4g}", best_val=self.best_val, refresh=False)
+                self._bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == end:
                 mean_loss = self.dist.all_reduce_sum([loss_value])[0] / self.dist.world_size
                 self.log(
