@@ -130,10 +130,6 @@ class SensorWindow:
         with self._lock:
             return self._count
 
-    def newest_stamp_ns(self) -> int | None:
-        with self._lock:
-            return int(self._stamps[(self._head - 1) % self._capacity]) if self._count else None
-
     def window(self, end_ns: int, max_age: float) -> SensorWindowResult:
         """The newest `window_size` samples stamped at or before `end_ns`.
 

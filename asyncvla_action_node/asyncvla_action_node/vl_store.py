@@ -81,10 +81,6 @@ class VLFeatureStore:
             self._uses = 0
             return ""
 
-    def clear(self) -> None:
-        with self._lock:
-            self._features = None
-
     def snapshot(self, now_ns: int) -> VLSnapshot | None:
         with self._lock:
             if self._features is None:

@@ -189,6 +189,7 @@ class SensorBridge(BridgeNode):
 
     def extra_values(self) -> dict[str, object]:
         return {"kernel_drops": self.kernel_drops if self._ovfl else "unsupported",
+                "kernel_receive_stamps": self._kernel_stamps,
                 "receive_buffer_granted": self.granted_rcvbuf}
 
     def close(self) -> None:

@@ -14,7 +14,6 @@ from rclpy.node import Node
 
 # Levels as ints (the message stores them as a 1-byte `bytes`): ints compare and sort.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
-LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 
 
 @dataclass

@@ -17,7 +17,3 @@ def ns_to_stamp(ns: int) -> Time:
 
 def seconds_to_stamp(seconds: float) -> Time:
     return ns_to_stamp(round(seconds * NS_PER_S))
-
-
-def stamp_to_seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9

@@ -25,7 +25,6 @@ class Stamper:
     def __init__(self, estimator: ClockOffsetEstimator) -> None:
         self.estimator = estimator
         self._last: dict[Hashable, float] = {}
-        self.last_deviation = 0.0
 
     def reset_order(self) -> None:
         self._last.clear()
@@ -39,7 +38,6 @@ class Stamper:
         if not math.isfinite(clock_time):
             raise WireError("nonfinite", "sender timestamp is NaN or infinite")
         verdict = self.estimator.update(clock_time, local_now, queued_for)
-        self.last_deviation = verdict.deviation
         if verdict.jumped:
             self.reset_order()
         return verdict

@@ -287,10 +287,6 @@ class VLFeatureCache:
                 bar.close()
         return dict(self.stats)
 
-    def clear_memory(self) -> None:
-        self._memory.clear()
-
-
 # ---------------------------------------------------------------------- CLI
 def _size(text: str) -> tuple[int, int]:
     try:

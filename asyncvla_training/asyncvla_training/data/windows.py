@@ -77,10 +77,6 @@ class SensorWindows:
     def materialize(self) -> np.ndarray:
         return self[:]
 
-    def subset(self, start: int, stop: int) -> SensorWindows:
-        """Samples ``start:stop`` sharing the same stream (no copy)."""
-        return SensorWindows(self.rows, self.ends[start:stop], self.window)
-
     def row_weights(self) -> np.ndarray:
         """(M,) how many windows contain each stream row (for exact statistics without copies)."""
         counts = np.zeros(self.rows.shape[0] + 1, dtype=np.int64)
@@ -143,9 +139,3 @@ class FrameLoader:
 
     def __call__(self, i: int) -> list[np.ndarray]:
         return [decode_image(data, fmt) for data, fmt in self.encoded(i)]
-
-    def subset(self, start: int, stop: int) -> FrameLoader:
-        stamps = self.frame_stamps_ns[start:stop]
-        keep = {v: {int(s): self._encoded[v][int(s)] for s in stamps[:, k]}
-                for k, v in enumerate(self.views)}
-        return FrameLoader(self.views, stamps, keep)

@@ -56,15 +56,6 @@ class DistContext:
             if not on_device:
                 tensor.data.copy_(buf)
 
-    def broadcast_flag(self, flag: bool) -> bool:
-        """Rank 0's boolean, on every rank."""
-        if not self.distributed:
-            return flag
-        device = self.device if dist.get_backend() == "nccl" else torch.device("cpu")
-        tensor = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
-        dist.broadcast(tensor, src=0)
-        return bool(tensor.item())
-
     def close(self) -> None:
         if self.initialized_here and dist.is_initialized():
             dist.destroy_process_group()
