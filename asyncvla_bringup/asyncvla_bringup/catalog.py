@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from asyncvla_bringup import record
+from asyncvla_bringup.names import PACKAGE, default_config_dir, normalize_namespace, resolve_topic
+
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-PACKAGE = "asyncvla_bringup"
 
 
 @dataclass(frozen=True)
@@ -205,28 +207,6 @@ def parse_bool(name: str, text: str) -> bool:
     raise ValueError(f"{name}:={text!r} is not a boolean (true or false)")
 
 
-def normalize_namespace(text: str) -> str:
-    """'' stays ''; 'arm1' and '/arm1/' become '/arm1'; an invalid name raises ValueError."""
-    ns = str(text).strip().strip("/")
-    if not ns:
-        return ""
-    from rclpy.exceptions import InvalidNamespaceException
-    from rclpy.validate_namespace import validate_namespace
-
-    try:
-        validate_namespace("/" + ns)
-    except InvalidNamespaceException as exc:
-        raise ValueError(f"namespace:={text!r} is not a valid ROS namespace: {exc}") from None
-    return "/" + ns
-
-
-def resolve_topic(name: str, namespace: str = "") -> str:
-    """ROS name resolution for topics: absolute names stay, relative ones get the namespace."""
-    if name.startswith("/"):
-        return name
-    return f"{namespace.rstrip('/')}/{name}"
-
-
 def coerce(kind: NodeKind, spec: Any, text: str, arg_name: str) -> Any:
     """Launch argument string -> the declared type of `spec`; range-checked."""
     from rclpy.parameter import Parameter
@@ -267,19 +247,6 @@ def yaml_node_parameters(path: str | os.PathLike, node_name: str) -> dict[str, A
         if key in ("/**", "**") or key.rstrip("/").split("/")[-1] == node_name:
             merged.update((body or {}).get("ros__parameters", {}) or {})
     return merged
-
-
-def default_config_dir() -> Path:
-    """config/ of the installed package, else of the source tree."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        share = Path(get_package_share_directory(PACKAGE))
-        if (share / "config").is_dir():
-            return share / "config"
-    except (ImportError, PackageNotFoundError, ValueError):
-        pass
-    return Path(__file__).resolve().parent.parent / "config"
 
 
 # --- the plan -------------------------------------------------------------------------------
@@ -329,7 +296,6 @@ def plan(role_name: str, values: Mapping[str, str] | None = None,
 
     commands: list[list[str]] = []
     if role.bag_player and v["bag"].strip():
-        from asyncvla_bringup import record
 
         run_vlm = any(n.key == "vlm" for n in nodes)
         topics = record.replay_topics(record.load_config(config / record.RECORD_CONFIG),

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from asyncvla_bringup.names import default_config_dir, normalize_namespace, resolve_topic
+
 RECORD_CONFIG = "record.yaml"
 QOS_OVERRIDES = "record_qos_overrides.yaml"
 GROUPS = ("inputs", "outputs", "operator", "monitoring")
@@ -53,8 +55,6 @@ def load_config(path: str | os.PathLike) -> RecordConfig:
 
 
 def _resolve(name: str, namespace: str) -> str:
-    from asyncvla_bringup.catalog import resolve_topic
-
     return resolve_topic(name, namespace)
 
 
@@ -114,7 +114,6 @@ def play_command(bag: str, topic_names: Sequence[str], qos_path: str, rate: floa
 
 
 def build(args: argparse.Namespace) -> list[str]:
-    from asyncvla_bringup.catalog import default_config_dir, normalize_namespace
 
     config_dir = Path(args.config_dir) if args.config_dir else default_config_dir()
     namespace = normalize_namespace(args.namespace)
