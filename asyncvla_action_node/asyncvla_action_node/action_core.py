@@ -16,7 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from asyncvla_action_node.chunk_blending import Chunk, ChunkBlender
+from asyncvla_action_node.chunk import Chunk
+from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_action_node.output_guard import GuardResult, OutputGuard
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore, VLSnapshot

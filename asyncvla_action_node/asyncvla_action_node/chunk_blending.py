@@ -1,48 +1,8 @@
-"""An action chunk in time, and how an older chunk is seen from a newer one.
-
-A new chunk is computed every action period while the previous one still covers the next
-`horizon - 1` steps; the strategies that join them are in the `blending` package, and
-`ChunkBlender` below picks one by name.
-
-Chunks are offsets from the robot state at their own stamp (see asyncvla_training.conventions), so
-an older chunk is first re-referenced to the new chunk's reference (exact for positions and
-joints, first order for rotation vectors) and resampled at the new chunk's step times by linear
-interpolation (no extrapolation). This also makes blending correct when the action rate differs
-from the chunk's step rate (e.g. 50 Hz ticks, 10 Hz steps).
-"""
+"""The chunk-blending strategy a node is configured with, picked by name from `blending.BLENDINGS`."""
 from __future__ import annotations
 
-import collections
-from dataclasses import dataclass
-
-import numpy as np
-
-@dataclass(frozen=True)
-class Chunk:
-    stamp_ns: int
-    step_period: float
-    reference: np.ndarray  # (6,)
-    actions: np.ndarray  # (H, A)
-
-    def step_times(self) -> np.ndarray:
-        return self.stamp_ns / 1e9 + self.step_period * np.arange(1, self.actions.shape[0] + 1)
-
-
-def resample(old: Chunk, new: Chunk) -> tuple[np.ndarray, np.ndarray]:
-    """Old chunk's actions at the new chunk's step times, expressed relative to new.reference.
-
-    Returns (values (H, A), covered (H,) bool); uncovered rows are zeros.
-    """
-    times_old = old.step_times()
-    times_new = new.step_times()
-    shifted = old.actions.astype(np.float64).copy()
-    shifted[:, :6] += old.reference - new.reference
-    covered = (times_new >= times_old[0] - 1e-9) & (times_new <= times_old[-1] + 1e-9)
-    values = np.zeros_like(new.actions, dtype=np.float64)
-    for dim in range(new.actions.shape[1]):
-        values[:, dim] = np.interp(times_new, times_old, shifted[:, dim])
-    values[~covered] = 0.0
-    return values, covered
+from .blending import BLENDINGS
+from .chunk import Chunk
 
 
 class ChunkBlender:
@@ -50,8 +10,6 @@ class ChunkBlender:
 
     def __init__(self, mode: str = "latest_only", old_weight: float = 0.3,
                  ensemble_decay: float = 0.1, history: int = 8) -> None:
-        from .blending import BLENDINGS
-
         if mode not in BLENDINGS:
             raise ValueError(f"unknown chunk blending mode {mode!r}; expected one of "
                              f"{tuple(BLENDINGS)}")
@@ -71,6 +29,4 @@ class ChunkBlender:
 
 def blending_modes() -> tuple[str, ...]:
     """Names of the blending strategies, in table order (for parameter descriptions)."""
-    from .blending import BLENDINGS
-
     return tuple(BLENDINGS)

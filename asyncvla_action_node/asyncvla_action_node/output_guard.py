@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asyncvla_action_node.chunk_blending import Chunk
+from asyncvla_action_node.chunk import Chunk
 from asyncvla_training.rotations import matrix_to_rotvec, quaternion_to_matrix, rotvec_to_matrix
 
 GUARD_MODES = ("withhold", "clamp")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from asyncvla_action_node.blending import BLENDINGS, BlendingStrategy
-from asyncvla_action_node.chunk_blending import Chunk, ChunkBlender, blending_modes
+from asyncvla_action_node.chunk import Chunk
+from asyncvla_action_node.chunk_blending import ChunkBlender, blending_modes
 
 
 def chunk(stamp_s: float, value: float) -> Chunk:

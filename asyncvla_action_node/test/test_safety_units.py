@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.chunk_blending import Chunk
+from asyncvla_action_node.chunk import Chunk
 from asyncvla_action_node.output_guard import GuardLimits, OutputGuard, rotation_angle
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_training.conventions import reference_components

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..chunk_blending import Chunk
+from ..chunk import Chunk
 
 
 class BlendingStrategy:

@@ -1,7 +1,7 @@
 """`latest_only`: publish the new chunk as it is (LeRobot's `latest_only`)."""
 from __future__ import annotations
 
-from ..chunk_blending import Chunk
+from ..chunk import Chunk
 from .base import BlendingStrategy
 
 

@@ -7,7 +7,7 @@ import collections
 
 import numpy as np
 
-from ..chunk_blending import Chunk, resample
+from ..chunk import Chunk, resample
 from .base import BlendingStrategy
 
 

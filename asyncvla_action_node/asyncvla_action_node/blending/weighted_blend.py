@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..chunk_blending import Chunk, resample
+from ..chunk import Chunk, resample
 from .base import BlendingStrategy
 
 

@@ -1,12 +1,20 @@
 """What every fusion strategy is: VL tokens (B, K, D) and the sensor + state vector
-(B, sensor_dim + S) in, one (B, hidden) vector out, built from the PolicyConfig."""
+(B, sensor_dim + S) in, one (B, hidden) vector out, built from the policy config."""
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 from torch import nn
 
-from ..config import PolicyConfig
+
+class FusionConfig(Protocol):
+    """What a fusion is built from: the fields of models.config.PolicyConfig it reads (a protocol,
+    so this package never imports the config module, which validates names against it)."""
+
+    vl_dim: int
+    sensor_dim: int
+    robot_state_dim: int
+    expert: Any
 
 
 class Fusion(nn.Module):
@@ -18,9 +26,9 @@ class Fusion(nn.Module):
     uses_sensor: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, cfg: PolicyConfig) -> "Fusion":
+    def build(cls, cfg: FusionConfig) -> "Fusion":
         raise NotImplementedError
 
     @staticmethod
-    def aux_dim(cfg: PolicyConfig) -> int:
+    def aux_dim(cfg: FusionConfig) -> int:
         return cfg.sensor_dim + cfg.robot_state_dim

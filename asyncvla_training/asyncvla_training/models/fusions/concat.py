@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import PolicyConfig
-from .base import Fusion
+from .base import Fusion, FusionConfig
+
 
 
 class ConcatFusion(Fusion):
@@ -14,7 +14,7 @@ class ConcatFusion(Fusion):
     name = "concat"
 
     @classmethod
-    def build(cls, cfg: PolicyConfig) -> "ConcatFusion":
+    def build(cls, cfg: FusionConfig) -> "ConcatFusion":
         return cls(cfg.vl_dim, cls.aux_dim(cfg), cfg.expert.hidden_dim)
 
     def __init__(self, vl_dim: int, aux_dim: int, hidden: int) -> None:

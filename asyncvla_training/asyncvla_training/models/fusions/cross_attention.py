@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import PolicyConfig
-from .base import Fusion
+from .base import Fusion, FusionConfig
+
 
 
 class CrossAttentionFusion(Fusion):
@@ -18,7 +18,7 @@ class CrossAttentionFusion(Fusion):
     name = "cross_attention"
 
     @classmethod
-    def build(cls, cfg: PolicyConfig) -> "CrossAttentionFusion":
+    def build(cls, cfg: FusionConfig) -> "CrossAttentionFusion":
         return cls(cfg.vl_dim, cls.aux_dim(cfg), cfg.expert.hidden_dim, cfg.expert.fusion_heads,
                    cfg.expert.dropout)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import PolicyConfig
-from .base import Fusion
+from .base import Fusion, FusionConfig
+
 
 
 class VLOnlyFusion(Fusion):
@@ -15,7 +15,7 @@ class VLOnlyFusion(Fusion):
     uses_sensor = False
 
     @classmethod
-    def build(cls, cfg: PolicyConfig) -> "VLOnlyFusion":
+    def build(cls, cfg: FusionConfig) -> "VLOnlyFusion":
         return cls(cfg.vl_dim, cfg.expert.hidden_dim)
 
     def __init__(self, vl_dim: int, hidden: int) -> None:
