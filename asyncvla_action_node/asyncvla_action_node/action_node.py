@@ -108,6 +108,9 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("log_period", 1.0, "Seconds between status log lines (throttle)", min_value=0.0),
 ) + SAFETY_PARAMETERS
 
+#: Float64 topics under ~/ for rqt_plot.
+PLOT_TOPICS = ("vl_age", "inference_time_ms", "vl_reuse_count", "sensor_fill", "chunk_rate_hz")
+
 #: Tick outcome categories that are errors (the rest, e.g. "disabled" or a filling buffer, WARN).
 ERROR_CATEGORIES = ("vl_stale", "vl_missing", "vl_future", "policy_error", "policy_output",
                     "guard", "watchdog", "estop", "robot_state_future", "robot_state_stale")
@@ -201,8 +204,8 @@ class ActionNode(Node):
         self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, p["trajectory_topic"], qos.COMMAND) \
             if self.publish_trajectory else None
-        self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10) for name in (
-            "vl_age", "inference_time_ms", "vl_reuse_count", "sensor_fill", "chunk_rate_hz")}
+        self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10)
+                          for name in PLOT_TOPICS}
         self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
         self.diagnostics.add("action output", self._diag_output)
         self.diagnostics.add("vl features", self._diag_vl)
