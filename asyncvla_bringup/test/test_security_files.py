@@ -91,7 +91,7 @@ def allowed(patterns: set[str], topic: str) -> bool:
 
 
 def action_defaults() -> dict:
-    from asyncvla_action_node.action_node import ACTION_NODE_PARAMETERS
+    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
 
     return {s.name: s.default for s in ACTION_NODE_PARAMETERS}
 
@@ -148,7 +148,7 @@ def test_action_node_topics_match_the_code_and_only_the_right_enclave_publishes_
     status = "/asyncvla_action_node/" + p["safety_status_topic"].removeprefix("~/")
     assert allowed(pub[action], status)
     assert allowed(sub[security.OPERATOR_ENCLAVE], status)
-    from asyncvla_action_node.action_node import PLOT_TOPICS
+    from asyncvla_action_node.action_params import PLOT_TOPICS
 
     for name in PLOT_TOPICS:
         assert allowed(pub[action], f"/asyncvla_action_node/{name}"), name
