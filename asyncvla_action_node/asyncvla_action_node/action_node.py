@@ -172,8 +172,8 @@ class ActionNode(Node):
     # --- inputs -----------------------------------------------------------------------------
     def _on_vl_raw(self, raw: bytes, info: dict) -> None:
         verdict = self.locks["vl_features"].check(
-            *publishers_on(self, self.vl_sub), self.get_clock().now().nanoseconds,
-            info.get("source_timestamp"), info.get("publication_sequence_number"))
+            **publishers_on(self, self.vl_sub), source_ns=info.get("source_timestamp"),
+            sequence=info.get("publication_sequence_number"))
         reason = "" if verdict.allowed else verdict.message
         reason = reason or oversize_reason(len(raw), self.vl_budget, "VL features message")
         if reason:
@@ -301,8 +301,7 @@ class ActionNode(Node):
 
     def _control_allowed(self, name: str) -> bool:
         """May a message that lets output resume be obeyed (one node on the topic)?"""
-        verdict = self.locks[name].check(*publishers_on(self, self.control_subs[name]),
-                                         self.get_clock().now().nanoseconds)
+        verdict = self.locks[name].check(**publishers_on(self, self.control_subs[name]))
         if not verdict.allowed:
             self.counters.inc(f"refused_{name}")
             self.get_logger().error(f"{name} refused: {verdict.message}",
@@ -464,8 +463,7 @@ class ActionNode(Node):
                           reuse_count=snap.reuse_count)
         report = vl_report(snap, self.core.config.max_vl_age, self.core.config.future_tolerance,
                            values)
-        lock = self.locks["vl_features"].evaluate(*publishers_on(self, self.vl_sub),
-                                                  self.get_clock().now().nanoseconds)
+        lock = self.locks["vl_features"].evaluate(**publishers_on(self, self.vl_sub))
         return worse(worse(report, refusing), lock)
 
     def _diag_safety(self) -> Report:
@@ -476,8 +474,7 @@ class ActionNode(Node):
                                {"guard_mode": self.guard.limits.mode, **guard},
                                self.refusals.notes(now))
         for name, sub in self.control_subs.items():
-            report = worse(report, self.locks[name].evaluate(
-                *publishers_on(self, sub), self.get_clock().now().nanoseconds))
+            report = worse(report, self.locks[name].evaluate(**publishers_on(self, sub)))
         return report
 
     def _diag_inputs(self) -> Report:
