@@ -15,6 +15,7 @@ setup(
         ("share/" + PACKAGE + "/launch", glob("launch/*.launch.py")),
         ("share/" + PACKAGE + "/config", glob("config/*.yaml")),
         ("share/" + PACKAGE + "/rqt", glob("rqt/*.perspective")),
+        ("share/" + PACKAGE + "/security", glob("security/*.xml")),
         ("share/" + PACKAGE, ["ROBOT_PC.md"]),
     ],
     install_requires=["setuptools"],

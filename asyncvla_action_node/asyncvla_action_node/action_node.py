@@ -31,11 +31,12 @@ from std_msgs.msg import Bool, Float64
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickOutcome
-from asyncvla_action_node.chunk_blending import ChunkBlender, blending_modes
+from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
+from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_common.guard import guarded, report_error, run_all
-from asyncvla_common.params import ParamSpec, declare_all
+from asyncvla_common.params import declare_all
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
@@ -46,68 +47,15 @@ from asyncvla_action_node.publisher_lock import PublisherLock
 from asyncvla_action_node.rejection_tracker import RejectionSet
 from asyncvla_action_node.robot_state_input import RobotStateInput
 from asyncvla_common.safety import SafetyGate, SafetyState, hold_required
-from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, WATCHDOGS, guard_limits,
-                                             make_watchdogs, publishers_on, vl_report, worse)
+from asyncvla_action_node.safety_ros import (WATCHDOGS, guard_limits, make_watchdogs,
+                                             publishers_on, vl_report, worse)
 from asyncvla_common.safety_status import fill_status, safety_report
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures
-from asyncvla_training.conventions import ACTION_SPACES, JOINT_NAMES, sensor_batch_reason
+from asyncvla_training.conventions import ACTION_SPACES, sensor_batch_reason
 from asyncvla_training.vl_payload import decode_features
 
-
-#: Every parameter of the action node (name, default, description, range); declared in order.
-#: The horizon and action dimension come from the checkpoint, not from parameters.
-ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("checkpoint", "", "Policy checkpoint directory (model.safetensors + config.json)",
-              read_only=True),
-    ParamSpec("device", "cpu", "torch device for the action expert (cpu, cuda, cuda:0)",
-              read_only=True),
-    ParamSpec("expert_dtype", "float32", "Precision of the action expert: float32 (exact) or "
-              "bfloat16 (autocast; about 2x faster on AVX-512 CPUs, outputs within ~1e-2 of "
-              "float32 in normalised units)", read_only=True),
-    ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
-              min_value=0.5, max_value=200.0),
-    ParamSpec("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the expert may "
-              "act on; older -> no action, ERROR", min_value=0.0),
-    ParamSpec("sensor_max_age", 0.05, "Max age (s) of the newest sensor sample at a tick",
-              min_value=0.0),
-    ParamSpec("sensor_max_gap", 0.01, "Largest gap (s) allowed between neighbouring samples "
-              "inside the window", read_only=True, min_value=0.0),
-    ParamSpec("robot_state_max_age", 0.1, "Max age (s) of the joint state and EE pose at a "
-              "tick", min_value=0.0),
-    ParamSpec("expected_model_id", "", "Reject VL features from any other model id ('' = the "
-              "checkpoint's vl_model_id, or any)", read_only=True),
-    ParamSpec("chunk_blending", "latest_only", f"Overlap handling: {blending_modes()}",
-              read_only=True),
-    ParamSpec("blend_old_weight", 0.3, "weighted_blend: weight of the previously published "
-              "chunk", read_only=True, min_value=0.0, max_value=0.99),
-    ParamSpec("ensemble_decay", 0.1, "temporal_ensemble: exp(-decay*k) weights, k=0 oldest",
-              read_only=True, min_value=0.0),
-    ParamSpec("publish_joint_trajectory", False, "Also publish trajectory_msgs/JointTrajectory "
-              "(joint_delta policies)", read_only=True),
-    ParamSpec("joint_names", list(JOINT_NAMES), "The 6 joints, base to wrist: JointState is read "
-              "by these names (a message lacking one is refused), and the trajectory uses them",
-              read_only=True),
-    ParamSpec("max_future_stamp", 0.2, "Inputs stamped further ahead of this node's clock (s) "
-              "are refused at arrival and counted (a clock step or a bad sender)",
-              read_only=True, min_value=0.0),
-    ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures input (latched)",
-              read_only=True),
-    ParamSpec("vl_publisher", "", "The node whose VL features are taken ('' = lock onto the "
-              "first node seen alone on the topic); set at run time to re-lock after a second "
-              "publisher was reported"),
-    ParamSpec("sensor_topic", "/sensor/force_oct", "ForceOctBatch input", read_only=True),
-    ParamSpec("joint_state_topic", "/robot/joint_states", "JointState input", read_only=True),
-    ParamSpec("pose_topic", "/robot/ee_pose", "PoseStamped input (EE in base frame)",
-              read_only=True),
-    ParamSpec("action_topic", "/asyncvla/action_chunk", "ActionChunk output", read_only=True),
-    ParamSpec("trajectory_topic", "/asyncvla/joint_trajectory", "JointTrajectory output",
-              read_only=True),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
-              min_value=0.05),
-    ParamSpec("log_period", 1.0, "Seconds between status log lines (throttle)", min_value=0.0),
-) + SAFETY_PARAMETERS
 
 #: Tick outcome categories that are errors (the rest, e.g. "disabled" or a filling buffer, WARN).
 ERROR_CATEGORIES = ("vl_stale", "vl_missing", "vl_future", "policy_error", "policy_output",
@@ -202,8 +150,8 @@ class ActionNode(Node):
         self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, p["trajectory_topic"], qos.COMMAND) \
             if self.publish_trajectory else None
-        self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10) for name in (
-            "vl_age", "inference_time_ms", "vl_reuse_count", "sensor_fill", "chunk_rate_hz")}
+        self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10)
+                          for name in PLOT_TOPICS}
         self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
         self.diagnostics.add("action output", self._diag_output)
         self.diagnostics.add("vl features", self._diag_vl)
@@ -224,8 +172,8 @@ class ActionNode(Node):
     # --- inputs -----------------------------------------------------------------------------
     def _on_vl_raw(self, raw: bytes, info: dict) -> None:
         verdict = self.locks["vl_features"].check(
-            *publishers_on(self, self.vl_sub), self.get_clock().now().nanoseconds,
-            info.get("source_timestamp"), info.get("publication_sequence_number"))
+            **publishers_on(self, self.vl_sub), source_ns=info.get("source_timestamp"),
+            sequence=info.get("publication_sequence_number"))
         reason = "" if verdict.allowed else verdict.message
         reason = reason or oversize_reason(len(raw), self.vl_budget, "VL features message")
         if reason:
@@ -353,8 +301,7 @@ class ActionNode(Node):
 
     def _control_allowed(self, name: str) -> bool:
         """May a message that lets output resume be obeyed (one node on the topic)?"""
-        verdict = self.locks[name].check(*publishers_on(self, self.control_subs[name]),
-                                         self.get_clock().now().nanoseconds)
+        verdict = self.locks[name].check(**publishers_on(self, self.control_subs[name]))
         if not verdict.allowed:
             self.counters.inc(f"refused_{name}")
             self.get_logger().error(f"{name} refused: {verdict.message}",
@@ -516,8 +463,7 @@ class ActionNode(Node):
                           reuse_count=snap.reuse_count)
         report = vl_report(snap, self.core.config.max_vl_age, self.core.config.future_tolerance,
                            values)
-        lock = self.locks["vl_features"].evaluate(*publishers_on(self, self.vl_sub),
-                                                  self.get_clock().now().nanoseconds)
+        lock = self.locks["vl_features"].evaluate(**publishers_on(self, self.vl_sub))
         return worse(worse(report, refusing), lock)
 
     def _diag_safety(self) -> Report:
@@ -528,8 +474,7 @@ class ActionNode(Node):
                                {"guard_mode": self.guard.limits.mode, **guard},
                                self.refusals.notes(now))
         for name, sub in self.control_subs.items():
-            report = worse(report, self.locks[name].evaluate(
-                *publishers_on(self, sub), self.get_clock().now().nanoseconds))
+            report = worse(report, self.locks[name].evaluate(**publishers_on(self, sub)))
         return report
 
     def _diag_inputs(self) -> Report:

@@ -20,8 +20,8 @@ on the topic is an ERROR, and messages that would let output resume (enable True
 released) are refused meanwhile; messages that stop output are always obeyed.
 
 The graph lags the data at both edges, so two rules from the DDS sample info close the gaps:
-a sample whose writer sequence number goes back while the number of writers is unchanged comes
-from a writer the graph does not show yet (refused); and once another publisher is seen gone,
+a sample whose writer sequence number goes back while the writers (their count and graph ids)
+are unchanged comes from a writer the graph does not show yet (refused); and once another publisher is seen gone,
 samples published (source timestamp) before that moment are refused, so that the rogue's last
 sample, still queued, is not taken after it left.
 
@@ -53,33 +53,39 @@ class PublisherLock:
         self.last = PublisherVerdict(True, OK, "")
         self._episode = False  # another or an unnamed publisher seen, its leaving not yet
         self._quarantine_ns = 0  # samples published before this (ns) are refused
-        self._last_sequence: int | None = None
-        self._last_matched: int | None = None
+        self._last_sequence: int | None = None  # of the last sample taken
+        self._writers: tuple | None = None  # (matched, writer ids) the sequence belongs to
 
     def pin(self, node: str) -> None:
         """The operator's re-lock: `node` ("" = the next node seen alone on the topic)."""
         self.locked = node or None
 
     def check(self, publishers: list[str], matched: int, now_ns: int,
-              source_ns: int | None = None, sequence: int | None = None) -> PublisherVerdict:
+              source_ns: int | None = None, sequence: int | None = None,
+              writer_ids: tuple = ()) -> PublisherVerdict:
         """Verdict for a message arriving now (counted when refused); `source_ns` and
         `sequence` are its DDS source timestamp and writer sequence number, when known."""
-        verdict = self.evaluate(publishers, matched, now_ns)
+        verdict = self.evaluate(publishers, matched, now_ns, writer_ids)
         if verdict.allowed and source_ns is not None and source_ns < self._quarantine_ns:
             verdict = PublisherVerdict(False, ERROR, f"a sample on {self.topic} published while "
                                        f"another publisher was there; waiting for a newer one")
         elif verdict.allowed and sequence is not None and self._last_sequence is not None \
-                and sequence <= self._last_sequence and matched == self._last_matched:
+                and sequence <= self._last_sequence:
             verdict = PublisherVerdict(False, ERROR, f"a writer on {self.topic} that the graph "
                                        f"does not show yet (its sequence number went back)")
         if verdict.allowed:
-            self._last_sequence, self._last_matched = sequence, matched
+            self._last_sequence = sequence
         else:
             self.refused += 1
         return verdict
 
-    def evaluate(self, publishers: list[str], matched: int, now_ns: int) -> PublisherVerdict:
-        """The rule applied to the graph now; `publishers` are node names, one per writer."""
+    def evaluate(self, publishers: list[str], matched: int, now_ns: int,
+                 writer_ids: tuple = ()) -> PublisherVerdict:
+        """The rule applied to the graph now; `publishers` are node names, one per writer, and
+        `writer_ids` their graph ids (when the writers change, sequence numbers start anew)."""
+        writers = (matched, frozenset(writer_ids))
+        if writers != self._writers:
+            self._writers, self._last_sequence = writers, None
         self.last = verdict = self._verdict(publishers, matched)
         if not verdict.allowed:
             self._episode = True

@@ -96,11 +96,14 @@ def make_watchdogs(p: dict[str, Any]) -> WatchdogSet:
     return dogs
 
 
-def publishers_on(node: Any, subscription: Any) -> tuple[list[str], int]:
-    """(node names of the topic's publishers from the graph, DDS writers matched)."""
+def publishers_on(node: Any, subscription: Any) -> dict[str, Any]:
+    """The topic's publishers as PublisherLock takes them: node names and graph ids of the
+    writers (from the graph), and the DDS writers matched to `subscription`."""
     infos = node.get_publishers_info_by_topic(subscription.topic_name)
-    names = [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos]
-    return names, subscription.get_publisher_count()
+    return {"publishers": [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos],
+            "writer_ids": tuple(bytes(i.endpoint_gid) for i in infos),
+            "matched": subscription.get_publisher_count(),
+            "now_ns": node.get_clock().now().nanoseconds}
 
 
 def worse(report: Report, refusals: RejectionStatus | PublisherVerdict | None) -> Report:

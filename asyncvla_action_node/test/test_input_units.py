@@ -217,7 +217,7 @@ def test_vl_lock_graph_lag_at_both_edges_is_closed_by_the_sample_info():
     vlm = ["/asyncvla_vlm_node"]
     assert lock.check(vlm, 1, 1000, source_ns=990, sequence=40).allowed
     assert lock.check(vlm, 1, 2000, source_ns=1990, sequence=45).allowed  # depth 1 skips some
-    # A rogue's first sample before the graph shows it: same writer count, sequence went back.
+    # A rogue's first sample before the graph shows it: same writers, sequence went back.
     early = lock.check(vlm, 1, 2100, source_ns=2090, sequence=1)
     assert not early.allowed and "does not show yet" in early.message
     assert not lock.check(vlm + ["/rogue"], 2, 2200, source_ns=2190, sequence=2).allowed
@@ -225,3 +225,22 @@ def test_vl_lock_graph_lag_at_both_edges_is_closed_by_the_sample_info():
     late = lock.check(vlm, 1, 3000, source_ns=2500, sequence=30)
     assert not late.allowed and "published while another publisher" in late.message
     assert lock.check(vlm, 1, 3100, source_ns=3050, sequence=46).allowed
+
+
+def test_vl_lock_restarted_writer_after_the_old_one_expired_is_taken_at_once():
+    """kill -9 of the VLM, its entry expires, a new VLM with the same name joins: its sequence
+    numbers start at 1 again, and the writer ids tell that it is a new writer."""
+    from asyncvla_action_node.publisher_lock import PublisherLock
+
+    lock = PublisherLock("/vl")
+    vlm = ["/asyncvla_vlm_node"]
+    assert lock.check(vlm, 1, 1000, source_ns=990, sequence=300, writer_ids=(b"old",)).allowed
+    lock.evaluate([], 0, 30_000, writer_ids=())  # the diagnostics timer saw it gone
+    assert lock.check(vlm, 1, 40_000, source_ns=39_990, sequence=1,
+                      writer_ids=(b"new",)).allowed
+    # Even when no evaluation saw the gap, the new writer id resets the sequence.
+    lock2 = PublisherLock("/vl")
+    assert lock2.check(vlm, 1, 1000, sequence=300, writer_ids=(b"old",)).allowed
+    assert lock2.check(vlm, 1, 40_000, sequence=1, writer_ids=(b"new",)).allowed
+    # Same writer id, sequence back: a writer the graph does not show yet.
+    assert not lock2.check(vlm, 1, 40_100, sequence=1, writer_ids=(b"new",)).allowed

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from asyncvla_bringup import record
 from asyncvla_bringup.names import PACKAGE, default_config_dir, normalize_namespace, resolve_topic
+from asyncvla_bringup import security
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 
@@ -96,6 +97,10 @@ def _common(use_sim_time: str = "false") -> tuple[Arg, ...]:
             "of the system clock"),
         Arg("params_file", "", "Extra parameter YAML applied after the package's "
             "config/*.yaml, for any node ('' = none)"),
+        Arg("secure", "false", "true: SROS2, every node in its enclave from keystore:= "
+            "(needs a Fast DDS built with security; ROBOT_PC.md, Secured DDS)"),
+        Arg("keystore", "", "SROS2 keystore directory (ros2 security create_keystore), used "
+            "with secure:=true"),
     )
 
 
@@ -178,6 +183,7 @@ class NodePlan:
     parameters: list[Any]  # YAML paths, then one dict of typed overrides
     ros_arguments: list[str]
     arguments: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the SROS2 variables
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -289,6 +295,14 @@ def plan(role_name: str, values: Mapping[str, str] | None = None,
         nodes.append(NodePlan(key, kind.package, kind.executable, kind.node_name, namespace,
                               files + [{**overrides.get(key, {}), "use_sim_time": sim_time}],
                               ["--log-level", log_level]))
+    if parse_bool("secure", v["secure"]):
+        keystore = security.check_keystore(v["keystore"])
+        if role.bag_player and v["bag"].strip():
+            raise ValueError(f"{role.launch_file}: secure:=true cannot play a bag (the player "
+                             "has no enclave); play it yourself with --enclave")
+        for node in nodes:
+            node.ros_arguments += ["--enclave", security.ENCLAVES[node.key]]
+            node.env.update(security.security_env(keystore))
     for node in nodes:
         if node.key == "action" and not _checkpoint_given(node):
             raise ValueError(f"{role.launch_file}: checkpoint:=<policy checkpoint directory> is "

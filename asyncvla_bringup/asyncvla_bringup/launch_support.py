@@ -54,7 +54,8 @@ def to_actions(plan: catalog.Plan, banner: str) -> list:
         actions.append(Node(package=n.package, executable=n.executable, name=n.name,
                             namespace=n.namespace, parameters=n.parameters,
                             ros_arguments=n.ros_arguments, arguments=n.arguments,
-                            output="screen", emulate_tty=True))
+                            additional_env=n.env or None, output="screen",
+                            emulate_tty=True))
     for cmd in plan.commands:
         actions.append(ExecuteProcess(cmd=cmd, output="screen", name=cmd[1] + "_" + cmd[2]))
     return actions
