@@ -16,7 +16,6 @@ from asyncvla_action_node.rejection_tracker import RejectionStatus
 from asyncvla_common.diagnostics import ERROR, OK, Report
 from asyncvla_common.params import ParamSpec
 from asyncvla_common.safety import WatchdogSet
-from asyncvla_action_node.vl_store import VLSnapshot
 
 PI = math.pi
 
@@ -115,20 +114,3 @@ def worse(report: Report, refusals: RejectionStatus | PublisherVerdict | None) -
     if refusals.level > report.level:
         return Report(refusals.level, refusals.message, report.values)
     return Report(report.level, f"{report.message}; {refusals.message}", report.values)
-
-
-def vl_report(snap: VLSnapshot | None, max_vl_age: float, max_future: float,
-              values: dict[str, object]) -> Report:
-    """The "vl features" status: missing, stale or future-stamped features are ERROR.
-
-    A negative age beyond `max_future` (features from before a clock step back) is an error,
-    never "OK, -3528685 ms old".
-    """
-    if snap is None:
-        return Report(ERROR, "no VL features", values)
-    if snap.age > max_vl_age:
-        return Report(ERROR, f"VL features stale ({snap.age * 1e3:.0f} ms)", values)
-    if snap.age < -max_future:
-        return Report(ERROR, f"VL features stamped {-snap.age * 1e3:.0f} ms in the future "
-                             f"(max_future_stamp {max_future * 1e3:.0f} ms)", values)
-    return Report(OK, f"VL #{snap.sequence}, {snap.age * 1e3:.0f} ms old", values)

@@ -294,9 +294,27 @@ def test_report_error_counts_even_when_the_rclpy_logger_raises():
 
 def test_silent_input_names_the_refusal_and_future_vl_is_an_error():
     pytest.importorskip("diagnostic_msgs")
-    from asyncvla_action_node.safety_ros import vl_report, worse
+    from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig
+    from asyncvla_action_node.refusals import Refusal
     from asyncvla_action_node.rejection_tracker import RejectionTracker
+    from asyncvla_action_node.safety_ros import worse
     from asyncvla_action_node.vl_store import VLSnapshot
+    from asyncvla_common.report import Report
+
+    class OneSnapshot:  # a VL store that holds one snapshot
+        last_reject_reason = ""
+
+        def __init__(self, snap):
+            self.snap = snap
+
+        def snapshot(self, now_ns):
+            return self.snap
+
+    def vl_report(snap):  # what the node's VL diagnostic says: the tick's own verdict
+        core = ActionCore(None, OneSnapshot(snap), None,
+                          ActionCoreConfig(max_vl_age=1.0, future_tolerance=0.2), None)
+        _, verdict, why = core.vl_verdict(0)
+        return Report(verdict.level, why or "ok"), verdict
 
     dogs = WatchdogSet()
     dogs.add("vl_features", 1.5)
@@ -306,10 +324,13 @@ def test_silent_input_names_the_refusal_and_future_vl_is_an_error():
     assert text.startswith("vl_features silent for 2000 ms") and "arriving but refused: VL " \
         "features stamped 3600 s in the future" in text
     snap = VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, -3528.685)
-    report = vl_report(snap, 1.0, 0.2, {})
+    report, verdict = vl_report(snap)
+    assert verdict is Refusal.VL_FUTURE
     assert report.level == 2 and "3528685 ms in the future" in report.message
-    ok = vl_report(VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, 0.3), 1.0, 0.2, {})
-    assert ok.level == 0
+    ok, verdict = vl_report(VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, 0.3))
+    assert ok.level == 0 and verdict is Refusal.OK
+    stale, verdict = vl_report(VLSnapshot(np.zeros((1, 1), np.float32), 3, 0, "m", 0, 1.3))
+    assert stale.level == 2 and verdict is Refusal.VL_STALE
     tracker = RejectionTracker("vl_features")
     tracker.refused(0.0, "VL payload has 5 bytes")
     assert worse(ok, tracker.status(0.0)).level == 1

@@ -149,10 +149,11 @@ def test_rqt_perspective():
         node, name, field = topic.strip("/").split("/")
         assert field == "data" and name in PLOT_TOPICS[node], topic
     # ... and they are really published by the nodes' code (std_msgs/Float64 on ~/<name>).
-    from asyncvla_action_node import action_node
+    from asyncvla_action_node import action_loop
     from asyncvla_vlm_node import vlm_node
 
-    sources = {"asyncvla_action_node": inspect.getsource(action_node),
+    # The action node publishes every name its loop's plot_values() produces.
+    sources = {"asyncvla_action_node": inspect.getsource(action_loop.ActionLoop.plot_values),
                "asyncvla_vlm_node": inspect.getsource(vlm_node)}
     for node, fields in PLOT_TOPICS.items():
         for name in fields:

@@ -6,23 +6,12 @@ key/value pairs, at a fixed period (1 Hz by default) and at once when a level ge
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-# Levels as ints (the message stores them as a 1-byte `bytes`): ints compare and sort.
-OK, WARN, ERROR, STALE = 0, 1, 2, 3
-
-
-@dataclass
-class Report:
-    """What one status says right now."""
-
-    level: int
-    message: str
-    values: dict[str, object] = field(default_factory=dict)
+from .report import ERROR, OK, STALE, WARN, Report  # noqa: F401 - the nodes' one import
 
 
 def _format(value: object) -> str:
