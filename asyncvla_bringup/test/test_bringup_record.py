@@ -31,7 +31,7 @@ def config():
 
 def test_dataset_has_everything_training_reads(config):
     """Every topic the training bag reader requires (and the optional VL features) is recorded,
-    for the seed's 5 views."""
+    for the original system's 5 views."""
     from asyncvla_training.data.bag_reader import BagTopics
 
     wanted = BagTopics()

@@ -1,6 +1,6 @@
 """``asyncvla-profile``: time VL feature extraction and the action policy separately.
 
-Successor of the seed's ``profile_vlm_speed.py``. Prints exactly one JSON object on stdout (logs go
+Successor of the original system's ``profile_vlm_speed.py``. Prints exactly one JSON object on stdout (logs go
 to stderr) so results can be collected by scripts:
 
     {"vl": {"p50_ms", "p99_ms", "mean_ms", "tokens", "views", "width", "height",
@@ -55,7 +55,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--iters", type=int, default=10, help="timed iterations")
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up iterations")
-    parser.add_argument("--policy-config", default="seed", choices=["seed", "tiny"])
+    parser.add_argument("--policy-config", default="full", choices=["full", "tiny"])
     parser.add_argument("--num-feature-tokens", type=int, default=64)
     parser.add_argument("--feature-layer", type=int, default=-1,
                         help="LM hidden state the features come from (-1 = last)")
@@ -63,7 +63,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="skip the plain transformers path (timed side by side by default)")
     parser.add_argument("--expert-vl-dim", type=int, default=0,
                         help="VL width the action expert is built for (0 = the VL model's; 2048 = "
-                             "Qwen2.5-VL-3B, to time the seed expert without the 3B model)")
+                             "Qwen2.5-VL-3B, to time the original system expert without the 3B model)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)

@@ -1,4 +1,4 @@
-"""PolicyConfig & co.: seed defaults, JSON round trip, validation and schema version checks."""
+"""PolicyConfig & co.: original defaults, JSON round trip, validation and schema version checks."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
 """SensorEncoder, ActionExpert (all fusions) and ActionPolicy: shapes, gradients, validation,
-normalisation and determinism, on tiny widths with the seed's input/output shapes."""
+normalisation and determinism, on tiny widths with the original system's input/output shapes."""
 from __future__ import annotations
 
 import os

@@ -56,7 +56,7 @@ def test_tiny_directory_is_consistent(tiny_qwen_dir: str, extractor: VLFeatureEx
     assert config.vision_config.out_hidden_size == config.text_config.hidden_size
 
 
-def test_chat_format_matches_seed(extractor: VLFeatureExtractor) -> None:
+def test_chat_format_matches_the_original(extractor: VLFeatureExtractor) -> None:
     text = extractor.inputs.chat_text(2, PROMPT)
     user = text.split("<|im_start|>user\n")[1]
     assert user == "<|vision_start|><|image_pad|><|vision_end|>" * 2 + PROMPT + "<|im_end|>\n"
@@ -103,7 +103,7 @@ def test_batch_matches_single_with_padding(extractor: VLFeatureExtractor) -> Non
 
 
 def test_mean_of_tokens_approximates_global_mean(extractor: VLFeatureExtractor) -> None:
-    """The seed used the global mean over tokens; the mean of the K pooled tokens approximates it."""
+    """The original system used the global mean over tokens; the mean of the K pooled tokens approximates it."""
     inputs = extractor.inputs.build([(_views(1), PROMPT)])
     with torch.no_grad():
         hidden = extractor._core_model()(**inputs.model_kwargs(), use_cache=False).last_hidden_state[0]

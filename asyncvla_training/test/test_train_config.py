@@ -173,3 +173,12 @@ def test_run_episodes_split_by_episode_and_dataset_config_follows_the_run() -> N
     assert ds.alignment.horizon == 4 and ds.views == ("b", "a") and ds.aline_length == 512
     with pytest.raises(ValueError, match="contradicts"):
         dataset_config(TrainConfig(dataset={"alignment": {"step_period": 0.2}}))
+
+
+def test_old_policy_size_name_is_read_as_full():
+    """Configs written before the rename said policy_size "seed"; they still load, as "full"."""
+    from asyncvla_training.train.config import TrainConfig
+
+    cfg = TrainConfig(policy_size="seed")
+    cfg.validate()
+    assert cfg.policy_size == "full"

@@ -1,4 +1,4 @@
-"""Stand-ins for the lab's senders, speaking the exact wire formats of shared WIRE_FORMATS.md.
+"""Stand-ins for the lab's senders, speaking the exact wire formats the bridges README documents.
 
 Used by the bridge integration tests and tools/bench/bench_bridges.py. Deliberately written from
 the format description with `struct`/`json`, not with the bridges' own `wire` parsers, so a

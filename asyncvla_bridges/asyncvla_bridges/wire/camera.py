@@ -1,6 +1,6 @@
 """The Jetson camera sender's ZMQ frames: parse, validate, map camera names to views.
 
-Wire format (shared WIRE_FORMATS.md): a 2-part multipart message ``[meta_json_utf8, jpeg_bytes]``
+Wire format (the lab's Jetson sender, as in Najongs/Insertion_VLA): a 2-part multipart message ``[meta_json_utf8, jpeg_bytes]``
 with meta ``{"camera": str, "timestamp": float s (capture, sender clock), "send_time": float s,
 "size": int}``. ``camera``, ``timestamp`` and ``size`` are required; ``send_time`` is optional
 (it is only needed when the bridge estimates the clock offset from send times) but must be a

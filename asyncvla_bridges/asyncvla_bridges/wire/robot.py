@@ -1,6 +1,6 @@
 """The robot PC's ZMQ state messages: parse, validate, convert to SI units.
 
-Wire format (shared WIRE_FORMATS.md): ``[b"robot_state", payload]``, payload struct ``<ddf12f``
+Wire format (the lab's robot PC sender, as in Najongs/Insertion_VLA): ``[b"robot_state", payload]``, payload struct ``<ddf12f``
 (68 bytes): origin_ts (s), send_ts (s), force (float), 6 joint angles (degrees), 6 end-effector
 pose values: x, y, z (mm) then 3 orientation angles (degrees, convention set by the bridge's
 `euler_convention` parameter, see wire/rotations.py).

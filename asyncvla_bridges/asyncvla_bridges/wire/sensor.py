@@ -1,6 +1,6 @@
 """The force/OCT sensor's UDP datagrams: parse and validate without copying per value.
 
-Wire format (shared WIRE_FORMATS.md): ``<I`` count N, then N records of ``<ddf`` (ts s,
+Wire format (the lab's force/OCT sensor PC, as in Najongs/Insertion_VLA): ``<I`` count N, then N records of ``<ddf`` (ts s,
 send_ts s, force N) followed by one A-line ``<1025f``; record 4120 bytes, datagram exactly
 4 + N * 4120 bytes. numpy reads the records in one structured view of the datagram.
 

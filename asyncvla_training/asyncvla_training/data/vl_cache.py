@@ -1,4 +1,4 @@
-"""VL feature cache (the seed's ``cache_mode="on"``): extract once per distinct frame set, reuse.
+"""VL feature cache (the original system's ``cache_mode="on"``): extract once per distinct frame set, reuse.
 
 Stage 1 trains with the VLM frozen, so the VL features of a sample depend only on (model, adapter,
 prompt, the frames). Frames are identified by their header stamps (``Episode.frame_key``); samples

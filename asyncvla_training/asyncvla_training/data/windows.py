@@ -1,7 +1,7 @@
 """Lazy per-sample views of an episode: sensor windows and camera frames.
 
 Windows of neighbouring samples overlap when the window is longer than the step period (65
-samples at 650 Hz is exactly 100 ms, but 650 samples, the seed's earlier setting, is 10x), so an
+samples at 650 Hz is exactly 100 ms, but 650 samples, the original system's earlier setting, is 10x), so an
 episode keeps the screened sample stream once and cuts windows on demand.
 """
 from __future__ import annotations

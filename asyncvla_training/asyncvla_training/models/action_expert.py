@@ -1,14 +1,14 @@
 """Action expert: fuse VL tokens, sensor features and robot state, decode an action chunk.
 
-Differences from the seed (SEED_SPEC "Action expert"), on purpose:
+Differences from the original system (Najongs/Insertion_VLA), on purpose:
 
-* **Robot state is a direct input.** The seed only saw the state through ``z_chunk`` and the
+* **Robot state is a direct input.** The original system only saw the state through ``z_chunk`` and the
   targets; here a (B, S) state vector joins the sensor feature in every fusion mode except
   ``"none"``.
 * **VL input is K tokens** (B, K, D) instead of one mean-pooled vector. ``concat``/``gated``/``none``
-  mean-pool them (the mean of the extractor's K adaptively pooled tokens approximates the seed's
+  mean-pool them (the mean of the extractor's K adaptively pooled tokens approximates the original system's
   global mean); ``cross_attention`` attends over the K tokens, so it is token-level.
-* **``z_chunk`` defaults to zeros and must never hold the target.** The seed fed the ground-truth
+* **``z_chunk`` defaults to zeros and must never hold the target.** The original system fed the ground-truth
   chunk as ``z_chunk`` during training (so the loss was |delta|^2 and the target leaked into the
   input) and zeros at inference. Training code must pass ``None`` (or a chunk known at inference
   time, e.g. the previous prediction), never the label.

@@ -1,6 +1,6 @@
 """Policy checkpoints: ``model.safetensors`` + ``config.json``, never pickle.
 
-Why: the seed saved pickled ``.pt`` files, which execute code on load and break whenever a class
+Why: the original system saved pickled ``.pt`` files, which execute code on load and break whenever a class
 moves. A checkpoint here is a directory with
 
 * ``model.safetensors`` - every parameter and buffer (normalisation statistics included);

@@ -5,7 +5,7 @@ checkpoint and read back by the ROS nodes, possibly by a newer or older version 
 field is checked when a config is built, so a bad value fails loudly at load time with a message
 that names the field instead of as a shape error deep inside a forward pass.
 
-Defaults reproduce the seed model (see SEED_SPEC): sensor window 65 x 1026 (1 force + 1025 OCT
+Defaults reproduce the original system model: sensor window 65 x 1026 (1 force + 1025 OCT
 A-line values), conv widths 1026->512->1024->1024->1024, 2-layer pre-norm transformer, action expert
 hidden 1024 with a 4-layer decoder, horizon 8, action dim 7, VL dim 2048 (Qwen2.5-VL-3B hidden size).
 """
@@ -113,7 +113,7 @@ class VLConfig:
 
 @dataclass
 class SensorEncoderConfig:
-    """Conv + transformer encoder over a (T, C) force/OCT window (seed architecture)."""
+    """Conv + transformer encoder over a (T, C) force/OCT window (original architecture)."""
 
     window: int = 65
     in_channels: int = 1026
@@ -175,7 +175,7 @@ class SensorEncoderConfig:
 
 @dataclass
 class ActionExpertConfig:
-    """Transformer decoder that turns one conditioning token into an action chunk (seed sizes)."""
+    """Transformer decoder that turns one conditioning token into an action chunk (original sizes)."""
 
     hidden_dim: int = 1024
     num_layers: int = 4
@@ -234,7 +234,7 @@ class PolicyConfig(JsonFileConfig):
     """Everything needed to rebuild an :class:`ActionPolicy` (shapes, widths, fusion).
 
     ``vl_dim``/``vl_num_tokens`` describe the VL feature input (K tokens of D values, see
-    ``VLFeatureExtractor``); ``robot_state_dim`` is an input the seed did not have (layout in
+    ``VLFeatureExtractor``); ``robot_state_dim`` is an input the original system did not have (layout in
     ``asyncvla_training.conventions``).
     """
 
@@ -302,7 +302,7 @@ def tiny_policy_config(
     horizon: int = 8,
     action_dim: int = 7,
 ) -> PolicyConfig:
-    """Seed-shaped inputs/outputs (65x1026 window, 8x7 chunk) with tiny widths (CPU forward ~ms)."""
+    """Full-shaped inputs/outputs (65x1026 window, 8x7 chunk) with tiny widths (CPU forward ~ms)."""
     return PolicyConfig(
         sensor=SensorEncoderConfig(
             window=window,

@@ -6,8 +6,8 @@ vision encoder too. We target module paths under ``language_model.layers.N`` and
 attaching, check the matches against the model's real module names (at least one match, none in the
 vision tower).
 
-Defaults r=16, alpha=32, dropout=0.05 follow the seed docs. Target: all seven LM projections
-(``LM_LORA_TARGET``, common practice); the seed docs named q/k/v/o only, available as
+Defaults r=16, alpha=32, dropout=0.05 follow the original system docs. Target: all seven LM projections
+(``LM_LORA_TARGET``, common practice); the original system docs named q/k/v/o only, available as
 ``LM_ATTENTION_LORA_TARGET``.
 """
 from __future__ import annotations

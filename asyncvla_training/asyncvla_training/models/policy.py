@@ -2,7 +2,7 @@
 
 Why normalisation lives inside the module (as buffers): the statistics are part of the model. They
 are saved in the same safetensors file as the weights, so the ROS action node cannot pair a
-checkpoint with the wrong statistics (the seed had no normalisation at all).
+checkpoint with the wrong statistics (the original system had no normalisation at all).
 
 Units: ``forward``/``predict`` take robot state and sensor windows in physical units and return
 actions in physical units. Internally everything is normalised ``(x - mean) / std``. The base chunk
@@ -24,7 +24,7 @@ from .validation import check_finite, check_shape, to_float_tensor
 
 _NORM_NAMES = ("state", "sensor", "action")
 #: Precisions ``predict`` can compute in: weights stay float32; "bfloat16" runs matmuls and
-#: convolutions under autocast (about 2.2x faster on a 2-core AVX-512 CPU for the seed-size
+#: convolutions under autocast (about 2.2x faster on a 2-core AVX-512 CPU for the original system-size
 #: expert, outputs within about 1e-2 of float32 in normalised units).
 INFERENCE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 

@@ -1,10 +1,10 @@
 """Masked adaptive average pooling of a token sequence to a fixed number of tokens.
 
-Why: the seed mean-pooled the VLM's last hidden state over the whole sequence into a single vector.
+Why: the original system mean-pooled the VLM's last hidden state over the whole sequence into a single vector.
 We keep K tokens instead (so the action expert can attend over coarse positions), reduced by
 adaptive average pooling along the sequence: bin i averages tokens [floor(i*L/K), ceil((i+1)*L/K)),
 exactly like ``torch.nn.functional.adaptive_avg_pool1d``. The plain mean of the K pooled tokens
-approximates the seed's global mean (it is exact when K divides L; otherwise tokens on bin edges
+approximates the original system's global mean (it is exact when K divides L; otherwise tokens on bin edges
 are counted twice). With padded batches the pooling must ignore padding positions, which
 ``adaptive_avg_pool1d`` cannot do - hence this implementation as a (B, K, L) weight matrix.
 """

@@ -1,11 +1,11 @@
 """Sensor encoder: a (T, C) force/OCT window -> one feature vector.
 
-Seed architecture (SEED_SPEC "Sensor encoder"): strided Conv1d blocks over time (BatchNorm, GELU,
+The original architecture: strided Conv1d blocks over time (BatchNorm, GELU,
 dropout), an optional pre-norm transformer encoder, global average pooling over time and a
 Linear -> LayerNorm -> GELU -> dropout -> Linear projection. Widths come from
 :class:`SensorEncoderConfig`, so tests and the CPU demo can use tiny ones.
 
-No positional embedding (as in the seed): the conv stack already encodes local order and the pooled
+No positional embedding (as in the original system): the conv stack already encodes local order and the pooled
 output must not depend on a fixed absolute position. The window length is nevertheless checked
 against ``cfg.window`` because normalisation statistics and training used exactly that length; a
 short window at node start-up must be padded by the caller, not silently accepted.

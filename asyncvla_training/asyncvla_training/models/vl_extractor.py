@@ -1,13 +1,13 @@
 """VL feature extraction with Qwen2.5-VL: camera views + prompt -> (K, D) feature tokens.
 
 What the features are: the hidden state of ``feature_layer`` (-1 = the language model's final,
-normed output, as in the seed) over *every* token of the sequence (system text, image tokens,
+normed output, as in the original system) over *every* token of the sequence (system text, image tokens,
 prompt), reduced to exactly ``num_feature_tokens`` = K tokens by adaptive average pooling along the
-sequence (see ``pooling``). The seed instead mean-pooled everything into one vector; the mean of our
+sequence (see ``pooling``). The original system instead mean-pooled everything into one vector; the mean of our
 K tokens approximates that vector, while the action expert's cross-attention fusion can still see
 coarse positions. In padded batches the padding is masked out of the pooling.
 
-Input formatting follows the seed: one user chat message holding every view as an image item and
+Input formatting follows the original system: one user chat message holding every view as an image item and
 then the prompt, rendered with the model's chat template without a generation prompt. Views are
 resized to ``image_size`` (640x360 by default) first; see ``vl_inputs`` for the fixed token count.
 

@@ -11,7 +11,7 @@ many tokens as the image yields (grid_t*grid_h*grid_w / merge_size**2). The resu
 The image processor is pinned to the PIL backend (``Qwen2VLImageProcessorPil``) so features do not
 change between a training machine with torchvision and a robot PC without it.
 
-``image_size`` (width, height) - 640x360 by default, as the seed's receiver used - fixes the
+``image_size`` (width, height) - 640x360 by default, as the original system's receiver used - fixes the
 number of visual tokens: each view is resized once, straight to the 28-aligned size
 ((640->644) x (360->364) -> 23 x 13 = 299 tokens for 640x360), and the image processor's min/max
 pixel bounds are set to that area, so its own resize is the identity regardless of the processor

@@ -4,7 +4,7 @@ Why one dataclass: the config is written next to every checkpoint (``train_confi
 policy metadata) and read back by ``--resume``; a typo in a JSON file or an override must fail
 loudly (unknown keys are rejected) instead of silently training with a default.
 
-Defaults follow the seed (SEED_SPEC "Training"): lr 1e-4 (action expert), vl_lr 1e-5 (LoRA),
+Defaults follow the original system: lr 1e-4 (action expert), vl_lr 1e-5 (LoRA),
 sensor_lr 5e-4 (sensor encoder), AdamW weight decay 0.01, grad accumulation 8, batch 2 per GPU,
 clip 1.0, cosine to 1e-6 (min_lr_ratio 0.01 of 1e-4), warmup 3 % (300 of 10000 steps), LoRA r 16 /
 alpha 32 / dropout 0.05, VL feature reuse 3, step period 0.1 s (10 Hz action clock).
@@ -22,7 +22,9 @@ from ..conventions import MAX_VIEWS
 from ..models.config import JsonFileConfig
 
 LOSSES = ("mse", "smooth_l1")
-POLICY_SIZES = ("seed", "tiny")
+POLICY_SIZES = ("full", "tiny")
+#: Older names of the sizes, still read from configs written before the rename.
+POLICY_SIZE_ALIASES = {"seed": "full"}
 LORA_TARGETS = ("all", "attention")
 PAYLOAD_DTYPES = ("float16", "bfloat16", "float32")
 TRAIN_CONFIG_NAME = "train_config.json"
@@ -112,7 +114,7 @@ class TrainConfig(JsonFileConfig):
     # ---------------------------------------------------------------- policy
     policy: dict[str, Any] | None = None
     """A PolicyConfig dict; None = ``policy_size`` widths. vl_dim / vl_num_tokens come from the VLM."""
-    policy_size: str = "seed"
+    policy_size: str = "full"
     init_from: str | None = None
     """Policy checkpoint to start from (stage 2: the stage-1 result; its config and statistics win)."""
     # ---------------------------------------------------------------- optimisation
@@ -138,7 +140,7 @@ class TrainConfig(JsonFileConfig):
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     lora_target: str = "all"
-    """"all" = q/k/v/o + MLP projections of the LM; "attention" = q/k/v/o only (seed docs)."""
+    """"all" = q/k/v/o + MLP projections of the LM; "attention" = q/k/v/o only (original docs)."""
     # ---------------------------------------------------------------- bookkeeping
     eval_every: int = 500
     save_every: int = 500
@@ -196,6 +198,7 @@ class TrainConfig(JsonFileConfig):
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        self.policy_size = POLICY_SIZE_ALIASES.get(self.policy_size, self.policy_size)
         if self.policy_size not in POLICY_SIZES:
             raise ValueError(f"policy_size must be one of {list(POLICY_SIZES)}, got {self.policy_size!r}")
         if self.lora_target not in LORA_TARGETS:

@@ -4,11 +4,11 @@ Everything is a pure function of (seed, epoch/step, rank), never of a stateful i
 resumed run draws exactly the batches and staleness offsets the uninterrupted run would have.
 
 * Order: ``torch.utils.data.DistributedSampler`` (shuffle, ``seed``, ``set_epoch``) over all
-  (episode, index) pairs, so each rank sees a disjoint shard per epoch (the seed's weighted sampler
+  (episode, index) pairs, so each rank sees a disjoint shard per epoch (the original system's weighted sampler
   was not split across ranks). With one process it is a plain seeded shuffle.
 * Staleness: sample ``i`` trains with the frame set of ``Episode.stale_index(i, k)`` with ``k``
   uniform in ``0..reuse-1``: the expert learns to act on VL features 0..reuse-1 action periods old,
-  as the action node sees them between two VL updates (the seed shared one feature over groups of
+  as the action node sees them between two VL updates (the original system shared one feature over groups of
   ``reuse`` consecutive samples: the same distribution of ages).
 """
 
