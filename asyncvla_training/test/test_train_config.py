@@ -179,6 +179,6 @@ def test_old_policy_size_name_is_read_as_full():
     """Configs written before the rename said policy_size "seed"; they still load, as "full"."""
     from asyncvla_training.train.config import TrainConfig
 
-    cfg = TrainConfig(policy_size="seed")
-    cfg.validate()
-    assert cfg.policy_size == "full"
+    assert TrainConfig(policy_size="seed").policy_size == "full"
+    with pytest.raises(ValueError, match="policy_size"):
+        TrainConfig(policy_size="huge")
