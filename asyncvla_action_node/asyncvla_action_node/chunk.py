@@ -12,7 +12,6 @@ from the chunk's step rate (e.g. 50 Hz ticks, 10 Hz steps).
 """
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 
 import numpy as np

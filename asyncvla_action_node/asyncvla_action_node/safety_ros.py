@@ -13,7 +13,7 @@ from typing import Any
 from asyncvla_action_node.output_guard import GUARD_MODES, GuardLimits
 from asyncvla_action_node.publisher_lock import PublisherVerdict
 from asyncvla_action_node.rejection_tracker import RejectionStatus
-from asyncvla_common.diagnostics import ERROR, OK, Report
+from asyncvla_common.report import Report
 from asyncvla_common.params import ParamSpec
 from asyncvla_common.safety import WatchdogSet
 

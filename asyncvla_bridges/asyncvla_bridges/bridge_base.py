@@ -21,7 +21,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from asyncvla_common import params
-from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from asyncvla_common.diagnostics import DiagnosticsPublisher
+from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.stats import Counters, DropWindow, RateMeter, RollingStats, drop_severity
 from .receive_loop import ReceiveLoop
 from .wire.clock_offset import ClockConfig, ClockOffsetEstimator

@@ -7,7 +7,6 @@ not the bridge: every exception is counted and reported, and the loop goes on. R
 from __future__ import annotations
 
 import threading
-import time
 from typing import Callable
 
 

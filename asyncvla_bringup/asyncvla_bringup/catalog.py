@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from asyncvla_bringup import record
-from asyncvla_bringup.names import PACKAGE, default_config_dir, normalize_namespace, resolve_topic
+from asyncvla_bringup.names import default_config_dir, normalize_namespace
 from asyncvla_bringup import security
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asyncvla_bringup import catalog, param_check
+from asyncvla_bringup import catalog, names, param_check
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 PARAM_FILES = {"vlm_node.yaml": ["vlm"], "action_node.yaml": ["action"],
@@ -199,13 +199,13 @@ def test_yaml_topics_resolve_to_the_node_defaults(key):
             assert value == default
         else:
             assert not value.startswith("/"), f"{name} should be relative to follow namespace:="
-            assert catalog.resolve_topic(value) == default
+            assert names.resolve_topic(value) == default
         checked += 1
     if key == "vlm":
-        assert [catalog.resolve_topic(t) for t in params["image_topics"]] == \
+        assert [names.resolve_topic(t) for t in params["image_topics"]] == \
             [f"/camera/{v}/image_raw/compressed" for v in params["views"]]
         checked += 1
     if key == "camera_bridge":
-        assert catalog.resolve_topic(params["topic_prefix"]) == specs["topic_prefix"].default
+        assert names.resolve_topic(params["topic_prefix"]) == specs["topic_prefix"].default
         checked += 1
     assert checked or key in ("robot_bridge", "sensor_bridge")  # they publish fixed names

@@ -11,7 +11,7 @@ from typing import Callable
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-from .report import ERROR, OK, STALE, WARN, Report  # noqa: F401 - the nodes' one import
+from .report import ERROR, OK, Report
 
 
 def _format(value: object) -> str:

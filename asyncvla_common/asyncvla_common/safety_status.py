@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncvla_common.diagnostics import ERROR, OK, WARN, Report
+from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_common.timeconv import ns_to_stamp
 

@@ -147,8 +147,9 @@ def test_checkpoint_loads_like_the_action_node(trained, extractor, episodes) -> 
         store = VLFeatureStore(config.vl_num_tokens, config.vl_dim, str(metadata["vl_model_id"]))
         ep = episodes[4]
         features = extractor.extract(ep.load_frames(5), ep.prompt).features.numpy()
-        assert store.update(features, 1, int(ep.times_ns[5]), extractor.model_id) == ""
-        assert store.update(features, 2, int(ep.times_ns[6]), "other@123") != ""
+        now_ns = int(ep.times_ns[6])  # the receiver's clock: neither is from the future
+        assert store.update(features, 1, int(ep.times_ns[5]), extractor.model_id, now_ns) == ""
+        assert store.update(features, 2, int(ep.times_ns[6]), "other@123", now_ns) != ""
         got = policy.predict(features, ep.sensor_windows[5], ep.states[5])
         assert got.shape == (config.horizon, config.action_dim) and np.all(np.isfinite(got))
     # latest/ is the in-training model: identical outputs.

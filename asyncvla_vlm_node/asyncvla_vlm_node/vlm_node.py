@@ -27,7 +27,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
 
 from asyncvla_common import qos
-from asyncvla_common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
+from asyncvla_common.diagnostics import DiagnosticsPublisher
+from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.guard import guarded
 from asyncvla_common.params import ParamSpec, declare_all
 from asyncvla_common.spin import spin_node

@@ -119,7 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     check_output(cfg, args.resume)
     from .data_sources import cache_feature_provider, load_run_episodes
     from .distributed import init_distributed
-    from .trainer import ResumeError, Trainer
+    from .checkpointing import ResumeError
+    from .trainer import Trainer
 
     dist = init_distributed(cfg.device)
     try:

@@ -25,10 +25,8 @@ Output directory::
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,11 +39,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from ..conventions import ACTION_SPACES
 from ..data.episode import Episode
 from ..data.stats import compute_normalization
-from ..models.checkpoint import load_policy, read_checkpoint_config, save_policy
-from ..models.config import PolicyConfig, SensorEncoderConfig, VLConfig
+from ..models.checkpoint import load_policy, read_checkpoint_config
+from ..models.config import PolicyConfig, SensorEncoderConfig
 from ..models.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
 from ..models.policy import ActionPolicy
 from ..models.config import tiny_policy_config
@@ -55,25 +52,10 @@ from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt
 from .progress import progress_bar, write_above
 from .sampling import BatchPlan, SampleIndex, reseed_torch, stale_offsets
 from .schedule import apply_lr
-from .state_io import load_optimizer_state, save_optimizer_state
+from .checkpointing import ADAPTER_DIR, CheckpointMixin
 
-ADAPTER_DIR = "adapter"
-TRAINING_DIR = "training"
-STATE_NAME = "state.json"
-# TrainConfig keys that may differ between a run and its resumption (bookkeeping only).
 _VAL_STREAM = 2**31 - 1  # micro-step id of the validation staleness draw (never a training step)
-RESUME_MUTABLE_KEYS = frozenset(
-    {"eval_every", "save_every", "log_every", "out_dir", "device", "val_max_samples"}
-)
 
-
-def adapter_id_of(directory: str | Path) -> str:
-    """The ``adapter_id`` ``VLFeatureExtractor.load_adapter(directory)`` will report."""
-    path = Path(directory)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file() and p.name.startswith("adapter_")):
-        digest.update(file.read_bytes())
-    return f"{path.name}@{digest.hexdigest()[:10]}"
 
 
 def load_vl_extractor(cfg: TrainConfig, device: torch.device, adapter_path: str | None = None):
@@ -159,11 +141,7 @@ def check_episodes(episodes: Sequence[Episode], cfg: TrainConfig, what: str) -> 
                 )
 
 
-class ResumeError(ValueError):
-    """``latest/`` cannot be continued by this run (other config, other number of processes)."""
-
-
-class Trainer:
+class Trainer(CheckpointMixin):
     """One training run (stage 1 or 2). ``train()`` runs (or resumes) it to ``total_steps``."""
 
     def __init__(
@@ -199,7 +177,22 @@ class Trainer:
         self.step = 0
         self.best_val: float | None = None
 
-        # ---------------------------------------------------------------- VL side
+        num_tokens, feature_dim = self._setup_vl_side(feature_provider, extractor)
+        policy_cfg = self._setup_policy(num_tokens, feature_dim)
+        self._setup_optimizer()
+        self._setup_model(policy_cfg)
+        self.index = SampleIndex(self.train_episodes)
+        self.plan = BatchPlan(
+            len(self.index), cfg.batch_size, self.dist.world_size, self.dist.rank, cfg.seed
+        )
+        self._val_items = self._validation_items()
+
+    # ------------------------------------------------------------------ setup
+    def _setup_vl_side(self, feature_provider: FeatureProvider | None,
+                       extractor: Any) -> tuple[int, int]:
+        """Stage 1: a feature provider (frozen VLM or cache); stage 2: the extractor with a fresh
+        LoRA. Returns the features' (tokens, dim)."""
+        cfg = self.cfg
         self.extractor = None
         self.provider = None
         if cfg.stage == 1:
@@ -234,8 +227,11 @@ class Trainer:
             num_tokens, feature_dim = extractor.num_feature_tokens, extractor.feature_dim
             self.vl_model_id = extractor.model_id
             self.vl_adapter_id = extractor.adapter_id
+        return num_tokens, feature_dim
 
-        # ---------------------------------------------------------------- policy
+    def _setup_policy(self, num_tokens: int, feature_dim: int) -> PolicyConfig:
+        """A new policy (normalisation from the training episodes), or one to continue."""
+        cfg = self.cfg
         self.init_metadata: dict[str, Any] = {}
         if cfg.init_from:
             policy_cfg, self.init_metadata = read_checkpoint_config(cfg.init_from)
@@ -258,8 +254,11 @@ class Trainer:
         self.policy.to(self.device)
         self.module = TrainModule(self.policy, self.extractor,
                                   getattr(torch, cfg.vl_payload_dtype)).to(self.device)
+        return policy_cfg
 
-        # ---------------------------------------------------------------- optimiser
+    def _setup_optimizer(self) -> None:
+        """AdamW with one learning rate per part: expert, sensor encoder, LoRA."""
+        cfg = self.cfg
         groups = [
             {"name": "expert", "params": list(self.policy.action_expert.parameters()), "base_lr": cfg.lr},
             {
@@ -277,6 +276,8 @@ class Trainer:
         self.trainable = [p for g in groups for p in g["params"]]
         self.optimizer = torch.optim.AdamW(groups, betas=cfg.adam_betas, weight_decay=cfg.weight_decay)
 
+    def _setup_model(self, policy_cfg: PolicyConfig) -> None:
+        """The module the loop calls: DDP-wrapped when distributed."""
         self.model: nn.Module = self.module
         if self.dist.distributed:
             if self.extractor is not None:
@@ -292,11 +293,6 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self._has_unused_parameters(policy_cfg),
             )
-        self.index = SampleIndex(self.train_episodes)
-        self.plan = BatchPlan(
-            len(self.index), cfg.batch_size, self.dist.world_size, self.dist.rank, cfg.seed
-        )
-        self._val_items = self._validation_items()
 
     # ------------------------------------------------------------------ setup helpers
     def _has_unused_parameters(self, policy_cfg: PolicyConfig) -> bool:
@@ -571,131 +567,3 @@ class Trainer:
                 "improved": improved,
             }
         )
-
-    # ------------------------------------------------------------------ checkpoints
-    def vl_config(self, with_adapter: bool) -> VLConfig:
-        cfg = self.cfg
-        prompts = sorted({self._prompt(ep) for ep in self.train_episodes})
-        return VLConfig(
-            model_path=cfg.vl_model_path,
-            adapter_path=ADAPTER_DIR if with_adapter else None,
-            image_width=cfg.image_width,
-            image_height=cfg.image_height,
-            max_views=cfg.max_views,
-            num_feature_tokens=cfg.num_feature_tokens,
-            feature_layer=cfg.feature_layer,
-            prompt=prompts[0],
-        )
-
-    def metadata(self, adapter_id: str) -> dict[str, Any]:
-        cfg = self.cfg
-        ep = self.train_episodes[0]
-        prompts = sorted({self._prompt(e) for e in self.train_episodes})
-        return {
-            "action_space": cfg.action_space,
-            "action_names": list(ACTION_SPACES[cfg.action_space]),
-            "step_period": cfg.step_period,
-            "vl_model_id": self.vl_model_id,
-            "vl_adapter_id": adapter_id,
-            "vl_adapter_path": ADAPTER_DIR if self.extractor is not None else None,
-            "vl_config": self.vl_config(self.extractor is not None).to_dict(),
-            "prompt": prompts[0] if len(prompts) == 1 else None,
-            "prompts": prompts,
-            "views": list(ep.views),
-            "stage": cfg.stage,
-            "step": self.step,
-            "reuse": cfg.reuse,
-            "datasets": {
-                "train": [e.name for e in self.train_episodes],
-                "val": [e.name for e in self.val_episodes],
-            },
-            "init_from": cfg.init_from,
-            "train_config": cfg.to_dict(),
-            "normalization": "train episodes (asyncvla_training.data.stats.compute_normalization)"
-            if not cfg.init_from
-            else f"from {cfg.init_from}",
-        }
-
-    def save_checkpoint(
-        self, name: str, training_state: bool, extra: dict[str, Any] | None = None
-    ) -> Path | None:
-        """Write ``out_dir/name`` (rank 0 only): policy + adapter [+ training state], swapped in."""
-        if not self.dist.is_main:
-            return None
-        final = self.out_dir / name
-        staging = self.out_dir / f".{name}.staging"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
-        adapter_id = self.vl_adapter_id
-        if self.extractor is not None:
-            self.extractor.save_adapter(staging / ADAPTER_DIR)
-            adapter_id = adapter_id_of(staging / ADAPTER_DIR)
-        metadata = self.metadata(adapter_id)
-        metadata.update(extra or {})
-        was_training = self.policy.training
-        save_policy(self.policy, staging, extra_metadata=metadata)
-        self.policy.train(was_training)
-        if training_state:
-            tdir = staging / TRAINING_DIR
-            save_optimizer_state(self.optimizer, tdir)
-            state = {
-                "format": "asyncvla_train_state",
-                "step": self.step,
-                "schedule": {
-                    "type": "warmup_cosine",
-                    "step": self.step,
-                    "warmup_steps": self.cfg.warmup_steps,
-                    "total_steps": self.cfg.total_steps,
-                    "min_lr_ratio": self.cfg.min_lr_ratio,
-                },
-                "rng": {
-                    "seed": self.cfg.seed,
-                    "scheme": "torch reseeded per (seed, rank, micro-step); data order and "
-                    "staleness are functions of (seed, epoch, rank, micro-step)",
-                },
-                "best_val_loss": self.best_val,
-                "world_size": self.dist.world_size,
-                "train_config": self.cfg.to_dict(),
-                "history_tail": self.history[-50:],
-            }
-            (tdir / STATE_NAME).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-        old = self.out_dir / f".{name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if final.exists():
-            final.rename(old)
-        staging.rename(final)
-        if old.exists():
-            shutil.rmtree(old)
-        return final
-
-    def load_training_state(self, directory: str | Path) -> None:
-        """Restore weights (policy, LoRA), optimiser, step and best validation loss from ``latest``."""
-        directory = Path(directory)
-        tdir = directory / TRAINING_DIR
-        if not (tdir / STATE_NAME).is_file():
-            raise FileNotFoundError(f"{directory} has no {TRAINING_DIR}/{STATE_NAME}: nothing to resume")
-        state = json.loads((tdir / STATE_NAME).read_text())
-        saved = TrainConfig.from_dict(state["train_config"]).to_dict()
-        current = self.cfg.to_dict()
-        changed = sorted(k for k in current if current[k] != saved.get(k) and k not in RESUME_MUTABLE_KEYS)
-        if changed:
-            raise ResumeError(
-                f"cannot resume {directory}: the TrainConfig differs in {changed} "
-                "(only bookkeeping keys may change)"
-            )
-        if state["world_size"] != self.dist.world_size:
-            raise ResumeError(
-                f"cannot resume {directory} with {self.dist.world_size} process(es): it was "
-                f"trained with {state['world_size']} (the data order depends on it)"
-            )
-        weights = load_file(str(directory / "model.safetensors"), device="cpu")
-        self.policy.load_state_dict(weights, strict=True)
-        if self.extractor is not None:
-            self._load_adapter_weights(directory / ADAPTER_DIR / "adapter_model.safetensors")
-        load_optimizer_state(self.optimizer, tdir)
-        self.step = int(state["step"])
-        self.best_val = state.get("best_val_loss")
-        self.history = list(state.get("history_tail", []))
-        self.log({"event": "resume", "step": self.step, "from": str(directory)})
