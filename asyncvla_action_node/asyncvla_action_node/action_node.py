@@ -142,7 +142,8 @@ class ActionNode(Node):
                                        max_future)
         self.sensor = SensorWindow(config.sensor.window, config.sensor.in_channels - 1,
                                    max_gap=p["sensor_max_gap"], max_future=max_future)
-        self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future)
+        self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future,
+                                           p["robot_state_max_age"])
         self.vl_budget = vl_message_budget(config.vl_num_tokens, config.vl_dim)
         self.refusals = RejectionSet(tuple(name for name, _ in WATCHDOGS))
         blender = ChunkBlender(p["chunk_blending"], p["blend_old_weight"], p["ensemble_decay"],
