@@ -53,6 +53,7 @@ from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures
 from asyncvla_training.conventions import ACTION_SPACES, JOINT_NAMES, sensor_batch_reason
+from asyncvla_training.vl_contract import CheckpointVL, VLSeen
 from asyncvla_training.vl_payload import decode_features
 
 
@@ -138,8 +139,10 @@ class ActionNode(Node):
         expected_model = p["expected_model_id"] or str(metadata.get("vl_model_id", ""))
         self.horizon, self.action_dim = config.horizon, config.action_dim
         max_future = p["max_future_stamp"]
+        contract = None if p["expected_model_id"] else CheckpointVL.from_metadata(
+            metadata, p["checkpoint"])
         self.vl_store = VLFeatureStore(config.vl_num_tokens, config.vl_dim, expected_model,
-                                       max_future)
+                                       max_future, contract)
         self.sensor = SensorWindow(config.sensor.window, config.sensor.in_channels - 1,
                                    max_gap=p["sensor_max_gap"], max_future=max_future)
         self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future,
@@ -239,7 +242,9 @@ class ActionNode(Node):
         try:
             features = decode_features(msg.data, msg.num_tokens, msg.feature_dim, msg.dtype)
             reason = self.vl_store.update(features, msg.sequence, stamp_to_ns(msg.header.stamp),
-                                          msg.model_id, self.get_clock().now().nanoseconds)
+                                          msg.model_id, self.get_clock().now().nanoseconds,
+                                          VLSeen(msg.model_id, msg.adapter_id, msg.num_tokens,
+                                                 msg.feature_layer, msg.prompt))
         except ValueError as exc:
             self.counters.inc("vl_rejected_payload")
             reason = self.vl_store.last_reject_reason = str(exc)
