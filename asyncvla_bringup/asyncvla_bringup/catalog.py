@@ -377,6 +377,19 @@ def monitor_plan(values: Mapping[str, str] | None = None,
     return Plan(nodes, [])
 
 
+def command_exit_reason(cmd: list[str], returncode: int | None) -> str:
+    """Why the whole launch must stop when a plan command exits, or "" to keep running.
+
+    The bag player feeds /clock: when it fails (a missing or unreadable bag, a bad QoS override
+    file) the nodes would wait on /clock forever, so the launch shuts down with this reason. A
+    player that finishes normally (0) leaves the nodes running, to be inspected.
+    """
+    if not returncode:
+        return ""
+    return (f"`{' '.join(cmd[:3])}` exited with code {returncode} (see its output above): "
+            "shutting down, the nodes would wait on /clock forever")
+
+
 def _checkpoint_given(node: NodePlan) -> bool:
     if node.overrides.get("checkpoint"):
         return True

@@ -142,6 +142,16 @@ def test_bad_values_stop_the_launch(values, message):
         _plan("action", **CHECKPOINT, **values)
 
 
+def test_a_failing_bag_player_stops_the_launch_with_its_reason():
+    """`ros2 bag play` exits non-zero when it cannot play (a missing bag: rosbag2 raises and the
+    CLI returns 1): the launch must then shut down, not leave the nodes waiting on /clock."""
+    (cmd,) = _plan("replay", bag="/nonexistent/bag", **CHECKPOINT).commands
+    reason = catalog.command_exit_reason(cmd, 1)
+    assert "`ros2 bag play` exited with code 1" in reason and "/clock" in reason
+    assert catalog.command_exit_reason(cmd, 0) == ""  # played to the end: nodes stay up
+    assert "code -2" in catalog.command_exit_reason(cmd, -2)  # killed by a signal
+
+
 def test_replay_starts_the_bag_player(tmp_path):
     plan = _plan("replay", bag="/bags/run01", rate="0.5", clock_hz="100", namespace="arm1",
                  **CHECKPOINT)
