@@ -36,6 +36,7 @@ from asyncvla_common.safety import SafetyGate, SafetyState, hold_required
 from asyncvla_common.safety_status import safety_report
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_training.conventions import ACTION_SPACES, sensor_batch_reason
+from asyncvla_training.vl_contract import CheckpointVL, VLSeen
 from asyncvla_training.vl_payload import decode_features
 
 Log = Callable[[str, str], None]  # (level: "info" | "warning" | "error", text)
@@ -54,6 +55,18 @@ class PolicyShape:
     action_space: str
     step_period: float
     vl_model_id: str
+    vl_contract: Any = None  # vl_contract.CheckpointVL: names the setting a refused VLM differs in
+
+    @classmethod
+    def from_checkpoint(cls, config, metadata: dict[str, Any], path: str,
+                        expected_model_id: str = "") -> "PolicyShape":
+        """From a checkpoint's PolicyConfig and metadata (read_checkpoint_config)."""
+        contract = None if expected_model_id else CheckpointVL.from_metadata(metadata, path)
+        return cls(config.vl_num_tokens, config.vl_dim, config.sensor.window,
+                   config.sensor.in_channels - 1, config.horizon, config.action_dim,
+                   str(metadata.get("action_space", "ee_delta")),
+                   float(metadata.get("step_period", 0.1)),
+                   str(metadata.get("vl_model_id", "")), contract)
 
 
 class ActionLoop:
@@ -68,10 +81,11 @@ class ActionLoop:
         self.expected_model = p["expected_model_id"] or shape.vl_model_id
         max_future = p["max_future_stamp"]
         self.vl_store = VLFeatureStore(shape.vl_num_tokens, shape.vl_dim, self.expected_model,
-                                       max_future)
+                                       max_future, shape.vl_contract)
         self.sensor = SensorWindow(shape.sensor_window, shape.aline_length,
                                    max_gap=p["sensor_max_gap"], max_future=max_future)
-        self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future)
+        self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future,
+                                           p["robot_state_max_age"])
         self.vl_budget = vl_message_budget(shape.vl_num_tokens, shape.vl_dim)
         self.refusals = RejectionSet(tuple(name for name, _ in WATCHDOGS))
         blender = ChunkBlender(p["chunk_blending"], p["blend_old_weight"], p["ensemble_decay"],
@@ -124,10 +138,13 @@ class ActionLoop:
         return True
 
     def vl_features(self, data, num_tokens: int, feature_dim: int, dtype: str, sequence: int,
-                    stamp_ns: int, model_id: str, now_ns: int) -> bool:
+                    stamp_ns: int, model_id: str, now_ns: int, adapter_id: str = "",
+                    feature_layer: int = -1, prompt: str = "") -> bool:
         try:
             features = decode_features(data, num_tokens, feature_dim, dtype)
-            reason = self.vl_store.update(features, sequence, stamp_ns, model_id, now_ns)
+            reason = self.vl_store.update(
+                features, sequence, stamp_ns, model_id, now_ns,
+                VLSeen(model_id, adapter_id, num_tokens, feature_layer, prompt))
         except ValueError as exc:
             self.counters.inc("vl_rejected_payload")
             reason = self.vl_store.last_reject_reason = str(exc)

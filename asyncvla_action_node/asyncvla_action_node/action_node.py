@@ -47,11 +47,8 @@ class ActionNode(Node):
         config, metadata = read_checkpoint_config(p["checkpoint"])
         policy = load_policy(p["checkpoint"], device=p["device"])
         policy.set_inference_dtype(p["expert_dtype"])
-        shape = PolicyShape(
-            config.vl_num_tokens, config.vl_dim, config.sensor.window,
-            config.sensor.in_channels - 1, config.horizon, config.action_dim,
-            str(metadata.get("action_space", "ee_delta")),
-            float(metadata.get("step_period", 0.1)), str(metadata.get("vl_model_id", "")))
+        shape = PolicyShape.from_checkpoint(config, metadata, p["checkpoint"],
+                                            p["expected_model_id"])
         self.loop = ActionLoop(p, shape, policy.predict, self._log, self._hold,
                                self._report_now)
         self.counters = self.loop.counters
@@ -118,7 +115,7 @@ class ActionNode(Node):
         msg = deserialize_message(raw, VLFeatures)
         if self.loop.vl_features(msg.data, msg.num_tokens, msg.feature_dim, msg.dtype,
                                  msg.sequence, stamp_to_ns(msg.header.stamp), msg.model_id,
-                                 self._now_ns()):
+                                 self._now_ns(), msg.adapter_id, msg.feature_layer, msg.prompt):
             self.loop.log_throttled(
                 "vl", "info", f"[VL #{msg.sequence}] {msg.num_tokens}x{msg.feature_dim}, "
                 f"computed in {msg.compute_time * 1e3:.0f} ms from {len(msg.view_names)} views")

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-OK, WARN, ERROR = 0, 1, 2  # as common.diagnostics
+from asyncvla_common.report import ERROR, OK, WARN
+
 
 
 @dataclass(frozen=True)

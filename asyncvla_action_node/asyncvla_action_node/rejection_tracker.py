@@ -20,8 +20,9 @@ import collections
 import threading
 from dataclasses import dataclass
 
+from asyncvla_common.report import ERROR, OK, WARN
+
 # Same values as common.diagnostics (kept ROS-free here; a test checks they agree).
-OK, WARN, ERROR = 0, 1, 2
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asyncvla_action_node.input_checks import NS_PER_S, future_stamp_reason
+from asyncvla_training.vl_contract import CheckpointVL, VLSeen
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,14 @@ class VLFeatureStore:
     """Thread-safe newest-features holder with validation and reuse counting."""
 
     def __init__(self, num_tokens: int, feature_dim: int, expected_model_id: str = "",
-                 max_future: float = 0.2) -> None:
+                 max_future: float = 0.2, contract: CheckpointVL | None = None) -> None:
+        """`contract`: the checkpoint's VL settings; with it, features whose model id or
+        adapter differs are refused with the settings that differ named."""
         self.num_tokens = num_tokens
         self.max_future = max_future
         self.feature_dim = feature_dim
         self.expected_model_id = expected_model_id
+        self.contract = contract
         self._lock = threading.Lock()
         self._features: np.ndarray | None = None
         self._sequence = 0
@@ -50,7 +54,7 @@ class VLFeatureStore:
         return reason
 
     def update(self, features: np.ndarray, sequence: int, stamp_ns: int, model_id: str,
-               now_ns: int) -> str:
+               now_ns: int, seen: VLSeen | None = None) -> str:
         """Store new features; returns "" when accepted, else why they were rejected.
 
         Features held from before a clock step back (now further in the future than
@@ -58,6 +62,10 @@ class VLFeatureStore:
         """
         with self._lock:
             self.received += 1
+            if self.contract is not None and seen is not None:
+                mismatch = self.contract.features_mismatch(seen)
+                if mismatch:
+                    return self._reject(mismatch, "model_id")
             if self.expected_model_id and model_id != self.expected_model_id:
                 return self._reject(f"VL features from model {model_id!r}, expected "
                                     f"{self.expected_model_id!r}", "model_id")

@@ -115,11 +115,10 @@ def test_robot_state_input_refuses_and_forgets_on_bad_joints_or_future_stamps():
 
 
 # --- repeated refusals -------------------------------------------------------------------------
-def test_levels_agree_with_diagnostics():
-    pytest.importorskip("diagnostic_msgs")
-    from asyncvla_common import diagnostics
+def test_levels_are_the_report_levels():
+    from asyncvla_common import report
 
-    assert (OK, WARN, ERROR) == (diagnostics.OK, diagnostics.WARN, diagnostics.ERROR)
+    assert (OK, WARN, ERROR) == (report.OK, report.WARN, report.ERROR) == (0, 1, 2)
 
 
 def test_refusals_turn_warn_then_error_while_they_continue_then_recover():

@@ -71,6 +71,10 @@ class Arg:
     description: str
     node: str = ""
     parameter: str = ""
+    also: tuple[tuple[str, str], ...] = ()  # further (node, parameter) pairs it sets
+
+    def targets(self) -> tuple[tuple[str, str], ...]:
+        return ((self.node, self.parameter),) + self.also if self.node else ()
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,9 @@ VLM_ARGS = (
         "vlm", "target_period"),
 )
 ACTION_ARGS = (
-    Arg("checkpoint", "", "Action node: policy checkpoint directory (required unless a "
-        "parameter file sets it)", "action", "checkpoint"),
+    Arg("checkpoint", "", "Policy checkpoint directory (required unless a parameter file sets "
+        "it): the action node's policy, and the VLM node takes its VL settings from it "
+        "(policy_checkpoint)", "action", "checkpoint", (("vlm", "policy_checkpoint"),)),
     Arg("action_rate_hz", "", "Action node: ticks per second" + _KEEP, "action",
         "action_rate_hz"),
     Arg("max_vl_age", "", "Action node: oldest VL features (s) it may act on" + _KEEP,
@@ -151,6 +156,8 @@ ROLES: dict[str, Role] = {role.name: role for role in (
          "VLM node only (a GPU server), optionally with the camera bridge.",
          (("vlm", ""), ("camera_bridge", "camera_bridge")),
          _common() + VLM_ARGS + (
+             Arg("checkpoint", "", "VLM: the policy checkpoint it serves; VL settings left at "
+                 "their defaults come from it" + _KEEP, "vlm", "policy_checkpoint"),
              Arg("device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP, "vlm",
                  "device"),
              Arg("camera_bridge", "false", "true: also run the camera bridge here (the Jetson "
@@ -280,11 +287,11 @@ def plan(role_name: str, values: Mapping[str, str] | None = None,
 
     overrides: dict[str, dict[str, Any]] = {}
     for arg in role.args:
-        if arg.node and v[arg.name] != "":
-            kind = NODES[arg.node]
-            spec = kind.spec_map()[arg.parameter]
-            overrides.setdefault(arg.node, {})[arg.parameter] = coerce(kind, spec, v[arg.name],
-                                                                       arg.name)
+        for node_key, parameter in arg.targets() if v[arg.name] != "" else ():
+            kind = NODES[node_key]
+            spec = kind.spec_map()[parameter]
+            overrides.setdefault(node_key, {})[parameter] = coerce(kind, spec, v[arg.name],
+                                                                   arg.name)
 
     nodes: list[NodePlan] = []
     for key, gate in role.nodes:
@@ -348,6 +355,19 @@ def monitor_plan(values: Mapping[str, str] | None = None,
         nodes.append(NodePlan("rqt", "rqt_gui", "rqt_gui", "asyncvla_rqt", "", [sim], [],
                               ["--perspective-file", str(share / PERSPECTIVE)]))
     return Plan(nodes, [])
+
+
+def command_exit_reason(cmd: list[str], returncode: int | None) -> str:
+    """Why the whole launch must stop when a plan command exits, or "" to keep running.
+
+    The bag player feeds /clock: when it fails (a missing or unreadable bag, a bad QoS override
+    file) the nodes would wait on /clock forever, so the launch shuts down with this reason. A
+    player that finishes normally (0) leaves the nodes running, to be inspected.
+    """
+    if not returncode:
+        return ""
+    return (f"`{' '.join(cmd[:3])}` exited with code {returncode} (see its output above): "
+            "shutting down, the nodes would wait on /clock forever")
 
 
 def _checkpoint_given(node: NodePlan) -> bool:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction
+from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, LogInfo,
+                            OpaqueFunction, RegisterEventHandler)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -57,5 +60,16 @@ def to_actions(plan: catalog.Plan, banner: str) -> list:
                             additional_env=n.env or None, output="screen",
                             emulate_tty=True))
     for cmd in plan.commands:
-        actions.append(ExecuteProcess(cmd=cmd, output="screen", name=cmd[1] + "_" + cmd[2]))
+        process = ExecuteProcess(cmd=cmd, output="screen", name=cmd[1] + "_" + cmd[2])
+        actions.append(process)
+        actions.append(RegisterEventHandler(OnProcessExit(
+            target_action=process, on_exit=lambda event, _ctx, cmd=cmd: _stop_if(
+                catalog.command_exit_reason(cmd, event.returncode)))))
     return actions
+
+
+def _stop_if(reason: str) -> list:
+    """The launch actions for a command's exit: log and shut down when `reason` is set."""
+    if not reason:
+        return []
+    return [LogInfo(msg=reason), EmitEvent(event=Shutdown(reason=reason))]

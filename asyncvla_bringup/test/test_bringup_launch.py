@@ -191,3 +191,23 @@ def test_action_launch_starts_its_nodes(processes, ros_env, tmp_path_factory):
         rclpy.shutdown(context=context)
     assert proc.stop(timeout=15) is not None
     assert "Traceback" not in proc.output(), proc.output()[-3000:]
+
+
+def test_a_failing_command_shuts_the_launch_down_with_the_reason(capfd):
+    """launch_support wires catalog.command_exit_reason: a plan command that exits 3 stops a
+    launch that would otherwise run for a minute (a stand-in for the nodes waiting on /clock)."""
+    import sys
+
+    from launch import LaunchDescription, LaunchService
+
+    from asyncvla_bringup.launch_support import to_actions
+
+    plan = catalog.Plan([], [[sys.executable, "-c", "import time; time.sleep(60)"],
+                             [sys.executable, "-c", "raise SystemExit(3)"]])
+    service = LaunchService()
+    service.include_launch_description(LaunchDescription(to_actions(plan, "test:")))
+    start = time.monotonic()
+    service.run()
+    assert time.monotonic() - start < 30
+    out = capfd.readouterr()
+    assert "exited with code 3" in out.out + out.err

@@ -161,8 +161,11 @@ def test_rclpy_refuses_the_int_for_float_the_checker_flags(tmp_path):
 
 def test_seed_defaults():
     vlm = _node_params("vlm_node.yaml", catalog.NODES["vlm"])
-    assert len(vlm["views"]) == 5 and len(vlm["image_topics"]) == 5
-    assert [t.split("/")[1] for t in vlm["image_topics"]] == vlm["views"]
+    from asyncvla_vlm_node.view_topics import view_topics
+
+    topics = view_topics(vlm["views"], vlm["image_topics"])
+    assert len(vlm["views"]) == 5 and len(topics) == 5
+    assert [t.split("/")[1] for t in topics] == vlm["views"]
     assert (vlm["resize_width"], vlm["resize_height"]) == (640, 360)
     assert vlm["prompt"] == "Insert the needle through the trocar into the eye phantom model"
     assert vlm["feature_layer"] == -1
@@ -202,7 +205,10 @@ def test_yaml_topics_resolve_to_the_node_defaults(key):
             assert names.resolve_topic(value) == default
         checked += 1
     if key == "vlm":
-        assert [names.resolve_topic(t) for t in params["image_topics"]] == \
+        from asyncvla_vlm_node.view_topics import view_topics
+
+        topics = view_topics(params["views"], params["image_topics"])
+        assert [names.resolve_topic(t) for t in topics] == \
             [f"/camera/{v}/image_raw/compressed" for v in params["views"]]
         checked += 1
     if key == "camera_bridge":

@@ -55,6 +55,8 @@ def test_defaults(role):
             expected_overrides.update(checkpoint="/data/policy")
             if role == "replay":
                 expected_overrides.update(enabled_at_start=True)
+        if node.key == "vlm" and role in NEEDS_CHECKPOINT:
+            expected_overrides.update(policy_checkpoint="/data/policy")
         assert node.overrides == expected_overrides
     assert plan.commands == []  # no bag:= given
 
@@ -82,7 +84,7 @@ def test_overrides_reach_the_nodes_with_the_declared_types(tmp_path):
     vlm, action = plan.node("vlm"), plan.node("action")
     assert vlm.overrides == {"model_path": "/data/qwen", "adapter_path": "/data/lora",
                              "prompt": "yes", "target_period": 1.0, "device": "cuda:0",
-                             "use_sim_time": True}
+                             "policy_checkpoint": "/data/policy", "use_sim_time": True}
     assert type(vlm.overrides["target_period"]) is float  # "1" -> 1.0: the node declares double
     assert type(vlm.overrides["prompt"]) is str            # "yes" stays a string
     assert action.overrides == {"checkpoint": "/data/policy", "action_rate_hz": 20.0,
@@ -93,6 +95,16 @@ def test_overrides_reach_the_nodes_with_the_declared_types(tmp_path):
         assert node.ros_arguments == ["--log-level", "warn"]
         assert node.parameters[1] == str(extra)  # after the package file, before the arguments
     assert plan.node("camera_bridge").overrides == {"use_sim_time": True}
+
+
+@pytest.mark.parametrize("role", ["robot", "replay", "vlm"])
+def test_checkpoint_reaches_the_vlm_node_too(role):
+    """checkpoint:= alone gives a working pair: the VLM node serves that policy's VL settings."""
+    plan = _plan(role, checkpoint="/data/policy")
+    assert plan.node("vlm").overrides["policy_checkpoint"] == "/data/policy"
+    if role != "vlm":
+        assert plan.node("action").overrides["checkpoint"] == "/data/policy"
+    assert "policy_checkpoint" not in _plan("vlm").node("vlm").overrides
 
 
 def test_single_node_roles_name_the_device_argument_device():
@@ -128,6 +140,16 @@ def test_gates(role, values, nodes):
 def test_bad_values_stop_the_launch(values, message):
     with pytest.raises(ValueError, match=message):
         _plan("action", **CHECKPOINT, **values)
+
+
+def test_a_failing_bag_player_stops_the_launch_with_its_reason():
+    """`ros2 bag play` exits non-zero when it cannot play (a missing bag: rosbag2 raises and the
+    CLI returns 1): the launch must then shut down, not leave the nodes waiting on /clock."""
+    (cmd,) = _plan("replay", bag="/nonexistent/bag", **CHECKPOINT).commands
+    reason = catalog.command_exit_reason(cmd, 1)
+    assert "`ros2 bag play` exited with code 1" in reason and "/clock" in reason
+    assert catalog.command_exit_reason(cmd, 0) == ""  # played to the end: nodes stay up
+    assert "code -2" in catalog.command_exit_reason(cmd, -2)  # killed by a signal
 
 
 def test_replay_starts_the_bag_player(tmp_path):

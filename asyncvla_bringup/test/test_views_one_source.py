@@ -8,6 +8,8 @@ import yaml
 
 from asyncvla_bridges.camera_bridge import CAMERA_BRIDGE_PARAMETERS
 from asyncvla_training.conventions import LAB_VIEWS, VIEW_NAMES
+from asyncvla_vlm_node.view_topics import view_topics
+from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -30,5 +32,9 @@ def test_vlm_and_record_yaml_follow_the_lab_views():
     vlm = node_params("vlm_node.yaml", "asyncvla_vlm_node")
     assert vlm["views"] == list(VIEW_NAMES)
     prefix = node_params("bridges.yaml", "camera_bridge")["topic_prefix"]
-    assert vlm["image_topics"] == [v.topic(prefix).lstrip("/") for v in LAB_VIEWS]
+    topics = view_topics(vlm["views"], vlm["image_topics"], vlm["image_transport"] == "compressed")
+    assert topics == [v.topic(prefix).lstrip("/") for v in LAB_VIEWS]
+    defaults = {p.name: p.default for p in VLM_NODE_PARAMETERS}
+    assert defaults["views"] == list(VIEW_NAMES)  # the node's own defaults, without a YAML
+    assert view_topics(defaults["views"], defaults["image_topics"]) == topics
     assert yaml.safe_load((CONFIG / "record.yaml").read_text())["views"] == list(VIEW_NAMES)

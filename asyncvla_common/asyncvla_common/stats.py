@@ -143,7 +143,9 @@ class DropWindow:
 
 
 def drop_severity(fraction: float) -> int:
-    """0 (OK), 1 (WARN) or 2 (ERROR): the diagnostic_msgs level for a dropped share."""
+    """The report level (OK, WARN or ERROR) for a dropped share."""
+    from .report import ERROR, OK, WARN
+
     if fraction > ERROR_DROP_FRACTION:
-        return 2
-    return 1 if fraction > WARN_DROP_FRACTION else 0
+        return ERROR
+    return WARN if fraction > WARN_DROP_FRACTION else OK

@@ -13,6 +13,17 @@ the order of its names does not matter, extra joints are ignored and a missing o
 Robot state vector (ROBOT_STATE_DIM = 13):
     [q1..q6 (rad), x, y, z (m, base frame), qx, qy, qz, qw (EE orientation quaternion)]
 
+Orientation sign (continuous_orientation): q and -q are one rotation, and the policy must see one
+of them consistently. A per-sample rule (the former w >= 0) jumps where w crosses 0, which is
+exactly a tool pointing straight down (qx = +1 in one recording, -1 in the next). So each state
+takes the sign closest to the previous state of the same motion (dot product >= 0), and the first
+state of a motion (an episode segment in training; the first state after a reset or a gap longer
+than robot_state_max_age in the action node) takes the sign closest to ORIENTATION_ANCHOR_XYZW, a
+tool pointing straight down (180 degrees about the base x axis): the sign can then only be
+ambiguous at the start of a motion for orientations 90 degrees or more away from tool-down, which
+an insertion does not start from. Actions do not depend on the sign (offsets are rotation vectors
+of R_target R_ref^T), only the state input does.
+
 Sensor sample (SENSOR_CHANNELS = 1026): [force (N), A-line[0..1024]] — one row of the window;
 a window is the newest `T` samples (default 65 = 100 ms at 650 Hz) ending at the action time.
 
@@ -30,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .rotations import quat_to_rotvec
+from .rotations import quat_sign_continuous, quat_to_rotvec
 
 @dataclass(frozen=True)
 class CameraView:
@@ -62,6 +73,10 @@ LAB_VIEWS = (CameraView("view1", "41182735"), CameraView("view2", "49429257"),
 VIEW_NAMES = tuple(v.name for v in LAB_VIEWS)
 #: Image slots the VL model is built with (more views than this are refused).
 MAX_VIEWS = len(LAB_VIEWS)
+
+#: The orientation the first state of a motion is signed against (module docstring): the tool
+#: pointing straight down, a rotation of 180 degrees about the base x axis, as xyzw.
+ORIENTATION_ANCHOR_XYZW = (1.0, 0.0, 0.0, 0.0)
 
 NUM_JOINTS = 6
 JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, NUM_JOINTS + 1))
@@ -120,21 +135,31 @@ def sensor_batch_reason(num_samples: int, stamps: int, force: int, alines: int,
     return ""
 
 
+def continuous_orientation(quaternions_xyzw: np.ndarray,
+                           previous_xyzw: np.ndarray | None = None) -> np.ndarray:
+    """The state orientation convention (module docstring), the one function training and the
+    action node both use: (n, 4) unit quaternions, each signed against the one before it, the
+    first against ``previous_xyzw`` (the last state of the same motion) or, when None,
+    ORIENTATION_ANCHOR_XYZW. ValueError for a zero or non-finite quaternion."""
+    anchor = ORIENTATION_ANCHOR_XYZW if previous_xyzw is None else previous_xyzw
+    return quat_sign_continuous(quaternions_xyzw, anchor)
+
+
 def robot_state_vector(joint_positions: np.ndarray, position: np.ndarray,
-                       quaternion_xyzw: np.ndarray) -> np.ndarray:
-    """Assemble the 13-d state; the quaternion is normalised and its sign fixed (qw >= 0)."""
+                       quaternion_xyzw: np.ndarray,
+                       previous_xyzw: np.ndarray | None = None) -> np.ndarray:
+    """Assemble the 13-d state; the quaternion is normalised and signed by continuous_orientation
+    (against ``previous_xyzw``, the previous state's quaternion of the same motion, if any)."""
     joints = np.asarray(joint_positions, dtype=np.float64).reshape(-1)
     pos = np.asarray(position, dtype=np.float64).reshape(-1)
     quat = np.asarray(quaternion_xyzw, dtype=np.float64).reshape(-1)
     if joints.size != 6 or pos.size != 3 or quat.size != 4:
         raise ValueError(f"robot state needs 6 joints, 3 position values and a 4-value quaternion; "
                          f"got {joints.size}, {pos.size}, {quat.size}")
-    norm = np.linalg.norm(quat)
-    if not np.isfinite(norm) or norm < 1e-6:
-        raise ValueError("robot state quaternion is zero or not finite")
-    quat = quat / norm
-    if quat[3] < 0:
-        quat = -quat
+    try:
+        quat = continuous_orientation(quat, previous_xyzw)[0]
+    except ValueError as exc:
+        raise ValueError(f"robot state {exc}") from None
     state = np.concatenate([joints, pos, quat]).astype(np.float32)
     if not np.all(np.isfinite(state)):
         raise ValueError("robot state contains NaN or inf")

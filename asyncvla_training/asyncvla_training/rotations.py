@@ -37,6 +37,29 @@ def quat_conjugate(q: np.ndarray) -> np.ndarray:
     return np.concatenate([-q[..., :3], q[..., 3:]], axis=-1)
 
 
+def quat_sign_continuous(quats: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Unit xyzw quaternions (n, 4) with each sign chosen so the sequence is continuous.
+
+    q and -q are the same rotation; any rule that picks the sign from one quaternion alone (such
+    as w >= 0) jumps somewhere (w >= 0 jumps where w crosses 0: a tool pointing straight down).
+    Here sample i takes the sign with a non-negative dot product against sample i - 1, and the
+    first sample the sign with a non-negative dot product against ``anchor`` (the previous
+    sample of the same motion when there is one, else a fixed reference orientation). A zero or
+    non-finite quaternion raises ValueError.
+    """
+    q = np.asarray(quats, dtype=np.float64).reshape(-1, 4)
+    norms = np.linalg.norm(q, axis=-1, keepdims=True)
+    if q.size and (not np.all(np.isfinite(norms)) or float(norms.min()) < 1e-6):
+        raise ValueError("quaternion is zero or not finite")
+    q = q / norms
+    if not len(q):
+        return q
+    steps = np.where(np.sum(q[1:] * q[:-1], axis=-1) < 0, -1.0, 1.0)
+    first = -1.0 if float(np.dot(q[0], np.asarray(anchor, dtype=np.float64))) < 0 else 1.0
+    signs = first * np.cumprod(np.concatenate([[1.0], steps]))
+    return q * signs[:, None]
+
+
 def quat_to_rotvec(q: np.ndarray) -> np.ndarray:
     """Rotation vector (axis * angle, rad) of unit xyzw quaternions (broadcasting), angle in [0, pi]."""
     q = np.asarray(q, dtype=np.float64)

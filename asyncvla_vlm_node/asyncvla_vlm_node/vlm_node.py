@@ -37,9 +37,11 @@ from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_common.safety import WatchdogSet
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
+from asyncvla_training.conventions import VIEW_NAMES
 from asyncvla_training.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.upstream_health import UpstreamHealth
+from asyncvla_vlm_node.view_topics import view_topics
 from asyncvla_vlm_node.vl_worker import VLWorker
 
 SEED_PROMPT = "Insert the needle through the trocar into the eye phantom model"
@@ -47,16 +49,20 @@ SEED_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 #: Every parameter of the VLM node (name, default, description, range); declared in order.
 VLM_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("policy_checkpoint", "", "Policy checkpoint this node serves: VL parameters left "
+              "at their defaults take the checkpoint's values, conflicting ones stop the node "
+              "('' = use the parameters as given)", read_only=True),
     ParamSpec("model_path", "Qwen/Qwen2.5-VL-3B-Instruct", "Local model directory or a model id "
               "already in the HF cache (loaded offline)", read_only=True),
     ParamSpec("adapter_path", "", "Optional peft LoRA adapter directory", read_only=True),
     ParamSpec("device", "auto", "auto (cuda if available), cpu, cuda, cuda:N", read_only=True),
     ParamSpec("dtype", "auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16",
               read_only=True),
-    ParamSpec("views", ["view1", "view2", "view3", "view4", "view5"], "View names, in the order "
-              "the model was trained on", read_only=True),
-    ParamSpec("image_topics", [""], "One image topic per view ('' entries -> "
-              "/camera/<view>/image_raw[/compressed])", read_only=True),
+    ParamSpec("views", list(VIEW_NAMES), "View names, in the order the model was trained on",
+              read_only=True),
+    ParamSpec("image_topics", [""], "One image topic per view, or [''] for all: a '' entry is "
+              "camera/<view>/image_raw[/compressed] (relative: follows the namespace)",
+              read_only=True),
     ParamSpec("image_transport", "compressed", "compressed (sensor_msgs/CompressedImage) or raw "
               "(sensor_msgs/Image)", read_only=True),
     ParamSpec("resize_width", 640, "Width (px) every view is resized to", read_only=True,
@@ -96,13 +102,20 @@ class VLMNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_vlm_node")
         p = declare_all(self, VLM_NODE_PARAMETERS)
+        contract = None
+        if p["policy_checkpoint"]:
+            from asyncvla_training.vl_contract import (read_checkpoint_vl,
+                                                              vlm_settings_from_checkpoint)
+
+            contract = read_checkpoint_vl(p["policy_checkpoint"])
+            p, notes = vlm_settings_from_checkpoint(
+                p, {s.name: s.default for s in VLM_NODE_PARAMETERS}, contract)
+            for note in notes:
+                self.get_logger().warning(note)
         views = list(p["views"])
-        topics = list(p["image_topics"]) or [f"/camera/{v}/image_raw" + (
-            "/compressed" if p["image_transport"] == "compressed" else "") for v in views]
-        if len(topics) != len(views):
-            raise ValueError(f"{len(views)} views but {len(topics)} image_topics")
         if p["image_transport"] not in ("compressed", "raw"):
             raise ValueError("image_transport must be 'compressed' or 'raw'")
+        topics = view_topics(views, list(p["image_topics"]), p["image_transport"] == "compressed")
         from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # torch: slow import
 
         self.extractor = VLFeatureExtractor.from_pretrained(
@@ -110,6 +123,11 @@ class VLMNode(Node):
             dtype=None if p["dtype"] == "auto" else p["dtype"],
             image_size=(p["resize_width"], p["resize_height"]), max_views=max(5, len(views)),
             num_feature_tokens=p["num_feature_tokens"], feature_layer=p["feature_layer"])
+        if contract is not None:
+            mismatch = contract.extractor_mismatch(self.extractor.model_id,
+                                                   self.extractor.adapter_id, p["model_path"])
+            if mismatch:
+                raise ValueError(mismatch)
         self.frames = FrameStore(views)
         self.payload_dtype = p["payload_dtype"]
         self.target_period = p["target_period"]
@@ -147,6 +165,8 @@ class VLMNode(Node):
         if p["camera_bridge_node"]:
             self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10,
                                      callback_group=images)
+        if self._prompt != self.get_parameter("prompt").value:  # taken from policy_checkpoint
+            self.set_parameters([rclpy.parameter.Parameter("prompt", value=self._prompt)])
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pub = self.create_publisher(VLFeatures, p["vl_features_topic"], qos.LATCHED)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
@@ -163,7 +183,10 @@ class VLMNode(Node):
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"VLM node ready: model {self.extractor.model_id} on {self.extractor.device}, "
-            f"views {views} via {p['image_transport']}, target period {self.target_period:.2f} s")
+            f"{p['num_feature_tokens']} tokens from layer {p['feature_layer']} at "
+            f"{p['resize_width']}x{p['resize_height']}"
+            + (f" (from {p['policy_checkpoint']})" if contract is not None else "") + ", "
+            f"views {views} on {topics}, target period {self.target_period:.2f} s")
 
     # --- inputs -----------------------------------------------------------------------------
     def _image_cb(self, view: str, compressed: bool):

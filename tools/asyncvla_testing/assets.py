@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from asyncvla_training.conventions import ROBOT_STATE_DIM
 
 #: Bumped whenever what build_demo_assets writes changes, so cached assets are rebuilt.
-ASSETS_VERSION = 3
+ASSETS_VERSION = 4
 #: The random policy's outputs are O(1) in normalised units; these statistics make them the size
 #: of a slow needle motion (about 1 mm and 5 mrad per step), well inside the output guard's
 #: default limits, as a trained policy's would be.
@@ -51,7 +51,7 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
 
     from asyncvla_training.models.checkpoint import save_policy
     from asyncvla_training.models.policy import ActionPolicy
-    from asyncvla_training.models.config import tiny_policy_config
+    from asyncvla_training.models.config import VLConfig, tiny_policy_config
     from asyncvla_training.testing.tiny_vlm import make_tiny_qwen_vl
     from asyncvla_training.models.vl_extractor import VLFeatureExtractor
 
@@ -67,6 +67,7 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
     policy.set_normalization(action_mean=DEMO_ACTION_MEAN, action_std=DEMO_ACTION_STD)
     save_policy(policy, checkpoint_dir, extra_metadata={
         "action_space": "ee_delta", "step_period": 0.1, "vl_model_id": extractor.model_id,
+        "vl_adapter_id": "", "vl_config": extractor.vl_config(VLConfig().prompt).to_dict(),
         "note": "random weights: the embedded default for demos and tests"})
     with open(info_path, "w") as f:
         json.dump({"version": ASSETS_VERSION, "model_id": extractor.model_id, "num_feature_tokens": num_feature_tokens,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..conventions import ACTION_DIM, ACTION_SPACES
+from ..conventions import ACTION_DIM, ACTION_SPACES, continuous_orientation
 from ..rotations import quat_conjugate, quat_multiply, quat_slerp, quat_to_rotvec
 from .bag_reader import BagStreams
 from .episode import Episode
@@ -79,10 +79,10 @@ class AlignmentReport:
 
 # ----------------------------------------------------------------------------- helpers
 def states_from(joints: np.ndarray, positions: np.ndarray, quaternions: np.ndarray) -> np.ndarray:
-    """Vectorised conventions.robot_state_vector: (n, 13) float32, quaternion unit with w >= 0."""
-    q = np.asarray(quaternions, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    q = np.where(q[:, 3:4] < 0, -q, q)
+    """Vectorised conventions.robot_state_vector for the consecutive states of ONE motion (an
+    episode segment): (n, 13) float32, quaternions signed by conventions.continuous_orientation,
+    the first against the anchor orientation, as the action node's first state after a reset."""
+    q = continuous_orientation(quaternions)
     return np.concatenate([joints, positions, q], axis=1).astype(np.float32)
 
 
@@ -215,8 +215,6 @@ def align_streams(streams: BagStreams, config: AlignmentConfig,
         invalid |= mask
     valid = ~invalid
 
-    states = states_from(streams.joint_positions[ji], streams.positions[pi],
-                         streams.quaternions[pi])
     target_joints = (streams.joint_positions[jlo] * (1.0 - jw[..., None])
                      + streams.joint_positions[jhi] * jw[..., None])
     target_positions = (streams.positions[plo] * (1.0 - pw[..., None])
@@ -233,7 +231,9 @@ def align_streams(streams: BagStreams, config: AlignmentConfig,
         encoded = {v: {int(s): (streams.frames[v].data[int(i)], streams.frames[v].formats[int(i)])
                        for s, i in zip(frame_stamps[sel, c], frame_idx[sel, c])}
                    for c, v in enumerate(streams.views)}
-        seg_states = states[sel]
+        # States per segment: orientation continuity restarts where the node's would (a gap).
+        seg_states = states_from(streams.joint_positions[ji[sel]], streams.positions[pi[sel]],
+                                 streams.quaternions[pi[sel]])
         actions = chunk_targets(seg_states, target_joints[sel], target_positions[sel],
                                 target_quats[sel], cfg.action_space, cfg.tool_value)
         episodes.append(Episode(
