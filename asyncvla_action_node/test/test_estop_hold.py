@@ -66,11 +66,12 @@ def test_every_estop_press_publishes_a_hold_in_every_state(one_thread, ros_env, 
             got = listener[topic].snapshot()
             return got[-1].state if got else None
 
-        def wait_states(sa: int, sb: int, what: str) -> None:
-            listener.wait_until(lambda: state(STATUS_A) == sa and state(STATUS_B) == sb, 10.0,
+        def wait_states(sa: int, sb: int, what: str, timeout: float = 10.0) -> None:
+            listener.wait_until(lambda: state(STATUS_A) == sa and state(STATUS_B) == sb, timeout,
                                 what)
 
-        wait_states(SafetyStatus.STATE_DISABLED, SafetyStatus.STATE_ENABLED, "both nodes up")
+        # Two nodes loading torch and a checkpoint on a 2-core machine: give start-up its time.
+        wait_states(SafetyStatus.STATE_DISABLED, SafetyStatus.STATE_ENABLED, "both nodes up", 45.0)
         listener.wait_until(lambda: enable.get_subscription_count() >= 2
                             and estop.get_subscription_count() >= 2, 30, "matched")
         delays: list[float] = []
