@@ -24,6 +24,7 @@ setup(
             "action_node = asyncvla_action_node.action_node:main",
             "robot_bridge = asyncvla_action_node.robot_bridge:main",
             "sensor_bridge = asyncvla_action_node.sensor_bridge:main",
+            "executor_node = asyncvla_action_node.executor_node:main",
         ],
     },
 )

@@ -126,6 +126,17 @@ class ExecutorCore:
         self._state: np.ndarray | None = None
         self._state_stamp_ns = 0
         self._period_ns = int(round(config.period * 1e9))
+        self._due_now: np.ndarray | None = None  # the target for the current tick's time
+
+    def tracking_error(self) -> float | None:
+        """Measured state to the target due now (m of position, or rad of joints); None when
+        not executing or nothing is measured."""
+        with self._lock:
+            if self._last is None or self._due_now is None or self._state is None:
+                return None
+            space = self.config.action_space
+            error = difference(reference_components(self._state, space), self._due_now, space)
+            return float(np.linalg.norm(error[:3] if space == "ee_delta" else error))
 
     # --- inputs -------------------------------------------------------------------------------
     def set_robot_state(self, state: np.ndarray, stamp_ns: int) -> None:
@@ -260,6 +271,7 @@ class ExecutorCore:
             self.stats.clamped += 1
         motion = difference(previous, target, cfg.action_space)
         setpoint = Setpoint(target_ns, target, motion / cfg.period, verdict.clamped)
+        self._due_now = previous
         self._last = setpoint
         self._hold = target
         self.stats.setpoints += 1
