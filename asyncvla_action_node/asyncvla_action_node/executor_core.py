@@ -15,12 +15,14 @@ Rules (fail closed; each is tested in test_executor_core.py):
   zero velocity, the last target repeated.
 * Every setpoint passes the output guard (``output_guard.OutputGuard``, the action node's limits:
   joint window, per-step and per-second joint / linear / angular limits, workspace box) as a
-  one-step chunk from the previous setpoint, at the executor's period. In ``clamp`` mode a clamped
+  one-step chunk from the previous setpoint over the time between them (one executor period, more
+  after a late tick). In ``clamp`` mode a clamped
   setpoint goes out; a refused one stops the executor (hold) and drops the queue.
 * After a stop by the gate, the watchdogs or the guard, chunks stamped before the stop are never
-  executed, and the blending history is forgotten (never blend across a gap). After any hold the
+  executed; after any stop the blending history is forgotten (never blend across a gap). After any hold the
   next queue starts from the *measured* robot state, so the robot is never told to jump back to
-  where it was told to hold while it was moved meanwhile.
+  where it was told to hold while it was moved meanwhile; and the chunk runs from the first tick
+  on, late by its age, at its planned speed (catching up with its stamp would need more speed).
 * While executing, a new chunk's queue starts from the last emitted setpoint and goes on with the
   chunk's targets due at least half a chunk step (and one executor period) later (like ros2_control's
   joint_trajectory_controller replacing a trajectory): the seam is interpolated, not jumped, and a
@@ -169,8 +171,8 @@ class ExecutorCore:
             times = stamp_ns + np.round(step_period * 1e9 * np.arange(1, len(targets) + 1))
             if self._last is not None:
                 start_ns, start = self._last.stamp_ns, self._last.target
-            else:  # from a hold: start where the robot is measured to be, now
-                start_ns = now_ns
+            else:  # from a hold: start where the robot is measured to be (see _tick)
+                start_ns = int(stamp_ns)
                 start = reference_components(self._state, cfg.action_space) \
                     if self._state is not None else None
             if start is None:
@@ -236,12 +238,12 @@ class ExecutorCore:
             category = "estop" if self.gate.state == SafetyState.ESTOP else "disabled"
             return self._stop(now_ns, category, why, barrier=True)
         if self._state is None:
-            return self._stop(now_ns, "robot_state_stale", "no valid robot state", barrier=True)
+            return self._stop(now_ns, "robot_state_stale", "no valid robot state")
         state_age = (now_ns - self._state_stamp_ns) / 1e9
         if state_age > cfg.robot_state_max_age or state_age < -cfg.future_tolerance:
             return self._stop(now_ns, "robot_state_stale",
                               f"robot state is {state_age * 1e3:.0f} ms old (max "
-                              f"{cfg.robot_state_max_age * 1e3:.0f} ms)", barrier=True)
+                              f"{cfg.robot_state_max_age * 1e3:.0f} ms)")
         chunk_age = None if self._newest_stamp_ns is None else \
             (now_ns - self._newest_stamp_ns) / 1e9
         if chunk_age is not None and chunk_age > cfg.max_chunk_age:
@@ -253,35 +255,39 @@ class ExecutorCore:
         if self._last is not None and self._last.stamp_ns >= self._queue.last_time_ns:
             return self._stop(now_ns, "queue_empty", "the queue ran dry (last step reached)")
         if self._last is None:
-            # From a hold the robot stands still at the queue's start: it is there now.
-            self._queue.times_ns[0] = min(max(int(self._queue.times_ns[0]), now_ns),
-                                          int(self._queue.times_ns[1]) - 1)
-        target = self._queue.sample(min(target_ns, self._queue.last_time_ns))
+            # From a hold the robot stands still at the chunk's reference: run the chunk from
+            # now, late by its age, so it moves at the planned speed instead of catching up.
+            self._queue.times_ns += max(0, now_ns - int(self._queue.times_ns[0]))
+        target_ns = min(target_ns, self._queue.last_time_ns)
+        target = self._queue.sample(target_ns)
         previous = self._last.target if self._last is not None else self._queue.targets[0]
-        verdict = self.guard.check(self._one_step(previous, target), self._guard_state(previous),
-                                   None)
+        previous_ns = self._last.stamp_ns if self._last is not None else now_ns
+        dt = max(target_ns - previous_ns, 1) / 1e9  # a late tick covers a longer interval
+        motion = difference(previous, target, cfg.action_space)
+        verdict = self.guard.check(self._one_step(previous, motion, dt),
+                                   self._guard_state(previous), None)
         for key, count in verdict.violations.items():
             self.stats.guard_violations[key] = self.stats.guard_violations.get(key, 0) + count
         if verdict.chunk is None:
             self.stats.guard_refusals += 1
             return self._stop(now_ns, "guard", verdict.message, barrier=True)
         if verdict.clamped:
-            target = advance(previous, np.asarray(verdict.chunk.actions[0, :6], np.float64),
-                             cfg.action_space)
+            motion = np.asarray(verdict.chunk.actions[0, :6], np.float64)
+            target = advance(previous, motion, cfg.action_space)
             self.stats.clamped += 1
-        motion = difference(previous, target, cfg.action_space)
-        setpoint = Setpoint(target_ns, target, motion / cfg.period, verdict.clamped)
+        setpoint = Setpoint(target_ns, target, motion / dt, verdict.clamped)
         self._due_now = previous
         self._last = setpoint
         self._hold = target
         self.stats.setpoints += 1
         return TickResult(setpoint, "ok", "")
 
-    def _one_step(self, previous: np.ndarray, target: np.ndarray) -> Chunk:
-        """The move from ``previous`` to ``target`` as a one-step chunk, for the output guard."""
+    def _one_step(self, previous: np.ndarray, motion: np.ndarray, dt: float) -> Chunk:
+        """The move ``motion`` from ``previous`` in ``dt`` s as a one-step chunk, for the
+        output guard (its per-second limits times ``dt`` bound the step)."""
         actions = np.zeros((1, 7), dtype=np.float64)
-        actions[0, :6] = difference(previous, target, self.config.action_space)
-        return Chunk(0, self.config.period, np.asarray(previous, np.float64), actions)
+        actions[0, :6] = motion
+        return Chunk(0, dt, np.asarray(previous, np.float64), actions)
 
     def _guard_state(self, previous: np.ndarray) -> np.ndarray:
         """13-d state for the guard: the previous setpoint where it is defined, else measured."""

@@ -189,8 +189,11 @@ class ExecutorNode(Node):
         state = self.core.gate.state
         if state == before:
             return
-        log = self.get_logger().error if state == SafetyState.ESTOP else self.get_logger().warning
-        log(f"safety state {before.name} -> {state.name}: {self.core.gate.last_change_reason}")
+        text = f"safety state {before.name} -> {state.name}: {self.core.gate.last_change_reason}"
+        if state == SafetyState.ESTOP:  # rclpy wants one severity per call site
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
         if state != SafetyState.ENABLED:
             self._on_tick()  # hold now, not at the next tick
         self.diagnostics.publish_now_if_worse("safety", ERROR if state == SafetyState.ESTOP
