@@ -25,6 +25,7 @@ setup(
             "robot_bridge = asyncvla_action_node.robot_bridge:main",
             "sensor_bridge = asyncvla_action_node.sensor_bridge:main",
             "executor_node = asyncvla_action_node.executor_node:main",
+            "meca500_driver = asyncvla_action_node.meca500.driver_node:main",
         ],
     },
 )

@@ -58,6 +58,9 @@ NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
              "asyncvla_action_node.action_node:ACTION_NODE_PARAMETERS", "action_node.yaml"),
     NodeKind("executor", "asyncvla_action_node", "executor_node", "asyncvla_executor",
              "asyncvla_action_node.executor_node:EXECUTOR_NODE_PARAMETERS", "executor_node.yaml"),
+    NodeKind("meca500", "asyncvla_action_node", "meca500_driver", "meca500_driver",
+             "asyncvla_action_node.meca500.driver_node:MECA500_DRIVER_PARAMETERS",
+             "meca500_driver.yaml"),
 )}
 
 
