@@ -25,7 +25,7 @@ from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
-from asyncvla_action_node.common.joints import ordered_joints
+from asyncvla_action_node.common.robot_state import RobotStateInput
 from asyncvla_action_node.common.params import ParamSpec, declare_all
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter
@@ -37,7 +37,6 @@ from asyncvla_action_node.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, fill_status, guard_limits,
                                              safety_report)
 from asyncvla_msgs.msg import ActionChunk, SafetyStatus
-from asyncvla_training.conventions import robot_state_vector
 
 
 def _shared(table: tuple[ParamSpec, ...], names: tuple[str, ...]) -> tuple[ParamSpec, ...]:
@@ -98,8 +97,7 @@ class ExecutorNode(Node):
         self.counters = Counters()
         self.setpoint_rate = RateMeter()
         self.chunk_rate = RateMeter()
-        self._joints: np.ndarray | None = None
-        self._joint_stamp_ns = 0
+        self.robot_input = RobotStateInput(self.joint_names)
         self._status_key: tuple | None = None
         self._last_log = 0.0
         self.log_period = p["log_period"]
@@ -152,30 +150,29 @@ class ExecutorNode(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            self._joints = ordered_joints(list(msg.name), list(msg.position), self.joint_names)
+            self.robot_input.on_joints(list(msg.name), list(msg.position),
+                                       stamp_to_ns(msg.header.stamp))
         except ValueError as exc:
-            self.counters.inc("joint_state_rejected")
-            self.get_logger().warning(f"joint state rejected: {exc}", throttle_duration_sec=2.0)
-            self._joints = None
-            self.core.clear_robot_state()
+            self._robot_rejected("joint_state_rejected", f"joint state rejected: {exc}")
             return
-        self._joint_stamp_ns = stamp_to_ns(msg.header.stamp)
         self.core.watchdogs.feed("joint_states", time.monotonic())
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        if self._joints is None:
-            return
         pos, ori = msg.pose.position, msg.pose.orientation
         try:
-            state = robot_state_vector(self._joints, [pos.x, pos.y, pos.z],
-                                       [ori.x, ori.y, ori.z, ori.w])
+            got = self.robot_input.on_pose([pos.x, pos.y, pos.z], [ori.x, ori.y, ori.z, ori.w],
+                                           stamp_to_ns(msg.header.stamp))
         except ValueError as exc:
-            self.counters.inc("pose_rejected")
-            self.get_logger().warning(f"EE pose rejected: {exc}", throttle_duration_sec=2.0)
-            self.core.clear_robot_state()
+            self._robot_rejected("pose_rejected", f"EE pose rejected: {exc}")
             return
-        self.core.watchdogs.feed("ee_pose", time.monotonic())
-        self.core.set_robot_state(state, min(self._joint_stamp_ns, stamp_to_ns(msg.header.stamp)))
+        if got is not None:
+            self.core.watchdogs.feed("ee_pose", time.monotonic())
+            self.core.set_robot_state(*got)
+
+    def _robot_rejected(self, counter: str, text: str) -> None:
+        self.counters.inc(counter)
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
+        self.core.clear_robot_state()
 
     def _on_enable(self, msg: Bool) -> None:
         self._gate_input(lambda now: self.core.gate.on_enable(bool(msg.data), now))

@@ -260,3 +260,18 @@ def test_out_of_order_chunk_is_dropped_and_reference_is_used():
     assert send(core, 50 * MS, START, ramp(V)) == ""
     assert send(core, 40 * MS, START, ramp(V), now_ns=50 * MS) == "out_of_order"
     assert reference_components(state_of(START), "ee_delta") == pytest.approx(START)
+
+
+def test_robot_state_input_orders_joints_and_takes_the_older_stamp():
+    from asyncvla_action_node.common.robot_state import RobotStateInput
+
+    names = [f"joint_{i}" for i in range(1, 7)]
+    robot = RobotStateInput(names)
+    assert robot.on_pose([0.4, 0, 0.3], [0, 0, 0, 1], 5) is None  # no joints yet
+    robot.on_joints(list(reversed(names)) + ["gripper"], [6, 5, 4, 3, 2, 1, 9], 100)
+    state, stamp = robot.on_pose([0.4, 0, 0.3], [0, 0, 0, 2.0], 90)
+    assert list(state[:6]) == [1, 2, 3, 4, 5, 6] and stamp == 90
+    assert list(state[9:]) == [0, 0, 0, 1]  # quaternion normalised
+    with pytest.raises(ValueError):
+        robot.on_joints(names[:5], [0.0] * 5, 110)
+    assert robot.on_pose([0.4, 0, 0.3], [0, 0, 0, 1], 120) is None  # cleared by the bad one
