@@ -13,9 +13,10 @@
 3. `--closed-loop`: the policy moves a robot. The chunk executor (100 Hz TwistStamped) drives a
    kinematic robot (tools/asyncvla_testing/kinematic_robot.py) that publishes its joint states
    and EE pose in place of the synthetic robot stream, so the action node acts on the state its
-   own actions produced. The summary adds the executed setpoints, the tracking error (measured
-   EE position to the setpoint due), the time the robot held because no fresh chunk existed, and
-   the guard refusals of the action node and the executor.
+   own actions produced; the synthetic cameras and force follow that state. The summary adds the
+   executed setpoints, the tracking error (measured EE position to the setpoint due), the time
+   the robot held because no fresh chunk existed, and the guard refusals of the action node and
+   the executor.
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def main() -> int:
 
     last_output: dict[str, str] = {}
     executor_output: dict[str, str] = {}
-    tracking: list[float] = []
+    tracking: list[tuple[float, float]] = []
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for name, store in (("asyncvla_action_node: action output", last_output),
@@ -111,7 +112,7 @@ def main() -> int:
         from std_msgs.msg import Float64
 
         node.create_subscription(Float64, "/asyncvla_executor/tracking_error",
-                                 lambda m: tracking.append(m.data), 100)
+                                 lambda m: tracking.append((time.monotonic(), m.data)), 100)
     try:
         print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}: starting sources, VLM node "
               f"({len(views)} views), action node ({args.action_rate_hz:g} Hz)", flush=True)
@@ -121,7 +122,7 @@ def main() -> int:
             pause = os.path.join(args.assets, "closed_loop_pause.txt")
             with open(pause, "w", encoding="utf-8") as f:
                 f.write("robot\n")  # the kinematic robot publishes the robot state instead
-            start_sources(group, views, ["--pause-file", pause])
+            start_sources(group, views, ["--pause-file", pause, "--follow-robot"])
             start_closed_loop(group)
         else:
             start_sources(group, views)
@@ -131,8 +132,8 @@ def main() -> int:
         vlm.wait_for_line("VLM node ready", 120)
         action.wait_for_line("action node ready", 120)
         if args.closed_loop:  # count from here: before it, the loop waited for the nodes
-            deadline = time.monotonic() + 5.0
-            while not executor_output and time.monotonic() < deadline:
+            deadline = time.monotonic() + 1.5  # drain what queued up, get a fresh report
+            while time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.05)
         at_start = dict(executor_output)
         start = time.monotonic()
@@ -154,6 +155,7 @@ def main() -> int:
         rclpy.try_shutdown()
 
     chunks = [(t, m) for t, m in chunks if t >= start]
+    errors = [e for t, e in tracking if t >= start]
     vls = [(t, m) for t, m in vls if t >= start]
     withheld = {k[len("withheld_"):]: int(v) for k, v in last_output.items()
                 if k.startswith("withheld_")}
@@ -192,8 +194,8 @@ def main() -> int:
             "executed_setpoints": int(since_start("setpoints")),
             "setpoint_rate_hz": round(float(executor_output.get("setpoint_rate_hz", 0.0)), 1),
             "tracking_error_mm": {
-                "mean": round(1e3 * sum(tracking) / len(tracking), 3) if tracking else None,
-                "max": round(1e3 * max(tracking), 3) if tracking else None},
+                "mean": round(1e3 * sum(errors) / len(errors), 3) if errors else None,
+                "max": round(1e3 * max(errors), 3) if errors else None},
             "held_without_fresh_chunk_s": round(held.get("queue_empty", 0.0)
                                                 + held.get("chunk_stale", 0.0), 2),
             "held_s_by_reason": held,
