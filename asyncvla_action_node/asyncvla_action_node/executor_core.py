@@ -8,26 +8,28 @@ for one executor period ahead, interpolated, never extrapolated.
 
 Rules (fail closed; each is tested in test_executor_core.py):
 
-* A tick emits a setpoint only when the safety gate is ENABLED (enable / latched e-stop, as in
-  the action node), the robot-state watchdogs are fed, the robot state is not older than
-  ``robot_state_max_age``, the newest chunk is not older than ``max_chunk_age`` (stamp to now)
-  and the queue still holds a target after the last one emitted. Otherwise the robot *holds*:
-  zero velocity, the last target repeated.
+* A tick emits a setpoint only when the safety gate is ENABLED (enable / latched e-stop, as in the
+  action node), the robot-state watchdogs are fed, the robot state is not older than
+  ``robot_state_max_age``, the newest chunk is not older than ``max_chunk_age`` (stamp to now) and
+  the queue still holds a target after the last one emitted. Otherwise the robot *holds*: zero
+  velocity, the last target repeated.
 * Every setpoint passes the output guard (``output_guard.OutputGuard``, the action node's limits:
-  joint window, per-step and per-second joint / linear / angular limits, workspace box) as a
-  one-step chunk from the previous setpoint over the time between them (one executor period, more
-  after a late tick). In ``clamp`` mode a clamped
-  setpoint goes out; a refused one stops the executor (hold) and drops the queue.
+  joint window, per-step and per-second joint / linear / angular limits, workspace box) as a one-
+  step chunk from the previous setpoint over the time between them (one executor period, more after
+  a late tick). In ``clamp`` mode a clamped setpoint goes out; a refused one stops the executor
+  (hold) and drops the queue.
 * After a stop by the gate, the watchdogs or the guard, chunks stamped before the stop are never
-  executed; after any stop the blending history is forgotten (never blend across a gap). After any hold the
-  next queue starts from the *measured* robot state, so the robot is never told to jump back to
-  where it was told to hold while it was moved meanwhile; and the chunk runs from the first tick
-  on, late by its age, at its planned speed (catching up with its stamp would need more speed).
+  executed; after any stop the blending history is forgotten (never blend across a gap). After any
+  hold the next queue starts from the *measured* robot state, so the robot is never told to jump
+  back to where it was told to hold while it was moved meanwhile; and the chunk runs from the first
+  tick on, late by its age, at its planned speed (catching up with its stamp would need more
+  speed).
 * While executing, a new chunk's queue starts from the last emitted setpoint and goes on with the
-  chunk's targets due at least half a chunk step (and one executor period) later (like ros2_control's
-  joint_trajectory_controller replacing a trajectory): the seam is interpolated, not jumped, and a
-  disagreement between consecutive chunks is spread over at least half a step. A disagreement too
-  large for the velocity limits in that time is refused by the guard (or clamped in clamp mode).
+  chunk's targets due at least half a chunk step (and one executor period) later (like
+  ros2_control's joint_trajectory_controller replacing a trajectory): the seam is interpolated, not
+  jumped, and a disagreement between consecutive chunks is spread over at least half a step. A
+  disagreement too large for the velocity limits in that time is refused by the guard (or clamped
+  in clamp mode).
 
 Times: ``now_ns`` is the node clock (the chunks' stamps are on it); ``mono`` monotonic seconds
 for the gate and watchdogs (arrival times, immune to clock steps).

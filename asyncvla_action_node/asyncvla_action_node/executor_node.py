@@ -26,7 +26,7 @@ from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
 from asyncvla_action_node.common.robot_state import RobotStateInput
-from asyncvla_action_node.common.params import ParamSpec, declare_all
+from asyncvla_action_node.common.params import ParamSpec, declare_all, select_specs
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters, RateMeter
 from asyncvla_action_node.common.timeconv import ns_to_stamp, stamp_to_ns
@@ -35,14 +35,8 @@ from asyncvla_action_node.executor_outputs import OUTPUTS, output_class
 from asyncvla_action_node.output_guard import OutputGuard
 from asyncvla_action_node.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, fill_status, guard_limits,
-                                             safety_report)
+                                             safety_report, subscribe_operator)
 from asyncvla_msgs.msg import ActionChunk, SafetyStatus
-
-
-def _shared(table: tuple[ParamSpec, ...], names: tuple[str, ...]) -> tuple[ParamSpec, ...]:
-    """The specs named `names` from another node's table: one definition of a shared knob."""
-    by_name = {s.name: s for s in table}
-    return tuple(by_name[n] for n in names)
 
 
 #: Every parameter of the executor node; those shared with the action node are its specs.
@@ -62,10 +56,10 @@ EXECUTOR_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "older -> hold", min_value=0.0),
     ParamSpec("future_tolerance", 0.05, "Chunks stamped further ahead (s) are dropped (clock "
               "problem)", read_only=True, min_value=0.0),
-) + _shared(ACTION_NODE_PARAMETERS, (
+) + select_specs(ACTION_NODE_PARAMETERS, (
     "chunk_blending", "blend_old_weight", "ensemble_decay", "robot_state_max_age", "joint_names",
     "joint_state_topic", "pose_topic", "action_topic", "diagnostics_period", "log_period",
-)) + _shared(SAFETY_PARAMETERS, (
+)) + select_specs(SAFETY_PARAMETERS, (
     "enabled_at_start", "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic",
     "robot_state_timeout", "guard_mode", "joint_position_min", "joint_position_max",
     "max_joint_step", "max_joint_velocity", "max_linear_step", "max_linear_velocity",
@@ -110,10 +104,8 @@ class ExecutorNode(Node):
                                  qos.sensor_subscriber(), callback_group=inputs)
         self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.create_subscription(Bool, p["enable_topic"], g("enable", self._on_enable),
-                                 qos.LATCHED, callback_group=inputs)
-        self.create_subscription(Bool, p["estop_topic"], g("estop", self._on_estop),
-                                 qos.LATCHED, callback_group=inputs)
+        subscribe_operator(self, p, g("enable", self._on_enable), g("estop", self._on_estop),
+                           inputs)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
                                                 qos.LATCHED)
         self.tracking_pub = self.create_publisher(Float64, "~/tracking_error", 10)

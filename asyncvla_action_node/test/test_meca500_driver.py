@@ -4,7 +4,9 @@ The emulator (tools/asyncvla_testing/meca500_emulator.py) speaks Mecademic's TCP
 free loopback ports; the driver talks to it through mecademicpy 3.0.3, as to a robot. Checked:
 nothing is sent to a robot that is not activated (the emulator records every command it gets),
 activation and homing only on request, streaming of the executor's twists, stop on the suite's
-e-stop, and a robot error and the robot's own e-stop reported on /diagnostics and SafetyStatus.
+e-stop, and a robot error and the robot's own e-stop reported on /diagnostics and SafetyStatus,
+with no motion command once the driver has heard of them (commands already on their way when the
+robot faults, within 0.1 s, are refused by the robot itself).
 """
 from __future__ import annotations
 
@@ -151,20 +153,38 @@ def test_driver_against_the_emulator(processes):
             estop.publish(Bool(data=False))
             enable.publish(Bool(data=True))
             stream(0.3)
-            # a robot error: reported, and no motion command reaches the robot in error
+            # A robot error: reported, and once the driver has heard of it no motion command is
+            # sent. (One already on the wire when the robot faults is refused by the robot: the
+            # driver learns the robot's state from its events, it cannot foresee them.)
+            def moves() -> int:
+                return sum(c.startswith("MoveLinVel") for c in emu.received)
+
+            def known(text: str) -> bool:
+                snap = ros["/meca500_driver/safety_status"].snapshot()
+                return bool(snap) and text in snap[-1].reason
+
             emu.inject_error(3005, "Motion error (emulated).")
+            ros.wait_until(lambda: known("robot in error"), 5, "the driver reports the error")
+            sent = moves()
             stream(1.2)
-            assert emu.refused == [], emu.refused
+            assert moves() == sent, emu.received[-5:]
+            assert all(0 <= t - emu.fault_at < 0.1 for _, _, t in emu.refused), emu.refused
             values = _diag(ros)
             assert values["_level"] == "2" and "robot in error" in values["_message"], values
             status = ros["/meca500_driver/safety_status"].snapshot()[-1]
             assert not status.output_allowed and "robot in error" in status.reason
             assert _call(ros, "reset_error").success
+            assert _call(ros, "home").success  # already homed: the robot says so, no motion
+            stream(0.3)
             # the robot's own e-stop
+            emu.refused.clear()
             emu.set_estop(True)
+            ros.wait_until(lambda: known("e-stop"), 5, "the driver reports the robot's e-stop")
+            sent = moves()
             stream(1.2)
+            assert moves() == sent
+            assert all(0 <= t - emu.fault_at < 0.1 for _, _, t in emu.refused), emu.refused
             values = _diag(ros)
             assert values["_level"] == "2" and "e-stop" in values["_message"], values
-            assert emu.refused == [], emu.refused
     finally:
         emu.stop()

@@ -10,8 +10,8 @@ timeout does. Every state line it logs can be parsed by a test (``STATE t x y z`
 
 ``chunks``: at 10 Hz publishes asyncvla_msgs/ActionChunk like the action node (stamp = now,
 reference = the newest robot state, offsets of a smooth circular motion from it, plus up to
-``--noise`` m of disagreement per chunk, and a slow turn about z); pauses while the latched Bool ``/test/chunks_on`` is
-False.
+``--noise`` m of disagreement per chunk, and a slow turn about z); pauses while the latched Bool
+``/test/chunks_on`` is False.
 
 Both roles run in one process by default (``--roles robot,chunks``).
 """

@@ -2,19 +2,19 @@
 """A Meca500 emulator on loopback: Mecademic's TCP text protocol with a kinematic state.
 
 Like ros2_control's mock hardware: enough of the robot for the driver and mecademicpy to run
-against, and strict where safety matters. It speaks the protocol of the Meca500 programming
-manual (firmware 9.x): ASCII commands ``Name(arg,...)`` terminated by ``\\0`` on the control
-port (10000 by default), responses and events ``[code][text]\\0``; real-time monitoring
-(``[2200]``/``[2210]`` target/measured joint positions in degrees, ``[2201]``/``[2211]``
-target/measured pose in mm and degrees, ``[2230]`` cycle end, each with a microsecond timestamp) on the monitoring port (10001) and, after
-``SetCtrlPortMonitoring(1)``, on the control port too. Ports are arguments, so tests use free
-ones (mecademicpy accepts ``"127.0.0.1:<port>"`` for the control port; with a 9.x firmware it
+against, and strict where safety matters. It speaks the protocol of the Meca500 programming manual
+(firmware 9.x): ASCII commands ``Name(arg,...)`` terminated by ``\\0`` on the control port (10000
+by default), responses and events ``[code][text]\\0``; real-time monitoring (``[2200]``/``[2210]``
+target/measured joint positions in degrees, ``[2201]``/``[2211]`` target/measured pose in mm and
+degrees, ``[2230]`` cycle end, each with a microsecond timestamp) on the monitoring port (10001)
+and, after ``SetCtrlPortMonitoring(1)``, on the control port too. Ports are arguments, so tests use
+free ones (mecademicpy accepts ``"127.0.0.1:<port>"`` for the control port; with a 9.x firmware it
 takes monitoring data from the control port).
 
 State: activated / homed / error / e-stop flags, the flange pose (position, orientation) and six
 joint angles. Motion: ``MoveLinVelWrf(vx,vy,vz,wx,wy,wz)`` (mm/s, deg/s, world frame) integrated
 at 1 kHz until the velocity timeout (``SetVelTimeout``, 0.05 s default) or a new command;
-``MovePose(x,y,z,a,b,g)`` jumps the target at ``SetCartLinVel``. Motion commands are refused
+``MovePose(x,y,z,a,b,g)`` sets the pose at once (no trajectory). Motion commands are refused
 with the documented codes when the robot is not activated ([1005]), not homed ([1006]) or in
 error ([1011]) and counted in ``refused`` (and every command received is kept in ``received``).
 ``inject_error`` puts the robot in error ([3005] motion error event, status es=1) until
@@ -109,7 +109,8 @@ class Meca500Emulator:
         self.state = RobotState()
         self.monitoring_interval = monitoring_interval
         self.received: list[str] = []  # every command, as received
-        self.refused: list[tuple[str, int]] = []  # (command, code) refused by the robot
+        self.refused: list[tuple[str, int, float]] = []  # (command, code, monotonic s) refused
+        self.fault_at: float | None = None  # monotonic s of the last injected error or e-stop
         self._lock = threading.RLock()
         self._clients: list[tuple[socket.socket, dict]] = []
         self._stop = threading.Event()
@@ -147,6 +148,7 @@ class Meca500Emulator:
     def inject_error(self, code: int = 3005, text: str = "Motion error (emulated).") -> None:
         """A robot error: motion stops, the robot stays in error until ResetError."""
         with self._lock:
+            self.fault_at = time.monotonic()
             self.state.error = code
             self.state.velocity[:] = 0.0
             self._broadcast(f"[{code}][{text}]")
@@ -155,6 +157,7 @@ class Meca500Emulator:
     def set_estop(self, active: bool) -> None:
         """The robot's own e-stop: stop at once, deactivate the motors ([3070] event)."""
         with self._lock:
+            self.fault_at = time.monotonic()
             self.state.estop = active
             if active:
                 self.state.velocity[:] = 0.0
@@ -255,7 +258,7 @@ class Meca500Emulator:
             if s.estop:
                 code = 1005
             if code:
-                self.refused.append((text, code))
+                self.refused.append((text, code, time.monotonic()))
                 return [{1005: "[1005][The robot is not activated.]",
                          1006: "[1006][The robot is not homed.]",
                          1011: "[1011][The robot is in error.]"}[code]]
@@ -273,7 +276,7 @@ class Meca500Emulator:
             return ["[2004][Motors deactivated.]", self._status_text()]
         if key == "home":
             if not s.activated:
-                self.refused.append((text, 1005))
+                self.refused.append((text, 1005, time.monotonic()))
                 return ["[1005][The robot is not activated.]"]
             if s.homed:
                 return ["[2003][Homing already done.]"]

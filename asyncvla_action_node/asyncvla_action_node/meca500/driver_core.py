@@ -52,7 +52,7 @@ class RobotView:
 
 @dataclass(frozen=True)
 class Decision:
-    velocity: tuple[float, ...] | None  # MoveLinVelWrf arguments (mm/s, deg/s), or None: send nothing
+    velocity: tuple[float, ...] | None  # MoveLinVelWrf args (mm/s, deg/s); None: send nothing
     category: str  # "moving", "stopping", or why nothing is sent
     reason: str  # one line ("" when moving)
     robot_error: bool = False  # the robot itself reports a fault (error or its own e-stop)
@@ -62,7 +62,8 @@ def robot_velocity(twist: np.ndarray, limits: DriverLimits) -> tuple[float, ...]
     """A base-frame twist (m/s, rad/s) clipped to the limits, in the robot's mm/s and deg/s."""
     linear = np.asarray(twist[:3], dtype=np.float64)
     angular = np.asarray(twist[3:6], dtype=np.float64)
-    for vec, limit in ((linear, limits.max_linear_velocity), (angular, limits.max_angular_velocity)):
+    for vec, limit in ((linear, limits.max_linear_velocity),
+                       (angular, limits.max_angular_velocity)):
         norm = float(np.linalg.norm(vec))
         if limit > 0 and norm > limit:
             vec *= limit / norm

@@ -1,4 +1,4 @@
-"""meca500_driver: drives a Mecademic Meca500 with mecademicpy from the executor's twists (ROS glue).
+"""meca500_driver: drives a Meca500 with mecademicpy from the executor's twists (ROS glue only).
 
 Subscribes: geometry_msgs/TwistStamped setpoints (the executor's `twist` output), the latched
 enable and e-stop std_msgs/Bool topics.
@@ -27,20 +27,15 @@ from asyncvla_action_node.action_node import ACTION_NODE_PARAMETERS
 from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
-from asyncvla_action_node.common.params import ParamSpec, declare_all
+from asyncvla_action_node.common.params import ParamSpec, declare_all, select_specs
 from asyncvla_action_node.common.spin import spin_node
 from asyncvla_action_node.common.stats import Counters
 from asyncvla_action_node.common.timeconv import ns_to_stamp
 from asyncvla_action_node.meca500.driver_core import (DriverCore, DriverLimits, RobotView,
                                                       joint_positions_rad, pose_si)
 from asyncvla_action_node.safety import SafetyGate, WatchdogSet
-from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS, fill_status
+from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS, fill_status, subscribe_operator
 from asyncvla_msgs.msg import SafetyStatus
-
-
-def _shared(table: tuple[ParamSpec, ...], names: tuple[str, ...]) -> tuple[ParamSpec, ...]:
-    by_name = {s.name: s for s in table}
-    return tuple(by_name[n] for n in names)
 
 
 MECA500_DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
@@ -66,8 +61,9 @@ MECA500_DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("connect_timeout", 2.0, "Seconds allowed for connect, activate and home",
               read_only=True, min_value=0.1),
     ParamSpec("frame_id", "base_link", "frame_id of the published EE pose", read_only=True),
-) + _shared(ACTION_NODE_PARAMETERS, ("joint_names", "joint_state_topic", "pose_topic",
-                                     "diagnostics_period")) + _shared(SAFETY_PARAMETERS, (
+) + select_specs(ACTION_NODE_PARAMETERS, (
+    "joint_names", "joint_state_topic", "pose_topic", "diagnostics_period",
+)) + select_specs(SAFETY_PARAMETERS, (
     "enabled_at_start", "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic"))
 
 
@@ -93,10 +89,8 @@ class Meca500Driver(Node):
         inputs = MutuallyExclusiveCallbackGroup()
         self.create_subscription(TwistStamped, p["setpoint_topic"], g("setpoint", self._on_twist),
                                  qos.COMMAND, callback_group=inputs)
-        self.create_subscription(Bool, p["enable_topic"], g("enable", self._on_enable),
-                                 qos.LATCHED, callback_group=inputs)
-        self.create_subscription(Bool, p["estop_topic"], g("estop", self._on_estop),
-                                 qos.LATCHED, callback_group=inputs)
+        subscribe_operator(self, p, g("enable", self._on_enable), g("estop", self._on_estop),
+                           inputs)
         self.joint_pub = self.create_publisher(JointState, p["joint_state_topic"],
                                                qos.stream_publisher())
         self.pose_pub = self.create_publisher(PoseStamped, p["pose_topic"], qos.stream_publisher())
