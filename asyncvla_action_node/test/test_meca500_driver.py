@@ -188,3 +188,53 @@ def test_driver_against_the_emulator(processes):
             assert values["_level"] == "2" and "e-stop" in values["_message"], values
     finally:
         emu.stop()
+
+
+def test_chunks_to_emulated_robot_and_estop_stops_it(processes):
+    """Chunks (10 Hz) -> executor (100 Hz twists) -> driver -> emulator, whose monitoring closes
+    the loop; the suite's e-stop stops the emulated robot."""
+    import os
+
+    peer = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "asyncvla_testing",
+                        "kinematic_robot.py")
+    emu = Meca500Emulator(0, 0).start()
+    try:
+        driver = processes.start("driver", ["-m", "asyncvla_action_node.meca500.driver_node",
+                                            *ros_args({"robot_address": "127.0.0.1",
+                                                       "control_port": emu.control_port})])
+        executor = processes.start("executor", ["-m", "asyncvla_action_node.executor_node",
+                                                *ros_args({"output": "twist",
+                                                           "robot_state_max_age": 0.3,
+                                                           "robot_state_timeout": 0.3})])
+        chunks = processes.start("chunks", [os.path.abspath(peer), "--roles", "chunks"])
+        for proc, line in ((driver, "meca500 driver ready"), (executor, "executor ready"),
+                           (chunks, "kinematic peer ready")):
+            proc.wait_for_line(line, 30)
+        with RosListener(int(processes.env["ROS_DOMAIN_ID"]),
+                         {"/asyncvla/setpoint/twist": TwistStamped}) as ros:
+            enable = ros.publisher("/asyncvla/enable", Bool, qos.LATCHED)
+            estop = ros.publisher("/asyncvla/estop", Bool, qos.LATCHED)
+            for name in ("connect", "activate", "home"):
+                assert _call(ros, name).success, name
+            start = emu.snapshot().position.copy()
+            enable.publish(Bool(data=True))
+            deadline = time.monotonic() + 15
+            while np.linalg.norm(emu.snapshot().position - start) < 5.0:  # mm
+                assert time.monotonic() < deadline, executor.output()[-2000:]
+                time.sleep(0.05)
+            published = time.monotonic()
+            estop.publish(Bool(data=True))
+            last, last_change = emu.snapshot().position.copy(), published
+            while time.monotonic() - published < 1.0:
+                time.sleep(0.002)
+                now = emu.snapshot().position.copy()
+                if np.linalg.norm(now - last) > 0:
+                    last, last_change = now, time.monotonic()
+            print(f"emulated robot still moving {1e3 * (last_change - published):.0f} ms after "
+                  "the e-stop was published")
+            # delivery, one tick of each node and the command on the wire, on a loaded machine
+            assert last_change - published < 0.1
+            assert emu.refused == []
+            assert "-> ESTOP" in executor.output()
+    finally:
+        emu.stop()
