@@ -25,6 +25,7 @@ from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_action_node.common import qos
 from asyncvla_action_node.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher, Report
 from asyncvla_action_node.common.guard import guarded
+from asyncvla_action_node.common.log_throttle import LogThrottle
 from asyncvla_action_node.common.robot_state import RobotStateInput
 from asyncvla_action_node.common.params import ParamSpec, declare_all, select_specs
 from asyncvla_action_node.common.spin import spin_node
@@ -93,8 +94,7 @@ class ExecutorNode(Node):
         self.chunk_rate = RateMeter()
         self.robot_input = RobotStateInput(self.joint_names)
         self._status_key: tuple | None = None
-        self._last_log = 0.0
-        self.log_period = p["log_period"]
+        self._log = LogThrottle(self.get_logger(), p["log_period"])
 
         inputs = MutuallyExclusiveCallbackGroup()
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
@@ -226,16 +226,6 @@ class ExecutorNode(Node):
                           stats.setpoints,
                           int(round(sum(stats.held_s.values()) / self.core.config.period)))
         self.status_pub.publish(msg)
-
-    def _log(self, text: str, warn: bool = False, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_log < self.log_period:
-            return
-        self._last_log = now
-        if warn:
-            self.get_logger().warning(text)
-        else:
-            self.get_logger().info(text)
 
     def _values(self) -> dict[str, object]:
         stats = self.core.stats
