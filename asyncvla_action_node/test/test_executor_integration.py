@@ -92,11 +92,16 @@ def test_setpoints_are_continuous_across_chunks_and_stop_on_estop(processes, mod
     finally:
         ros.close()
     values = _executor_values(ros)
-    assert 15 <= len(chunks) <= 25, len(chunks)  # 10 Hz in
-    # 100 Hz out: 200 in 2 s on an idle machine; a loaded shared 2-core CI machine (load 8
-    # measured) drops ticks, which rclpy timers do not catch up, so 60% is the floor here.
-    print(f"setpoints in 2 s: {len(window)}; chunks: {len(chunks)}")  # the figure for the docs
-    assert len(window) >= 120, f"{len(window)} {values}"
+    # Rates from the stamps (a sleep on a loaded machine overshoots): 10 Hz in, 100 Hz out.
+    chunk_stamps = sorted(stamp_to_ns(m.header.stamp) for m in chunks)
+    chunk_hz = (len(chunk_stamps) - 1) / ((chunk_stamps[-1] - chunk_stamps[0]) / 1e9)
+    setpoint_stamps = sorted(stamp_to_ns(m.header.stamp) for m in window)
+    setpoint_hz = (len(setpoint_stamps) - 1) / ((setpoint_stamps[-1] - setpoint_stamps[0]) / 1e9)
+    print(f"chunks {chunk_hz:.1f} Hz in, setpoints {setpoint_hz:.1f} Hz out")  # docs figure
+    assert 8.0 <= chunk_hz <= 12.0, chunk_hz
+    # 100 Hz out on an idle machine; a loaded shared 2-core CI machine (load 8 measured) drops
+    # ticks, which rclpy timers do not catch up, so 60 Hz is the floor here.
+    assert setpoint_hz >= 60.0, f"{setpoint_hz} {values}"
     window.sort(key=lambda m: stamp_to_ns(m.header.stamp))
     positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
                           for m in window])
