@@ -159,7 +159,9 @@ def test_twist_is_zero_within_one_period_of_a_stop(processes, stop):
                       for m in twists])
     before = speed[(stamps > stop_ns - int(0.5e9)) & (stamps < stop_ns - int(2 * PERIOD * 1e9))]
     after = speed[stamps > stop_ns + int(PERIOD * 1e9)]
-    assert before.size > 20 and before.min() > 1e-4, "executing right up to the stop"
+    # executing up to the stop (a loaded machine may delay a robot state past its bound for a
+    # tick or two, which holds the robot for that long: allowed here, not at the stop)
+    assert before.size > 20 and np.mean(before > 1e-4) >= 0.8, "executing up to the stop"
     assert after.size > 50, "zero twists keep coming at the executor rate"
     assert after.max() == 0.0
     still = _robot_positions(peer, stop_ns / 1e9 + 0.1)
