@@ -10,6 +10,13 @@
    subscribes to the outputs for `--duration` seconds and prints a summary like the seed's
    (actions published and rate, VL updates and rate, mean times, reuse, ages) as JSON, with the
    training figures.
+3. `--closed-loop`: the policy moves a robot. The chunk executor (100 Hz TwistStamped) drives a
+   kinematic robot (tools/asyncvla_testing/kinematic_robot.py) that publishes its joint states
+   and EE pose in place of the synthetic robot stream, so the action node acts on the state its
+   own actions produced; the synthetic cameras and force follow that state. The summary adds the
+   executed setpoints, the tracking error (measured EE position to the setpoint due), the time
+   the robot held because no fresh chunk existed, and the guard refusals of the action node and
+   the executor.
 """
 from __future__ import annotations
 
@@ -38,12 +45,17 @@ def main() -> int:
     parser.add_argument("--source", choices=["bag", "synthetic"], default="bag",
                         help="inputs: replay the held-out recording (looped, re-stamped) or "
                              "synthetic live streams (always synthetic with --no-train)")
+    parser.add_argument("--closed-loop", action="store_true",
+                        help="execute the chunks on a kinematic robot whose state feeds back "
+                             "(synthetic camera and sensor streams)")
     args = parser.parse_args()
+    if args.closed_loop:
+        args.source = "synthetic"  # a replayed robot state would contradict the executed one
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2-core machine: no thread oversubscription
 
     from asyncvla_testing.assets import build_demo_assets
-    from asyncvla_testing.pipeline import (start_action, start_bag_player, start_sources,
-                                           start_vlm)
+    from asyncvla_testing.pipeline import (start_action, start_bag_player, start_closed_loop,
+                                           start_sources, start_vlm)
     from asyncvla_testing.processes import ProcessGroup, allocate_domain_id
 
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -82,21 +94,36 @@ def main() -> int:
     from asyncvla_testing.ros_listener import diagnostic_values
 
     last_output: dict[str, str] = {}
+    executor_output: dict[str, str] = {}
+    tracking: list[tuple[float, float]] = []
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
-        values = diagnostic_values(msg, "asyncvla_action_node: action output")
-        if values is not None:
-            last_output.clear()
-            last_output.update(values)
+        for name, store in (("asyncvla_action_node: action output", last_output),
+                            ("asyncvla_executor: executor output", executor_output)):
+            values = diagnostic_values(msg, name)
+            if values is not None:
+                store.clear()
+                store.update(values)
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
     node.create_subscription(VLFeatures, "/asyncvla/vl_features",
                              lambda m: vls.append((time.monotonic(), m)), qos.LATCHED)
+    if args.closed_loop:
+        from std_msgs.msg import Float64
+
+        node.create_subscription(Float64, "/asyncvla_executor/tracking_error",
+                                 lambda m: tracking.append((time.monotonic(), m.data)), 100)
     try:
         print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}: starting sources, VLM node "
               f"({len(views)} views), action node ({args.action_rate_hz:g} Hz)", flush=True)
         if training is not None and args.source == "bag":
             start_bag_player(group, training["bags"][1])
+        elif args.closed_loop:
+            pause = os.path.join(args.assets, "closed_loop_pause.txt")
+            with open(pause, "w", encoding="utf-8") as f:
+                f.write("robot\n")  # the kinematic robot publishes the robot state instead
+            start_sources(group, views, ["--pause-file", pause, "--follow-robot"])
+            start_closed_loop(group)
         else:
             start_sources(group, views)
         vlm = start_vlm(group, assets, views)
@@ -104,6 +131,11 @@ def main() -> int:
                               checkpoint=checkpoint)
         vlm.wait_for_line("VLM node ready", 120)
         action.wait_for_line("action node ready", 120)
+        if args.closed_loop:  # count from here: before it, the loop waited for the nodes
+            deadline = time.monotonic() + 1.5  # drain what queued up, get a fresh report
+            while time.monotonic() < deadline:
+                rclpy.spin_once(node, timeout_sec=0.05)
+        at_start = dict(executor_output)
         start = time.monotonic()
         echoed = collections.Counter()
         while time.monotonic() - start < args.duration:
@@ -123,6 +155,7 @@ def main() -> int:
         rclpy.try_shutdown()
 
     chunks = [(t, m) for t, m in chunks if t >= start]
+    errors = [e for t, e in tracking if t >= start]
     vls = [(t, m) for t, m in vls if t >= start]
     withheld = {k[len("withheld_"):]: int(v) for k, v in last_output.items()
                 if k.startswith("withheld_")}
@@ -151,7 +184,27 @@ def main() -> int:
             k: training[k] for k in ("step", "final_loss", "best_val_loss", "seconds")},
         "withheld_by_reason": withheld,
     }
+    if args.closed_loop:
+        def since_start(key: str) -> float:
+            return float(executor_output.get(key, 0.0)) - float(at_start.get(key, 0.0))
+
+        held = {k[len("held_s_"):]: round(since_start(k), 2) for k in executor_output
+                if k.startswith("held_s_")}
+        summary["closed_loop"] = {
+            "executed_setpoints": int(since_start("setpoints")),
+            "setpoint_rate_hz": round(float(executor_output.get("setpoint_rate_hz", 0.0)), 1),
+            "tracking_error_mm": {
+                "mean": round(1e3 * sum(errors) / len(errors), 3) if errors else None,
+                "max": round(1e3 * max(errors), 3) if errors else None},
+            "held_without_fresh_chunk_s": round(held.get("queue_empty", 0.0)
+                                                + held.get("chunk_stale", 0.0), 2),
+            "held_s_by_reason": held,
+            "guard_refusals": {"action_node": withheld.get("guard", 0),
+                               "executor": int(since_start("guard_refusals"))},
+        }
     print(json.dumps(summary, indent=2))
+    if args.closed_loop and not summary["closed_loop"]["executed_setpoints"]:
+        return 1
     return 0 if chunks and vls else 1
 
 

@@ -88,6 +88,19 @@ def guard_limits(p: dict[str, Any]) -> GuardLimits:
         max_jump_angular=p["max_jump_angular"])
 
 
+def subscribe_operator(node: Any, p: dict[str, Any], on_enable: Any, on_estop: Any,
+                       callback_group: Any = None) -> None:
+    """The latched enable and e-stop std_msgs/Bool subscriptions (topics from `p`)."""
+    from std_msgs.msg import Bool
+
+    from asyncvla_common import qos
+
+    node.create_subscription(Bool, p["enable_topic"], on_enable, qos.LATCHED,
+                             callback_group=callback_group)
+    node.create_subscription(Bool, p["estop_topic"], on_estop, qos.LATCHED,
+                             callback_group=callback_group)
+
+
 def make_watchdogs(p: dict[str, Any]) -> WatchdogSet:
     dogs = WatchdogSet()
     for name, parameter in WATCHDOGS:

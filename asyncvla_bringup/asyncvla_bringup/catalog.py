@@ -59,6 +59,11 @@ NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
              "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
     NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",
              "asyncvla_action_node.action_node:ACTION_NODE_PARAMETERS", "action_node.yaml"),
+    NodeKind("executor", "asyncvla_action_node", "executor_node", "asyncvla_executor",
+             "asyncvla_action_node.executor_node:EXECUTOR_NODE_PARAMETERS", "executor_node.yaml"),
+    NodeKind("meca500", "asyncvla_action_node", "meca500_driver", "meca500_driver",
+             "asyncvla_action_node.meca500.driver_node:MECA500_DRIVER_PARAMETERS",
+             "meca500_driver.yaml"),
 )}
 
 
@@ -128,6 +133,8 @@ ACTION_ARGS = (
 )
 VLM_DEVICE = Arg("vlm_device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP,
                  "vlm", "device")
+EXECUTOR_ARG = Arg("executor", "false", "true: also run the chunk executor (setpoints at the "
+                   "robot's rate from the action chunks; config/executor_node.yaml)")
 ACTION_DEVICE = Arg("action_device", "", "Action node: torch device (cpu, cuda, cuda:0)" + _KEEP,
                     "action", "device")
 
@@ -136,8 +143,8 @@ ROLES: dict[str, Role] = {role.name: role for role in (
          "Whole pipeline on the robot PC: camera, robot and force/OCT bridges, VLM node, action "
          "node.",
          (("camera_bridge", ""), ("robot_bridge", ""), ("sensor_bridge", ""), ("vlm", ""),
-          ("action", "")),
-         _common() + VLM_ARGS + (VLM_DEVICE,) + ACTION_ARGS + (ACTION_DEVICE,)),
+          ("action", ""), ("executor", "executor")),
+         _common() + VLM_ARGS + (VLM_DEVICE,) + ACTION_ARGS + (ACTION_DEVICE, EXECUTOR_ARG)),
     Role("replay", "replay.launch.py",
          "The nodes only, on simulated time, fed by `ros2 bag play --clock` (started here when "
          "bag:= is given).",
@@ -167,13 +174,14 @@ ROLES: dict[str, Role] = {role.name: role for role in (
          "Action node on the robot PC (the VLM runs elsewhere), with the robot and force/OCT "
          "bridges and optionally the camera bridge.",
          (("action", ""), ("robot_bridge", "bridges"), ("sensor_bridge", "bridges"),
-          ("camera_bridge", "camera_bridge")),
+          ("camera_bridge", "camera_bridge"), ("executor", "executor")),
          _common() + ACTION_ARGS + (
              Arg("device", "", "Action node: torch device (cpu, cuda, cuda:0)" + _KEEP,
                  "action", "device"),
              Arg("bridges", "true", "true: also run the robot and force/OCT bridges"),
              Arg("camera_bridge", "true", "true: also run the camera bridge here (false when "
                  "the Jetson sends to the VLM machine)"),
+             EXECUTOR_ARG,
          )),
 )}
 

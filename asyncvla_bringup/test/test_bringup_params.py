@@ -17,6 +17,7 @@ from asyncvla_bringup import catalog, names, param_check
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 PARAM_FILES = {"vlm_node.yaml": ["vlm"], "action_node.yaml": ["action"],
+               "executor_node.yaml": ["executor"], "meca500_driver.yaml": ["meca500"],
                "bridges.yaml": ["camera_bridge", "robot_bridge", "sensor_bridge"]}
 OTHER_FILES = {"record.yaml", "record_qos_overrides.yaml", "diagnostic_aggregator.yaml"}
 TOPIC_PARAMS = {"vl_features_topic", "sensor_topic", "joint_state_topic", "pose_topic",

@@ -63,6 +63,13 @@ def spec_table(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:
     return table
 
 
+def select_specs(table: Iterable[ParamSpec], names: Iterable[str]) -> tuple[ParamSpec, ...]:
+    """The specs named `names` from another node's table: one definition of a shared knob
+    (KeyError names a missing one)."""
+    by_name = {s.name: s for s in table}
+    return tuple(by_name[n] for n in names)
+
+
 def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False,
             min_value: float | int | None = None, max_value: float | int | None = None,
             param_type: Parameter.Type | None = None) -> Any:

@@ -9,6 +9,7 @@ from asyncvla_testing.processes import ManagedProcess, ProcessGroup
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = os.path.join(HERE, "synthetic_sources.py")
 BAG_PLAYER = os.path.join(HERE, "bag_player.py")
+KINEMATIC_ROBOT = os.path.join(HERE, "kinematic_robot.py")
 
 
 def ros_args(params: dict[str, object]) -> list[str]:
@@ -50,3 +51,15 @@ def start_action(group: ProcessGroup, assets: DemoAssets, name: str = "action",
             "enabled_at_start": True}
     base.update(params)
     return group.start(name, ["-m", "asyncvla_action_node.action_node", *ros_args(base)])
+
+
+def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ManagedProcess]:
+    """The chunk executor (100 Hz twists, enabled: no operator) and a kinematic robot that
+    executes them and publishes the robot state."""
+    base = {"output": "twist", "enabled_at_start": True}
+    base.update(params)
+    executor = group.start("executor", ["-m", "asyncvla_action_node.executor_node",
+                                        *ros_args(base)])
+    robot = group.start("robot", [KINEMATIC_ROBOT, "--roles", "robot", "--mode", "twist",
+                                  "--log-period", "1.0"])
+    return executor, robot

@@ -9,6 +9,11 @@ bar), so the source costs little CPU. Views can be dropped or paused at run time
 injected the same way: "sensor_nan" / "sensor_inf" (non-finite force values), "robot_nan" (NaN
 joint positions), "robot_inf" (an infinite EE position), "robot_clock_forward" / "robot_clock_backward" (robot stamps 2 s ahead or
 behind, as after a clock step on the robot PC).
+
+`--follow-robot` (the closed-loop demo, with "robot" paused): the streams follow the robot state
+another process publishes on /robot/ee_pose: the camera frame shows the bar shifted by the EE's
+x motion (one frame per 2 mm), and the force grows by 50 N per metre the EE went down from where
+it was first seen (an insertion-like contact), so the policy's inputs change with its actions.
 """
 from __future__ import annotations
 
@@ -16,7 +21,6 @@ import argparse
 import math
 import os
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -72,7 +76,28 @@ class SyntheticSources(Node):
         self.create_timer(args.sensor_batch / args.sensor_hz, self.publish_sensor)
         self.create_timer(0.01, self.publish_robot)
         self.create_timer(0.2, self.read_pause_file)
+        self.read_pause_file()  # before the first publication: a paused stream never starts
+        self.robot_xz: tuple[float, float] | None = None  # (x, z) of the followed robot, m
+        self.robot_start: tuple[float, float] | None = None
+        if args.follow_robot:
+            self.create_subscription(PoseStamped, "/robot/ee_pose", self._on_robot_pose,
+                                     qos.sensor_subscriber())
         print("SOURCES READY", flush=True)
+
+    def _on_robot_pose(self, msg: PoseStamped) -> None:
+        self.robot_xz = (msg.pose.position.x, msg.pose.position.z)
+        if self.robot_start is None:
+            self.robot_start = self.robot_xz
+
+    def _frame(self, frames: int) -> int:
+        if self.robot_xz is None or self.robot_start is None:
+            return self.frame_index % frames
+        return int(round((self.robot_xz[0] - self.robot_start[0]) / 0.002)) % frames
+
+    def _contact_force(self) -> float:
+        if self.robot_xz is None or self.robot_start is None:
+            return 0.0
+        return 50.0 * max(0.0, self.robot_start[1] - self.robot_xz[1])
 
     def read_pause_file(self) -> None:
         path = self.args.pause_file
@@ -92,7 +117,7 @@ class SyntheticSources(Node):
             msg.header.stamp = stamp
             msg.header.frame_id = f"{view}_optical_frame"
             msg.format = "jpeg"
-            msg.data = self.jpegs[view][self.frame_index % len(self.jpegs[view])]
+            msg.data = self.jpegs[view][self._frame(len(self.jpegs[view]))]
             pub.publish(msg)
 
     def publish_sensor(self) -> None:
@@ -115,7 +140,8 @@ class SyntheticSources(Node):
         msg.num_samples, msg.aline_length = n, ALINE
         msg.sample_stamps = [ns_to_stamp(s) for s in stamps]
         t = np.array(stamps) / 1e9
-        msg.force = (0.2 + 0.05 * np.sin(2 * math.pi * 0.5 * t)).astype(np.float32)
+        msg.force = (0.2 + 0.05 * np.sin(2 * math.pi * 0.5 * t)
+                     + self._contact_force()).astype(np.float32)
         if "sensor_nan" in self.paused:
             msg.force = np.full(n, np.nan, dtype=np.float32)
         if "sensor_inf" in self.paused:
@@ -160,6 +186,8 @@ def main() -> None:
     parser.add_argument("--sensor-hz", type=float, default=650.0)
     parser.add_argument("--sensor-batch", type=int, default=13)
     parser.add_argument("--pause-file", default="")
+    parser.add_argument("--follow-robot", action="store_true",
+                        help="camera frames and force follow /robot/ee_pose (closed loop)")
     args = parser.parse_args()
     from asyncvla_common.spin import spin_node
 
