@@ -7,7 +7,7 @@
 2. Run: as separate processes over real DDS (loopback, a private domain), synthetic sources on
    the real topics (5 cameras, force/OCT at 650 Hz, joint states and EE pose at 100 Hz), the VLM
    node with the tiny Qwen2.5-VL, and the action node with the trained policy. This process
-   subscribes to the outputs for `--duration` seconds and prints a summary like the seed's
+   subscribes to the outputs for `--duration` seconds and prints a summary like the original system's
    (actions published and rate, VL updates and rate, mean times, reuse, ages) as JSON, with the
    training figures.
 3. `--closed-loop`: the policy moves a robot. The chunk executor (100 Hz TwistStamped) drives a

@@ -2,9 +2,9 @@
 
 Binds a ZMQ PULL socket at `bind_address`:`port` (default tcp://127.0.0.1:5555; on the robot PC
 set `bind_address` to tcp://0.0.0.0 or the interface the Jetson reaches; port 0 = any free
-port, logged at start). Each message is ``[meta_json, jpeg]`` (asyncvla_action_node/wire/
-camera.py). The camera name is mapped to a view by the parallel lists `camera_keys` (substring
-of the meta "camera", first match wins), `view_names` and `frame_ids`. Per view it publishes,
+port, logged at start). Each message is ``[meta_json, jpeg]`` (wire/camera.py). The camera
+name is mapped to a view by the parallel lists `camera_keys` (substring of the meta "camera",
+first match wins), `view_names` and `frame_ids`. Per view it publishes,
 stamped with the capture `timestamp` mapped to local ROS time by the clock-offset estimator:
 
 - `<topic_prefix>/<view>/image_raw/compressed` (sensor_msgs/CompressedImage, format "jpeg"):

@@ -26,11 +26,12 @@ from asyncvla_common.qos import stream_publisher
 from asyncvla_common.timeconv import seconds_to_stamp
 from .wire.errors import WireError
 from .wire.robot import NUM_JOINTS, TOPIC, parse_robot_message
+from asyncvla_training.conventions import JOINT_NAMES
 from asyncvla_training.rotations import euler_to_quaternion, parse_convention
 
 POLL_MS = 100
 DRAIN_MAX = 1000
-DEFAULT_JOINTS = [f"joint_{i}" for i in range(1, NUM_JOINTS + 1)]
+DEFAULT_JOINTS = list(JOINT_NAMES)
 
 
 #: The robot bridge's own parameters (declared after the common BRIDGE_PARAMETERS).

@@ -5,7 +5,7 @@ launch time, call `plan()` with the argument values and turn the result into lau
 (launch_support.py). The decisions live here so they are tested everywhere, also where `launch`
 and `launch_ros` are not installed (CI gets ROS 2 from PyPI, which has neither).
 
-Parameters come in three layers, later ones win: the package's config/<node>.yaml (the seed's
+Parameters come in three layers, later ones win: the package's config/<node>.yaml (the original system's
 defaults), an optional `params_file:=` YAML, then the launch arguments that were given. An empty
 launch argument keeps the YAML value. Launch argument strings are converted to the parameter's
 declared type (from the node's parameter table), so `action_rate_hz:=20` reaches the node as the

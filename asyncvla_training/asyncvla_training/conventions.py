@@ -33,7 +33,7 @@ re-referenced and blended exactly for positions and joints:
     ee_delta:    [dx, dy, dz (m), drx, dry, drz (rad, rotation vector of R_target R_ref^T), tool]
     joint_delta: [dq1..dq6 (rad), tool]
 Step i (0-based) is the target for time stamp + (i + 1) * step_period. `tool` is the tool/gripper
-command (the seed recorded a constant 1.0; kept so checkpoints stay 7-wide).
+command (the original system recorded a constant 1.0; kept so checkpoints stay 7-wide).
 """
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ MAX_VIEWS = len(LAB_VIEWS)
 #: The orientation the first state of a motion is signed against (module docstring): the tool
 #: pointing straight down, a rotation of 180 degrees about the base x axis, as xyzw.
 ORIENTATION_ANCHOR_XYZW = (1.0, 0.0, 0.0, 0.0)
+
+#: The task prompt of the lab's needle insertion (the VLM node's and the datasets' default).
+DEFAULT_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 NUM_JOINTS = 6
 JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, NUM_JOINTS + 1))

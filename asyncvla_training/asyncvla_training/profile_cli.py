@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .conventions import MAX_VIEWS
+from .conventions import DEFAULT_PROMPT, MAX_VIEWS
 
-DEFAULT_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -37,14 +37,13 @@ from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_common.safety import WatchdogSet
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
-from asyncvla_training.conventions import VIEW_NAMES
+from asyncvla_training.conventions import DEFAULT_PROMPT, VIEW_NAMES
 from asyncvla_training.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.upstream_health import UpstreamHealth
 from asyncvla_vlm_node.view_topics import view_topics
 from asyncvla_vlm_node.vl_worker import VLWorker
 
-SEED_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 
 #: Every parameter of the VLM node (name, default, description, range); declared in order.
@@ -69,7 +68,7 @@ VLM_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               min_value=28, max_value=4096),
     ParamSpec("resize_height", 360, "Height (px) every view is resized to", read_only=True,
               min_value=28, max_value=4096),
-    ParamSpec("prompt", SEED_PROMPT, "Task prompt (changeable at run time)"),
+    ParamSpec("prompt", DEFAULT_PROMPT, "Task prompt (changeable at run time)"),
     ParamSpec("target_period", 0.3, "Seconds between VL update starts (an update never starts "
               "while one runs)", min_value=0.0),
     ParamSpec("max_frame_age", 0.5, "Skip the update when a view's newest frame is older than "

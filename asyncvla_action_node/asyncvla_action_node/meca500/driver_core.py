@@ -26,7 +26,7 @@ from asyncvla_common.safety import SafetyGate, SafetyState
 from asyncvla_training.rotations import euler_to_quaternion
 
 #: Mecademic's Euler convention for poses: alpha about x, then beta about the new y, then gamma
-#: about the new z (see BRIDGES.md).
+#: about the new z (see asyncvla_bridges/README.md).
 MECA_EULER = "xyz_intrinsic"
 
 

@@ -15,12 +15,14 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
+from asyncvla_training.conventions import JOINT_NAMES
+
 from .errors import WireError
 
 TOPIC = b"robot_state"
 PAYLOAD = struct.Struct("<ddf12f")
 assert PAYLOAD.size == 68
-NUM_JOINTS = 6
+NUM_JOINTS = len(JOINT_NAMES)  # the wire carries as many joint angles as the robot has
 
 
 @dataclass(frozen=True)

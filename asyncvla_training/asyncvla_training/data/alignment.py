@@ -48,7 +48,7 @@ class AlignmentConfig:
     robot_max_gap: float = 0.05  # s between the robot messages a target is interpolated from
     max_frame_age: float | None = 0.5  # s, as the VLM node's max_frame_age (None: no limit)
     max_view_skew: float | None = 0.2  # s, as the VLM node's max_view_skew (None: no limit)
-    tool_value: float = 1.0  # no tool topic exists; the seed recorded a constant 1.0
+    tool_value: float = 1.0  # no tool topic exists; the original system recorded a constant 1.0
     min_episode_length: int = 1  # segments shorter than this are dropped (counted)
 
     def __post_init__(self) -> None:

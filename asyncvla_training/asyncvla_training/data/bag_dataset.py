@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..conventions import DEFAULT_PROMPT
 from .alignment import AlignmentConfig, AlignmentReport, align_streams
 from .bag_reader import BagTopics, read_bag_streams
 from .episode import Episode
 from .errors import BagDataError
 
 LOG = logging.getLogger(__name__)
-DEFAULT_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 
 @dataclass(frozen=True)

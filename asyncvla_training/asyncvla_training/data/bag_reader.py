@@ -40,7 +40,7 @@ PROMPT_CUSTOM_DATA_KEY = "asyncvla.prompt"
 
 @dataclass(frozen=True)
 class BagTopics:
-    """Topic names (defaults: what the bridges publish, asyncvla_action_node/BRIDGES.md)."""
+    """Topic names (defaults: what the bridges publish, asyncvla_bridges/README.md)."""
 
     camera_topic: str = "/camera/{view}/image_raw/compressed"
     joint_state_topic: str = "/robot/joint_states"

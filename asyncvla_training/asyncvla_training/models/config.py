@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..conventions import MAX_VIEWS
+from ..conventions import DEFAULT_PROMPT, MAX_VIEWS
 
 CONFIG_SCHEMA_VERSION = 1
 """Version of the JSON layout written by :meth:`PolicyConfig.to_dict` and ``save_policy``.
@@ -87,7 +87,7 @@ class VLConfig:
     max_views: int = MAX_VIEWS
     num_feature_tokens: int = 64
     feature_layer: int = -1
-    prompt: str = "Insert the needle through the trocar into the eye phantom model"
+    prompt: str = DEFAULT_PROMPT
 
     def __post_init__(self) -> None:
         if not isinstance(self.model_path, str) or not self.model_path:

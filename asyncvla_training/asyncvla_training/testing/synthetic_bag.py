@@ -2,7 +2,7 @@
 
 For tests and demos: the content is analytic, so an aligned episode can be checked against known
 values. What is written (topics and types exactly as the bridges publish them, see
-asyncvla_action_node/BRIDGES.md):
+asyncvla_bridges/README.md):
 
 - ``/camera/<view>/image_raw/compressed`` sensor_msgs/CompressedImage, JPEG, ``camera_fps`` per
   view, views offset by a few ms; the picture is a per-view background with a bar that moves with
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import JOINT_NAMES
+from ..conventions import DEFAULT_PROMPT, JOINT_NAMES
 from ..rotations import quat_multiply
 
 SYNTHETIC_START_NS = 1_700_000_000_000_000_000
@@ -99,7 +99,7 @@ class SyntheticBagSpec:
     start_ns: int = SYNTHETIC_START_NS
     latency_ns: int = 3_000_000
     camera_latency_ns: int = 20_000_000
-    prompt: str | None = "Insert the needle through the trocar into the eye phantom model"
+    prompt: str | None = DEFAULT_PROMPT
     prompt_in_custom_data: bool = True
     vl_features_prompt: str | None = None  # also write one VLFeatures message with this prompt
     sensor_holes: tuple[tuple[float, float], ...] = ()  # [a, b) seconds: sensor samples dropped

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conventions import ACTION_DIM, DEFAULT_HORIZON, DEFAULT_SENSOR_WINDOW, SENSOR_CHANNELS
+from ..conventions import DEFAULT_PROMPT, ACTION_DIM, DEFAULT_HORIZON, DEFAULT_SENSOR_WINDOW, SENSOR_CHANNELS
 from ..data.episode import Episode
 
-DEFAULT_PROMPT = "Insert the needle through the trocar into the eye phantom model"
 
 
 def _velocity(force: np.ndarray, cue: float, q1: np.ndarray, z: np.ndarray) -> np.ndarray:
