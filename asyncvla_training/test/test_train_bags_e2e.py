@@ -171,7 +171,9 @@ def test_bags_to_action_node_checkpoint(tmp_path: Path, tiny_qwen_dir: str) -> N
         features = node_extractor.extract(ep.load_frames(i), metadata["prompt"]).features.numpy()
         trained = s2.extractor.extract(ep.load_frames(i), metadata["prompt"]).features.numpy()
         np.testing.assert_allclose(features, trained, rtol=1e-4, atol=1e-5)
-        assert store.update(features, i + 1, int(ep.times_ns[i]), node_extractor.model_id) == ""
+        now_ns = int(ep.times_ns[i])  # the receiver's clock at the sample: not from the future
+        assert store.update(features, i + 1, int(ep.times_ns[i]), node_extractor.model_id,
+                            now_ns) == ""
         got = policy.predict(
             store.snapshot(int(ep.times_ns[i])).features, ep.sensor_windows[i], ep.states[i]
         )
