@@ -11,12 +11,15 @@
    (actions published and rate, VL updates and rate, mean times, reuse, ages) as JSON, with the
    training figures.
 3. `--closed-loop`: the policy moves a robot. The chunk executor (100 Hz TwistStamped) drives a
-   kinematic robot (tools/asyncvla_testing/kinematic_robot.py) that publishes its joint states
-   and EE pose in place of the synthetic robot stream, so the action node acts on the state its
-   own actions produced; the synthetic cameras and force follow that state. The summary adds the
-   executed setpoints, the tracking error (measured EE position to the setpoint due), the time
-   the robot held because no fresh chunk existed, and the guard refusals of the action node and
-   the executor.
+   kinematic robot (tools/asyncvla_testing/kinematic_robot.py) that sends its state as the lab's
+   robot PC does (ZMQ `robot_state`, `<ddf12f`, degrees, mm, Meca500 Euler angles, 100 Hz) to the
+   real robot bridge, whose /robot/joint_states and /robot/ee_pose replace the synthetic robot
+   stream: the action node and the executor act on the state their own actions produced, through
+   the same bridge as on the lab's robot. The synthetic cameras and force follow that state. The
+   summary adds the executed setpoints, the tracking error (measured EE position to the setpoint
+   due), the time the robot held because no fresh chunk existed, the guard refusals of the action
+   node and the executor, and the robot bridge's counts (received, published, drops by reason)
+   with the nodes that publish the robot state topics.
 """
 from __future__ import annotations
 
@@ -95,11 +98,14 @@ def main() -> int:
 
     last_output: dict[str, str] = {}
     executor_output: dict[str, str] = {}
+    robot_bridge: dict[str, str] = {}
     tracking: list[tuple[float, float]] = []
+    ee_poses: list[float] = []
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for name, store in (("asyncvla_action_node: action output", last_output),
-                            ("asyncvla_executor: executor output", executor_output)):
+                            ("asyncvla_executor: executor output", executor_output),
+                            ("robot_bridge: bridge", robot_bridge)):
             values = diagnostic_values(msg, name)
             if values is not None:
                 store.clear()
@@ -113,6 +119,12 @@ def main() -> int:
 
         node.create_subscription(Float64, "/asyncvla_executor/tracking_error",
                                  lambda m: tracking.append((time.monotonic(), m.data)), 100)
+        from geometry_msgs.msg import PoseStamped
+
+        # what the nodes consume: with the synthetic robot stream paused, only the bridge's
+        node.create_subscription(PoseStamped, "/robot/ee_pose",
+                                 lambda m: ee_poses.append(time.monotonic()),
+                                 qos.sensor_subscriber())
     try:
         print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}: starting sources, VLM node "
               f"({len(views)} views), action node ({args.action_rate_hz:g} Hz)", flush=True)
@@ -149,6 +161,9 @@ def main() -> int:
                 if not proc.alive():
                     raise RuntimeError(f"{proc.name} exited:\n{proc.output()[-3000:]}")
         elapsed = time.monotonic() - start
+        state_publishers = {  # who publishes the robot state the nodes consume
+            topic: sorted(info.node_name for info in node.get_publishers_info_by_topic(topic))
+            for topic in ("/robot/joint_states", "/robot/ee_pose")}
     finally:
         group.stop_all()
         node.destroy_node()
@@ -201,6 +216,17 @@ def main() -> int:
             "held_s_by_reason": held,
             "guard_refusals": {"action_node": withheld.get("guard", 0),
                                "executor": int(since_start("guard_refusals"))},
+            "robot_state_publishers": state_publishers,
+            "ee_pose_rate_hz": round(sum(t >= start for t in ee_poses) / elapsed, 1),
+            "robot_bridge": {
+                "received": int(robot_bridge.get("received", 0)),
+                "published": int(robot_bridge.get("published", 0)),
+                "rate_published_hz": round(float(robot_bridge.get("rate_published_hz", 0.0)), 1),
+                "drops": {k[len("drop."):]: int(v) for k, v in robot_bridge.items()
+                          if k.startswith("drop.") and int(v)},
+                "clock_locked": robot_bridge.get("clock_locked"),
+                "stamp_latency_p50_ms": round(float(robot_bridge.get(
+                    "stamp_latency_p50_ms", "nan")), 2)},
         }
     print(json.dumps(summary, indent=2))
     if args.closed_loop and not summary["closed_loop"]["executed_setpoints"]:

@@ -35,7 +35,8 @@ def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env):
 
 
 def test_closed_loop_demo_executes_the_policy_on_a_kinematic_robot(tmp_path, ros_env):
-    """`./dev.sh demo --closed-loop`: the chunks drive a robot whose state feeds the policy."""
+    """`./dev.sh demo --closed-loop`: the chunks drive a robot whose state feeds the policy,
+    through the lab's robot wire format and the real robot bridge process."""
     env = dict(ros_env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--closed-loop", "--no-train",
@@ -51,3 +52,15 @@ def test_closed_loop_demo_executes_the_policy_on_a_kinematic_robot(tmp_path, ros
     assert loop["tracking_error_mm"]["max"] < 5.0, loop
     assert loop["held_without_fresh_chunk_s"] >= 0.0
     assert set(loop["guard_refusals"]) == {"action_node", "executor"}
+    # The robot state came through the robot bridge (ZMQ `robot_state` -> JointState/PoseStamped):
+    # the kinematic robot only speaks the wire format (it has no ROS publisher of the state), the
+    # synthetic sources' robot stream is paused (its publishers exist but send nothing: the
+    # EE poses on the topic arrive at the bridge's rate, not twice it).
+    for topic, publishers in loop["robot_state_publishers"].items():
+        assert "robot_bridge" in publishers and "kinematic_robot" not in publishers, (topic, loop)
+    bridge = loop["robot_bridge"]
+    assert bridge["published"] > 500, bridge  # 100 Hz over the run, the first ~0.2 s dropped
+    assert bridge["clock_locked"] == "True", bridge
+    assert set(bridge["drops"]) <= {"clock_settling"}, bridge  # only the start-up lock
+    assert 0.7 * bridge["rate_published_hz"] <= loop["ee_pose_rate_hz"] \
+        <= 1.2 * bridge["rate_published_hz"], loop

@@ -197,3 +197,65 @@ def euler_to_quaternion(angles_deg: tuple[float, float, float] | np.ndarray,
         q = quat_multiply(quat_multiply(qs[2], qs[1]), qs[0])
     q = q / np.linalg.norm(q)
     return -q if q[3] < 0 else q
+
+
+#: Below this middle-angle distance (rad) from 0 or pi (proper Euler) or from +-pi/2
+#: (Tait-Bryan), the first and third axes coincide and only their sum or difference is defined.
+GIMBAL_TOLERANCE_RAD = 1e-7
+
+
+def quaternion_to_euler(q: np.ndarray, convention: str) -> np.ndarray:
+    """The three Euler angles (degrees, wire order) of a unit (x, y, z, w) quaternion: the inverse
+    of `euler_to_quaternion` under the same `convention` (module doc).
+
+    Why: a robot controller such as the Mecademic Meca500 reports its pose as three angles, so a
+    sender that speaks its wire format (the robot PC, a kinematic stand-in) needs the inverse.
+    Method: Bernardes & Viollet, "Quaternion to Euler angles conversion: a direct, general and
+    computationally efficient method" (PLoS ONE, 2022), exact for all 12 axis sequences and
+    stable near gimbal lock (atan2 of half-angle sums, no arcsin). Angles are wrapped to
+    (-180, 180]; the middle one lies in [-90, 90] (Tait-Bryan, e.g. the Meca500's beta) or
+    [0, 180] (proper Euler). At gimbal lock (middle angle within GIMBAL_TOLERANCE_RAD of its
+    limit) the first and last axes coincide: the last angle is set to 0 and the first carries
+    the whole turn (for the Meca500, gamma = 0 and alpha the sum or difference). A zero or
+    non-finite quaternion raises ValueError.
+    """
+    axes, kind = parse_convention(convention)
+    q = np.asarray(q, dtype=np.float64).reshape(4)
+    norm = float(np.linalg.norm(q))
+    if not math.isfinite(norm) or norm < 1e-6:
+        raise ValueError("quaternion is zero or not finite")
+    q = q / norm
+    # An intrinsic sequence abc with angles (a1, a2, a3) is the extrinsic sequence cba with
+    # angles (a3, a2, a1): R = Ra(a1) Rb(a2) Rc(a3) either way.
+    seq = axes if kind == "extrinsic" else axes[::-1]
+    i, j, k = (_AXIS_INDEX[a] for a in seq)
+    proper = i == k
+    if proper:
+        k = 3 - i - j
+    sign = (i - j) * (j - k) * (k - i) / 2.0  # +1 for a cyclic i, j, k, else -1
+    w = q[3]
+    if proper:
+        a, b, c, d = w, q[i], q[j], sign * q[k]
+    else:
+        a, b, c, d = w - q[j], q[i] + sign * q[k], q[j] + w, sign * q[k] - q[i]
+    middle = 2.0 * math.atan2(math.hypot(c, d), math.hypot(a, b))
+    half_sum, half_diff = math.atan2(b, a), math.atan2(d, c)
+    # Extrinsic order: first about seq[0], last about seq[2]. The angle set to 0 at gimbal lock
+    # is the one that comes last in the caller's (wire) order.
+    at_zero = abs(middle) < GIMBAL_TOLERANCE_RAD
+    if at_zero or abs(middle - math.pi) < GIMBAL_TOLERANCE_RAD:
+        # Only first + last (= 2 half_sum, middle 0) or last - first (= 2 half_diff, middle pi)
+        # is defined. Zero the angle that comes last in the wire order: for an intrinsic
+        # sequence that is the extrinsic first.
+        if kind == "intrinsic":
+            first, last = 0.0, 2.0 * (half_sum if at_zero else half_diff)
+        else:
+            first, last = 2.0 * (half_sum if at_zero else -half_diff), 0.0
+    else:
+        first, last = half_sum - half_diff, half_sum + half_diff
+    if not proper:
+        last *= sign
+        middle -= math.pi / 2.0
+    angles = [first, middle, last] if kind == "extrinsic" else [last, middle, first]
+    out = np.degrees(np.asarray(angles))
+    return np.where(out <= -180.0, out + 360.0, np.where(out > 180.0, out - 360.0, out))

@@ -3,10 +3,18 @@
 
 ``robot``: integrates the executor's setpoints at 100 Hz like a robot in velocity mode
 (TwistStamped: position += v dt, orientation rotated by w dt, base frame) or pose mode
-(PoseStamped: the pose is the target), and publishes its state as the robot bridge does
-(sensor_msgs/JointState with six constant joints, geometry_msgs/PoseStamped EE pose in
-base_link). A setpoint older than ``--command-timeout`` stops it, as the Meca500's velocity
-timeout does. Every state line it logs can be parsed by a test (``STATE t x y z``).
+(PoseStamped: the pose is the target). A setpoint older than ``--command-timeout`` stops it, as
+the Meca500's velocity timeout does. Every state line it logs can be parsed by a test
+(``STATE t x y z``). Its state (six constant joints, the EE pose in base_link) goes out either
+
+- ``--state-out ros`` (default): directly as the robot bridge's topics (sensor_msgs/JointState,
+  geometry_msgs/PoseStamped), or
+- ``--state-out wire``: as the lab's robot PC sends it, for the real robot bridge to convert: a
+  ZMQ PUB bound to a free loopback port (logged as ``robot state wire: tcp://...``), multipart
+  [b"robot_state", struct '<ddf12f'] = origin_ts and send_ts (s, this machine's wall clock),
+  force (0.0: the kinematic robot has no sensor), 6 joint angles in degrees, x y z in
+  millimetres and the Meca500's mobile-XYZ Euler angles in degrees (R = Rx(alpha) Ry(beta)
+  Rz(gamma), the bridge's default euler_convention 'xyz_intrinsic'), at 100 Hz.
 
 ``chunks``: at 10 Hz publishes asyncvla_msgs/ActionChunk like the action node (stamp = now,
 reference = the newest robot state, offsets of a smooth circular motion from it, plus up to
@@ -18,6 +26,7 @@ Both roles run in one process by default (``--roles robot,chunks``).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -34,10 +43,15 @@ from asyncvla_common import qos  # noqa: E402
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns  # noqa: E402
 from asyncvla_msgs.msg import ActionChunk  # noqa: E402
 from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
-from asyncvla_training.rotations import matrix_to_quaternion, quat_to_rotvec, rotvec_to_matrix  # noqa: E402
+from asyncvla_testing.lab_senders import RobotPublisher, robot_payload  # noqa: E402
+from asyncvla_training.rotations import (matrix_to_quaternion, quat_to_rotvec,  # noqa: E402
+                                         quaternion_to_euler, rotvec_to_matrix)
 
 START = np.array([0.19, 0.0, 0.308])  # m: a Meca500-like home position of the flange
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"]
+JOINT_POSITIONS = [0.0, 0.1, -0.1, 0.0, 0.3, 0.0]  # rad: constant (a kinematic EE, no IK)
+#: The Mecademic Meca500's GetPose orientation: mobile XYZ Euler angles (robot bridge default).
+WIRE_EULER_CONVENTION = "xyz_intrinsic"
 
 
 class KinematicRobot(Node):
@@ -49,10 +63,15 @@ class KinematicRobot(Node):
         self.velocity = np.zeros(6)
         self.target: tuple[np.ndarray, np.ndarray] | None = None
         self.command_mono = -1e9
-        self.joint_pub = self.create_publisher(JointState, args.joint_topic,
-                                               qos.stream_publisher())
-        self.pose_pub = self.create_publisher(PoseStamped, args.pose_topic,
-                                              qos.stream_publisher())
+        self.wire: RobotPublisher | None = None
+        if args.state_out == "wire":
+            self.wire = RobotPublisher()
+            print(f"robot state wire: {self.wire.endpoint}", flush=True)
+        else:
+            self.joint_pub = self.create_publisher(JointState, args.joint_topic,
+                                                   qos.stream_publisher())
+            self.pose_pub = self.create_publisher(PoseStamped, args.pose_topic,
+                                                  qos.stream_publisher())
         if args.mode == "twist":
             self.create_subscription(TwistStamped, args.setpoint_topic, self._on_twist,
                                      qos.COMMAND)
@@ -85,20 +104,39 @@ class KinematicRobot(Node):
         elif self.target is not None:
             self.position, self.rotation = self.target
         stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
+        quat = matrix_to_quaternion(self.rotation)
+        if self.wire is not None:
+            self._send_wire(quat)
+        else:
+            self._publish_ros(stamp, quat)
+        if now_mono - self._log_at >= self.args.log_period:
+            self._log_at = now_mono
+            t = stamp.sec + stamp.nanosec * 1e-9
+            x, y, z = self.position
+            print(f"STATE {t:.4f} {x:.6f} {y:.6f} {z:.6f}", flush=True)
+
+    def _publish_ros(self, stamp, quat: np.ndarray) -> None:
         joints = JointState()
         joints.header.stamp, joints.name = stamp, JOINTS
-        joints.position = [0.0, 0.1, -0.1, 0.0, 0.3, 0.0]
+        joints.position = JOINT_POSITIONS
         pose = PoseStamped()
         pose.header.stamp, pose.header.frame_id = stamp, "base_link"
         p, o = pose.pose.position, pose.pose.orientation
         p.x, p.y, p.z = (float(v) for v in self.position)
-        o.x, o.y, o.z, o.w = (float(v) for v in matrix_to_quaternion(self.rotation))
+        o.x, o.y, o.z, o.w = (float(v) for v in quat)
         self.joint_pub.publish(joints)
         self.pose_pub.publish(pose)
-        if now_mono - self._log_at >= self.args.log_period:
-            self._log_at = now_mono
-            t = stamp.sec + stamp.nanosec * 1e-9
-            print(f"STATE {t:.4f} {p.x:.6f} {p.y:.6f} {p.z:.6f}", flush=True)
+
+    def _send_wire(self, quat: np.ndarray) -> None:
+        """One state in the robot PC's units: degrees, millimetres, Meca500 Euler angles."""
+        origin = time.time()  # the sample's capture time on the "robot PC" clock
+        pose = [*(1000.0 * self.position), *quaternion_to_euler(quat, WIRE_EULER_CONVENTION)]
+        self.wire.send([b"robot_state", robot_payload(
+            origin, time.time(), 0.0, [math.degrees(a) for a in JOINT_POSITIONS], pose)])
+
+    def close(self) -> None:
+        if self.wire is not None:
+            self.wire.close()
 
 
 class ChunkSource(Node):
@@ -166,6 +204,8 @@ def main() -> int:
     parser.add_argument("--roles", default="robot,chunks")
     parser.add_argument("--mode", choices=["twist", "pose"], default="twist")
     parser.add_argument("--setpoint-topic", default="/asyncvla/setpoint/twist")
+    parser.add_argument("--state-out", choices=["ros", "wire"], default="ros",
+                        help="robot state as ROS topics, or the lab's ZMQ wire for the bridge")
     parser.add_argument("--joint-topic", default="/robot/joint_states")
     parser.add_argument("--pose-topic", default="/robot/ee_pose")
     parser.add_argument("--action-topic", default="/asyncvla/action_chunk")
@@ -190,6 +230,9 @@ def main() -> int:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        for node in nodes:
+            if isinstance(node, KinematicRobot):
+                node.close()
         rclpy.try_shutdown()
     return 0
 

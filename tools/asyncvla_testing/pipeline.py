@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from asyncvla_testing.assets import DemoAssets
+from asyncvla_testing.bridge_harness import start_bridge
 from asyncvla_testing.processes import ManagedProcess, ProcessGroup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,13 +54,17 @@ def start_action(group: ProcessGroup, assets: DemoAssets, name: str = "action",
     return group.start(name, ["-m", "asyncvla_action_node.action_node", *ros_args(base)])
 
 
-def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ManagedProcess]:
-    """The chunk executor (100 Hz twists, enabled: no operator) and a kinematic robot that
-    executes them and publishes the robot state."""
+def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ...]:
+    """The chunk executor (100 Hz twists, enabled: no operator), a kinematic robot that
+    executes them and sends its state in the lab's robot wire format (ZMQ, degrees, mm, Meca500
+    Euler angles), and the real robot bridge that turns it into /robot/joint_states and
+    /robot/ee_pose, as on the lab's robot PC. Returns (executor, robot, robot bridge)."""
     base = {"output": "twist", "enabled_at_start": True}
     base.update(params)
     executor = group.start("executor", ["-m", "asyncvla_action_node.executor_node",
                                         *ros_args(base)])
     robot = group.start("robot", [KINEMATIC_ROBOT, "--roles", "robot", "--mode", "twist",
-                                  "--log-period", "1.0"])
-    return executor, robot
+                                  "--state-out", "wire", "--log-period", "1.0"])
+    endpoint = robot.wait_for_line("robot state wire:", 60).rsplit(" ", 1)[-1]
+    bridge, _ = start_bridge(group, "robot", {"endpoint": endpoint})
+    return executor, robot, bridge
