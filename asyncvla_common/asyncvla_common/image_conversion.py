@@ -3,8 +3,9 @@ the project's own OpenCV/numpy conversion where it does not.
 
 The design names ROS's `cv_bridge` for this job, and where ROS comes from apt it is installed
 and the nodes use it. Where ROS comes from PyPI wheels there is no working cv_bridge: PyPI's
-`cv-bridge` (1.13.0.post0) is a ROS 1 port that imports, then fails on first use under numpy 2
-(`ndarray.tostring` is gone). So the backend is chosen once, lazily, by importing cv_bridge and
+`cv-bridge` (1.13.0.post0) is a ROS 1 port with a pure-Python stand-in for its C++ part that
+imports, then fails on first use (tried with numpy 2.4: imgmsg_to_cv2 reads an rgb8 image as 9
+channels and raises TypeError; cv2_to_imgmsg calls `ndarray.tostring`, which numpy 2 removed). So the backend is chosen once, lazily, by importing cv_bridge and
 converting a small probe image both ways; any exception or any pixel that differs from the
 builtin result selects the builtin conversion, with one warning that says why. `backend` names
 the choice ("cv_bridge" or "builtin") for logs and diagnostics.

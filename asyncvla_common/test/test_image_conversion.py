@@ -101,9 +101,9 @@ def test_converter_without_cv_bridge_is_builtin_and_says_why(rgb, monkeypatch):
 
 
 def _pypi_like_cv_bridge() -> types.ModuleType:
-    """A cv_bridge that imports and then fails on first use the way PyPI's cv-bridge
-    1.13.0.post0 does under numpy 2: its cv2_to_imgmsg calls `ndarray.tostring()`, which
-    numpy 2 removed (the failing line is reproduced; the rest converts correctly)."""
+    """A cv_bridge that imports and then fails on first use, as PyPI's cv-bridge 1.13.0.post0
+    does under numpy 2: its cv2_to_imgmsg calls `ndarray.tostring()`, which numpy 2 removed
+    (that failing line is reproduced; the rest converts correctly)."""
     module = types.ModuleType("cv_bridge")
 
     class CvBridge:
@@ -152,8 +152,9 @@ def _real_cv_bridge_or_skip():
         from cv_bridge import CvBridge
     except ImportError as exc:
         pytest.skip(f"cv_bridge is not importable here ({exc}); it comes with ROS from apt "
-                    "(ros-<distro>-cv-bridge), and PyPI's cv-bridge 1.13.0.post0 is a ROS 1 port "
-                    "that fails under numpy 2, so the nodes use the builtin conversion")
+                    "(ros-<distro>-cv-bridge); PyPI's cv-bridge 1.13.0.post0 imports but fails "
+                    "on first use with numpy 2, so it is not installed and the nodes use the "
+                    "builtin conversion")
     conv = ImageConverter(warn=lambda line: None)
     if conv.backend != CV_BRIDGE:
         if isinstance(conv.probe_error, BackendMismatch):
