@@ -12,6 +12,8 @@ stamped with the capture `timestamp` mapped to local ROS time by the clock-offse
 - `<topic_prefix>/<view>/image_raw` (sensor_msgs/Image, rgb8): decoded, only when
   `publish_raw` is true, and then for the views in `raw_views` (all views when empty).
   Decoding costs CPU and raw frames are large for rclpy: keep it off unless a consumer needs it.
+  The Image is built by cv_bridge where it imports and converts correctly, else by the builtin
+  conversion (asyncvla_common.image_conversion); diagnostics name which.
 - `/diagnostics`: rates (total and per view), drops by reason, clock offset/drift/jumps,
   last error.
 """
@@ -28,6 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from asyncvla_bridges.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
 from asyncvla_common import params
+from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.qos import stream_publisher
 from asyncvla_common.stats import RateMeter
 from asyncvla_common.timeconv import seconds_to_stamp
@@ -94,6 +97,13 @@ class CameraBridge(BridgeNode):
                      for v in self.views.views if v.publish_raw}
         self._view_rates = {v.name: RateMeter() for v in self.views.views}
         self._view_sizes: dict[str, str] = {}
+        # cv_bridge builds the raw Images where it imports and converts correctly (ROS from
+        # apt), else the builtin conversion; chosen (and logged) only when raw images are on.
+        self.image_converter = ImageConverter(warn=self.get_logger().warning)
+        if publish_raw:
+            self.get_logger().info(f"raw images via {self.image_converter.backend}"
+                                   + (f" ({self.image_converter.reason})"
+                                      if self.image_converter.reason else ""))
         self._unknown_logged: set[str] = set()
         self._zmq = zmq.Context()
         self._sock = self._zmq.socket(zmq.PULL)
@@ -129,13 +139,8 @@ class CameraBridge(BridgeNode):
         compressed.data = array.array("B", frame.jpeg)
         self._compressed[view.name].publish(compressed)
         if rgb is not None:
-            image = Image()
+            image = self.image_converter.rgb_to_image(rgb)
             image.header = compressed.header
-            image.height, image.width = int(rgb.shape[0]), int(rgb.shape[1])
-            image.encoding = "rgb8"
-            image.is_bigendian = 0
-            image.step = 3 * image.width
-            image.data = array.array("B", rgb.tobytes())
             self._raw[view.name].publish(image)
         self._view_rates[view.name].tick(time.monotonic())
         self._view_sizes[view.name] = f"{frame.info.width}x{frame.info.height}"
@@ -150,6 +155,9 @@ class CameraBridge(BridgeNode):
     def extra_values(self) -> dict[str, object]:
         now = time.monotonic()
         values: dict[str, object] = {}
+        if self._raw:
+            values["image_conversion"] = self.image_converter.backend
+            values["image_conversion_fallbacks"] = self.image_converter.frame_fallbacks
         for name, meter in self._view_rates.items():
             values[f"{name}.rate_hz"] = meter.rate(now)
             values[f"{name}.resolution"] = self._view_sizes.get(name, "none")

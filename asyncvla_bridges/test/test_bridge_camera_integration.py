@@ -185,6 +185,10 @@ def test_camera_bridge_end_to_end(processes):
         assert int(diag["published"]) == warmup - settling + len(sent) + good + len(after)
         assert int(diag["thread_errors"]) == 0 and diag["clock_jumps"] == "0"
         assert diag["front.resolution"] == "320x240" and diag["top.resolution"] == "320x240"
+        # The raw Images came from one named backend (cv_bridge only where it imports and
+        # passes its probe) and no frame needed the builtin fallback.
+        assert diag["image_conversion"] in ("cv_bridge", "builtin")
+        assert diag["image_conversion_fallbacks"] == "0"
         assert proc.alive()
         total = sum(len(ros[COMPRESSED[v]]) for v in CAMERAS)
         assert total - warm_received == len(sent) + good + len(after)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from asyncvla_common.image_conversion import (COMPRESSED_FORMATS, ImageConverter,
+                                              builtin_compressed_to_rgb, builtin_raw_to_rgb)
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class StoredFrame:
     data: bytes
     width: int = 0
     height: int = 0
+    step: int = 0  # raw row length in bytes (sensor_msgs/Image.step); 0 = packed rows
 
 
 @dataclass(frozen=True)
@@ -30,37 +33,32 @@ class FrameSet:
     reason: str
 
 
-def decode_frame(frame: StoredFrame) -> np.ndarray:
-    """RGB uint8 HxWx3; ValueError with the cause when the frame cannot be used."""
-    if frame.encoding in ("jpeg", "png"):
-        buf = np.frombuffer(frame.data, dtype=np.uint8)
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-        if bgr is None:
-            raise ValueError(f"undecodable {frame.encoding} image ({len(frame.data)} bytes)")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    channels = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(frame.encoding)
-    if channels is None:
-        raise ValueError(f"unsupported image encoding {frame.encoding!r}")
-    expected = frame.width * frame.height * channels
-    if frame.width <= 0 or frame.height <= 0 or len(frame.data) != expected:
-        raise ValueError(f"raw image {frame.width}x{frame.height} {frame.encoding} needs "
-                         f"{expected} bytes, got {len(frame.data)}")
-    array = np.frombuffer(frame.data, dtype=np.uint8).reshape(frame.height, frame.width, channels)
-    if frame.encoding == "bgr8":
-        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-    if frame.encoding == "mono8":
-        return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
-    return array.copy()
+def decode_frame(frame: StoredFrame, converter: ImageConverter | None = None) -> np.ndarray:
+    """RGB uint8 HxWx3; ValueError with the cause when the frame cannot be used.
+
+    `converter` picks cv_bridge or the builtin conversion (asyncvla_common.image_conversion);
+    without one the builtin conversion decodes."""
+    if frame.encoding in COMPRESSED_FORMATS:
+        if converter is None:
+            return builtin_compressed_to_rgb(frame.data, frame.encoding)
+        return converter.compressed_to_rgb(frame.data, frame.encoding)
+    if converter is None:
+        return builtin_raw_to_rgb(frame.encoding, frame.width, frame.height, frame.data,
+                                  frame.step)
+    return converter.raw_to_rgb(frame.encoding, frame.width, frame.height, frame.data,
+                                frame.step)
 
 
 class FrameStore:
     """Thread-safe: image callbacks `put`, the update timer `collect`s."""
 
-    def __init__(self, views: list[str], min_size: int = 28) -> None:
+    def __init__(self, views: list[str], min_size: int = 28,
+                 converter: ImageConverter | None = None) -> None:
         if not views:
             raise ValueError("at least one view is needed")
         self.views = list(views)
         self.min_size = min_size
+        self.converter = converter
         self._frames: dict[str, StoredFrame] = {}
         self._lock = threading.Lock()
         self.received = {v: 0 for v in views}
@@ -101,7 +99,7 @@ class FrameStore:
         images = []
         for view, frame in zip(self.views, frames):
             try:
-                image = decode_frame(frame)
+                image = decode_frame(frame, self.converter)
             except ValueError as exc:
                 self._drop("undecodable")
                 return FrameSet(None, stamps, f"view {view}: {exc}")

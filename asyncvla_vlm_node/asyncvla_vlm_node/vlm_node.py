@@ -34,6 +34,7 @@ from asyncvla_common.params import ParamSpec, declare_all
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.safety import WatchdogSet
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
@@ -127,7 +128,10 @@ class VLMNode(Node):
                                                    self.extractor.adapter_id, p["model_path"])
             if mismatch:
                 raise ValueError(mismatch)
-        self.frames = FrameStore(views)
+        # cv_bridge where it imports and converts correctly (ROS from apt), else the builtin
+        # conversion; chosen here so the start-up line below can name it.
+        self.image_converter = ImageConverter(warn=self.get_logger().warning)
+        self.frames = FrameStore(views, converter=self.image_converter)
         self.payload_dtype = p["payload_dtype"]
         self.target_period = p["target_period"]
         self.max_frame_age, self.max_view_skew = p["max_frame_age"], p["max_view_skew"]
@@ -185,7 +189,9 @@ class VLMNode(Node):
             f"{p['num_feature_tokens']} tokens from layer {p['feature_layer']} at "
             f"{p['resize_width']}x{p['resize_height']}"
             + (f" (from {p['policy_checkpoint']})" if contract is not None else "") + ", "
-            f"views {views} on {topics}, target period {self.target_period:.2f} s")
+            f"views {views} on {topics}, target period {self.target_period:.2f} s, "
+            f"image conversion {self.image_converter.backend}"
+            + (f" ({self.image_converter.reason})" if self.image_converter.reason else ""))
 
     # --- inputs -----------------------------------------------------------------------------
     def _image_cb(self, view: str, compressed: bool):
@@ -196,7 +202,8 @@ class VLMNode(Node):
                 encoding = "png" if "png" in fmt else "jpeg"
                 frame = StoredFrame(stamp, encoding, bytes(msg.data))
             else:
-                frame = StoredFrame(stamp, msg.encoding, bytes(msg.data), msg.width, msg.height)
+                frame = StoredFrame(stamp, msg.encoding, bytes(msg.data), msg.width, msg.height,
+                                    msg.step)
             self.frames.put(view, frame)
             outage = self.watchdogs.feed(view, time.monotonic())
             if outage is not None:
@@ -348,6 +355,8 @@ class VLMNode(Node):
         values = {f"{v}_received": self.frames.received.get(v, 0) for v in self.frames.views}
         values.update({f"{v}_age_ms": (now_ns - s) / 1e6 for v, s in stamps.items()})
         values.update({f"dropped_{k}": n for k, n in self.frames.dropped.items()})
+        values["image_conversion"] = self.image_converter.backend
+        values["image_conversion_fallbacks"] = self.image_converter.frame_fallbacks
         now = time.monotonic()
         for dog in self.watchdogs.snapshot(now):
             values[f"{dog.name}_silent_ms"] = round(dog.age(now) * 1e3, 1)

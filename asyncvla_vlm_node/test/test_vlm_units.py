@@ -106,3 +106,17 @@ def test_payload_errors():
         encode_features(np.array([[1e6]]), "float16")
     with pytest.raises(ValueError, match="needs"):
         decode_features(b"\x00" * 10, 2, 4, DTYPE_FLOAT16)
+
+
+def test_store_decodes_padded_raw_rows_through_the_node_converter():
+    from asyncvla_common.image_conversion import ImageConverter
+
+    rgb = np.random.default_rng(3).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    step = 40 * 3 + 8  # sensor_msgs/Image rows padded to `step` bytes
+    padded = np.zeros((30, step), np.uint8)
+    padded[:, :120] = rgb.reshape(30, 120)
+    store = FrameStore(["a"], converter=ImageConverter())
+    store.put("a", StoredFrame(0, "rgb8", padded.tobytes(), 40, 30, step))
+    fs = store.collect(0, 1.0, 1.0)
+    assert fs.reason == "" and np.array_equal(fs.images[0], rgb)
+    assert store.converter.frame_fallbacks == 0

@@ -130,15 +130,17 @@ def jpeg_info(data: bytes) -> JpegInfo:
 
 def decode_jpeg_rgb(data: bytes, info: JpegInfo | None = None) -> np.ndarray:
     """Decode to an HxWx3 uint8 RGB array with OpenCV; raise WireError("jpeg_decode")."""
-    import cv2  # only the bridge's raw-image path needs OpenCV
+    # the one builtin decoder; imported here as only the bridge's raw-image path needs OpenCV
+    from asyncvla_common.image_conversion import builtin_compressed_to_rgb
 
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise WireError("jpeg_decode", "OpenCV could not decode the JPEG")
-    if info is not None and (bgr.shape[1], bgr.shape[0]) != (info.width, info.height):
-        raise WireError("jpeg_decode", f"decoded {bgr.shape[1]}x{bgr.shape[0]}, header says "
+    try:
+        rgb = builtin_compressed_to_rgb(data, "jpeg")
+    except ValueError as exc:
+        raise WireError("jpeg_decode", f"OpenCV could not decode the JPEG: {exc}") from None
+    if info is not None and (rgb.shape[1], rgb.shape[0]) != (info.width, info.height):
+        raise WireError("jpeg_decode", f"decoded {rgb.shape[1]}x{rgb.shape[0]}, header says "
                         f"{info.width}x{info.height}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb
 
 
 @dataclass(frozen=True)
