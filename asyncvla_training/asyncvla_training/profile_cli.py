@@ -110,12 +110,9 @@ def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -
         qwen25_vl_3b_config,
         special_token_ids,
     )
-    from .models.vl_extractor import (
-        VLFeatureExtractor,
-        load_processing_components,
-        resolve_device,
-        resolve_dtype,
-    )
+    from .models.devices import resolve_device, resolve_dtype
+    from .models.vl_extractor import VLFeatureExtractor
+    from .models.vl_loading import load_processing_components
 
     common = {
         "image_size": (args.width, args.height),

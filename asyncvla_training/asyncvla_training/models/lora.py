@@ -12,10 +12,14 @@ Defaults r=16, alpha=32, dropout=0.05 follow the original system docs. Target: a
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 from torch import nn
+
+from .vl_loading import short_hash
 
 _LM_PREFIX = r"(?:.*\.)?language_model\.layers\.\d+\."
 LM_LORA_TARGET = _LM_PREFIX + r"(?:self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_proj)"
@@ -106,3 +110,56 @@ def merge_lora(model: nn.Module) -> nn.Module:
     if not isinstance(model, PeftModel):
         raise ValueError(f"merge_lora expects a peft PeftModel, got {type(model).__name__}")
     return model.merge_and_unload()
+
+
+class LoRAMixin:
+    """LoRA on the extractor's language model: attach (train), load, save, merge.
+
+    Mixed into VLFeatureExtractor, whose ``model`` it wraps; ``adapter_id`` names the adapter
+    (saved adapters: directory name + hash of their files)."""
+
+    model: Any
+    _adapter_id: str
+
+    def attach_lora(
+        self, r: int = 16, alpha: int = 32, dropout: float = 0.05, target: str = LM_LORA_TARGET
+    ) -> list[str]:
+        """Add trainable LoRA to the language model (only); returns the adapted module names."""
+        if self.has_lora:
+            raise ValueError("a LoRA adapter is already attached")
+        self.model = attach_lora(self.model, r=r, alpha=alpha, dropout=dropout, target=target)
+        self._adapter_id = f"in-memory-lora-r{r}-a{alpha}"
+        return lora_layer_names(self.model)
+
+    def load_adapter(self, adapter_path: str | os.PathLike[str], trainable: bool = False) -> None:
+        """Load a saved LoRA adapter directory; ``adapter_id`` becomes name + hash of its files."""
+        if self.has_lora:
+            raise ValueError("a LoRA adapter is already attached")
+        path = Path(adapter_path).expanduser()
+        self.model = load_lora_adapter(self.model, path, trainable=trainable)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.startswith("adapter_"))
+        self._adapter_id = f"{path.name}@" + short_hash(*(p.read_bytes() for p in files))
+
+    def save_adapter(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the LoRA adapter (peft format: adapter_config.json + adapter_model.safetensors)."""
+        if not self.has_lora:
+            raise ValueError("no LoRA adapter attached")
+        directory = Path(directory)
+        self.model.save_pretrained(str(directory), safe_serialization=True)
+        return directory
+
+    def merge_lora(self) -> None:
+        """Fold the adapter into the base weights (faster inference; ``adapter_id`` is kept)."""
+        self.model = merge_lora(self.model)
+
+    @property
+    def has_lora(self) -> bool:
+        return hasattr(self.model, "peft_config")
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Trade compute for memory in LoRA training (non-reentrant: frozen inputs are fine)."""
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -11,17 +11,13 @@ Input formatting follows the original system: one user chat message holding ever
 then the prompt, rendered with the model's chat template without a generation prompt. Views are
 resized to ``image_size`` (640x360 by default) first; see ``vl_inputs`` for the fixed token count.
 
-Loading is strictly offline (``local_files_only=True``): a local directory or a model already in
-the Hugging Face cache. ``make_tiny_qwen_vl`` writes a directory that goes through exactly the same
+Loading is strictly offline (``local_files_only=True``, ``vl_loading``): a local directory or a
+model already in the Hugging Face cache; LoRA is the ``lora.LoRAMixin`` part. ``make_tiny_qwen_vl`` writes a directory that goes through exactly the same
 path, which is how the tests run without a download.
 """
 from __future__ import annotations
 
 import contextlib
-
-import hashlib
-import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,17 +30,11 @@ from torch import nn
 
 from .config import VLConfig
 from .devices import resolve_device, resolve_dtype
-from .lora import LM_LORA_TARGET, attach_lora, load_lora_adapter, lora_layer_names, merge_lora
+from .lora import LoRAMixin
 from . import vision_attention
 from .pooling import masked_adaptive_avg_pool
-from .vl_inputs import PREPROCESS_VERSION, QwenVLInputBuilder, QwenVLInputs, load_chat_template
-
-# Keys of a transformers config that do not change what the model computes.
-_VOLATILE_CONFIG_KEYS = frozenset(
-    {"transformers_version", "dtype", "torch_dtype", "use_cache", "output_hidden_states",
-     "output_attentions", "return_dict", "architectures"}
-)
-
+from .vl_inputs import PREPROCESS_VERSION, QwenVLInputBuilder, QwenVLInputs
+from .vl_loading import load_processing_components, model_id_of, resolve_model_source
 
 @dataclass
 class VLFeatureResult:
@@ -57,75 +47,7 @@ class VLFeatureResult:
     num_views: int = 0
 
 
-def _model_name(source: str) -> str:
-    """Readable model name: hub id tail, or the directory name (cache snapshots -> repo name)."""
-    path = Path(source)
-    if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
-        return path.parent.parent.name.split("--")[-1]
-    return path.name or source
-
-
-def _strip_volatile(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: _strip_volatile(v)
-            for k, v in sorted(value.items())
-            if not str(k).startswith("_") and k not in _VOLATILE_CONFIG_KEYS
-        }
-    if isinstance(value, (list, tuple)):
-        return [_strip_volatile(v) for v in value]
-    return value
-
-
-def _short_hash(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return digest.hexdigest()[:10]
-
-
-def resolve_model_source(model_path: str) -> str:
-    """Local directory for ``model_path`` (a directory or a hub id already in the HF cache).
-
-    Never downloads. Raises FileNotFoundError naming the path when the model is not available.
-    """
-    path = Path(model_path).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} has no config.json: not a transformers model directory")
-        return str(path)
-    if path.exists():
-        raise FileNotFoundError(f"{path} is a file; expected a model directory")
-    looks_like_hub_id = (
-        model_path.count("/") == 1 and not model_path.startswith(("/", ".", "~")) and " " not in model_path
-    )
-    if looks_like_hub_id:
-        from transformers.utils import cached_file
-
-        try:
-            config_file = cached_file(model_path, "config.json", local_files_only=True)
-        except OSError:
-            config_file = None
-        if config_file:
-            return str(Path(config_file).parent)
-    raise FileNotFoundError(
-        f"VL model not found: '{model_path}' is not a local directory"
-        + (" and not in the Hugging Face cache" if looks_like_hub_id else "")
-        + ". Nothing is downloaded (offline); fetch it on a networked machine "
-        "(e.g. `hf download Qwen/Qwen2.5-VL-3B-Instruct`) or pass the model directory."
-    )
-
-
-def load_processing_components(model_source: str) -> tuple[Any, Any, str]:
-    """(tokenizer, PIL image processor, chat template) from a local model directory."""
-    from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
-
-    tokenizer = AutoTokenizer.from_pretrained(model_source, local_files_only=True)
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(model_source, local_files_only=True)
-    return tokenizer, image_processor, load_chat_template(model_source, tokenizer)
-
-
-class VLFeatureExtractor(nn.Module):
+class VLFeatureExtractor(LoRAMixin, nn.Module):
     """Qwen2.5-VL wrapped as a feature extractor (frozen by default; optional LoRA).
 
     An ``nn.Module`` so training code can call ``.train()``, move it, and hand its trainable (LoRA)
@@ -175,10 +97,7 @@ class VLFeatureExtractor(nn.Module):
             "pooling": "masked_adaptive_avg",
             "preprocess_version": PREPROCESS_VERSION,
         }
-        config_json = json.dumps(_strip_volatile(model.config.to_dict()), sort_keys=True)
-        self._model_id = f"{_model_name(self.name_or_path)}@" + _short_hash(
-            config_json.encode(), json.dumps(settings, sort_keys=True).encode()
-        )
+        self._model_id = model_id_of(model.config.to_dict(), self.name_or_path, settings)
         self._adapter_id = ""
 
     # ------------------------------------------------------------------ construction
@@ -413,47 +332,3 @@ class VLFeatureExtractor(nn.Module):
             feature_dim=self.feature_dim,
             num_views=len(images),
         )
-
-    # ------------------------------------------------------------------ LoRA
-    def attach_lora(
-        self, r: int = 16, alpha: int = 32, dropout: float = 0.05, target: str = LM_LORA_TARGET
-    ) -> list[str]:
-        """Add trainable LoRA to the language model (only); returns the adapted module names."""
-        if self.has_lora:
-            raise ValueError("a LoRA adapter is already attached")
-        self.model = attach_lora(self.model, r=r, alpha=alpha, dropout=dropout, target=target)
-        self._adapter_id = f"in-memory-lora-r{r}-a{alpha}"
-        return lora_layer_names(self.model)
-
-    def load_adapter(self, adapter_path: str | os.PathLike[str], trainable: bool = False) -> None:
-        """Load a saved LoRA adapter directory; ``adapter_id`` becomes name + hash of its files."""
-        if self.has_lora:
-            raise ValueError("a LoRA adapter is already attached")
-        path = Path(adapter_path).expanduser()
-        self.model = load_lora_adapter(self.model, path, trainable=trainable)
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.startswith("adapter_"))
-        self._adapter_id = f"{path.name}@" + _short_hash(*(p.read_bytes() for p in files))
-
-    def save_adapter(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the LoRA adapter (peft format: adapter_config.json + adapter_model.safetensors)."""
-        if not self.has_lora:
-            raise ValueError("no LoRA adapter attached")
-        directory = Path(directory)
-        self.model.save_pretrained(str(directory), safe_serialization=True)
-        return directory
-
-    def merge_lora(self) -> None:
-        """Fold the adapter into the base weights (faster inference; ``adapter_id`` is kept)."""
-        self.model = merge_lora(self.model)
-
-    @property
-    def has_lora(self) -> bool:
-        return hasattr(self.model, "peft_config")
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def enable_gradient_checkpointing(self) -> None:
-        """Trade compute for memory in LoRA training (non-reentrant: frozen inputs are fine)."""
-        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
