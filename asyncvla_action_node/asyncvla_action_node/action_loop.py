@@ -129,13 +129,15 @@ class ActionLoop:
                    sequence: int | None) -> bool:
         """Before deserializing: is the VL message from the locked publisher and in budget?"""
         verdict = self.locks["vl_features"].check(**graph, source_ns=source_ns,
-                                                  sequence=sequence)
-        reason = "" if verdict.allowed else verdict.message
-        reason = reason or oversize_reason(size, self.vl_budget, "VL features message")
+                                                  sequence=sequence)  # always: it keeps state
+        # Size first: it is a fact of the message itself, named the same whatever the graph says.
+        reason = oversize_reason(size, self.vl_budget, "VL features message")
         if reason:
             self.counters.inc("vl_oversize")
-            return self.input_result("vl_features", reason)
-        return True
+        elif not verdict.allowed:
+            reason = verdict.message
+            self.counters.inc("vl_publisher_refused")
+        return self.input_result("vl_features", reason) if reason else True
 
     def vl_features(self, data, num_tokens: int, feature_dim: int, dtype: str, sequence: int,
                     stamp_ns: int, model_id: str, now_ns: int, adapter_id: str = "",
