@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 # Levels as ints (the message stores them as a 1-byte `bytes`): ints compare and sort.
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+LEVEL_NAMES = ("OK", "WARN", "ERROR", "STALE")  # indexed by level
 
 
 @dataclass

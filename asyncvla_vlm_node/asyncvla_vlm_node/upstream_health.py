@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-LEVEL_NAMES = ("OK", "WARN", "ERROR", "STALE")
+from asyncvla_common.report import LEVEL_NAMES
 
 
 class UpstreamHealth:
