@@ -22,6 +22,7 @@ from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickO
 from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_action_node.input_checks import (oversize_reason, sensor_batch_size_reason,
                                                vl_message_budget)
+from asyncvla_action_node.operator_inputs import OperatorInputs
 from asyncvla_action_node.output_guard import OutputGuard
 from asyncvla_action_node.publisher_lock import PublisherLock
 from asyncvla_action_node.refusals import Refusal
@@ -100,9 +101,8 @@ class ActionLoop:
         self.gate = SafetyGate(p["enabled_at_start"], p["estop_timeout"], now=time.monotonic())
         self.watchdogs = make_watchdogs(p)
         self.locks = {"vl_features": PublisherLock(p["vl_features_topic"], True,
-                                                   p["vl_publisher"]),
-                      "enable": PublisherLock(p["enable_topic"], lock_identity=False),
-                      "estop": PublisherLock(p["estop_topic"], lock_identity=False)}
+                                                   p["vl_publisher"])}
+        self.operator = OperatorInputs.from_params(p)
         self.counters = Counters()
         self.chunk_rate = RateMeter()
         self.inference_stats = RollingStats()
@@ -262,15 +262,13 @@ class ActionLoop:
     def control(self, name: str, data: bool, graph: dict[str, Any]) -> None:
         """An enable or e-stop message. One that lets output resume is obeyed only while a single
         node publishes the topic; a stop is always obeyed."""
-        resumes = data if name == "enable" else not data
-        if resumes:
-            verdict = self.locks[name].check(**graph)
-            if not verdict.allowed:
-                self.counters.inc(f"refused_{name}")
-                self.log_throttled(f"refused_{name}", "error",
-                                   f"{name} refused: {verdict.message}", 2.0)
-                self._report_now("safety", ERROR)
-                return
+        verdict = self.operator.admit(name, data, graph)
+        if not verdict.allowed:
+            self.counters.inc(f"refused_{name}")
+            self.log_throttled(f"refused_{name}", "error",
+                               f"{name} refused: {verdict.message}", 2.0)
+            self._report_now("safety", ERROR)
+            return
         now = time.monotonic()
         if name == "enable":
             self._gate_input(name, lambda: self.gate.on_enable(bool(data), now))
@@ -370,9 +368,7 @@ class ActionLoop:
         report = safety_report(self.gate, self.watchdogs, now,
                                {"guard_mode": self.guard.limits.mode, **guard},
                                self.refusals.notes(now))
-        for name, graph in graphs.items():
-            report = worse(report, self.locks[name].evaluate(**graph))
-        return report
+        return self.operator.report(report, graphs)
 
     def inputs_report(self) -> Report:
         counts = self.counters.snapshot()

@@ -21,13 +21,13 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64
+from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
 from asyncvla_action_node import action_messages
 from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
-from asyncvla_action_node.safety_ros import publishers_on
+from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
@@ -73,9 +73,8 @@ class ActionNode(Node):
                                  qos.sensor_subscriber(), callback_group=inputs)
         self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.control_subs = {name: self.create_subscription(
-            Bool, p[f"{name}_topic"], g(name, self._control_cb(name)), qos.LATCHED,
-            callback_group=inputs) for name in ("enable", "estop")}
+        self.control_subs = subscribe_operator(self, p, g("enable", self._control_cb("enable")),
+                                               g("estop", self._control_cb("estop")), inputs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"], qos.LATCHED)
         self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64
 
-from asyncvla_action_node.action_node import ACTION_NODE_PARAMETERS
+from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
 from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
@@ -36,7 +36,9 @@ from asyncvla_action_node.executor_core import ERROR_CATEGORIES, ExecutorConfig,
 from asyncvla_action_node.executor_outputs import OUTPUTS, output_class
 from asyncvla_action_node.output_guard import OutputGuard
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS, guard_limits, subscribe_operator
+from asyncvla_action_node.operator_inputs import OperatorInputs
+from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, guard_limits, operator_graphs,
+                                             publishers_on, subscribe_operator)
 from asyncvla_common.safety_status import fill_status, safety_report
 from asyncvla_msgs.msg import ActionChunk, SafetyStatus
 
@@ -107,8 +109,9 @@ class ExecutorNode(Node):
                                  qos.sensor_subscriber(), callback_group=inputs)
         self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        subscribe_operator(self, p, g("enable", self._on_enable), g("estop", self._on_estop),
-                           inputs)
+        self.operator = OperatorInputs.from_params(p)
+        self.operator_subs = subscribe_operator(self, p, g("enable", self._on_enable),
+                                                g("estop", self._on_estop), inputs)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
                                                 qos.LATCHED)
         self.tracking_pub = self.create_publisher(Float64, "~/tracking_error", 10)
@@ -169,12 +172,21 @@ class ExecutorNode(Node):
         self.core.clear_robot_state()
 
     def _on_enable(self, msg: Bool) -> None:
-        self._gate_input(lambda now: self.core.gate.on_enable(bool(msg.data), now))
+        self._gate_input("enable", bool(msg.data),
+                         lambda now: self.core.gate.on_enable(bool(msg.data), now))
 
     def _on_estop(self, msg: Bool) -> None:
-        self._gate_input(lambda now: self.core.gate.on_estop(bool(msg.data), now))
+        self._gate_input("estop", bool(msg.data),
+                         lambda now: self.core.gate.on_estop(bool(msg.data), now))
 
-    def _gate_input(self, apply) -> None:
+    def _gate_input(self, name: str, data: bool, apply) -> None:
+        verdict = self.operator.admit(name, data, publishers_on(self, self.operator_subs[name]))
+        if not verdict.allowed:  # a second publisher could restart the robot: only stops count
+            self.counters.inc(f"refused_{name}")
+            self.get_logger().error(f"{name} refused: {verdict.message}",
+                                    throttle_duration_sec=2.0)
+            self.diagnostics.publish_now_if_worse("safety", ERROR)
+            return
         before = self.core.gate.state
         apply(time.monotonic())
         state = self.core.gate.state
@@ -257,8 +269,11 @@ class ExecutorNode(Node):
         return Report(WARN, f"holding: {result.reason}", values)
 
     def _diag_safety(self) -> Report:
-        return safety_report(self.core.gate, self.core.watchdogs, time.monotonic(),
-                             {"guard_mode": self.core.guard.limits.mode})
+        report = safety_report(self.core.gate, self.core.watchdogs, time.monotonic(),
+                               {"guard_mode": self.core.guard.limits.mode,
+                                **{f"refused_{name}": self.operator.refused(name)
+                                   for name in self.operator.locks}})
+        return self.operator.report(report, operator_graphs(self, self.operator_subs))
 
 
 def main(args: list[str] | None = None) -> int:

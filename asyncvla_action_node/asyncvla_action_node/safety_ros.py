@@ -89,16 +89,16 @@ def guard_limits(p: dict[str, Any]) -> GuardLimits:
 
 
 def subscribe_operator(node: Any, p: dict[str, Any], on_enable: Any, on_estop: Any,
-                       callback_group: Any = None) -> None:
-    """The latched enable and e-stop std_msgs/Bool subscriptions (topics from `p`)."""
+                       callback_group: Any = None) -> dict[str, Any]:
+    """The latched enable and e-stop std_msgs/Bool subscriptions (topics from `p`), by name:
+    the node reads each one's publishers (`publishers_on`) for `OperatorInputs.admit`."""
     from std_msgs.msg import Bool
 
     from asyncvla_common import qos
 
-    node.create_subscription(Bool, p["enable_topic"], on_enable, qos.LATCHED,
-                             callback_group=callback_group)
-    node.create_subscription(Bool, p["estop_topic"], on_estop, qos.LATCHED,
-                             callback_group=callback_group)
+    return {name: node.create_subscription(Bool, p[f"{name}_topic"], callback, qos.LATCHED,
+                                           callback_group=callback_group)
+            for name, callback in (("enable", on_enable), ("estop", on_estop))}
 
 
 def make_watchdogs(p: dict[str, Any]) -> WatchdogSet:
@@ -116,6 +116,11 @@ def publishers_on(node: Any, subscription: Any) -> dict[str, Any]:
             "writer_ids": tuple(bytes(i.endpoint_gid) for i in infos),
             "matched": subscription.get_publisher_count(),
             "now_ns": node.get_clock().now().nanoseconds}
+
+
+def operator_graphs(node: Any, subscriptions: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`publishers_on` for each operator subscription (as `subscribe_operator` returns them)."""
+    return {name: publishers_on(node, sub) for name, sub in subscriptions.items()}
 
 
 def worse(report: Report, refusals: RejectionStatus | PublisherVerdict | None) -> Report:

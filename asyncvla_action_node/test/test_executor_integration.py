@@ -169,3 +169,45 @@ def test_twist_is_zero_within_one_period_of_a_stop(processes, stop):
     out = executor.output()
     expected = {"disable": "disabled", "stale": "newest chunk is", "dry": "ran dry"}[stop]
     assert expected in out, out[-2000:]
+
+
+def test_an_intruders_enable_is_refused_while_stops_are_always_obeyed(processes):
+    """The executor drives the robot directly, so the operator topics' rule holds here too
+    (operator_inputs.OperatorInputs): while a second node publishes on enable/e-stop, its
+    "go" messages (e-stop released, enable pressed) are refused and the safety status is an
+    ERROR naming the topic; the robot stays still. Once it leaves, the operator's go works."""
+    rogue_script = os.path.join(ROOT, "tools", "asyncvla_testing", "rogue.py")
+    executor, peer, ros, topic, pubs = _start(processes, "twist")
+    try:
+        pubs["asyncvla/estop"].publish(Bool(data=True))
+        executor.wait_for_line("-> ESTOP", 10)
+        pressed = time.time()
+        rogue = processes.start("rogue", [rogue_script, "go", "--name", "intruder", "--count",
+                                          "20", "--rate", "10", "--hold", "4.0"])
+        rogue.wait_for_line("ROGUE START", 30)
+
+        def safety_error(newest_only: bool = False) -> bool:
+            statuses = [v for v in (diagnostic_values(m, "asyncvla_executor: safety")
+                                    for m in ros["/diagnostics"].snapshot()) if v is not None]
+            return any(v["_level"] == "2" and "publishers on /asyncvla/" in v["_message"]
+                       for v in (statuses[-1:] if newest_only else statuses))
+
+        ros.wait_until(safety_error, 10, "safety ERROR naming the topic")
+        rogue.popen.wait(30)
+        moving = [m for m in ros[topic].snapshot()
+                  if stamp_to_ns(m.header.stamp) > pressed * 1e9
+                  and abs(m.twist.linear.x) + abs(m.twist.linear.y) > 0.0]
+        out = executor.output()
+        assert moving == [], out[-2000:]
+        assert "refused" in out and "-> ENABLED" not in out, out[-2000:]
+        # The intruder left and the status says so: the operator releases and enables, and
+        # the robot moves again.
+        ros.wait_until(lambda: not safety_error(newest_only=True), 10, "intruder seen gone")
+        pubs["asyncvla/estop"].publish(Bool(data=False))
+        executor.wait_for_line("ESTOP -> DISABLED", 10)  # two topics: no order between them
+        pubs["asyncvla/enable"].publish(Bool(data=True))
+        executor.wait_for_line("-> ENABLED", 10)
+        ros.wait_until(lambda: any(abs(m.twist.linear.x) + abs(m.twist.linear.y) > 1e-4
+                                   for m in ros[topic].snapshot()), 15, "moving again")
+    finally:
+        ros.close()

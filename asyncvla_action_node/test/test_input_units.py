@@ -209,6 +209,30 @@ def test_control_topics_report_a_second_node_and_refuse_go_messages():
     assert not lock.check(["/panel"], 2, 0).allowed  # plus one unnamed writer
 
 
+def test_operator_inputs_obey_every_stop_and_refuse_a_go_while_two_nodes_publish():
+    """One rule for the action node, the executor and the Meca500 driver."""
+    from asyncvla_action_node.operator_inputs import OperatorInputs, resumes
+    from asyncvla_common.report import Report
+
+    ops = OperatorInputs.from_params({"enable_topic": "/e", "estop_topic": "/s"})
+    one = {"publishers": ["/panel"], "matched": 1, "now_ns": 0}
+    two = {"publishers": ["/panel", "/intruder"], "matched": 2, "now_ns": 0}
+    assert resumes("enable", True) and resumes("estop", False)
+    assert not resumes("enable", False) and not resumes("estop", True)
+    with pytest.raises(ValueError):
+        resumes("other", True)
+    for name, stop in (("enable", False), ("estop", True)):
+        assert ops.admit(name, stop, two).allowed  # a stop from anyone
+        refused = ops.admit(name, not stop, two)
+        assert not refused.allowed and refused.level == ERROR
+        assert "/intruder" in refused.message and ops.locks[name].topic in refused.message
+        assert ops.admit(name, not stop, one).allowed  # the intruder left
+    assert ops.refused("enable") == 1 and ops.refused("estop") == 1
+    report = ops.report(Report(OK, "enabled", {}), {"enable": one, "estop": two})
+    assert report.level == ERROR and "/intruder" in report.message
+    assert ops.report(Report(OK, "enabled", {}), {"enable": one, "estop": one}).level == OK
+
+
 def test_vl_lock_graph_lag_at_both_edges_is_closed_by_the_sample_info():
     from asyncvla_action_node.publisher_lock import PublisherLock
 

@@ -35,7 +35,9 @@ from asyncvla_common.timeconv import ns_to_stamp
 from asyncvla_action_node.meca500.driver_core import (DriverCore, DriverLimits, RobotView,
                                                       joint_positions_rad, pose_si)
 from asyncvla_common.safety import SafetyGate, WatchdogSet
-from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS, subscribe_operator
+from asyncvla_action_node.operator_inputs import OperatorInputs
+from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, operator_graphs, publishers_on,
+                                             subscribe_operator)
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus
 
@@ -91,8 +93,9 @@ class Meca500Driver(Node):
         inputs = MutuallyExclusiveCallbackGroup()
         self.create_subscription(TwistStamped, p["setpoint_topic"], g("setpoint", self._on_twist),
                                  qos.COMMAND, callback_group=inputs)
-        subscribe_operator(self, p, g("enable", self._on_enable), g("estop", self._on_estop),
-                           inputs)
+        self.operator = OperatorInputs.from_params(p)
+        self.operator_subs = subscribe_operator(self, p, g("enable", self._on_enable),
+                                                g("estop", self._on_estop), inputs)
         self.joint_pub = self.create_publisher(JointState, p["joint_state_topic"],
                                                qos.stream_publisher())
         self.pose_pub = self.create_publisher(PoseStamped, p["pose_topic"], qos.stream_publisher())
@@ -165,12 +168,24 @@ class Meca500Driver(Node):
             self.dogs.feed("setpoint", time.monotonic())
 
     def _on_enable(self, msg: Bool) -> None:
-        self.core.gate.on_enable(bool(msg.data), time.monotonic())
-        self._on_tick()
+        if self._admitted("enable", bool(msg.data)):
+            self.core.gate.on_enable(bool(msg.data), time.monotonic())
+            self._on_tick()
 
     def _on_estop(self, msg: Bool) -> None:
-        self.core.gate.on_estop(bool(msg.data), time.monotonic())
-        self._on_tick()  # stop now, not at the next tick
+        if self._admitted("estop", bool(msg.data)):
+            self.core.gate.on_estop(bool(msg.data), time.monotonic())
+            self._on_tick()  # stop now, not at the next tick
+
+    def _admitted(self, name: str, data: bool) -> bool:
+        """Stops always; a resume only while one node publishes the topic (OperatorInputs)."""
+        verdict = self.operator.admit(name, data, publishers_on(self, self.operator_subs[name]))
+        if not verdict.allowed:
+            self.counters.inc(f"refused_{name}")
+            self.get_logger().error(f"{name} refused: {verdict.message}",
+                                    throttle_duration_sec=2.0)
+            self.diagnostics.publish_now_if_worse("robot", ERROR)
+        return verdict.allowed
 
     # --- the tick -----------------------------------------------------------------------------
     def _view(self) -> RobotView:
@@ -231,6 +246,9 @@ class Meca500Driver(Node):
         self.status_pub.publish(msg)
 
     def _diag_robot(self) -> Report:
+        return self.operator.report(self._robot_report(), operator_graphs(self, self.operator_subs))
+
+    def _robot_report(self) -> Report:
         d = self.core.last
         values = {"commands_sent": self.core.sent,
                   "rejected_setpoints": self.core.rejected_setpoints,
