@@ -186,9 +186,10 @@ def random_views(rng: np.random.Generator, count: int, width: int, height: int) 
 
 
 def time_vl(extractor: Any, views: list[np.ndarray], prompt: str, warmup: int, iters: int,
-            compare: bool = True, max_s: float | None = None) -> dict[bool, tuple[dict[str, Any], Any]]:
-    """Time ``extractor.extract`` on the optimised path (key True) and, with ``compare``, the
-    plain transformers path (key False) on the same inputs: {optimized: (stats, last result)}.
+            paths: tuple[bool, ...] = (True, False),
+            max_s: float | None = None) -> dict[bool, tuple[dict[str, Any], Any]]:
+    """Time ``extractor.extract`` on the given ``paths`` - the optimised path (True) and the
+    plain transformers path (False) - on the same inputs: {optimized: (stats, last result)}.
 
     Stats: p50/p99/mean ms, ``iters`` timed, tokens, views, width, height, and the p50 of building
     the inputs alone (resize, tokens, pixel values). Leaves the extractor on the optimised path.
@@ -197,7 +198,7 @@ def time_vl(extractor: Any, views: list[np.ndarray], prompt: str, warmup: int, i
     device = extractor.device
     out: dict[bool, tuple[dict[str, Any], Any]] = {}
     try:
-        for optimized in (True, False) if compare else (True,):
+        for optimized in paths:
             extractor.optimized = optimized
             times, result = _time(lambda: extractor.extract(views, prompt), warmup, iters, device,
                                   max_s)
@@ -267,7 +268,8 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
         torch.cuda.reset_peak_memory_stats(device)
     rng = np.random.default_rng(0)
     views = random_views(rng, args.views, args.width, args.height)
-    vl = time_vl(extractor, views, args.prompt, args.warmup, args.iters, compare=not args.no_compare)
+    vl = time_vl(extractor, views, args.prompt, args.warmup, args.iters,
+                 paths=(True,) if args.no_compare else (True, False))
     vl_stats, vl_result = vl[True]
 
     k, d = args.num_feature_tokens, args.expert_vl_dim or extractor.feature_dim
