@@ -42,6 +42,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def error_text(exc: BaseException) -> str:
+    """How a failure is written into a part: the exception's type and its one-line message."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
 def has_error(value: Any) -> bool:
     """True when any nested dict of ``value`` has an ``"error"`` key."""
     if isinstance(value, dict):
@@ -101,7 +106,7 @@ class CheckReport:
             fn(lambda **fields: self.put(path, **fields))
         except Exception as exc:  # noqa: BLE001 - any failure of a part is that part's result
             ok = False
-            self.put(path, error=f"{type(exc).__name__}: {one_line(exc)}")
+            self.put(path, error=error_text(exc))
         finally:
             with self._lock:
                 self._current = None

@@ -175,10 +175,13 @@ def test_tiny_run_on_cpu_reports_every_part(capsys: pytest.CaptureFixture[str]) 
     _assert_stats(expert["compiled"])
     compiled = expert["compiled"]
     assert compiled["mode"] == "reduce-overhead" and compiled["cuda_graphs"] is False
-    assert compiled["compile_s"] > 0
-    assert expert["agreement"]["elements"] == 8 * 7  # horizon x action dims
-    assert 0 <= expert["agreement"]["max_abs_diff"] <= 1e-4
-    assert expert["agreement"]["reference_max_abs"] > 0
+    assert compiled["setup_s"] > 0  # the compilation, at the first call
+    assert compiled["agreement"]["elements"] == 8 * 7  # horizon x action dims
+    assert 0 <= compiled["agreement"]["max_abs_diff"] <= 1e-4
+    assert compiled["agreement"]["reference_max_abs"] > 0
+    assert expert["cuda_graph"] == {"skipped": "CUDA graphs need a CUDA device"}
+    assert expert["ratios"]["eager_p99_over_compiled"] == pytest.approx(
+        expert["eager"]["p99_ms"] / compiled["p99_ms"], rel=2e-2)
     assert expert["target_p99_ms"] == gpu_check.EXPERT_TARGET_P99_MS
     assert expert["anchors"] == {"original_system_ms": [20.0, 30.0]}
     best = expert[expert["best"]]
@@ -196,7 +199,9 @@ def test_deadline_ends_the_run_with_one_json(tmp_path: Path) -> None:
     assert time.monotonic() - start < 60
     assert proc.returncode == 1, proc.stderr[-2000:]
     data = json.loads(proc.stdout)
-    assert data["build"]["error"].startswith("timed out")  # building takes longer than 3 s
+    # Building takes longer than 3 s; on a busy machine even the imports before it may.
+    assert data["build"]["error"].startswith("timed out") or data["build"]["error"] == NOT_RUN
+    assert data["ok"] is False and data["wall_s"] < 10
     assert data["expert"]["error"] == NOT_RUN
     assert all(part["error"] == NOT_RUN for part in data["vl_update"].values())
 
@@ -211,7 +216,7 @@ def test_shell_wrapper_cpu_smoke() -> None:
     data = json.loads(lines[0])
     assert data["ok"] is True and data["environment"]["device"] == "cpu"
     assert list(data["vl_update"]) == ["1x112x84", "5x112x84", "5x224x140"]
-    for part in (*data["vl_update"].values(), data["expert"]):
+    for part in (*data["vl_update"].values(), data["expert"]["compiled"]):
         assert "error" not in part and part["agreement"]["elements"] > 0
     assert data["wall_s"] < 440  # inside the Python run's own deadline
 
@@ -247,3 +252,12 @@ def test_shell_wrapper_prints_json_when_python_prints_nothing(tmp_path: Path) ->
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
     assert data["ok"] is False and "printed no JSON (exit status 1" in data["error"]
+
+
+def test_cuda_graph_variant_runs_only_where_a_capture_can_hold() -> None:
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # constructing a device needs no GPU
+    assert gpu_check._variant_skip("cuda_graph", cuda, "infer") is None
+    assert "synchronise" in gpu_check._variant_skip("cuda_graph", cuda, "forward")
+    assert "CUDA device" in gpu_check._variant_skip("cuda_graph", cpu, "infer")
+    assert gpu_check._variant_skip("compiled", cpu, "forward") is None
+    assert list(gpu_check.EXPERT_VARIANTS) == ["cuda_graph", "compiled"]
