@@ -261,3 +261,50 @@ def test_cuda_graph_variant_runs_only_where_a_capture_can_hold() -> None:
     assert "CUDA device" in gpu_check._variant_skip("cuda_graph", cpu, "infer")
     assert gpu_check._variant_skip("compiled", cpu, "forward") is None
     assert list(gpu_check.EXPERT_VARIANTS) == ["cuda_graph", "compiled"]
+
+
+# ---------------------------------------------------------------------------- README's table
+def test_readme_carries_the_unmeasured_gpu_tables() -> None:
+    from asyncvla_training.gpu_check_table import render
+
+    readme = (ROOT / "README.md").read_text()
+    assert render(None) in readme  # every GPU figure "not measured" until a GPU run is pasted
+    assert "tools/bench/gpu_check.sh > gpu_check.json" in readme
+    assert "python -m asyncvla_training.gpu_check_table gpu_check.json" in readme
+
+
+def test_table_renders_a_result_next_to_targets_and_anchors(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from asyncvla_training.gpu_check_table import main as table_main, render
+
+    stats = {"p50_ms": 40.0, "p99_ms": 44.25, "mean_ms": 41.0, "iters": 20}
+    agree = {"max_abs_diff": 0.03125, "reference_max_abs": 12.5, "relative": 0.0025, "elements": 4}
+    result = {
+        "environment": {"gpu": "NVIDIA H200", "torch": "2.13.0", "cuda": "12.8"},
+        "build": {"seconds": 21.5},
+        "vl_update": {"5x640x360": {"optimized": stats, "plain": {**stats, "p50_ms": 160.0},
+                                    "speedup_p50": 4.0, "agreement": agree,
+                                    **gpu_check._vl_verdict((5, 640, 360), 40.0)},
+                      "1x640x360": {"error": "OutOfMemoryError: ..."}},
+        "expert": {"eager": {**stats, "p50_ms": 4.0, "p99_ms": 5.0},
+                   "cuda_graph": {**stats, "p50_ms": 0.5, "p99_ms": 0.8, "agreement": agree},
+                   "compiled": {"error": "BackendCompilerFailed: no C compiler"}},
+        "summary": {"peak_memory_mb": 9216.0},
+    }
+    text = render(result)
+    assert "GPU: NVIDIA H200, torch 2.13.0, CUDA 12.8. Model construction" in text and "21.5 s" in text
+    assert ("| 5 x 640x360 | 40.0 / 44.2 ms | 160.0 / 44.2 ms | 4.00x | 3.1e-02 (values up to 12) "
+            "| p50 <= 50 ms: met | 178 ms (4.45x) | 381 ms (9.53x) |") in text
+    assert "| 1 x 640x360 | failed (see JSON) |" in text
+    assert "| 5 x 1280x720 | not measured |" in text
+    assert "| eager | 4.0 / 5.0 ms | - | not met | 5-7.5x |" in text
+    assert "| CUDA graph (captured, replayed) | 0.5 / 0.8 ms | 3.1e-02 (values up to 12) | met | 40-60x |" in text
+    assert '| torch.compile "reduce-overhead" | failed (see JSON) |' in text
+    assert "Peak GPU memory (torch, largest part): 9.0 GiB." in text
+    path = tmp_path / "gpu_check.json"
+    path.write_text(json.dumps(result))
+    assert table_main([str(path)]) == 0 and capsys.readouterr().out == text
+    path.write_text("{not json")
+    assert table_main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err and "Traceback" not in err
