@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None, stream: Any = None) -> int:
     try:
         run_check(args, report)
     except Exception as exc:  # noqa: BLE001 - setup failed (no CUDA): still one JSON
-        report.put(("environment",), error=f"{type(exc).__name__}: {exc}")
+        report.put(("environment",), error=error_text(exc))
     finally:
         report.stop_watchdog()
     report.emit()

@@ -244,6 +244,26 @@ def test_shell_wrapper_refuses_a_machine_without_gpu(tmp_path: Path) -> None:
     assert "NVIDIA H200" in proc.stderr  # what the driver listed is logged
 
 
+def test_shell_wrapper_time_limit_stops_the_run_with_its_figures() -> None:
+    """``timeout`` ends a run that would overrun (here: endless VL timing); the report printed
+    on SIGTERM keeps the parts done and names the one cut short."""
+    env = _env()
+    env["GPU_CHECK_LIMIT_S"] = "60"
+    start = time.monotonic()
+    proc = subprocess.run(["bash", str(SCRIPT), "--cpu-smoke", "--", "--iters", "1000000",
+                           "--loop-max-s", "100000", "--deadline-s", "100000"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert time.monotonic() - start < 75
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+    data = json.loads(proc.stdout)
+    assert data["ok"] is False
+    cut = [key for key, part in data["vl_update"].items()
+           if part.get("error", "").startswith("terminated (SIGTERM)")]
+    assert len(cut) == 1, data["vl_update"]
+    if data["build"].get("error") is None:  # built in time (a busy machine may not get that far)
+        assert data["build"]["seconds"] > 0
+
+
 def test_shell_wrapper_prints_json_when_python_prints_nothing(tmp_path: Path) -> None:
     env = _env()
     env["PYTHON"] = "false"  # an interpreter that exits 1 without output
