@@ -89,6 +89,22 @@ def test_configs_option_is_checked() -> None:
             gpu_check._parse_args(["--configs", bad])
 
 
+def test_3b_architecture_is_built_where_the_device_context_says() -> None:
+    """The GPU run builds the 3B model directly on the GPU (no CPU copy to move): the same call
+    on the meta device allocates nothing and shows every parameter made there, in the dtype."""
+    from asyncvla_training.testing.tiny_vlm import (build_random_qwen_vl, build_tiny_tokenizer,
+                                                    random_qwen_vl_config)
+
+    config = random_qwen_vl_config("3b", build_tiny_tokenizer())
+    model = build_random_qwen_vl(config, "meta", torch.bfloat16)
+    params = list(model.parameters())
+    assert {p.device.type for p in params} == {"meta"} and {p.dtype for p in params} == {torch.bfloat16}
+    assert 3.7e9 < sum(p.numel() for p in params) < 3.8e9  # Qwen2.5-VL-3B: 3.75 B
+    assert config.text_config.hidden_size == gpu_check.EXPERT_VL_DIM
+    with pytest.raises(ValueError, match="unknown architecture"):
+        random_qwen_vl_config("7b", build_tiny_tokenizer())
+
+
 # ---------------------------------------------------------------------------- report
 def test_report_keeps_other_parts_when_one_fails_or_is_skipped() -> None:
     out = io.StringIO()
