@@ -104,15 +104,8 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -> Any:
-    from .testing.tiny_vlm import (
-        build_random_qwen_vl,
-        make_tiny_qwen_vl,
-        qwen25_vl_3b_config,
-        special_token_ids,
-    )
-    from .models.devices import resolve_device, resolve_dtype
     from .models.vl_extractor import VLFeatureExtractor
-    from .models.vl_loading import load_processing_components
+    from .testing.tiny_vlm import make_tiny_qwen_vl
 
     common = {
         "image_size": (args.width, args.height),
@@ -125,35 +118,58 @@ def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -
             args.model_path, adapter_path=args.adapter_path, device=args.device, dtype=args.dtype,
             attn_implementation=args.attn_implementation, **common,
         )
-    tiny_dir = make_tiny_qwen_vl(f"{workdir}/tiny-qwen2.5-vl")
     if args.tiny:
         notes.append("tiny random Qwen2.5-VL (LM hidden 64): timings show overheads only")
         return VLFeatureExtractor.from_pretrained(
-            tiny_dir, device=args.device, dtype=args.dtype,
+            make_tiny_qwen_vl(f"{workdir}/tiny-qwen2.5-vl"), device=args.device, dtype=args.dtype,
             attn_implementation=args.attn_implementation, **common,
         )
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(None if args.dtype == "auto" else args.dtype, device)
-    tokenizer, image_processor, template = load_processing_components(tiny_dir)
+    return random_vl_extractor("3b", workdir, args.device, args.dtype, args.attn_implementation,
+                               notes, **common)
+
+
+def random_vl_extractor(arch: str, workdir: str, device: str, dtype: str, attn_implementation: str,
+                        notes: list[str], **settings: Any) -> Any:
+    """A ``VLFeatureExtractor`` over a random-weight model of ``arch`` ("3b" or "tiny").
+
+    The model is created directly on ``device`` in ``dtype`` (no CPU copy to move: the 3B model
+    would take minutes that way) and paired with the tiny tokenizer, so nothing is downloaded.
+    ``settings`` are the extractor's (image_size, max_views, num_feature_tokens, feature_layer).
+    """
+    from .models.devices import resolve_device, resolve_dtype
+    from .models.vl_extractor import VLFeatureExtractor
+    from .models.vl_loading import load_processing_components
+    from .testing.tiny_vlm import build_random_qwen_vl, make_tiny_qwen_vl, random_qwen_vl_config
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(None if dtype == "auto" else dtype, dev)
+    tokenizer, image_processor, template = load_processing_components(
+        make_tiny_qwen_vl(f"{workdir}/tiny-qwen2.5-vl"))
     notes.append(
-        "random-3b: Qwen2.5-VL-3B architecture with random weights and the tiny tokenizer "
+        f"random-{arch}: Qwen2.5-VL {arch} architecture with random weights and the tiny tokenizer "
         "(no download); image token counts are exact, text tokens differ slightly from Qwen's vocab"
     )
-    model = build_random_qwen_vl(
-        qwen25_vl_3b_config(special_token_ids(tokenizer)), device, dtype, args.attn_implementation
-    )
+    model = build_random_qwen_vl(random_qwen_vl_config(arch, tokenizer), dev, torch_dtype,
+                                 attn_implementation)
     model.requires_grad_(False)
     return VLFeatureExtractor(
-        model, tokenizer, image_processor, template, name_or_path="random-qwen2.5-vl-3b", **common
+        model, tokenizer, image_processor, template, name_or_path=f"random-qwen2.5-vl-{arch}", **settings
     )
 
 
-def _time(fn: Any, warmup: int, iters: int, device: torch.device) -> tuple[list[float], Any]:
+def _time(fn: Any, warmup: int, iters: int, device: torch.device,
+          max_s: float | None = None) -> tuple[list[float], Any]:
+    """Wall-clock seconds of ``iters`` calls of ``fn`` after ``warmup`` untimed ones (CUDA
+    synchronised). ``max_s``: stop timing once that much time has passed (at least one call is
+    timed), so a slow configuration cannot overrun a fixed time budget; len(times) says how many."""
     result = None
     for _ in range(warmup):
         result = fn()
-    times = []
+    times: list[float] = []
+    loop_start = time.perf_counter()
     for _ in range(iters):
+        if times and max_s is not None and time.perf_counter() - loop_start >= max_s:
+            break
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -162,6 +178,54 @@ def _time(fn: Any, warmup: int, iters: int, device: torch.device) -> tuple[list[
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     return times, result
+
+
+def random_views(rng: np.random.Generator, count: int, width: int, height: int) -> list[np.ndarray]:
+    """``count`` random HxWx3 uint8 RGB views (the timing does not depend on the content)."""
+    return [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def time_vl(extractor: Any, views: list[np.ndarray], prompt: str, warmup: int, iters: int,
+            paths: tuple[bool, ...] = (True, False),
+            max_s: float | None = None) -> dict[bool, tuple[dict[str, Any], Any]]:
+    """Time ``extractor.extract`` on the given ``paths`` - the optimised path (True) and the
+    plain transformers path (False) - on the same inputs: {optimized: (stats, last result)}.
+
+    Stats: p50/p99/mean ms, ``iters`` timed, tokens, views, width, height, and the p50 of building
+    the inputs alone (resize, tokens, pixel values). Leaves the extractor on the optimised path.
+    """
+    height, width = views[0].shape[:2]
+    device = extractor.device
+    out: dict[bool, tuple[dict[str, Any], Any]] = {}
+    try:
+        for optimized in paths:
+            extractor.optimized = optimized
+            times, result = _time(lambda: extractor.extract(views, prompt), warmup, iters, device,
+                                  max_s)
+            prep_times, _ = _time(lambda: extractor._build([(views, prompt)]), 1, len(times),
+                                  device)
+            stats = _percentiles(times)
+            stats.update(iters=len(times), tokens=result.token_count, views=len(views),
+                         width=int(width), height=int(height),
+                         preprocess_p50_ms=_percentiles(prep_times)["p50_ms"])
+            out[optimized] = (stats, result)
+    finally:
+        extractor.optimized = True
+    return out
+
+
+def agreement(reference: Any, other: Any) -> dict[str, Any]:
+    """How far ``other`` is from ``reference`` (tensors or arrays of one shape): the largest
+    absolute difference, the reference's largest magnitude (the scale it is relative to) and
+    the number of elements compared."""
+    ref = torch.as_tensor(reference).detach().float().cpu()
+    oth = torch.as_tensor(other).detach().float().cpu()
+    if ref.shape != oth.shape:
+        raise ValueError(f"cannot compare shapes {tuple(ref.shape)} and {tuple(oth.shape)}")
+    diff = float((ref - oth).abs().max()) if ref.numel() else 0.0
+    scale = float(ref.abs().max()) if ref.numel() else 0.0
+    return {"max_abs_diff": diff, "reference_max_abs": scale,
+            "relative": diff / scale if scale > 0 else None, "elements": int(ref.numel())}
 
 
 def run_profile(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,41 +240,43 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
         return _profile(args, extractor, notes, transformers.__version__)
 
 
-def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_version: str) -> dict[str, Any]:
-    from .models.config import PolicyConfig
+def build_policy(policy_config: str, vl_dim: int, vl_num_tokens: int) -> Any:
+    """A random-weight ``ActionPolicy`` in eval mode: "full" (the original system's size, 118.7 M
+    parameters with 2048-d VL tokens) or "tiny" (full-shaped inputs, tiny widths)."""
+    from .models.config import PolicyConfig, tiny_policy_config
     from .models.policy import ActionPolicy
-    from .models.config import tiny_policy_config
 
+    if policy_config == "tiny":
+        cfg = tiny_policy_config(vl_dim=vl_dim, vl_num_tokens=vl_num_tokens)
+    elif policy_config == "full":
+        cfg = PolicyConfig(vl_dim=vl_dim, vl_num_tokens=vl_num_tokens)
+    else:
+        raise ValueError(f"policy config must be full or tiny, got {policy_config!r}")
+    return ActionPolicy(cfg).eval()
+
+
+def expert_inputs(rng: np.random.Generator, cfg: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random VL tokens (K, D) and sensor window (T, C), zero robot state (S,), float32."""
+    vl = rng.standard_normal((cfg.vl_num_tokens, cfg.vl_dim)).astype(np.float32)
+    window = rng.standard_normal((cfg.sensor.window, cfg.sensor.in_channels)).astype(np.float32)
+    return vl, window, np.zeros(cfg.robot_state_dim, dtype=np.float32)
+
+
+def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_version: str) -> dict[str, Any]:
     device = extractor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rng = np.random.default_rng(0)
-    views = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(args.views)]
-    paths = [True] if args.no_compare else [True, False]
-    vl: dict[bool, tuple[dict[str, Any], Any]] = {}
-    for optimized in paths:
-        extractor.optimized = optimized
-        times, result = _time(lambda: extractor.extract(views, args.prompt), args.warmup,
-                              args.iters, device)
-        prep_times, _ = _time(lambda: extractor._build([(views, args.prompt)]), 1, args.iters,
-                              device)
-        stats = _percentiles(times)
-        stats.update(tokens=result.token_count, views=args.views, width=args.width,
-                     height=args.height, preprocess_p50_ms=_percentiles(prep_times)["p50_ms"])
-        vl[optimized] = (stats, result)
-    extractor.optimized = True
+    views = random_views(rng, args.views, args.width, args.height)
+    vl = time_vl(extractor, views, args.prompt, args.warmup, args.iters,
+                 paths=(True,) if args.no_compare else (True, False))
     vl_stats, vl_result = vl[True]
 
     k, d = args.num_feature_tokens, args.expert_vl_dim or extractor.feature_dim
-    if args.policy_config == "tiny":
-        cfg = tiny_policy_config(vl_dim=d, vl_num_tokens=k)
-    else:
-        cfg = PolicyConfig(vl_dim=d, vl_num_tokens=k)
-    policy = ActionPolicy(cfg).to(device).eval()
-    features = vl_result.features.numpy() if d == extractor.feature_dim else \
-        rng.standard_normal((k, d)).astype(np.float32)
-    window = rng.standard_normal((cfg.sensor.window, cfg.sensor.in_channels)).astype(np.float32)
-    state = np.zeros(cfg.robot_state_dim, dtype=np.float32)
+    policy = build_policy(args.policy_config, d, k).to(device)
+    features, window, state = expert_inputs(rng, policy.cfg)
+    if d == extractor.feature_dim:
+        features = vl_result.features.numpy()
     expert: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
     for name in ("float32", "bfloat16"):
         policy.set_inference_dtype(name)
@@ -224,15 +290,15 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
         plain_stats, plain_result = vl[False]
         result["vl_plain"] = plain_stats
         result["vl_speedup_p50"] = round(plain_stats["p50_ms"] / vl_stats["p50_ms"], 3)
-        result["vl_feature_max_abs_diff"] = float(
-            (vl_result.features - plain_result.features).abs().max())
+        result["vl_feature_max_abs_diff"] = agreement(plain_result.features,
+                                                      vl_result.features)["max_abs_diff"]
     ae_stats, ae_out = expert["float32"]
     bf16_stats, bf16_out = expert["bfloat16"]
     result.update({
         "action_expert": ae_stats,
         "action_expert_bf16": bf16_stats,
         "action_expert_bf16_speedup_p50": round(ae_stats["p50_ms"] / bf16_stats["p50_ms"], 3),
-        "action_expert_bf16_max_abs_diff": float(np.abs(ae_out - bf16_out).max()),
+        "action_expert_bf16_max_abs_diff": agreement(ae_out, bf16_out)["max_abs_diff"],
         "threads": torch.get_num_threads(),
         "device": str(device),
         "dtype": str(extractor.dtype).replace("torch.", ""),

@@ -145,6 +145,22 @@ def test_identity_properties(tiny_qwen_dir: str, extractor: VLFeatureExtractor) 
     assert other.model_id != extractor.model_id  # feature settings are part of the id
 
 
+def test_at_image_size_shares_the_model_and_matches_a_fresh_load(
+        tiny_qwen_dir: str, extractor: VLFeatureExtractor) -> None:
+    """The timing sweep's way to change view size: same model object, same features as an
+    extractor loaded at that size, the other settings kept."""
+    resized = extractor.at_image_size((224, 140))
+    assert resized.model is extractor.model and resized.image_size == (224, 140)
+    assert (resized.num_feature_tokens, resized.feature_layer) == (K, extractor.feature_layer)
+    assert resized.tokens_per_view == expected_visual_tokens((224, 140)) != extractor.tokens_per_view
+    fresh = VLFeatureExtractor.from_pretrained(tiny_qwen_dir, image_size=(224, 140), num_feature_tokens=K)
+    assert resized.model_id == fresh.model_id
+    views = _views(2)
+    torch.testing.assert_close(resized.extract(views, PROMPT).features,
+                               fresh.extract(views, PROMPT).features, atol=1e-5, rtol=1e-5)
+    assert extractor.image_size == SIZE  # the original is unchanged
+
+
 def test_vl_config_round_trip(tiny_qwen_dir: str, extractor: VLFeatureExtractor) -> None:
     cfg = extractor.vl_config(prompt=PROMPT)
     assert (cfg.image_width, cfg.image_height, cfg.num_feature_tokens) == (*SIZE, K)

@@ -185,6 +185,25 @@ class VLFeatureExtractor(LoRAMixin, nn.Module):
             prompt=prompt,
         )
 
+    def at_image_size(self, image_size: tuple[int, int]) -> VLFeatureExtractor:
+        """An extractor over the *same* model (no copy, no reload) whose views are resized to
+        ``image_size`` = (width, height): what a timing sweep over view sizes needs, since a
+        3B model is built once per run. Other settings and the attached adapter carry over."""
+        other = type(self)(
+            self.model,
+            self.inputs.tokenizer,
+            self.inputs.image_processor,
+            self.inputs.chat_template,
+            name_or_path=self.name_or_path,
+            image_size=image_size,
+            max_views=self.max_views,
+            num_feature_tokens=self.num_feature_tokens,
+            feature_layer=self.feature_layer,
+            optimized=self.optimized,
+        )
+        other._adapter_id = self._adapter_id
+        return other
+
     # ------------------------------------------------------------------ identity
     @property
     def model_id(self) -> str:

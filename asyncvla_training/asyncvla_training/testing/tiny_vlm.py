@@ -217,6 +217,26 @@ def qwen25_vl_3b_config(token_ids: dict[str, int] | None = None) -> Any:
     return _qwen_config(text, vision, ids)
 
 
+#: Architectures ``random_qwen_vl_config`` builds: the tiny test model and Qwen2.5-VL-3B.
+RANDOM_ARCHS = ("tiny", "3b")
+
+
+def random_qwen_vl_config(arch: str, tokenizer: Any) -> Any:
+    """Config of a random-weight model of ``arch`` whose special tokens match ``tokenizer``.
+
+    Why one function for both: timing runs build the 3B architecture and their CPU tests the
+    tiny one through the same construction path (``build_random_qwen_vl``), so the tests cover
+    everything but the size.
+    """
+    ids = special_token_ids(tokenizer)
+    if arch == "3b":
+        return qwen25_vl_3b_config(ids)
+    if arch == "tiny":
+        vocab_size = -(-len(tokenizer) // 64) * 64  # room for every token, padded like real vocabs
+        return tiny_qwen_vl_config(ids, vocab_size)
+    raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(RANDOM_ARCHS)}")
+
+
 def build_random_qwen_vl(
     config: Any,
     device: str | torch.device = "cpu",
@@ -246,8 +266,7 @@ def make_tiny_qwen_vl(directory: str | Path, seed: int = 0) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer()
     ids = special_token_ids(tokenizer)
-    vocab_size = -(-len(tokenizer) // 64) * 64  # room for every token, padded like real vocabs
-    config = tiny_qwen_vl_config(ids, vocab_size)
+    config = random_qwen_vl_config("tiny", tokenizer)
     model = build_random_qwen_vl(config, seed=seed)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"]
