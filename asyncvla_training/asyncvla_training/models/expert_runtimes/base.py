@@ -54,7 +54,7 @@ class ExpertRuntime(ABC):
     @classmethod
     def check_available(cls) -> None:
         """Raise :class:`BackendUnavailable` naming the pip package of any missing module."""
-        missing = [pkg for module, pkg in cls.requires if importlib.util.find_spec(module) is None]
+        missing = [pkg for module, pkg in cls.requires if not _importable(module)]
         if missing:
             raise BackendUnavailable(
                 f"expert_runtime {cls.name!r} needs {' and '.join(missing)}: "
@@ -93,9 +93,17 @@ class ExpertRuntime(ABC):
         digest = hashlib.sha256(self.policy.cfg.to_json().encode())
         for key, tensor in sorted(self.policy.state_dict().items()):
             digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         return self.cache_dir / f"{self.name}-{digest.hexdigest()[:24]}.{suffix}"
+
+
+def _importable(module: str) -> bool:
+    """Whether ``import module`` can find it (without importing it: backends load lazily)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class InferGraph(torch.nn.Module):
