@@ -41,7 +41,7 @@ import torch
 
 from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
 from asyncvla_training.models.expert_runtimes import RUNTIMES, ExpertRuntime
-from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, export_onnx
+from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
 from asyncvla_training.models.expert_runtimes.openvino_runtime import OvFloat32
 from asyncvla_training.models.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
                                                                     bf16_copy)
@@ -57,9 +57,7 @@ class OrtDynamicInt8(OrtInt8):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         with tempfile.TemporaryDirectory() as tmp:
-            plain = Path(tmp) / "plain.onnx"
-            export_onnx(self.policy, self.example_inputs(), plain)
-            quantize_dynamic(str(plain), str(path), weight_type=QuantType.QInt8,
+            quantize_dynamic(str(float32_onnx(self, tmp)), str(path), weight_type=QuantType.QInt8,
                              per_channel=True, use_external_data_format=True)
 
 

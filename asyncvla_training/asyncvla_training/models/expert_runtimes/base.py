@@ -86,16 +86,22 @@ class ExpertRuntime(ABC):
                 torch.zeros(1, cfg.sensor.window, cfg.sensor.in_channels),
                 torch.zeros(1, cfg.robot_state_dim))
 
-    def cache_path(self, suffix: str) -> Path | None:
-        """``cache_dir/<runtime>-<hash of config and every tensor>.<suffix>`` (None: no cache)."""
+    def cache_path(self, suffix: str, runtime: str | None = None) -> Path | None:
+        """``cache_dir/<runtime>-<hash of config and every tensor>.<suffix>`` (None: no cache).
+
+        ``runtime`` (default: this one) lets a runtime reuse another's conversion, e.g. the
+        int8 ONNX model starts from the float32 export."""
         if self.cache_dir is None:
             return None
-        digest = hashlib.sha256(self.policy.cfg.to_json().encode())
-        for key, tensor in sorted(self.policy.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        if getattr(self, "_digest", None) is None:
+            digest = hashlib.sha256(self.policy.cfg.to_json().encode())
+            for key, tensor in sorted(self.policy.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+                              .numpy())
+            self._digest = digest.hexdigest()[:24]
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        return self.cache_dir / f"{self.name}-{digest.hexdigest()[:24]}.{suffix}"
+        return self.cache_dir / f"{runtime or self.name}-{self._digest}.{suffix}"
 
 
 def _importable(module: str) -> bool:

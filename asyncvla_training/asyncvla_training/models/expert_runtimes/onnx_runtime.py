@@ -13,6 +13,14 @@ from .base import ExpertRuntime, InferGraph
 _INPUTS = ("vl_tokens", "sensor_window", "robot_state")
 
 
+def float32_onnx(runtime: ExpertRuntime, tmp: str) -> Path:
+    """The float32 export: ``ort_float32``'s cached file when there is one, else a new one."""
+    path = runtime.cache_path("onnx", OrtFloat32.name) or Path(tmp) / "plain.onnx"
+    if not path.exists():
+        export_onnx(runtime.policy, runtime.example_inputs(), path)
+    return path
+
+
 def export_onnx(policy: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
     """``policy.infer`` at batch 1 as an ONNX file (weights in one external data file)."""
     with torch.no_grad():
@@ -67,9 +75,7 @@ class OrtInt8(OrtFloat32):
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
         with tempfile.TemporaryDirectory() as tmp:
-            plain = Path(tmp) / "plain.onnx"
-            export_onnx(self.policy, self.example_inputs(), plain)
-            quant = MatMulNBitsQuantizer(onnx.load(str(plain)), bits=8, block_size=128,
+            quant = MatMulNBitsQuantizer(onnx.load(str(float32_onnx(self, tmp))), bits=8, block_size=128,
                                          is_symmetric=True)
             quant.process()
             quant.model.save_model_to_file(str(path), use_external_data_format=True)

@@ -1,8 +1,6 @@
 """OpenVINO: the policy converted to an OpenVINO model at load, compiled for its CPU plugin."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,11 +24,8 @@ class OvFloat32(ExpertRuntime):
         if path is not None and path.exists():
             model = core.read_model(str(path))
         else:
-            with torch.no_grad():  # torch.export: TorchScript tracing trips on the attention
-                program = torch.export.export(InferGraph(self.policy).eval(),
-                                              self.example_inputs())
-            model = self.compress(ov.convert_model(program))
-            if path is not None:
+            model = self.compress(float32_model(self, core))
+            if path is not None and not path.exists():
                 ov.save_model(model, str(path), compress_to_fp16=False)
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
                                   "INFERENCE_PRECISION_HINT": self.precision}
@@ -50,6 +45,22 @@ class OvFloat32(ExpertRuntime):
 
     def weight_bytes(self) -> int:
         return self._bytes
+
+
+def float32_model(runtime: ExpertRuntime, core: Any) -> Any:
+    """The converted float32 model: ``openvino_float32``'s cached file when there is one."""
+    import openvino as ov
+
+    path = runtime.cache_path("xml", OvFloat32.name)
+    if path is not None and path.exists():
+        return core.read_model(str(path))
+    with torch.no_grad():  # torch.export: TorchScript tracing trips on the attention
+        program = torch.export.export(InferGraph(runtime.policy).eval(), runtime.example_inputs())
+    model = ov.convert_model(program)
+    if path is not None:
+        ov.save_model(model, str(path), compress_to_fp16=False)
+        return core.read_model(str(path))  # a fresh copy: compress() may rewrite this one
+    return model
 
 
 def _constant_bytes(model: Any) -> int:
