@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from asyncvla_training.models.config import tiny_policy_config
-from asyncvla_training.models.expert_runtimes import (RUNTIMES, BackendUnavailable,
-                                                      ExpertRuntime, build_runtime)
+from asyncvla_training.models.expert_runtimes import (RUNTIMES, ExpertRuntime,
+                                                      build_runtime)
 from asyncvla_training.models.policy import ActionPolicy
 
 PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
