@@ -8,6 +8,10 @@ of weights it streams per tick and ``limit_ms`` = those bytes / the machine's st
 The bandwidth is measured in the same run: a float32 GEMV (8192 x 8192, 268 MB, read once per
 call) with torch on the same threads. At batch 1 the expert reads every weight once per tick, so
 ``limit_ms`` is the floor a runtime can approach and ``p50_ms / limit_ms`` says how far it is.
+The arithmetic floor is reported beside it (``arithmetic``: the tick's FLOPs from torch's flop
+counter over the float32 GEMM rate of a 2048^3 matmul): the decoder multiplies each weight by 8
+queries and the fusion by 64 VL tokens, so on a CPU without AVX-512 a float32-compute runtime
+can be bound by arithmetic, not by bytes, once its weights are int8.
 
 Candidates are the registered runtimes (``asyncvla_training.models.expert_runtimes.RUNTIMES``)
 plus the variants below that were measured but not registered (``BENCH_ONLY``). Weights are
@@ -135,6 +139,24 @@ def stream_bandwidth(threads: int, reps: int) -> dict[str, float]:
             "bytes_per_s": mat.numel() * 4 / p50}
 
 
+def gemm_rate(threads: int, reps: int) -> dict[str, float]:
+    """float32 FLOP/s of a 2048 x 2048 x 2048 matmul: the arithmetic ceiling on these threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    p50 = float(np.median(time_calls(lambda: torch.mm(a, b), reps, warmup=2)))
+    return {"gemm_p50_ms": round(p50 * 1e3, 2), "flops_per_s": 2 * 2048 ** 3 / p50}
+
+
+def flops_per_tick(policy: ActionPolicy, inputs: dict[str, np.ndarray]) -> int:
+    """Multiply-add FLOPs of one batch-1 tick (torch's own counter over the float32 forward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tensors = policy.validated_inputs(**inputs)
+    with FlopCounterMode(display=False) as counter:  # (its module tracker needs autograd on)
+        policy.infer(*tensors)
+    return int(counter.get_total_flops())
+
+
 def time_calls(fn: Callable[[], object], n: int, warmup: int = 0) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -219,12 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, list[float]] = {name: [] for name in built}
     with bench_lock(args.lock) as waited:
         bandwidth = stream_bandwidth(args.threads, reps=20)
+        arithmetic = gemm_rate(args.threads, reps=10)
         for _ in range(args.rounds):
             for name, runtime in built.items():
                 torch.set_num_threads(args.threads)
                 samples[name] += time_calls(lambda r=runtime: r.predict(**inputs), args.iters,
                                             warmup=2)
     bw = bandwidth["bytes_per_s"]
+    flops = flops_per_tick(policy, inputs)
     for name, times in samples.items():
         ms = np.asarray(times) * 1e3
         entry = result[name]
@@ -245,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "lock_wait_s": round(waited, 1),
         "bandwidth": {**bandwidth, "bytes_per_s": round(bw)},
+        "arithmetic": {**arithmetic, "flops_per_s": round(arithmetic["flops_per_s"]),
+                       "flops_per_tick": flops,
+                       "compute_floor_ms": round(flops / arithmetic["flops_per_s"] * 1e3, 2)},
         "reference_max_abs_normalised": ref_scale,
         "candidates": result,
     }, indent=1))

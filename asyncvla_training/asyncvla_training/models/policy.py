@@ -130,19 +130,14 @@ class ActionPolicy(nn.Module):
         check_finite(vl_tokens, "vl_tokens")
         return self._normalized(vl_tokens, sensor_window, robot_state, z_chunk_normalized)
 
-    def _normalized(
-        self,
-        vl_tokens: torch.Tensor,
-        sensor_window: torch.Tensor,
-        robot_state: torch.Tensor,
-        z_chunk_normalized: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def _normalized(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor,
+                    z_norm: torch.Tensor | None = None) -> torch.Tensor:
         """``forward_normalized`` without its finiteness checks. Normalisation runs in float32;
         the networks get their own parameter dtype (bfloat16 weights take bfloat16 inputs)."""
         dtype = self.action_expert.queries.dtype
-        sensor = self.sensor_encoder.encode(self.normalize_sensor(sensor_window).to(dtype))
-        state = self.normalize_state(robot_state).to(dtype)
-        return self.action_expert(vl_tokens.to(dtype), sensor, state, z_chunk_normalized)
+        sensor = self.sensor_encoder.encode(self.normalize_sensor(window).to(dtype))
+        return self.action_expert(vl.to(dtype), sensor, self.normalize_state(state).to(dtype),
+                                  z_norm)
 
     def infer(self, vl_tokens: torch.Tensor, sensor_window: torch.Tensor,
               robot_state: torch.Tensor) -> torch.Tensor:
