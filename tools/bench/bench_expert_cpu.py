@@ -242,11 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     with bench_lock(args.lock) as waited:
         bandwidth = stream_bandwidth(args.threads, reps=20)
         arithmetic = gemm_rate(args.threads, reps=10)
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             for name, runtime in built.items():
                 torch.set_num_threads(args.threads)
                 samples[name] += time_calls(lambda r=runtime: r.predict(**inputs), args.iters,
                                             warmup=2)
+                print(f"round {round_ + 1}/{args.rounds} {name}: "
+                      f"{np.median(samples[name]) * 1e3:.1f} ms", file=sys.stderr, flush=True)
     bw = bandwidth["bytes_per_s"]
     flops = flops_per_tick(policy, inputs)
     for name, times in samples.items():
