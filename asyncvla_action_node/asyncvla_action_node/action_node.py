@@ -27,6 +27,7 @@ from trajectory_msgs.msg import JointTrajectory
 from asyncvla_action_node import action_messages
 from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
+from asyncvla_action_node.expert_setup import build_expert
 from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
@@ -46,10 +47,10 @@ class ActionNode(Node):
 
         config, metadata = read_checkpoint_config(p["checkpoint"])
         policy = load_policy(p["checkpoint"], device=p["device"])
-        policy.set_inference_dtype(p["expert_dtype"])
+        self.expert = build_expert(policy, p)
         shape = PolicyShape.from_checkpoint(config, metadata, p["checkpoint"],
                                             p["expected_model_id"])
-        self.loop = ActionLoop(p, shape, policy.predict, self._log, self._hold,
+        self.loop = ActionLoop(p, shape, self.expert.predict, self._log, self._hold,
                                self._report_now)
         self.counters = self.loop.counters
         self.joint_names = list(self.loop.robot_input.joint_names)

@@ -16,9 +16,19 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("device", "cpu", "torch device for the action expert (cpu, cuda, cuda:0)",
               read_only=True),
-    ParamSpec("expert_dtype", "float32", "Precision of the action expert: float32 (exact) or "
-              "bfloat16 (autocast; about 2x faster on AVX-512 CPUs, outputs within ~1e-2 of "
-              "float32 in normalised units)", read_only=True),
+    ParamSpec("expert_runtime", "torch_float32", "How the action expert runs (same checkpoint "
+              "for all; tolerance = max |diff| vs float32 in normalised units): torch_float32 "
+              "(exact), torch_bf16_autocast, torch_bf16_weights, torch_compile, torchao_int8, "
+              "ort_float32, ort_int8, openvino_float32, openvino_int8 (int8 = weight-only). "
+              "Figures per CPU: tools/bench/bench_expert_cpu.py", read_only=True),
+    ParamSpec("expert_threads", 0, "Intra-op threads of the expert runtime (0 = the library's "
+              "default)", read_only=True, min_value=0, max_value=256),
+    ParamSpec("expert_cache_dir", "", "Keep converted models (ONNX/OpenVINO) here, keyed by the "
+              "weights' hash, so a restart skips the conversion ('' = convert at every start)",
+              read_only=True),
+    ParamSpec("expert_dtype", "", "Replaced by expert_runtime (float32 -> torch_float32, "
+              "bfloat16 -> torch_bf16_autocast); any value stops the node with that message",
+              read_only=True),
     ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
               min_value=0.5, max_value=200.0),
     ParamSpec("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the expert may "

@@ -176,7 +176,7 @@ def test_fast_ticks_joint_trajectory_and_runtime_prompt(one_thread, ros_env, ass
     start_vlm(one_thread, assets, VIEWS, target_period=0.3)
     start_action(one_thread, assets, checkpoint=str(joint_ckpt), action_rate_hz=50.0,
                  chunk_blending="weighted_blend", publish_joint_trajectory=True,
-                 log_period=5.0, expert_dtype="bfloat16")  # the fast CPU precision, end to end
+                 log_period=5.0, expert_runtime="torch_bf16_autocast")  # a runtime other than the default, end to end
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
             "/asyncvla/action_chunk": ActionChunk, "/asyncvla/vl_features": VLFeatures,
             "/asyncvla/joint_trajectory": JointTrajectory}) as listener:

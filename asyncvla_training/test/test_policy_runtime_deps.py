@@ -20,7 +20,9 @@ PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TRAINING_ONLY = ("rosbags", "yaml", "matplotlib", "tqdm", "pyarrow", "lerobot", "datasets", "PIL")
 RUNTIME_MODULES = ("asyncvla_training.conventions", "asyncvla_training.vl_payload",
                    "asyncvla_training.models.checkpoint", "asyncvla_training.models.vl_extractor",
-                   "asyncvla_training.models.policy")
+                   "asyncvla_training.models.policy", "asyncvla_training.models.expert_runtimes")
+#: Backends of optional expert runtimes: imported only when such a runtime is built.
+OPTIONAL_BACKENDS = ("onnxruntime", "onnx", "onnxscript", "openvino", "nncf", "torchao")
 
 CHILD = textwrap.dedent(r'''
     import importlib, importlib.abc, json, sys, tempfile
@@ -44,7 +46,8 @@ CHILD = textwrap.dedent(r'''
         save_policy(policy, out)
         loaded = load_policy(out)
     leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-    print("RESULT " + json.dumps({"leaked": leaked, "params": sum(
+    backends = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[3].split(",")))
+    print("RESULT " + json.dumps({"leaked": leaked, "backends": backends, "params": sum(
         p.numel() for p in loaded.parameters())}))
 ''')
 
@@ -52,11 +55,12 @@ CHILD = textwrap.dedent(r'''
 def test_runtime_imports_and_runs_without_training_extras():
     env = dict(os.environ, PYTHONPATH=PACKAGE_DIR, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", CHILD, ",".join(RUNTIME_MODULES),
-                          ",".join(TRAINING_ONLY)], env=env, capture_output=True, text=True,
+                          ",".join(TRAINING_ONLY), ",".join(OPTIONAL_BACKENDS)], env=env, capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.split("RESULT ", 1)[1])
     assert result["leaked"] == [] and result["params"] > 0
+    assert result["backends"] == []  # optional runtimes import their backend lazily
 
 
 def test_training_only_packages_are_extras_in_the_package_metadata():

@@ -128,9 +128,24 @@ class ActionPolicy(nn.Module):
         check_shape(robot_state, (None, self.cfg.robot_state_dim), "robot_state", "(B, S)")
         check_finite(robot_state, "robot_state")
         check_finite(vl_tokens, "vl_tokens")
-        sensor = self.sensor_encoder(self.normalize_sensor(sensor_window))
-        state = self.normalize_state(robot_state)
-        return self.action_expert(vl_tokens, sensor, state, z_chunk_normalized)
+        return self._normalized(vl_tokens, sensor_window, robot_state, z_chunk_normalized)
+
+    def _normalized(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor,
+                    z_norm: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward_normalized`` without its finiteness checks. Normalisation runs in float32;
+        the networks get their own parameter dtype (bfloat16 weights take bfloat16 inputs)."""
+        dtype = self.action_expert.queries.dtype
+        sensor = self.sensor_encoder.encode(self.normalize_sensor(window).to(dtype))
+        return self.action_expert(vl.to(dtype), sensor, self.normalize_state(state).to(dtype),
+                                  z_norm)
+
+    def infer(self, vl_tokens: torch.Tensor, sensor_window: torch.Tensor,
+              robot_state: torch.Tensor) -> torch.Tensor:
+        """Physical (B,K,D), (B,T,C), (B,S) -> physical float32 actions (B,H,A), for inputs that
+        ``validated_inputs`` passed: the graph that the expert runtimes compile, export or
+        quantise (no data-dependent checks inside, so it traces)."""
+        return self.denormalize_actions(self._normalized(vl_tokens, sensor_window,
+                                                         robot_state).float())
 
     def forward(
         self,
@@ -152,12 +167,12 @@ class ActionPolicy(nn.Module):
     def device(self) -> torch.device:
         return self.action_mean.device
 
-    @torch.no_grad()
-    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object) -> np.ndarray:
-        """Single-sample inference: (K,D), (T,C), (S,) -> float32 numpy (H,A) in physical units.
+    def validated_inputs(self, vl_tokens: object, sensor_window: object,
+                         robot_state: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``predict``'s input checks: (K,D), (T,C), (S,) shapes and finiteness (ValueError).
 
-        Accepts numpy arrays or tensors; validates shapes and finiteness (ValueError). Runs in eval
-        mode (restoring the previous mode afterwards), so the result is deterministic.
+        Returns float32 CPU-or-device tensors with a batch dimension of 1, ready for ``infer``.
+        Every expert runtime calls this, so a bad input fails the same way whatever runs it.
         """
         cfg = self.cfg
         vl = to_float_tensor(vl_tokens, "vl_tokens")
@@ -168,14 +183,24 @@ class ActionPolicy(nn.Module):
         check_shape(state, (cfg.robot_state_dim,), "robot_state", "(S,)")
         for tensor, name in ((vl, "vl_tokens"), (window, "sensor_window"), (state, "robot_state")):
             check_finite(tensor, name)
+        dev = self.device
+        return vl.to(dev)[None], window.to(dev)[None], state.to(dev)[None]
+
+    @torch.no_grad()
+    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object) -> np.ndarray:
+        """Single-sample inference: (K,D), (T,C), (S,) -> float32 numpy (H,A) in physical units.
+
+        Accepts numpy arrays or tensors; validates shapes and finiteness (ValueError). Runs in eval
+        mode (restoring the previous mode afterwards), so the result is deterministic.
+        """
+        vl, window, state = self.validated_inputs(vl_tokens, sensor_window, robot_state)
         was_training = self.training
         self.eval()
-        dev = self.device
-        autocast = torch.autocast(dev.type, dtype=self.inference_dtype,
+        autocast = torch.autocast(self.device.type, dtype=self.inference_dtype,
                                   enabled=self.inference_dtype is not None)
         try:
             with autocast:
-                out = self(vl.to(dev)[None], window.to(dev)[None], state.to(dev)[None])
+                out = self.infer(vl, window, state)
         finally:
             self.train(was_training)
         return out[0].float().cpu().numpy().astype(np.float32, copy=False)

@@ -76,6 +76,11 @@ class SensorEncoder(nn.Module):
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         self.validate_input(window)
+        return self.encode(window)
+
+    def encode(self, window: torch.Tensor) -> torch.Tensor:
+        """The computation alone, for inputs already validated: no data-dependent checks, so
+        ``torch.compile``/ONNX/OpenVINO can trace it (see ``expert_runtimes``)."""
         x = self.conv(window.transpose(1, 2))  # (B, C', T')
         x = x.transpose(1, 2)  # (B, T', C')
         if self.transformer is not None:

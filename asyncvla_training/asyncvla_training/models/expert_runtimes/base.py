@@ -1,0 +1,128 @@
+"""The common interface of the action expert's runtimes (how ``ActionPolicy.infer`` is executed).
+
+Why runtimes at all: at batch 1 the expert reads each weight once per tick, so on a CPU its time is
+set by the bytes it streams (118.7 M parameters: 475 MB in float32). A runtime changes how the
+weights are stored and multiplied (bfloat16, int8 weight-only, a compiled graph) without changing
+the checkpoint (safetensors + JSON stays the only format): conversion happens at load.
+
+Every runtime validates its input with ``ActionPolicy.validated_inputs`` (the very checks of
+``ActionPolicy.predict``), so a bad input raises the same ValueError whatever runs it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..policy import ActionPolicy
+
+
+class BackendUnavailable(RuntimeError):
+    """A runtime's Python package is not installed; the message names the pip package."""
+
+
+class ExpertRuntime(ABC):
+    """Build from a loaded :class:`ActionPolicy`; ``predict`` like ``ActionPolicy.predict``.
+
+    Class attributes describe the runtime for the node's parameter description and the tests:
+    ``tolerance`` is the documented bound on ``|predict - float32|`` in normalised action units.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    tolerance: ClassVar[float]
+    #: (importable module, pip requirement) pairs the runtime needs beyond torch.
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init__(self, policy: ActionPolicy, threads: int = 0,
+                 cache_dir: str | Path | None = None) -> None:
+        """``threads`` > 0 sets the runtime's intra-op threads (0: the library's default);
+        ``cache_dir`` (optional) keeps converted models keyed by the weights' hash."""
+        self.check_available()
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        self.policy = policy.eval()
+        self.threads = threads
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.prepare()
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise :class:`BackendUnavailable` naming the pip package of any missing module."""
+        missing = [pkg for module, pkg in cls.requires if not _importable(module)]
+        if missing:
+            raise BackendUnavailable(
+                f"expert_runtime {cls.name!r} needs {' and '.join(missing)}: "
+                f"pip install {' '.join(missing)} (pinned in tools/requirements-ml.txt)")
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Convert the policy (called once from ``__init__``)."""
+
+    @abstractmethod
+    def run(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
+        """Validated (1,K,D), (1,T,C), (1,S) float32 tensors -> physical actions (1,H,A)."""
+
+    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object) -> np.ndarray:
+        """(K,D), (T,C), (S,) physical -> float32 (H,A) physical, as ``ActionPolicy.predict``."""
+        vl, window, state = self.policy.validated_inputs(vl_tokens, sensor_window, robot_state)
+        out = self.run(vl, window, state)
+        return np.asarray(out[0], dtype=np.float32)
+
+    def weight_bytes(self) -> int | None:
+        """Bytes of weights the runtime streams per tick (None if it cannot tell)."""
+        return None
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def example_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batch-1 float32 zeros of the policy's input shapes (for tracing and export)."""
+        cfg = self.policy.cfg
+        return (torch.zeros(1, cfg.vl_num_tokens, cfg.vl_dim),
+                torch.zeros(1, cfg.sensor.window, cfg.sensor.in_channels),
+                torch.zeros(1, cfg.robot_state_dim))
+
+    def cache_path(self, suffix: str, runtime: str | None = None) -> Path | None:
+        """``cache_dir/<runtime>-<hash of config and every tensor>.<suffix>`` (None: no cache).
+
+        ``runtime`` (default: this one) lets a runtime reuse another's conversion, e.g. the
+        int8 ONNX model starts from the float32 export."""
+        if self.cache_dir is None:
+            return None
+        if getattr(self, "_digest", None) is None:
+            digest = hashlib.sha256(self.policy.cfg.to_json().encode())
+            for key, tensor in sorted(self.policy.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+                              .numpy())
+            self._digest = digest.hexdigest()[:24]
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return self.cache_dir / f"{runtime or self.name}-{self._digest}.{suffix}"
+
+
+def _importable(module: str) -> bool:
+    """Whether ``import module`` can find it (without importing it: backends load lazily)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class InferGraph(torch.nn.Module):
+    """``policy.infer`` as a module's ``forward`` (what exporters and compilers trace)."""
+
+    def __init__(self, policy: ActionPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.policy.infer(vl, window, state)
+
+
+def tensor_bytes(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters as stored."""
+    return sum(p.numel() * p.element_size() for p in module.parameters())

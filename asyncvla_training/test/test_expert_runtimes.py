@@ -1,0 +1,132 @@
+"""The action expert's runtimes on a tiny policy: each agrees with float32 within its documented
+tolerance, rejects bad input exactly as ``ActionPolicy.predict`` does, and names the pip package
+when its backend is missing. Speed is measured by tools/bench/bench_expert_cpu.py, not here."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from asyncvla_training.models.config import tiny_policy_config
+from asyncvla_training.models.expert_runtimes import (RUNTIMES, ExpertRuntime,
+                                                      build_runtime)
+from asyncvla_training.models.policy import ActionPolicy
+
+PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+@pytest.fixture(scope="module")
+def case():
+    torch.manual_seed(5)
+    cfg = tiny_policy_config(vl_dim=32, vl_num_tokens=4)
+    policy = ActionPolicy(cfg).eval()
+    rng = np.random.default_rng(5)
+    policy.set_normalization(action_mean=rng.normal(0, 0.1, 7).astype(np.float32),
+                             action_std=rng.uniform(0.01, 0.1, 7).astype(np.float32))
+    inputs = (rng.standard_normal((4, 32)).astype(np.float32),
+              rng.standard_normal((cfg.sensor.window, cfg.sensor.in_channels)).astype(np.float32),
+              rng.standard_normal(cfg.robot_state_dim).astype(np.float32))
+    return policy, inputs, policy.predict(*inputs)
+
+
+@pytest.mark.parametrize("name", list(RUNTIMES))
+def test_runtime_agrees_with_float32_within_its_tolerance(case, name, tmp_path):
+    policy, inputs, exact = case
+    runtime = build_runtime(name, policy, threads=1, cache_dir=tmp_path)
+    out = runtime.predict(*inputs)
+    assert out.dtype == np.float32 and out.shape == exact.shape
+    diff = np.abs(out - exact) / policy.action_std.numpy()  # normalised units
+    assert float(diff.max()) <= max(runtime.tolerance, 1e-5), (name, float(diff.max()))
+    if name in ("torch_bf16_weights", "torchao_int8", "ort_int8", "openvino_int8"):
+        assert float(diff.max()) > 0, "a lower precision that changes nothing did not run"
+    assert runtime.weight_bytes() > 0
+    np.testing.assert_array_equal(policy.predict(*inputs), exact)  # the policy is untouched
+
+
+def test_converted_models_are_cached_by_weight_hash(case, tmp_path):
+    policy, inputs, _ = case
+    first = build_runtime("openvino_float32", policy, cache_dir=tmp_path)
+    cached = sorted(p.name for p in tmp_path.iterdir())
+    assert any(n.endswith(".xml") for n in cached), cached
+    again = build_runtime("openvino_float32", policy, cache_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == cached  # reused, nothing new
+    np.testing.assert_array_equal(again.predict(*inputs), first.predict(*inputs))
+    other = ActionPolicy(policy.cfg).eval()  # other weights: another key
+    assert other_key(other, tmp_path) != other_key(policy, tmp_path)
+
+
+def other_key(policy, tmp_path):
+    class Probe(RUNTIMES["openvino_float32"]):
+        def prepare(self):
+            pass
+    return Probe(policy, cache_dir=tmp_path).cache_path("xml").name
+
+
+BAD_INPUTS = {
+    "nan_window": lambda vl, w, s: (vl, np.where(np.arange(w.size).reshape(w.shape) == 3,
+                                                 np.nan, w), s),
+    "inf_state": lambda vl, w, s: (vl, w, np.full_like(s, np.inf)),
+    "short_window": lambda vl, w, s: (vl, w[:-1], s),
+    "vl_wrong_dim": lambda vl, w, s: (vl[:, :-1], w, s),
+    "state_batched": lambda vl, w, s: (vl, w, s[None]),
+    "vl_object": lambda vl, w, s: (np.array([object()] * 4), w, s),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_INPUTS))
+def test_bad_input_fails_as_in_action_policy_predict(case, bad):
+    policy, inputs, _ = case
+    args = BAD_INPUTS[bad](*inputs)
+    with pytest.raises(ValueError) as expected:
+        policy.predict(*args)
+    runtime = build_runtime("torch_bf16_weights", policy)
+    with pytest.raises(ValueError) as got:
+        runtime.predict(*args)
+    assert str(got.value) == str(expected.value)
+
+
+def test_every_runtime_validates_through_the_shared_predict():
+    """No runtime overrides ``predict``: the checks above hold for all of them."""
+    for cls in RUNTIMES.values():
+        assert cls.predict is ExpertRuntime.predict, cls.name
+        assert cls.name and cls.summary and cls.tolerance >= 0
+
+
+def test_unknown_runtime_lists_the_choices(case):
+    with pytest.raises(ValueError, match="expert_runtime must be one of .*openvino_int8"):
+        build_runtime("tensorrt", case[0])
+
+
+CHILD = textwrap.dedent(r'''
+    import json, sys
+    for name in sys.argv[2].split(","):
+        sys.modules[name] = None  # as if not installed: import fails, find_spec is None
+    from asyncvla_training.models.config import tiny_policy_config
+    from asyncvla_training.models.expert_runtimes import build_runtime, BackendUnavailable
+    from asyncvla_training.models.policy import ActionPolicy
+    try:
+        build_runtime(sys.argv[1], ActionPolicy(tiny_policy_config(vl_dim=8)))
+    except BackendUnavailable as exc:
+        print("RESULT " + json.dumps(str(exc)))
+''')
+
+
+@pytest.mark.parametrize("runtime,blocked,package", [
+    ("openvino_int8", "nncf", "nncf"),
+    ("ort_float32", "onnxruntime", "onnxruntime"),
+    ("torchao_int8", "torchao", "torchao"),
+])
+def test_missing_backend_is_one_line_naming_the_pip_package(runtime, blocked, package):
+    env = dict(os.environ, PYTHONPATH=PACKAGE_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", CHILD, runtime, blocked], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    message = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert "\n" not in message and runtime in message and f"pip install {package}" in message

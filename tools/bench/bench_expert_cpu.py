@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Benchmark: the original-system-size action expert on CPU, every runtime side by side in one run.
+
+Prints one JSON object. For each candidate: p50/p99 latency of ``predict`` (input checks included,
+as the action node calls it) at batch 1, max |output - float32| in normalised action units (the
+reference is plain torch float32 on the same weights and inputs), build/conversion time, the bytes
+of weights it streams per tick and ``limit_ms`` = those bytes / the machine's streaming bandwidth.
+The bandwidth is measured in the same run: a float32 GEMV (8192 x 8192, 268 MB, read once per
+call) with torch on the same threads. At batch 1 the expert reads every weight once per tick, so
+``limit_ms`` is the floor a runtime can approach and ``p50_ms / limit_ms`` says how far it is.
+The arithmetic floor is reported beside it (``arithmetic``: the tick's FLOPs from torch's flop
+counter over the float32 GEMM rate of a 2048^3 matmul): the decoder multiplies each weight by 8
+queries and the fusion by 64 VL tokens, so on a CPU without AVX-512 a float32-compute runtime
+can be bound by arithmetic, not by bytes, once its weights are int8.
+
+Candidates are the registered runtimes (``asyncvla_training.models.expert_runtimes.RUNTIMES``)
+plus the variants below that were measured but not registered (``BENCH_ONLY``). Weights are
+random with PyTorch's default initialisation; normalisation statistics and inputs are random at
+realistic scale (normalised inputs ~ N(0, 1)). Conversions run first; the timed part (bandwidth
+and every candidate, in interleaved rounds so background load hits all alike) runs under
+``--lock`` (an flock file shared by everyone who benchmarks on the machine).
+
+Usage: python tools/bench/bench_expert_cpu.py [--threads 2] [--rounds 6] [--iters 10]
+       [--only name,name] [--config full|tiny] [--lock /work/bench.lock] [--cache-dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
+from asyncvla_training.models.expert_runtimes import RUNTIMES, ExpertRuntime
+from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
+from asyncvla_training.models.expert_runtimes.openvino_runtime import OvFloat32
+from asyncvla_training.models.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
+                                                                    bf16_copy)
+from asyncvla_training.models.policy import ActionPolicy
+
+
+class OrtDynamicInt8(OrtInt8):
+    """ORT's dynamic quantisation: int8 weights and activations quantised per call (MatMulInteger)."""
+
+    name = "ort_dynamic_int8"
+
+    def convert(self, path: Path) -> None:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as tmp:
+            quantize_dynamic(str(float32_onnx(self, tmp)), str(path), weight_type=QuantType.QInt8,
+                             per_channel=True, use_external_data_format=True)
+
+
+class OvBf16Hint(OvFloat32):
+    name = "openvino_bf16_hint"
+    precision = "bf16"
+
+
+class OvF16Hint(OvFloat32):
+    name = "openvino_f16_hint"
+    precision = "f16"
+
+
+class OvF16Weights(OvFloat32):
+    """Weights stored as float16 (``compress_to_fp16``), float32 compute."""
+
+    name = "openvino_f16_weights"
+
+    def compress(self, model: Any) -> Any:
+        import openvino as ov
+
+        self._dir = tempfile.TemporaryDirectory()  # the .bin stays mapped while the model lives
+        path = f"{self._dir.name}/m.xml"
+        ov.save_model(model, path, compress_to_fp16=True)
+        return ov.Core().read_model(path)
+
+
+class TorchCompileBf16(TorchCompile):
+    name = "torch_compile_bf16_weights"
+
+    def convert(self, policy: torch.nn.Module) -> torch.nn.Module:
+        return bf16_copy(policy)
+
+
+class TorchaoInt8Compile(TorchCompile):
+    name = "torchao_int8_compile"
+    requires = TorchaoInt8.requires
+    convert = TorchaoInt8.convert
+    weight_bytes = TorchaoInt8.weight_bytes
+
+
+BENCH_ONLY: dict[str, type[ExpertRuntime]] = {cls.name: cls for cls in (
+    TorchCompileBf16, TorchaoInt8Compile, OrtDynamicInt8, OvBf16Hint, OvF16Hint, OvF16Weights)}
+
+
+def build_policy(config: str, seed: int) -> tuple[ActionPolicy, dict[str, np.ndarray]]:
+    """Random policy (default init) with random normalisation and matching physical inputs."""
+    torch.manual_seed(seed)
+    cfg = PolicyConfig() if config == "full" else tiny_policy_config(vl_dim=64, vl_num_tokens=16)
+    policy = ActionPolicy(cfg).eval()
+    rng = np.random.default_rng(seed)
+    c, s, a = cfg.sensor.in_channels, cfg.robot_state_dim, cfg.action_dim
+    stats = {"sensor_mean": rng.normal(0, 5, c), "sensor_std": rng.uniform(0.5, 20, c),
+             "state_mean": rng.normal(0, 1, s), "state_std": rng.uniform(0.05, 1, s),
+             "action_mean": rng.normal(0, 0.01, a), "action_std": rng.uniform(0.001, 0.05, a)}
+    policy.set_normalization(**{k: v.astype(np.float32) for k, v in stats.items()})
+    inputs = {
+        "vl_tokens": rng.standard_normal((cfg.vl_num_tokens, cfg.vl_dim)).astype(np.float32),
+        "sensor_window": (stats["sensor_mean"] + stats["sensor_std"] * rng.standard_normal(
+            (cfg.sensor.window, c))).astype(np.float32),
+        "robot_state": (stats["state_mean"] + stats["state_std"] * rng.standard_normal(s)
+                        ).astype(np.float32),
+    }
+    return policy, inputs
+
+
+def stream_bandwidth(threads: int, reps: int) -> dict[str, float]:
+    """Bytes/s of a float32 GEMV over an 8192 x 8192 matrix (each call streams it once)."""
+    torch.set_num_threads(threads)
+    mat = torch.randn(8192, 8192)
+    vec = torch.randn(8192)
+    times = time_calls(lambda: torch.mv(mat, vec), reps, warmup=3)
+    p50 = float(np.median(times))
+    return {"gemv_bytes": mat.numel() * 4, "gemv_p50_ms": round(p50 * 1e3, 2),
+            "bytes_per_s": mat.numel() * 4 / p50}
+
+
+def gemm_rate(threads: int, reps: int) -> dict[str, float]:
+    """float32 FLOP/s of a 2048 x 2048 x 2048 matmul: the arithmetic ceiling on these threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    p50 = float(np.median(time_calls(lambda: torch.mm(a, b), reps, warmup=2)))
+    return {"gemm_p50_ms": round(p50 * 1e3, 2), "flops_per_s": 2 * 2048 ** 3 / p50}
+
+
+def flops_per_tick(policy: ActionPolicy, inputs: dict[str, np.ndarray]) -> int:
+    """Multiply-add FLOPs of one batch-1 tick (torch's own counter over the float32 forward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tensors = policy.validated_inputs(**inputs)
+    with FlopCounterMode(display=False) as counter:  # (its module tracker needs autograd on)
+        policy.infer(*tensors)
+    return int(counter.get_total_flops())
+
+
+def time_calls(fn: Callable[[], object], n: int, warmup: int = 0) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+@contextlib.contextmanager
+def bench_lock(path: str | None) -> Iterator[float]:
+    """Hold ``path`` with flock (exclusive) while timing; yields the seconds spent waiting."""
+    if not path:
+        yield 0.0
+        return
+    with open(path, "a") as handle:
+        t0 = time.monotonic()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield time.monotonic() - t0
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD flags that decide which kernels run (AVX-512 / AMX / VNNI / BF16 or not)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    keep = ("avx", "fma", "amx", "vnni", "bf16", "f16c")
+    return sorted({f for f in line.split()[2:] if f.startswith(keep) or f in keep})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved timing rounds")
+    ap.add_argument("--iters", type=int, default=10, help="calls per candidate per round")
+    ap.add_argument("--config", choices=("full", "tiny"), default="full")
+    ap.add_argument("--only", default="", help="comma-separated candidate names (default: all)")
+    ap.add_argument("--lock", default="", help="flock this file while timing")
+    ap.add_argument("--cache-dir", default="", help="keep converted models here between runs")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(args.threads)
+
+    policy, inputs = build_policy(args.config, args.seed)
+    action_std = policy.action_std.numpy()
+    candidates = {**RUNTIMES, **BENCH_ONLY}
+    names = [n for n in args.only.split(",") if n] or list(candidates)
+    unknown = sorted(set(names) - set(candidates))
+    if unknown:
+        print(f"unknown candidate(s) {unknown}; choose from {list(candidates)}", file=sys.stderr)
+        return 2
+    reference = policy.predict(**inputs)
+    built: dict[str, ExpertRuntime] = {}
+    result: dict[str, dict[str, Any]] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            runtime = candidates[name](policy, threads=args.threads,
+                                       cache_dir=args.cache_dir or None)
+            out = runtime.predict(**inputs)
+        except Exception as exc:  # a candidate that fails is reported, not fatal
+            result[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+            continue
+        built[name] = runtime
+        result[name] = {
+            "registered": name in RUNTIMES,
+            "build_s": round(time.perf_counter() - t0, 2),
+            "weight_bytes": runtime.weight_bytes(),
+            "max_abs_diff_normalised": float(np.max(np.abs(out - reference) / action_std)),
+        }
+    print(f"built {list(built)}; timing", file=sys.stderr, flush=True)
+
+    samples: dict[str, list[float]] = {name: [] for name in built}
+    with bench_lock(args.lock) as waited:
+        bandwidth = stream_bandwidth(args.threads, reps=20)
+        arithmetic = gemm_rate(args.threads, reps=10)
+        for round_ in range(args.rounds):
+            for name, runtime in built.items():
+                torch.set_num_threads(args.threads)
+                samples[name] += time_calls(lambda r=runtime: r.predict(**inputs), args.iters,
+                                            warmup=2)
+                print(f"round {round_ + 1}/{args.rounds} {name}: "
+                      f"{np.median(samples[name]) * 1e3:.1f} ms", file=sys.stderr, flush=True)
+    bw = bandwidth["bytes_per_s"]
+    flops = flops_per_tick(policy, inputs)
+    for name, times in samples.items():
+        ms = np.asarray(times) * 1e3
+        entry = result[name]
+        entry["p50_ms"] = round(float(np.percentile(ms, 50)), 2)
+        entry["p99_ms"] = round(float(np.percentile(ms, 99)), 2)
+        if entry["weight_bytes"]:
+            entry["limit_ms"] = round(entry["weight_bytes"] / bw * 1e3, 2)
+            entry["p50_over_limit"] = round(entry["p50_ms"] / entry["limit_ms"], 2)
+    ref_scale = float(np.abs((reference - policy.action_mean.numpy()) / action_std).max())
+    print(json.dumps({
+        "config": args.config,
+        "parameters": sum(p.numel() for p in policy.parameters()),
+        "threads": args.threads,
+        "samples_per_candidate": args.rounds * args.iters,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_flags": cpu_flags(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "lock_wait_s": round(waited, 1),
+        "bandwidth": {**bandwidth, "bytes_per_s": round(bw)},
+        "arithmetic": {**arithmetic, "flops_per_s": round(arithmetic["flops_per_s"]),
+                       "flops_per_tick": flops,
+                       "compute_floor_ms": round(flops / arithmetic["flops_per_s"] * 1e3, 2)},
+        "reference_max_abs_normalised": ref_scale,
+        "candidates": result,
+    }, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
