@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from asyncvla_action_node.chunk_blending import blending_modes
 from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS
+from asyncvla_action_node.tick_timing import TICK_SOURCES, TRIGGERS
 from asyncvla_common.params import ParamSpec
 from asyncvla_training.conventions import JOINT_NAMES
 
@@ -21,6 +22,19 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "float32 in normalised units)", read_only=True),
     ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
               min_value=0.5, max_value=200.0),
+    ParamSpec("tick_source", "timing_thread", f"Who ticks: {TICK_SOURCES}. timing_thread: a "
+              "thread of its own on absolute deadlines publishes, every tick, the newest "
+              "finished inference re-timed to the tick, while the expert runs on another thread; "
+              "executor_timer: an rclpy timer runs the expert inline at each tick",
+              read_only=True),
+    ParamSpec("inference_trigger", "sensor", f"timing_thread: what starts the expert {TRIGGERS}: "
+              "'tick' = a tick, 'sensor' = a new force/OCT batch (at most "
+              "inference_max_rate_hz); only when the previous run has finished", read_only=True),
+    ParamSpec("inference_max_rate_hz", 50.0, "timing_thread: expert runs per second at most",
+              read_only=True, min_value=0.5, max_value=1000.0),
+    ParamSpec("max_inference_age", 0.2, "timing_thread: oldest inference (s, from the time its "
+              "inputs were taken to the tick) a tick may re-time and publish; older -> no "
+              "action, ERROR", min_value=0.0),
     ParamSpec("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the expert may "
               "act on; older -> no action, ERROR", min_value=0.0),
     ParamSpec("sensor_max_age", 0.05, "Max age (s) of the newest sensor sample at a tick",
