@@ -112,6 +112,7 @@ class ActionLoop:
         self.vl_age_stats = RollingStats()
         self.tick_late_stats = RollingStats()  # s from a tick's deadline to its wake-up
         self._skipped_reported = 0  # ticks_skipped when output_report last looked
+        self.tick_note: Callable[[], str] = lambda: "executor timer"  # who ticks, at what priority
         self.last_outcome: TickOutcome | None = None
         self.sequence = 0
         self._log, self._hold, self._report_now = log, hold, report_now
@@ -379,7 +380,8 @@ class ActionLoop:
                   "inferences_discarded": counts.get("inferences_discarded", 0),
                   "chunks_republished": counts.get("chunks_republished", 0),
                   "ticks_skipped": counts.get("ticks_skipped", 0),
-                  "tick_late_ms_p99": self.tick_late_stats.percentile(99) * 1e3, **withheld}
+                  "tick_late_ms_p99": self.tick_late_stats.percentile(99) * 1e3,
+                  "tick_thread": self.tick_note(), **withheld}
         outcome = self.last_outcome
         if outcome is None:
             return Report(WARN, "no tick yet", values)

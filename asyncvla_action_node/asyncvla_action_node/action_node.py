@@ -12,6 +12,7 @@ messages into its calls and its outcomes into messages. The node spins a single-
 """
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -69,7 +70,8 @@ class ActionNode(Node):
             raise ValueError(f"tick_source {p['tick_source']!r}: expected one of {TICK_SOURCES}")
         self.runner = RetimedRunner(
             self.loop, p["action_rate_hz"], p["inference_trigger"], p["inference_max_rate_hz"],
-            self._now_ns, self._publish_outcome, self._thread_failed) \
+            self._now_ns, self._publish_outcome, self._thread_failed,
+            p["tick_thread_priority"]) \
             if p["tick_source"] == "timing_thread" else None
         # Every entry into the loop holds this lock (the runner's threads take it too).
         self._lock = self.runner.lock if self.runner is not None else threading.RLock()
@@ -120,6 +122,7 @@ class ActionNode(Node):
             + ("" if p["enabled_at_start"] else f" (publish True on {p['enable_topic']})"))
         self._publish_status(True)
         if self.runner is not None:
+            self.loop.tick_note = lambda: f"timing thread, {self.runner.ticker.priority_note}"
             self.runner.start()
 
     def destroy_node(self) -> None:
@@ -128,6 +131,7 @@ class ActionNode(Node):
         super().destroy_node()
 
     def _locked(self, fn):
+        @functools.wraps(fn)  # rclpy reads the signature: (msg) or (msg, info)
         def call(*args):
             with self._lock:
                 return fn(*args)

@@ -32,6 +32,10 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "inference_max_rate_hz); only when the previous run has finished", read_only=True),
     ParamSpec("inference_max_rate_hz", 50.0, "timing_thread: expert runs per second at most",
               read_only=True, min_value=0.5, max_value=1000.0),
+    ParamSpec("tick_thread_priority", 50, "timing_thread: SCHED_FIFO priority of the tick "
+              "thread only (1-99; 0 = normal). Needs CAP_SYS_NICE or an rtprio limit; without "
+              "it the thread runs at normal priority and diagnostics say so", read_only=True,
+              min_value=0, max_value=99),
     ParamSpec("max_inference_age", 0.2, "timing_thread: oldest inference (s, from the time its "
               "inputs were taken to the tick) a tick may re-time and publish; older -> no "
               "action, ERROR", min_value=0.0),

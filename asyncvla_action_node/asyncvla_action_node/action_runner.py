@@ -31,7 +31,7 @@ class RetimedRunner:
 
     def __init__(self, loop: ActionLoop, rate_hz: float, trigger: str, max_rate_hz: float,
                  now_ns: Callable[[], int], publish: Callable[[TickOutcome], None],
-                 on_error: Callable[[str, BaseException], None]) -> None:
+                 on_error: Callable[[str, BaseException], None], priority: int = 0) -> None:
         self.loop = loop
         self.lock = threading.RLock()
         self.trigger = InferenceTrigger(trigger, max_rate_hz)
@@ -43,7 +43,7 @@ class RetimedRunner:
         self._wake = threading.Condition(self.lock)
         self._stopping = False
         self.ticker = TimingThread(1.0 / rate_hz, self._on_tick,
-                                   lambda exc: on_error("tick", exc))
+                                   lambda exc: on_error("tick", exc), priority=priority)
         self._worker = threading.Thread(target=self._work, name="action-expert", daemon=True)
 
     def start(self) -> None:
