@@ -260,6 +260,11 @@ class ActionCore:
             return self.refuse(f"newest inference is {age * 1e3:.0f} ms old (max_inference_age "
                                f"{self.config.max_inference_age * 1e3:.0f} ms)",
                                Refusal.INFERENCE_STALE, latest.vl)
+        vl_age = (now_ns - latest.vl.stamp_ns) / 1e9
+        if vl_age > self.config.max_vl_age:  # the same rule as at the inference, at this tick
+            return self.refuse(f"VL features are {vl_age * 1e3:.0f} ms old at this tick "
+                               f"(max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
+                               Refusal.VL_STALE, latest.vl)
         state = self._fresh_state(now_ns, latest.vl)
         if isinstance(state, TickOutcome):
             return state
