@@ -111,7 +111,8 @@ def make_loop(trigger_params: dict, predict):
     params = {spec.name: spec.default for spec in ACTION_NODE_PARAMETERS}
     params.update(enabled_at_start=True, robot_state_max_age=10.0, sensor_max_age=10.0,
                   max_vl_age=10.0, sensor_max_gap=1.0, vl_timeout=0.0, sensor_timeout=0.0,
-                  robot_state_timeout=0.0, **trigger_params)
+                  robot_state_timeout=0.0)
+    params.update(trigger_params)
     rec = Recorder()
     return ActionLoop(params, SHAPE, predict, rec.log, rec.hold, rec.report_now)
 
