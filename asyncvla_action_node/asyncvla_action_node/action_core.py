@@ -14,8 +14,9 @@ the result as the newest inference, and every tick `publish_latest` re-times tha
 the tick (`chunk.retime`: the same absolute targets, seen from the tick's stamp and robot state).
 Each published chunk carries its `Provenance` (which inference, computed for when, from which
 sensor sample, published how many times before), so a chunk re-timed from an old computation is
-never mistaken for a new one. A refusal bumps a generation counter: an inference whose inputs
-were taken before a refusal is discarded when it finishes, so no plan spans a gap.
+never mistaken for a new one. A refusal of the gate, a watchdog or an input at inference time
+bumps a generation counter: an inference whose inputs were taken before it is discarded when it
+finishes, so no plan spans such a gap.
 """
 from __future__ import annotations
 
@@ -136,13 +137,20 @@ class ActionCore:
             self._state = None
 
     def refuse(self, reason: str, category: Refusal, vl: VLSnapshot | None = None,
-               guard: GuardResult | None = None) -> TickOutcome:
+               guard: GuardResult | None = None, discard_running: bool = True) -> TickOutcome:
         """Publish nothing this tick; forget the blending and jump history and the newest
-        inference, and discard any inference still running (never span a gap)."""
+        inference (never span a gap), and discard any inference still running.
+
+        `discard_running` False (a re-timed tick's own checks: the robot state, the VL or the
+        inference too old at this tick, the guard) keeps the running one: its inputs passed
+        every check when they were taken, it is checked again at every tick it is published at,
+        and with the history reset it is never blended across the gap.
+        """
         self.blender.reset()
         self._published = None
         self._latest = None
-        self.generation += 1
+        if discard_running:
+            self.generation += 1
         self._last_refusal = TickOutcome(None, reason, category, vl, 0.0, guard)
         return self._last_refusal
 
@@ -178,20 +186,23 @@ class ActionCore:
         return InferenceInputs(now_ns, vl, sensor.window, sensor.newest_stamp_ns, state,
                                self.generation)
 
-    def _fresh_state(self, now_ns: int, vl: VLSnapshot | None) -> np.ndarray | TickOutcome:
+    def _fresh_state(self, now_ns: int, vl: VLSnapshot | None,
+                     discard_running: bool = True) -> np.ndarray | TickOutcome:
         cfg = self.config
+        refuse = lambda why, category: self.refuse(  # noqa: E731
+            why, category, vl, discard_running=discard_running)
         with self._state_lock:
             state, state_stamp = self._state, self._state_stamp_ns
         if state is None:
-            return self.refuse("no robot state received yet", Refusal.ROBOT_STATE, vl)
+            return refuse("no robot state received yet", Refusal.ROBOT_STATE)
         state_age = (now_ns - state_stamp) / 1e9
         if state_age < -cfg.future_tolerance:
-            return self.refuse(f"robot state stamped {-state_age * 1e3:.0f} ms in the future "
-                               f"(clock jump?)", Refusal.ROBOT_STATE_FUTURE, vl)
+            return refuse(f"robot state stamped {-state_age * 1e3:.0f} ms in the future "
+                          f"(clock jump?)", Refusal.ROBOT_STATE_FUTURE)
         if state_age > cfg.robot_state_max_age:
-            return self.refuse(f"robot state is {state_age * 1e3:.0f} ms old "
-                               f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)",
-                               Refusal.ROBOT_STATE_STALE, vl)
+            return refuse(f"robot state is {state_age * 1e3:.0f} ms old "
+                          f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)",
+                          Refusal.ROBOT_STATE_STALE)
         return state
 
     def run_policy(self, inputs: InferenceInputs) -> PolicyRun:
@@ -259,20 +270,20 @@ class ActionCore:
         if age > self.config.max_inference_age:
             return self.refuse(f"newest inference is {age * 1e3:.0f} ms old (max_inference_age "
                                f"{self.config.max_inference_age * 1e3:.0f} ms)",
-                               Refusal.INFERENCE_STALE, latest.vl)
+                               Refusal.INFERENCE_STALE, latest.vl, discard_running=False)
         vl_age = (now_ns - latest.vl.stamp_ns) / 1e9
         if vl_age > self.config.max_vl_age:  # the same rule as at the inference, at this tick
             return self.refuse(f"VL features are {vl_age * 1e3:.0f} ms old at this tick "
                                f"(max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
-                               Refusal.VL_STALE, latest.vl)
-        state = self._fresh_state(now_ns, latest.vl)
+                               Refusal.VL_STALE, latest.vl, discard_running=False)
+        state = self._fresh_state(now_ns, latest.vl, discard_running=False)
         if isinstance(state, TickOutcome):
             return state
         reference = reference_components(state, self.config.action_space).astype(np.float64)
         chunk = retime(latest.chunk, now_ns, reference)
         if chunk is None:
             return self.refuse("the newest inference covers no step after this tick",
-                               Refusal.INFERENCE_STALE, latest.vl)
+                               Refusal.INFERENCE_STALE, latest.vl, discard_running=False)
         return self._emit(latest, chunk, state)
 
     def _emit(self, latest: "_Inference", chunk: Chunk, state: np.ndarray) -> TickOutcome:
@@ -281,7 +292,8 @@ class ActionCore:
         if self.guard is not None:
             guard = self.guard.check(chunk, state, self._published)
             if guard.chunk is None:
-                return self.refuse(guard.message, Refusal.GUARD, latest.vl, guard)
+                return self.refuse(guard.message, Refusal.GUARD, latest.vl, guard,
+                                   discard_running=False)
             if guard.chunk is not chunk:  # clamped: blend the next chunk with what went out
                 chunk = guard.chunk
                 self.blender.replace_published(chunk)

@@ -213,3 +213,22 @@ def test_retimed_tick_applies_the_vl_age_rule_at_the_tick():
     assert loop.tick(now + 40 * MS, retimed=True).chunk is not None
     late = loop.tick(now + 60 * MS, retimed=True)
     assert late.chunk is None and late.category is Refusal.VL_STALE
+
+
+def test_a_ticks_own_refusal_keeps_the_running_inference_but_not_the_history():
+    """A stale robot state at one tick withholds that tick and forgets the newest inference;
+    the inference already running (inputs checked when taken) may still be published after."""
+    loop = make_loop({"robot_state_max_age": 0.05},
+                     lambda vl, w, s: np.zeros((4, 7), np.float32))
+    now = 10_000 * MS
+    feed(loop, now)  # robot state stamped 1 ms before `now`
+    first = loop.inference_inputs(now)
+    loop.inference_done(first, loop.core.run_policy(first))
+    running = loop.inference_inputs(now + 10 * MS)
+    stale = loop.tick(now + 60 * MS, retimed=True)  # the state is 61 ms old
+    assert stale.category is Refusal.ROBOT_STATE_STALE
+    loop.pose([0.3, 0.0, 0.2], [1.0, 0.0, 0.0, 0.0], now + 65 * MS, now + 65 * MS)
+    assert loop.tick(now + 70 * MS, retimed=True).chunk is None  # the old one is gone
+    assert loop.inference_done(running, loop.core.run_policy(running)) is not None
+    out = loop.tick(now + 80 * MS, retimed=True)
+    assert out.chunk is not None and out.provenance.inference_sequence == 2
