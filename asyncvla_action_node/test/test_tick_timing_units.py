@@ -12,6 +12,7 @@ from asyncvla_action_node.action_runner import RetimedRunner
 from asyncvla_action_node.chunk import Chunk, retime
 from asyncvla_action_node.refusals import Refusal
 from asyncvla_action_node.tick_timing import DeadlineClock, InferenceTrigger, TimingThread
+from asyncvla_training.conventions import JOINT_NAMES
 
 from test_action_loop_units import GRAPH, MS, Recorder, SHAPE, feed  # noqa: E402
 
@@ -227,6 +228,7 @@ def test_a_ticks_own_refusal_keeps_the_running_inference_but_not_the_history():
     running = loop.inference_inputs(now + 10 * MS)
     stale = loop.tick(now + 60 * MS, retimed=True)  # the state is 61 ms old
     assert stale.category is Refusal.ROBOT_STATE_STALE
+    loop.joints(list(JOINT_NAMES), [0.0] * 6, now + 65 * MS, now + 65 * MS)
     loop.pose([0.3, 0.0, 0.2], [1.0, 0.0, 0.0, 0.0], now + 65 * MS, now + 65 * MS)
     assert loop.tick(now + 70 * MS, retimed=True).chunk is None  # the old one is gone
     assert loop.inference_done(running, loop.core.run_policy(running)) is not None
