@@ -2,6 +2,7 @@
 processes, the chunk recorder, and percentile summaries. Not a benchmark itself."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -18,6 +19,26 @@ TESTING = os.path.join(os.path.dirname(HERE), "asyncvla_testing")
 RECORDER = os.path.join(TESTING, "chunk_recorder.py")
 INJECTOR = os.path.join(TESTING, "vl_injector.py")
 SOURCES = os.path.join(TESTING, "synthetic_sources.py")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both action benchmarks take (policy, precision, expert rate, cache)."""
+    parser.add_argument("--policy", choices=["seed", "tiny"], default="seed")
+    parser.add_argument("--expert-dtype", default="bfloat16")
+    parser.add_argument("--max-rate", type=float, default=50.0, help="inference_max_rate_hz")
+    parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache",
+                                                        "asyncvla_bench"))
+
+
+def start_inputs(group: ProcessGroup, args: argparse.Namespace,
+                 pause_file: str = "") -> tuple[str, str]:
+    """The policy checkpoint, synthetic robot state (and sensor, unless paused in `pause_file`)
+    and VL features of the checkpoint's shape; returns (checkpoint, model id)."""
+    checkpoint, model_id, tokens, dim = policy_checkpoint(args.policy, args.cache)
+    group.start("sources", [SOURCES, "--views", "view1", "--width", "64", "--height", "48",
+                            "--camera-fps", "1", "--pause-file", pause_file])
+    start_vl(group, model_id, tokens, dim)
+    return checkpoint, model_id
 
 
 def policy_checkpoint(kind: str, cache: str) -> tuple[str, str, int, int]:

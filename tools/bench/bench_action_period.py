@@ -30,8 +30,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from action_bench import (SOURCES, bench_env, node_counters, policy_checkpoint,  # noqa: E402
-                          record_chunks, start_action, start_vl, summary)
+from action_bench import (add_common_arguments, bench_env, node_counters,  # noqa: E402
+                          record_chunks, start_action, start_inputs, summary)
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 
@@ -70,27 +70,20 @@ def analyse(rows: list[dict[str, int]], rate: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", choices=["seed", "tiny"], default="seed")
-    parser.add_argument("--expert-dtype", default="bfloat16")
+    add_common_arguments(parser)
     parser.add_argument("--rates", default="10,50,100")
     parser.add_argument("--designs", default="executor_timer,timing_thread")
     parser.add_argument("--trigger", default="sensor", help="timing_thread: inference_trigger")
-    parser.add_argument("--max-rate", type=float, default=50.0, help="inference_max_rate_hz")
     parser.add_argument("--duration", type=float, default=8.0, help="s measured per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="s dropped per run")
     parser.add_argument("--recorder-priority", type=int, default=60,
                         help="SCHED_FIFO priority of the recording subscriber (0 = normal)")
     parser.add_argument("--tick-priority", type=int, default=50, help="tick_thread_priority")
-    parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache",
-                                                        "asyncvla_bench"))
     args = parser.parse_args()
-    checkpoint, model_id, tokens, dim = policy_checkpoint(args.policy, args.cache)
     group = ProcessGroup(bench_env())
     runs = []
     try:
-        group.start("sources", [SOURCES, "--views", "view1", "--width", "64", "--height", "48",
-                                "--camera-fps", "1"])
-        start_vl(group, model_id, tokens, dim)
+        checkpoint, model_id = start_inputs(group, args)
         for design in args.designs.split(","):
             for rate in (float(r) for r in args.rates.split(",")):
                 node = start_action(group, checkpoint, model_id, action_rate_hz=rate,

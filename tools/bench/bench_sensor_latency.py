@@ -35,8 +35,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from action_bench import (SOURCES, bench_env, node_counters, policy_checkpoint,  # noqa: E402
-                          record_chunks, start_action, start_vl, summary)
+from action_bench import (add_common_arguments, bench_env, node_counters,  # noqa: E402
+                          record_chunks, start_action, start_inputs, summary)
 from asyncvla_testing.bridge_harness import start_bridge  # noqa: E402
 from asyncvla_testing.lab_senders import ALINE_LENGTH, SensorSender, sensor_datagram  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
@@ -122,28 +122,21 @@ def latencies(rows: list[dict], steps: list[tuple[int, int]]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", choices=["seed", "tiny"], default="seed")
-    parser.add_argument("--expert-dtype", default="bfloat16")
+    add_common_arguments(parser)
     parser.add_argument("--rates", default="10,50")
     parser.add_argument("--designs", default=",".join(DESIGNS))
-    parser.add_argument("--max-rate", type=float, default=50.0, help="inference_max_rate_hz")
     parser.add_argument("--batch", type=int, default=10, help="samples per UDP datagram")
     parser.add_argument("--step-every", type=float, default=0.5, help="s between steps (mean)")
     parser.add_argument("--duration", type=float, default=15.0, help="s measured per run")
-    parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache",
-                                                        "asyncvla_bench"))
     args = parser.parse_args()
-    checkpoint, model_id, tokens, dim = policy_checkpoint(args.policy, args.cache)
     group = ProcessGroup(bench_env())
     runs = []
     pause = tempfile.NamedTemporaryFile("w", suffix=".pause", delete=False)
     pause.write("sensor\n")  # the robot state only: the force/OCT comes over UDP
     pause.close()
     try:
-        group.start("sources", [SOURCES, "--views", "view1", "--width", "64", "--height", "48",
-                                "--camera-fps", "1", "--pause-file", pause.name])
+        checkpoint, model_id = start_inputs(group, args, pause.name)
         _, endpoint = start_bridge(group, "sensor", {"port": 0, "publish_wrench": False})
-        start_vl(group, model_id, tokens, dim)
         sender = StepSender(endpoint, args.batch, args.step_every)
         sender.start()
         for design in args.designs.split(","):
