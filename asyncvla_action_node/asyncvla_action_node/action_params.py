@@ -22,7 +22,7 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "float32 in normalised units)", read_only=True),
     ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
               min_value=0.5, max_value=200.0),
-    ParamSpec("tick_source", "timing_thread", f"Who ticks: {TICK_SOURCES}. timing_thread: a "
+    ParamSpec("tick_source", "executor_timer", f"Who ticks: {TICK_SOURCES}. timing_thread: a "
               "thread of its own on absolute deadlines publishes, every tick, the newest "
               "finished inference re-timed to the tick, while the expert runs on another thread; "
               "executor_timer: an rclpy timer runs the expert inline at each tick",
