@@ -266,13 +266,16 @@ class ActionCore:
                 return last
             return TickOutcome(None, "no inference has finished yet", Refusal.NO_INFERENCE,
                                self.vl_store.snapshot(now_ns), 0.0)
-        # max_vl_age held when the inputs were taken (as inline, where it held at the tick's
-        # start); at a re-timed tick the VL features are at most max_inference_age older.
         age = (now_ns - latest.provenance.inference_stamp_ns) / 1e9
         if age > self.config.max_inference_age:
             return self.refuse(f"newest inference is {age * 1e3:.0f} ms old (max_inference_age "
                                f"{self.config.max_inference_age * 1e3:.0f} ms)",
                                Refusal.INFERENCE_STALE, latest.vl, discard_running=False)
+        vl_age = (now_ns - latest.vl.stamp_ns) / 1e9
+        if vl_age > self.config.max_vl_age:  # the same rule as at the inference, at this tick
+            return self.refuse(f"VL features are {vl_age * 1e3:.0f} ms old at this tick "
+                               f"(max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
+                               Refusal.VL_STALE, latest.vl, discard_running=False)
         state = self._fresh_state(now_ns, latest.vl, discard_running=False)
         if isinstance(state, TickOutcome):
             return state

@@ -203,6 +203,19 @@ def test_runner_publishes_at_rate_while_a_slow_expert_runs(trigger):
     assert any(o.provenance.reuse_count > 0 for _, o in chunks)
 
 
+def test_retimed_tick_applies_the_vl_age_rule_at_the_tick():
+    """An inference on fresh VL features is not re-published once they pass max_vl_age."""
+    loop = make_loop({"max_inference_age": 1.0, "max_vl_age": 0.1},
+                     lambda vl, w, s: np.zeros((4, 7), np.float32))
+    now = 10_000 * MS
+    feed(loop, now)  # VL features stamped 50 ms before `now`
+    inputs = loop.inference_inputs(now)
+    loop.inference_done(inputs, loop.core.run_policy(inputs))
+    assert loop.tick(now + 40 * MS, retimed=True).chunk is not None
+    late = loop.tick(now + 60 * MS, retimed=True)
+    assert late.chunk is None and late.category is Refusal.VL_STALE
+
+
 def test_a_ticks_own_refusal_keeps_the_running_inference_but_not_the_history():
     """A stale robot state at one tick withholds that tick and forgets the newest inference;
     the inference already running (inputs checked when taken) may still be published after."""
