@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig, TickOutcome
+from asyncvla_action_node.action_core import (ActionCore, ActionCoreConfig, InferenceInputs,
+                                              PolicyRun, TickOutcome)
 from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_action_node.input_checks import (oversize_reason, sensor_batch_size_reason,
                                                vl_message_budget)
@@ -30,6 +31,7 @@ from asyncvla_action_node.rejection_tracker import RejectionSet
 from asyncvla_action_node.robot_state_input import RobotStateInput
 from asyncvla_action_node.safety_ros import WATCHDOGS, guard_limits, make_watchdogs, worse
 from asyncvla_action_node.sensor_window import SensorWindow
+from asyncvla_action_node.tick_timing import Tick
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_common.guard import run_all
 from asyncvla_common.report import ERROR, OK, WARN, Report
@@ -95,7 +97,8 @@ class ActionLoop:
             max_vl_age=p["max_vl_age"], sensor_max_age=p["sensor_max_age"],
             robot_state_max_age=p["robot_state_max_age"], future_tolerance=max_future,
             step_period=shape.step_period, action_space=shape.action_space,
-            horizon=shape.horizon, action_dim=shape.action_dim)
+            horizon=shape.horizon, action_dim=shape.action_dim,
+            max_inference_age=p["max_inference_age"])
         self.guard = OutputGuard(guard_limits(p), shape.action_space)
         self.core = ActionCore(predict, self.vl_store, self.sensor, core_cfg, blender, self.guard)
         self.gate = SafetyGate(p["enabled_at_start"], p["estop_timeout"], now=time.monotonic())
@@ -107,6 +110,9 @@ class ActionLoop:
         self.chunk_rate = RateMeter()
         self.inference_stats = RollingStats()
         self.vl_age_stats = RollingStats()
+        self.tick_late_stats = RollingStats()  # s from a tick's deadline to its wake-up
+        self._skipped_reported = 0  # ticks_skipped when output_report last looked
+        self.tick_note: Callable[[], str] = lambda: "executor timer"  # who ticks, at what priority
         self.last_outcome: TickOutcome | None = None
         self.sequence = 0
         self._log, self._hold, self._report_now = log, hold, report_now
@@ -195,16 +201,18 @@ class ActionLoop:
         return True
 
     # --- the tick -----------------------------------------------------------------------------
-    def tick(self, now_ns: int) -> TickOutcome:
+    def tick(self, now_ns: int, retimed: bool = False) -> TickOutcome:
+        """One action tick: the inline design runs the expert here; `retimed` (the timing-thread
+        design) publishes the newest finished inference re-timed to `now_ns` instead."""
         if self._last_tick_ns is not None and now_ns < self._last_tick_ns:
             # Time went backwards (bag loop, sim reset): nothing buffered is trustworthy.
             self.counters.inc("clock_jump_backwards")
             self.sensor.clear()
             self.core.clear_robot_state()
-            self.core.blender.reset()
+            self.core.refuse("clock jumped backwards", Refusal.SENSOR)
             self._log("warning", "clock jumped backwards: buffers cleared")
         self._last_tick_ns = now_ns
-        outcome = self._decide(now_ns)
+        outcome = self._decide(now_ns, self.core.publish_latest if retimed else self.core.tick)
         self.last_outcome = outcome
         if self.gate.state != self._gate_state:  # e.g. the e-stop heartbeat was lost
             self._gate_input("heartbeat", lambda: None)
@@ -220,20 +228,54 @@ class ActionLoop:
             self.log_throttled("tick", "warning", f"no action: {outcome.reason}")
             return outcome
         self.sequence += 1
-        vl = outcome.vl
+        vl, prov = outcome.vl, outcome.provenance
         self.counters.inc("chunks_published")
+        if prov.reuse_count:
+            self.counters.inc("chunks_republished")
         self.chunk_rate.tick(time.monotonic())
-        self.inference_stats.add(outcome.inference_time)
-        self.vl_age_stats.add(vl.age)
+        if not retimed:
+            self._inference_finished(outcome)
         self.log_throttled(
             "tick", "info",
-            f"[ACTION #{self.sequence}] VL #{vl.sequence} age {vl.age * 1e3:.0f} ms reuse "
+            f"[ACTION #{self.sequence}] inference #{prov.inference_sequence} reuse "
+            f"{prov.reuse_count} | VL #{vl.sequence} age {vl.age * 1e3:.0f} ms reuse "
             f"{vl.reuse_count} | a[0]={np.array2string(outcome.chunk.actions[0][:3], precision=4)}"
             f" | {outcome.inference_time * 1e3:.1f} ms | sensor {self.sensor.fill}")
         return outcome
 
-    def _decide(self, now_ns: int) -> TickOutcome:
-        """Gate and watchdogs first (the policy does not even run when they say no), then core."""
+    def _inference_finished(self, outcome: TickOutcome) -> None:
+        self.counters.inc("inferences")
+        self.inference_stats.add(outcome.inference_time)
+        self.vl_age_stats.add(outcome.vl.age)
+
+    # --- the timing-thread design: inference apart from the tick --------------------------------
+    def inference_inputs(self, now_ns: int) -> InferenceInputs | None:
+        """The inputs for an expert run at `now_ns`, or None when the gate, a watchdog or an
+        input says no (the refusal is what the next tick reports)."""
+        inputs = self._decide(now_ns, self.core.gather)
+        return inputs if isinstance(inputs, InferenceInputs) else None
+
+    def inference_done(self, inputs: InferenceInputs, run: PolicyRun) -> TickOutcome | None:
+        """A worker's finished run: becomes the newest inference, or is refused or discarded."""
+        outcome = self.core.accept(inputs, run)
+        if outcome is None:
+            self.counters.inc("inferences_discarded")  # a refusal came while it ran
+        elif outcome.chunk is None:
+            self.counters.inc(f"inference_refused_{outcome.category.value}")
+            self.log_throttled("inference", "warning", f"inference refused: {outcome.reason}")
+        else:
+            self._inference_finished(outcome)
+        return outcome
+
+    def tick_timing(self, tick: Tick) -> None:
+        """Record a tick's wake-up lateness and the deadlines it skipped (overruns)."""
+        self.tick_late_stats.add(tick.late_ns / 1e9)
+        if tick.skipped:
+            self.counters.inc("ticks_skipped", tick.skipped)
+
+    def _decide(self, now_ns: int, act):
+        """Gate and watchdogs first (the policy does not even run when they say no), then `act`
+        (the core's tick, publish_latest or gather)."""
         now = time.monotonic()
         silent = self.watchdogs.check(now)
         if silent:
@@ -244,7 +286,7 @@ class ActionLoop:
         if not allowed:
             category = Refusal.ESTOP if self.gate.state == SafetyState.ESTOP else Refusal.DISABLED
             return self.core.refuse(why, category, self.vl_store.snapshot(now_ns))
-        return self.core.tick(now_ns)
+        return act(now_ns)
 
     def plot_values(self) -> dict[str, float]:
         """The numbers for rqt_plot after a tick."""
@@ -331,10 +373,21 @@ class ActionLoop:
         values = {"chunks_published": counts.get("chunks_published", 0),
                   "chunk_rate_hz": self.chunk_rate.rate(time.monotonic()),
                   "inference_ms_p50": self.inference_stats.percentile(50) * 1e3,
-                  "inference_ms_p99": self.inference_stats.percentile(99) * 1e3, **withheld}
+                  "inference_ms_p99": self.inference_stats.percentile(99) * 1e3,
+                  "inferences": counts.get("inferences", 0),
+                  "inferences_discarded": counts.get("inferences_discarded", 0),
+                  "chunks_republished": counts.get("chunks_republished", 0),
+                  "ticks_skipped": counts.get("ticks_skipped", 0),
+                  "tick_late_ms_p99": self.tick_late_stats.percentile(99) * 1e3,
+                  "tick_thread": self.tick_note(), **withheld}
         outcome = self.last_outcome
         if outcome is None:
             return Report(WARN, "no tick yet", values)
+        skipped = values["ticks_skipped"] - self._skipped_reported
+        self._skipped_reported = values["ticks_skipped"]
+        if outcome.chunk is not None and skipped:
+            return Report(WARN, f"{skipped} action ticks skipped since the last report (a tick "
+                                f"or the expert overran the period)", values)
         if outcome.chunk is not None:
             return Report(OK, "publishing action chunks", values)
         return Report(max(outcome.category.level, WARN), f"no action: {outcome.reason}", values)

@@ -9,6 +9,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_action_node.action_core import TickOutcome
 from asyncvla_action_node.chunk import Chunk
+from asyncvla_common.timeconv import ns_to_stamp
 from asyncvla_msgs.msg import ActionChunk
 
 
@@ -17,13 +18,13 @@ def duration(seconds: float) -> Duration:
     return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
-def action_chunk(outcome: TickOutcome, stamp: Time, sequence: int, dim_names: list[str],
+def action_chunk(outcome: TickOutcome, sequence: int, dim_names: list[str],
                  action_space: str) -> ActionChunk:
-    """The ActionChunk of a published tick: actions, their reference state and the VL they
-    were computed from (sequence, age, reuse)."""
-    chunk, vl = outcome.chunk, outcome.vl
+    """The ActionChunk of a published tick: actions, their reference state, the VL features
+    (sequence, age, reuse) and the inference (sequence, stamps, reuse) they were computed from."""
+    chunk, vl, prov = outcome.chunk, outcome.vl, outcome.provenance
     msg = ActionChunk()
-    msg.header.stamp = stamp
+    msg.header.stamp = ns_to_stamp(chunk.stamp_ns)
     msg.header.frame_id = "base_link"
     msg.horizon, msg.action_dim = chunk.actions.shape
     msg.actions = chunk.actions.reshape(-1).astype(np.float32)
@@ -34,6 +35,10 @@ def action_chunk(outcome: TickOutcome, stamp: Time, sequence: int, dim_names: li
     msg.vl_sequence, msg.vl_age, msg.vl_reuse_count = vl.sequence, vl.age, vl.reuse_count
     msg.inference_time = outcome.inference_time
     msg.sequence = sequence
+    msg.inference_sequence = prov.inference_sequence
+    msg.inference_stamp = ns_to_stamp(prov.inference_stamp_ns)
+    msg.sensor_stamp = ns_to_stamp(prov.sensor_stamp_ns)
+    msg.inference_reuse_count = prov.reuse_count
     return msg
 
 

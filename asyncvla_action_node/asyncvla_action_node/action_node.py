@@ -12,7 +12,9 @@ messages into its calls and its outcomes into messages. The node spins a single-
 """
 from __future__ import annotations
 
+import functools
 import sys
+import threading
 import time
 
 from geometry_msgs.msg import PoseStamped
@@ -25,17 +27,20 @@ from std_msgs.msg import Float64
 from trajectory_msgs.msg import JointTrajectory
 
 from asyncvla_action_node import action_messages
+from asyncvla_action_node.action_core import TickOutcome
 from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
+from asyncvla_action_node.action_runner import RetimedRunner
 from asyncvla_action_node.expert_setup import build_expert
 from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator
+from asyncvla_action_node.tick_timing import TICK_SOURCES, DeadlineClock
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.params import declare_all
 from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
-from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
+from asyncvla_common.timeconv import stamp_to_ns
 from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatures
 
 
@@ -54,6 +59,7 @@ class ActionNode(Node):
                                self._report_now)
         self.counters = self.loop.counters
         self.joint_names = list(self.loop.robot_input.joint_names)
+        self.loop_rate_hz = float(p["action_rate_hz"])
         publish_trajectory = bool(p["publish_joint_trajectory"])
         if publish_trajectory and shape.action_space != "joint_delta":
             self.get_logger().error(
@@ -61,9 +67,19 @@ class ActionNode(Node):
                 f"{shape.action_space}: no JointTrajectory will be published")
             publish_trajectory = False
         self._status_key: tuple | None = None
+        if p["tick_source"] not in TICK_SOURCES:
+            raise ValueError(f"tick_source {p['tick_source']!r}: expected one of {TICK_SOURCES}")
+        self.runner = RetimedRunner(
+            self.loop, p["action_rate_hz"], p["inference_trigger"], p["inference_max_rate_hz"],
+            self._now_ns, self._publish_outcome, self._thread_failed,
+            p["tick_thread_priority"]) \
+            if p["tick_source"] == "timing_thread" else None
+        # Every entry into the loop holds this lock (the runner's threads take it too).
+        self._lock = self.runner.lock if self.runner is not None else threading.RLock()
+        self._tick_clock: DeadlineClock | None = None  # executor_timer: overrun accounting
 
         inputs = MutuallyExclusiveCallbackGroup()
-        g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
+        g = lambda name, cb: guarded(self, self.counters, name, self._locked(cb))  # noqa: E731
         # raw: the size is checked before the message is deserialized
         self.vl_sub = self.create_subscription(
             VLFeatures, p["vl_features_topic"], g("vl", self._on_vl), qos.LATCHED,
@@ -84,24 +100,47 @@ class ActionNode(Node):
         self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10)
                           for name in PLOT_TOPICS}
         self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
-        self.diagnostics.add("action output", self.loop.output_report)
-        self.diagnostics.add("vl features", lambda: self.loop.vl_report(
-            self._now_ns(), publishers_on(self, self.vl_sub)))
-        self.diagnostics.add("inputs", self.loop.inputs_report)
-        self.diagnostics.add("safety", lambda: self.loop.safety_report(
-            {n: publishers_on(self, sub) for n, sub in self.control_subs.items()}))
+        self.diagnostics.add("action output", self._locked(self.loop.output_report))
+        self.diagnostics.add("vl features", self._locked(lambda: self.loop.vl_report(
+            self._now_ns(), publishers_on(self, self.vl_sub))))
+        self.diagnostics.add("inputs", self._locked(self.loop.inputs_report))
+        self.diagnostics.add("safety", self._locked(lambda: self.loop.safety_report(
+            {n: publishers_on(self, sub) for n, sub in self.control_subs.items()})))
         self.create_timer(p["diagnostics_period"], g("status", lambda: self._publish_status(True)),
                           callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(1.0 / p["action_rate_hz"], g("tick", self._on_tick),
-                          callback_group=MutuallyExclusiveCallbackGroup())
+        if self.runner is None:
+            self.create_timer(1.0 / p["action_rate_hz"], g("tick", self._on_tick),
+                              callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"action node ready: {p['action_rate_hz']:.1f} Hz, horizon {shape.horizon}x"
+            f"action node ready: {p['action_rate_hz']:.1f} Hz ({p['tick_source']}"
+            + (f", expert on {p['inference_trigger']} <= {p['inference_max_rate_hz']:.0f} Hz"
+               if self.runner is not None else "") + f"), horizon {shape.horizon}x"
             f"{shape.action_dim} ({shape.action_space}), max_vl_age {p['max_vl_age']:.2f} s, "
             f"blending {p['chunk_blending']}, expected VL model "
             f"{self.loop.expected_model or '(any)'}, guard {p['guard_mode']}, "
             f"{self.loop.gate.state.name}"
             + ("" if p["enabled_at_start"] else f" (publish True on {p['enable_topic']})"))
         self._publish_status(True)
+        if self.runner is not None:
+            self.loop.tick_note = lambda: f"timing thread, {self.runner.ticker.priority_note}"
+            self.runner.start()
+
+    def destroy_node(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        super().destroy_node()
+
+    def _locked(self, fn):
+        @functools.wraps(fn)  # rclpy reads the signature: (msg) or (msg, info)
+        def call(*args):
+            with self._lock:
+                return fn(*args)
+        return call
+
+    def _thread_failed(self, where: str, exc: BaseException) -> None:
+        self.counters.inc(f"callback_errors_{where}")
+        self.loop.log_throttled(f"thread_{where}", "error",
+                                f"{where} thread: {type(exc).__name__}: {exc}", 2.0)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -121,8 +160,10 @@ class ActionNode(Node):
                 f"computed in {msg.compute_time * 1e3:.0f} ms from {len(msg.view_names)} views")
 
     def _on_sensor(self, msg: ForceOctBatch) -> None:
-        self.loop.sensor_batch(msg.num_samples, [stamp_to_ns(s) for s in msg.sample_stamps],
-                               msg.force, msg.alines, msg.aline_length, self._now_ns())
+        if self.loop.sensor_batch(msg.num_samples, [stamp_to_ns(s) for s in msg.sample_stamps],
+                                  msg.force, msg.alines, msg.aline_length, self._now_ns()) \
+                and self.runner is not None:
+            self.runner.sensor_batch_arrived()
 
     def _on_joints(self, msg: JointState) -> None:
         self.loop.joints(msg.name, msg.position, stamp_to_ns(msg.header.stamp), self._now_ns())
@@ -144,12 +185,20 @@ class ActionNode(Node):
 
     # --- the tick and what the loop asks for ----------------------------------------------------
     def _on_tick(self) -> None:
-        now_ns = self._now_ns()
-        outcome = self.loop.tick(now_ns)
+        """executor_timer: the rclpy timer's tick runs the expert inline."""
+        mono = time.monotonic_ns()
+        if self._tick_clock is None:
+            period = 1.0 / self.loop_rate_hz  # the first tick is on time by definition
+            self._tick_clock = DeadlineClock(period, mono - int(period * 1e9))
+        self.loop.tick_timing(self._tick_clock.after_wake(mono))
+        self._publish_outcome(self.loop.tick(self._now_ns()))
+
+    def _publish_outcome(self, outcome: TickOutcome) -> None:
+        """A tick's outcome as messages (from the tick's thread, holding the loop's lock)."""
         for name, value in self.loop.plot_values().items():
             self.plot_pubs[name].publish(Float64(data=float(value)))
         if outcome.chunk is not None:
-            msg = action_messages.action_chunk(outcome, ns_to_stamp(now_ns), self.loop.sequence,
+            msg = action_messages.action_chunk(outcome, self.loop.sequence,
                                                self.loop.dim_names, self.loop.shape.action_space)
             self.chunk_pub.publish(msg)
             if self.traj_pub is not None:
@@ -178,6 +227,10 @@ class ActionNode(Node):
             self._publish_status(True)
 
     def _publish_status(self, force: bool = False) -> None:
+        with self._lock:
+            self._publish_status_locked(force)
+
+    def _publish_status_locked(self, force: bool) -> None:
         key = self.loop.status_key()
         if not force and key == self._status_key:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from asyncvla_action_node.chunk_blending import blending_modes
 from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS
+from asyncvla_action_node.tick_timing import TICK_SOURCES, TRIGGERS
 from asyncvla_common.params import ParamSpec
 from asyncvla_training.conventions import JOINT_NAMES
 
@@ -31,6 +32,25 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
               min_value=0.5, max_value=200.0),
+    ParamSpec("tick_source", "executor_timer", f"Who ticks: {TICK_SOURCES}. timing_thread: a "
+              "thread of its own on absolute deadlines publishes, every tick, the newest "
+              "finished inference re-timed to the tick, while the expert runs on another thread; "
+              "executor_timer: an rclpy timer runs the expert inline at each tick",
+              read_only=True),
+    ParamSpec("inference_trigger", "tick", f"timing_thread: what starts the expert {TRIGGERS}: "
+              "'tick' = a tick (the expert runs at most at the tick rate, as inline), 'sensor' = "
+              "a new force/OCT batch (lower latency at 50 Hz, but the expert runs up to "
+              "inference_max_rate_hz whatever the tick rate); only when the previous run has "
+              "finished", read_only=True),
+    ParamSpec("inference_max_rate_hz", 50.0, "timing_thread: expert runs per second at most",
+              read_only=True, min_value=0.5, max_value=1000.0),
+    ParamSpec("tick_thread_priority", 50, "timing_thread: SCHED_FIFO priority of the tick "
+              "thread only (1-99; 0 = normal). Needs CAP_SYS_NICE or an rtprio limit; without "
+              "it the thread runs at normal priority and diagnostics say so", read_only=True,
+              min_value=0, max_value=99),
+    ParamSpec("max_inference_age", 0.2, "timing_thread: oldest inference (s, from the time its "
+              "inputs were taken to the tick) a tick may re-time and publish; older -> no "
+              "action, ERROR", min_value=0.0),
     ParamSpec("max_vl_age", 1.0, "Oldest VL features (s, camera stamp to tick) the expert may "
               "act on; older -> no action, ERROR", min_value=0.0),
     ParamSpec("sensor_max_age", 0.05, "Max age (s) of the newest sensor sample at a tick",

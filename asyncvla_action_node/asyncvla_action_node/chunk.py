@@ -42,3 +42,21 @@ def resample(old: Chunk, new: Chunk) -> tuple[np.ndarray, np.ndarray]:
         values[:, dim] = np.interp(times_new, times_old, shifted[:, dim])
     values[~covered] = 0.0
     return values, covered
+
+
+def retime(chunk: Chunk, stamp_ns: int, reference: np.ndarray) -> Chunk | None:
+    """The same absolute targets seen from a later `stamp_ns` and the robot's `reference` there.
+
+    Why: in the timing-thread design a tick publishes the newest finished inference, which was
+    computed for an earlier time. Its targets are kept as they were planned (re-referenced and
+    resampled at the tick's step times, as blending does); only the steps the chunk still covers
+    are kept, so nothing is extrapolated and the horizon may shrink. None when no step is left.
+    """
+    template = Chunk(int(stamp_ns), chunk.step_period, np.asarray(reference, dtype=np.float64),
+                     np.zeros_like(chunk.actions))
+    values, covered = resample(chunk, template)
+    n = int(np.count_nonzero(covered))  # a prefix: the tick's steps only get later
+    if n == 0 or not covered[:n].all():
+        return None
+    return Chunk(template.stamp_ns, chunk.step_period, template.reference,
+                 values[:n].astype(np.float32))

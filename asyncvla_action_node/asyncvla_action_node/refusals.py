@@ -33,6 +33,8 @@ class Refusal(str, enum.Enum):
     POLICY_ERROR = ("policy_error", ERROR)
     POLICY_OUTPUT = ("policy_output", ERROR)
     GUARD = ("guard", ERROR)
+    NO_INFERENCE = ("no_inference", WARN)   # timing thread: the first inference is still running
+    INFERENCE_STALE = ("inference_stale", ERROR)  # the newest inference is too old to re-time
 
     def __str__(self) -> str:
         return self.value

@@ -76,6 +76,10 @@ def sample_message(kind: str, index: int, payload_bytes: int, stamp_ns: int):
         msg.vl_reuse_count = 3
         msg.inference_time = 0.0042
         msg.sequence = index + 1
+        msg.inference_sequence = index + 3
+        msg.inference_stamp.sec, msg.inference_stamp.nanosec = sec - 1, nsec
+        msg.sensor_stamp.sec, msg.sensor_stamp.nanosec = sec - 1, (nsec + 5000) % 1_000_000_000
+        msg.inference_reuse_count = 2
         return msg
     msg = ForceOctBatch()
     msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec

@@ -1,0 +1,61 @@
+"""The timing-thread action loop over real DDS: at rate, no bursts, honest provenance.
+
+A 50 Hz action node (tiny policy) runs on synthetic inputs; a separate process records every
+ActionChunk. Thresholds are for a loaded 2-core CI machine (other tests may run at once), yet
+fail if the design regresses: a tick that bursts after a stall (two chunks stamped under half a
+period apart), a loop that stops ticking at rate, or a chunk that presents an old inference as a
+new one (reuse counts that do not count up, an inference or sensor stamp after the chunk's).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from asyncvla_testing.pipeline import HERE, start_action, start_sources
+
+pytest.importorskip("rclpy")
+
+RATE = 50.0
+RECORDER = os.path.join(HERE, "chunk_recorder.py")
+INJECTOR = os.path.join(HERE, "vl_injector.py")
+
+
+def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
+    start_sources(processes, ["view1"], ["--camera-fps", "2"])
+    processes.start("vl", [INJECTOR, "--model-id", assets.model_id, "--tokens",
+                           str(assets.num_feature_tokens), "--dim", "64", "--rate", "3"])
+    node = start_action(processes, assets, action_rate_hz=RATE, tick_source="timing_thread",
+                        inference_trigger="sensor", robot_state_max_age=0.5,
+                        sensor_max_age=0.3, max_inference_age=0.5)
+    node.wait_for_line("action node ready", 60)
+    rec = processes.start("recorder", [RECORDER, "--duration", "5", "--timeout", "60"])
+    data = json.loads(rec.wait_for_line("CHUNKS ", 90)[len("CHUNKS "):])
+    rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
+    assert len(rows) > 20, node.output()[-3000:]
+    stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
+    gaps_ms = np.diff(stamps) / 1e6
+    period_ms = 1e3 / RATE
+    # no burst: each chunk is for a tick of its own on the grid; a tick woken late (by less than
+    # a period, or it is skipped) may be followed closely by an on-time one, but four chunks
+    # never span two periods or less (a catch-up burst after a stall would)
+    assert np.all(stamps[3:] - stamps[:-3] > 2 * period_ms * 1e6), (gaps_ms, data["diagnostics"])
+    # at rate: the typical gap is one period (late wake-ups keep the grid), and at least 40 %
+    # of the span's ticks arrived (the rest: ticks withheld while a loaded machine starves the
+    # synthetic inputs; the executor-timer design with a 20 ms+ inline expert fails this)
+    assert abs(float(np.median(gaps_ms)) - period_ms) < 3.0, (gaps_ms, data["diagnostics"])
+    span_ticks = (stamps[-1] - stamps[0]) / 1e6 / period_ms
+    assert len(rows) >= 0.4 * span_ticks, (len(rows), span_ticks)
+    # honest provenance: an inference's re-publications count up from 0 and are never newer
+    # than the chunk; the sensor sample is never newer than the inference's inputs
+    seen: dict[int, list[int]] = {}
+    for r in rows:
+        assert r["inference_stamp_ns"] <= r["stamp_ns"]
+        assert 0 < r["sensor_stamp_ns"] <= r["inference_stamp_ns"]
+        seen.setdefault(r["inference_sequence"], []).append(r["inference_reuse_count"])
+    assert list(seen) == sorted(seen) and len(seen) >= 3  # inferences arrive in order
+    assert all(np.all(np.diff(counts) > 0) for counts in seen.values())
+    later = list(seen.values())[1:]  # the first may have started before the recorder
+    assert sum(counts[0] == 0 for counts in later) >= 0.8 * len(later)

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Records every ActionChunk's timing and provenance in a process of its own (benchmarks, tests).
+
+Why a separate process: the action loop's period must be measured where a consumer sees it,
+over DDS, not inside the node. The callback does no more than append a tuple (the receive times
+first), and the whole record is printed as one JSON line (`CHUNKS {...}`) after `--duration`
+seconds, so printing never delays a receive.
+
+Per chunk: `recv_ns` (CLOCK_REALTIME, read first in the callback), `rmw_recv_ns` (the
+middleware's reception timestamp from the MessageInfo, before the executor ran the callback;
+0 when the rmw gives none), `stamp_ns` (header.stamp), `sequence`, `inference_sequence`,
+`inference_stamp_ns`, `sensor_stamp_ns`, `inference_reuse_count`, `horizon`, `inference_time` (s);
+and the last "action output" /diagnostics values (the node's ticks_skipped, tick lateness,
+withheld ticks by reason).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import rclpy
+from rclpy.node import Node
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from asyncvla_common import qos  # noqa: E402
+from asyncvla_common.timeconv import stamp_to_ns  # noqa: E402
+from asyncvla_msgs.msg import ActionChunk  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+
+FIELDS = ("recv_ns", "rmw_recv_ns", "stamp_ns", "sequence", "inference_sequence",
+          "inference_stamp_ns", "sensor_stamp_ns", "inference_reuse_count", "horizon",
+          "inference_time")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topic", default="/asyncvla/action_chunk")
+    parser.add_argument("--duration", type=float, required=True, help="seconds after the first chunk")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for it")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="SCHED_FIFO priority for the whole recorder (its DDS threads too), so "
+                             "that on a loaded machine the instrument is not what is late")
+    args = parser.parse_args()
+    if args.rt_priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.rt_priority))
+        except OSError as exc:
+            print(f"RT refused: {exc}", flush=True)
+    rclpy.init()
+    node = Node("asyncvla_chunk_recorder")
+    rows: list[tuple] = []
+
+    def on_chunk(msg: ActionChunk, info) -> None:
+        recv = time.time_ns()
+        rows.append((recv, int(info.get("received_timestamp", 0) or 0),
+                     stamp_to_ns(msg.header.stamp), msg.sequence, msg.inference_sequence,
+                     stamp_to_ns(msg.inference_stamp), stamp_to_ns(msg.sensor_stamp),
+                     msg.inference_reuse_count, msg.horizon, msg.inference_time))
+
+    diagnostics: dict[str, str] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:  # the action node's own account of its ticks
+            if status.name.endswith("action output"):
+                diagnostics.clear()
+                diagnostics.update({kv.key: kv.value for kv in status.values},
+                                   _level=str(int.from_bytes(status.level, "little")
+                                              if isinstance(status.level, bytes)
+                                              else status.level), _message=status.message)
+
+    node.create_subscription(ActionChunk, args.topic, on_chunk, qos.COMMAND)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    print("SUBSCRIBED", flush=True)
+    deadline = time.monotonic() + args.timeout
+    end = None
+    while rclpy.ok() and time.monotonic() < (end or deadline):
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if end is None and rows:
+            end = time.monotonic() + args.duration
+    print("CHUNKS " + json.dumps({"fields": FIELDS, "rows": rows, "diagnostics": diagnostics}),
+          flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
