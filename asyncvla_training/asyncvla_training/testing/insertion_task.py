@@ -103,7 +103,7 @@ def draw_episode(rng: np.random.Generator) -> InsertionEpisode:
     start = (absolute[0] - target[0], absolute[1] - target[1],
              NOMINAL_POSITION[2] + float(rng.uniform(-5e-3, 5e-3)))
     return InsertionEpisode(side=side, start=start, left_offset=left, right_offset=right,
-                            surface_distance=float(rng.uniform(1.5e-3, 4.0e-3)))
+                            surface_distance=float(rng.uniform(0.5e-3, 2.0e-3)))
 
 
 def descent(t: np.ndarray, surface_distance: float) -> np.ndarray:
