@@ -34,13 +34,13 @@ LATERAL = 1
 class ExperimentSettings:
     """Sizes of one run of the experiment (defaults: the benchmark; the CI test scales down)."""
 
-    train_episodes: int = 24
-    test_episodes: int = 8
+    train_episodes: int = 16
+    test_episodes: int = 6
     duration: float = 4.0  # s per recording
     image_size: int = 112  # px, square tool camera
     num_feature_tokens: int = 64
-    steps: int = 1500
-    batch_size: int = 32
+    steps: int = 600
+    batch_size: int = 16
     lr: float = 1e-3
     warmup_steps: int = 50
     max_age: int = 4  # action periods of VL age evaluated: 0..max_age
