@@ -155,6 +155,7 @@ def run_experiment(settings: ExperimentSettings, workdir: str | Path,
                 "whole_chunk_nmse": metrics["normalized_mse"],
                 "whole_chunk_baseline": metrics["baseline_normalized_mse"],
                 "per_dim_nmse": per_dim.tolist(), "lateral_nmse": float(per_dim[LATERAL]),
+                "lateral_baseline": float(base[LATERAL]),
                 "predictions": preds}
 
     full_name = f"reuse{s.reuses[0]}"
@@ -195,7 +196,8 @@ def run_experiment(settings: ExperimentSettings, workdir: str | Path,
                             "shuffled_features": shuffled["whole_chunk_nmse"],
                             "mean_chunk": fresh["whole_chunk_baseline"]},
             "lateral": {"full": fresh["lateral_nmse"], "ablated_twin": ablated["lateral_nmse"],
-                        "shuffled_features": shuffled["lateral_nmse"]},
+                        "shuffled_features": shuffled["lateral_nmse"],
+                        "mean_chunk": fresh["lateral_baseline"]},
         },
         "prompt_swap": {
             "flip_fraction": flips,
@@ -227,18 +229,28 @@ def plot_result(result: dict[str, Any], path: str | Path) -> Path:
     err = result["error"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     names = ["full", "shuffled\nfeatures", "VL-ablated\ntwin", "mean\nchunk"]
-    values = [err["full"], err["shuffled_features"], err["ablated_twin"], err["mean_chunk"]]
-    left.bar(names, values, color=["tab:green", "tab:orange", "tab:red", "tab:gray"])
+    moved = [err["full"], err["shuffled_features"], err["ablated_twin"], err["mean_chunk"]]
+    lateral = [err["lateral"]["full"], err["lateral"]["shuffled_features"],
+               err["lateral"]["ablated_twin"], err["lateral"].get("mean_chunk", np.nan)]
+    x = np.arange(len(names))
+    left.bar(x - 0.2, moved, 0.4, label="x, y, z", color="tab:gray")
+    left.bar(x + 0.2, lateral, 0.4, label="lateral y only", color="tab:green")
+    left.set_xticks(x, names)
     left.set_ylabel("held-out normalised MSE")
     left.set_title(f"vision + prompt (prompt swap flips {result['prompt_swap']['flip_fraction']:.0%})")
+    left.legend()
     ages = result["vl_age"]
-    for name in (k for k in ages if k.startswith("reuse")):
-        right.plot(ages["age_ms"], ages[name]["nmse"], marker="o", label=f"trained with {name}")
+    for n, name in enumerate(k for k in ages if k.startswith("reuse")):
+        colour = f"C{n}"
+        right.plot(ages["age_ms"], ages[name]["nmse"], marker="o", color=colour,
+                   label=f"{name}: x, y, z")
+        right.plot(ages["age_ms"], ages[name]["lateral_nmse"], marker="s", ls="--", color=colour,
+                   label=f"{name}: lateral y")
     right.set_xlabel("VL feature age at evaluation (ms)")
     right.set_ylabel("held-out normalised MSE")
-    right.set_title("staleness")
+    right.set_title("staleness: trained with reuse 1 vs 4")
     right.grid(alpha=0.3)
-    right.legend()
+    right.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
