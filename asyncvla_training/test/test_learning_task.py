@@ -118,8 +118,10 @@ def test_zero_and_shuffled_providers() -> None:
 # lateral error: full policy far below the VL-ablated twin and below shuffled features; the prompt
 # swap flipping most predictions). The whole-motion ratio and the reuse-4 advantage at 300 ms were
 # not met at the default size (TRAINING.md), so asserting them here would only make a flaky test.
-CI_SETTINGS = dict(train_episodes=6, test_episodes=2, duration=3.0, steps=150, batch_size=16,
-                   warmup_steps=10)
+# 150 steps on 6 scenes learnt nothing (lateral 2.03 vs 1.91 ablated, flips 0): the lateral sign
+# needs a few hundred steps. Reuse 4 is left out here (its claim is not shown at any size yet).
+CI_SETTINGS = dict(train_episodes=8, test_episodes=2, duration=4.0, steps=500, batch_size=16,
+                   warmup_steps=25, reuses=(1,))
 
 
 def test_ci_learning_experiment(tmp_path: Path) -> None:
