@@ -56,6 +56,21 @@ def _distinct(ep: Episode) -> int:
     return len({ep.frame_key(i) for i in range(len(ep))})
 
 
+def test_batched_extraction_matches_one_by_one(tmp_path: Path, extractor, episode: Episode) -> None:
+    """batch_size > 1 runs encode_batch over several frame sets: the same features (float16
+    storage) as one extract call each, every frame set extracted once, the file identical in rows."""
+    single = VLFeatureCache(tmp_path / "single", extractor, progress=False)
+    batched = VLFeatureCache(tmp_path / "batched", extractor, progress=False, batch_size=3)
+    a = single.features_for(episode)
+    b = batched.features_for(episode)
+    assert batched.stats["extracted"] == single.stats["extracted"] == _distinct(episode)
+    np.testing.assert_array_equal(a.frame_stamps_ns, b.frame_stamps_ns)
+    np.testing.assert_array_equal(a.index, b.index)
+    np.testing.assert_allclose(b.per_sample(), a.per_sample(), rtol=2e-3, atol=2e-3)
+    with pytest.raises(ValueError, match="batch_size"):
+        VLFeatureCache(tmp_path / "bad", extractor, batch_size=0)
+
+
 def test_first_build_extracts_each_frame_set_once(tmp_path: Path, extractor, episode: Episode) -> None:
     n_sets = _distinct(episode)
     assert 1 < n_sets < len(episode)  # some samples share a frame set

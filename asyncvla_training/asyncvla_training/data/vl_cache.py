@@ -87,11 +87,15 @@ class VLFeatureCache:
     ``extractor``: a ``VLFeatureExtractor`` (anything with ``model_id``, ``adapter_id`` and
     ``extract(images, prompt).features``); without one the cache is read-only (pass ``model_id``
     and ``adapter_id``) and a miss raises CacheError. ``prompt``: None = each episode's prompt.
+    ``batch_size``: misses of one episode are extracted this many frame sets per forward pass when
+    the extractor has ``encode_batch`` (one prompt per episode, so no padding: the same features
+    as ``extract`` up to float rounding); 1 = one ``extract`` call per frame set.
     """
 
     def __init__(self, directory: str | os.PathLike[str], extractor=None, prompt: str | None = None,
                  *, model_id: str | None = None, adapter_id: str | None = None,
-                 storage_dtype: str = "float16", progress: bool = True) -> None:
+                 storage_dtype: str = "float16", progress: bool = True,
+                 batch_size: int = 1) -> None:
         if extractor is None and model_id is None:
             raise ValueError("pass an extractor, or model_id (and adapter_id) for a read-only cache")
         if storage_dtype not in STORAGE_DTYPES:
@@ -107,6 +111,9 @@ class VLFeatureCache:
             raise ValueError("model_id/adapter_id must match the extractor's")
         self.storage_dtype = storage_dtype
         self.progress = progress
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
         # hits/misses count frame sets looked up in files; memory_hits count calls answered from
         # the episodes already loaded in this process.
         self.stats = {"hits": 0, "misses": 0, "extracted": 0, "corrupt": 0, "invalid": 0,
@@ -236,20 +243,18 @@ class VLFeatureCache:
                 bar = tqdm(total=len(todo), desc=f"VL features {episode.name}", unit="set",
                            leave=False)
             try:
-                for key in todo:
-                    frames = episode.load_frames(sample_of[key])
-                    result = self.extractor.extract(frames, prompt)
-                    feature = np.asarray(result.features.detach().cpu().float().numpy()
-                                         if hasattr(result.features, "detach")
-                                         else result.features, dtype=np.float32)
-                    stored = feature.astype(dtype)
-                    if not np.all(np.isfinite(stored)):
-                        raise CacheError(f"VL features of {episode.name} overflow "
-                                         f"{self.storage_dtype}; use storage_dtype='float32'")
-                    rows[key] = stored
-                    self.stats["extracted"] += 1
+                step = self.batch_size if hasattr(self.extractor, "encode_batch") else 1
+                for start in range(0, len(todo), step):
+                    group = todo[start:start + step]
+                    for key, feature in zip(group, self._extract(episode, group, sample_of, prompt)):
+                        stored = feature.astype(dtype)
+                        if not np.all(np.isfinite(stored)):
+                            raise CacheError(f"VL features of {episode.name} overflow "
+                                             f"{self.storage_dtype}; use storage_dtype='float32'")
+                        rows[key] = stored
+                        self.stats["extracted"] += 1
                     if bar is not None:
-                        bar.update(1)
+                        bar.update(len(group))
             finally:
                 if own_bar:
                     bar.close()
@@ -266,6 +271,27 @@ class VLFeatureCache:
         result = EpisodeVLFeatures(stacked, np.asarray(sorted(rows), dtype=np.int64), index)
         self._memory[(str(path), prompt)] = (fingerprint, result)
         return result
+
+    def _extract(self, episode: Episode, keys: Sequence[tuple[int, ...]],
+                 sample_of: dict[tuple[int, ...], int], prompt: str) -> list[np.ndarray]:
+        """(K, D) float32 features of the frame sets ``keys``: one ``extract`` call, or one
+        ``encode_batch`` pass (eval mode, no gradients) for several."""
+        if len(keys) == 1:
+            result = self.extractor.extract(episode.load_frames(sample_of[keys[0]]), prompt)
+            features = result.features
+            return [np.asarray(features.detach().cpu().float().numpy()
+                               if hasattr(features, "detach") else features, dtype=np.float32)]
+        import torch
+
+        samples = [(episode.load_frames(sample_of[key]), prompt) for key in keys]
+        was_training = self.extractor.training
+        self.extractor.eval()
+        try:
+            with torch.no_grad():
+                batch = self.extractor.encode_batch(samples).detach().cpu().float().numpy()
+        finally:
+            self.extractor.train(was_training)
+        return [np.asarray(row, dtype=np.float32) for row in batch]
 
     def lookup(self, episode: Episode, i: int) -> np.ndarray:
         """(K, D) float32 features of sample ``i`` (use ``episode.stale_index(i, k)`` for i - k)."""

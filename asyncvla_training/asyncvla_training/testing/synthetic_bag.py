@@ -83,6 +83,23 @@ class SyntheticMotion:
         return np.asarray(delta)[..., None] * np.asarray(self.axis)
 
 
+class SyntheticContent:
+    """What the force/OCT probe and the cameras record; this default is the analytic test pattern.
+
+    Why a class: a task family (``testing/insertion_task.py``) records a scene whose pictures and
+    contact signals depend on the episode, through the same writer. ``t`` is seconds since the
+    recording start.
+    """
+
+    def sensor_rows(self, k: np.ndarray, t: np.ndarray, aline_length: int) -> np.ndarray:
+        """(n, 1 + aline_length) float32: [force, A-line] of samples ``k`` at times ``t``."""
+        return _sensor_rows(k, t, aline_length)
+
+    def jpeg(self, view_index: int, frame: int, t: float, width: int, height: int) -> bytes:
+        """The JPEG of frame ``frame`` of view ``view_index``, captured at ``t``."""
+        return synthetic_jpeg(view_index, frame, width, height)
+
+
 @dataclass(frozen=True)
 class SyntheticBagSpec:
     """What to write. Stream keys (for ``omit``/``mistype``/``empty``): "sensor", "joints", "pose",
@@ -109,6 +126,7 @@ class SyntheticBagSpec:
     unstamped: tuple[str, ...] = ()  # streams written with zero header stamps (a driver bug)
     chunk_crcs: bool = True  # mcap: fill in chunk CRCs (as ros2 bag record does; rosbags writes 0)
     motion: SyntheticMotion = field(default_factory=SyntheticMotion)
+    content: SyntheticContent = field(default_factory=SyntheticContent)
 
 
 @dataclass
@@ -134,7 +152,7 @@ class SyntheticBag:
         """(n, 1 + aline_length) float32: the rows written for sample indices ``k``."""
         k = np.asarray(k, dtype=np.int64).reshape(-1)
         stamps = self.spec.start_ns + np.round(k * 1e9 / self.spec.sensor_rate).astype(np.int64)
-        return _sensor_rows(k, self.seconds(stamps), self.spec.aline_length)
+        return self.spec.content.sensor_rows(k, self.seconds(stamps), self.spec.aline_length)
 
 
 def _sensor_rows(k: np.ndarray, t: np.ndarray, aline_length: int) -> np.ndarray:
@@ -207,7 +225,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
     for start in range(0, kept_k.size, spec.sensor_batch):
         k = kept_k[start:start + spec.sensor_batch]
         s = s_all[k]
-        rows = _sensor_rows(k, t_all[k], spec.aline_length)
+        rows = np.asarray(spec.content.sensor_rows(k, t_all[k], spec.aline_length), dtype=np.float32)
         msg = T["asyncvla_msgs/msg/ForceOctBatch"](
             header=header(st("sensor", int(s[-1])), "oct_probe"), num_samples=k.size,
             aline_length=spec.aline_length, sample_stamps=[stamp(st("sensor", int(x))) for x in s],
@@ -243,7 +261,8 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
         for n, ns in enumerate(stamps):
             msg = T["sensor_msgs/msg/CompressedImage"](
                 header=header(st(view, int(ns)), f"{view}_optical_frame"), format="jpeg",
-                data=np.frombuffer(synthetic_jpeg(v, n, width, height), dtype=np.uint8))
+                data=np.frombuffer(spec.content.jpeg(v, n, (int(ns) - spec.start_ns) / 1e9, width,
+                                                     height), dtype=np.uint8))
             add(view, int(ns) + spec.camera_latency_ns, msg, CAMERA_TYPE)
     if spec.vl_features_prompt is not None:
         import hashlib

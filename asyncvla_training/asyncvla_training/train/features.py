@@ -17,7 +17,7 @@ with the attributes ``model_id`` (the extractor's id: written into the checkpoin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -80,3 +80,56 @@ class CachedFeatureProvider:
 
     def __call__(self, episode: Episode, index: int) -> np.ndarray:
         return np.asarray(self.lookup(episode, index), dtype=np.float32)
+
+
+class ZeroFeatureProvider:
+    """The VL-ablated input: zeros of the wrapped provider's shape, whatever the sample.
+
+    Why: a policy trained on these (the "VL-ablated twin") shows what the sensor window and robot
+    state alone can predict; the gap to the same policy trained on real features is what vision
+    and prompt contribute. The ids are the wrapped provider's, so the checkpoint still names the
+    VL model it would run with.
+    """
+
+    def __init__(self, provider: FeatureProvider) -> None:
+        self.provider = provider
+        self.model_id = provider.model_id
+        self.adapter_id = getattr(provider, "adapter_id", "")
+        self._zeros: np.ndarray | None = None
+
+    def __call__(self, episode: Episode, index: int) -> np.ndarray:
+        if self._zeros is None:
+            self._zeros = np.zeros_like(np.asarray(self.provider(episode, index), dtype=np.float32))
+        return self._zeros
+
+
+class ShuffledFeatureProvider:
+    """Each sample gets the features of another sample, by a fixed seeded permutation.
+
+    Why: evaluating a policy with features shuffled across samples keeps their distribution but
+    breaks their link to the sample; the error rise measures how much the policy relies on them.
+    ``episodes`` fixes the pool of samples; a sample outside it is an error (a silent fallback
+    would make the ablation meaningless). Staleness still applies first (``stale_index``), then
+    the shuffle.
+    """
+
+    def __init__(self, provider: FeatureProvider, episodes: Sequence[Episode], seed: int = 0) -> None:
+        self.provider = provider
+        self.model_id = provider.model_id
+        self.adapter_id = getattr(provider, "adapter_id", "")
+        pairs = [(ep, i) for ep in episodes for i in range(len(ep))]
+        if len(pairs) < 2:
+            raise ValueError("shuffling needs at least two samples")
+        # One random cycle through all samples: every sample gets another sample's features.
+        order = [int(j) for j in np.random.default_rng(seed).permutation(len(pairs))]
+        self._source = {}
+        for m, j in enumerate(order):
+            ep, i = pairs[j]
+            self._source[(id(ep), i)] = pairs[order[(m + 1) % len(order)]]
+
+    def __call__(self, episode: Episode, index: int) -> np.ndarray:
+        try:
+            source_episode, source_index = self._source[(id(episode), int(index))]
+        except KeyError:
+            raise KeyError(f"sample {index} of {episode.name!r} is not in the shuffled pool") from None
+        return self.provider(source_episode, source_index)
