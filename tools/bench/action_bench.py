@@ -25,6 +25,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both action benchmarks take (policy, precision, expert rate, cache)."""
     parser.add_argument("--policy", choices=["seed", "tiny"], default="seed")
     parser.add_argument("--expert-runtime", default="torch_bf16_autocast")
+    parser.add_argument("--expert-threads", type=int, default=0,
+                        help="expert_threads (0 = the runtime's default)")
     parser.add_argument("--max-rate", type=float, default=50.0, help="inference_max_rate_hz")
     parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache",
                                                         "asyncvla_bench"))

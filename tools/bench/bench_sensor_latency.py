@@ -143,7 +143,8 @@ def main() -> None:
             for rate in (float(r) for r in args.rates.split(",")):
                 node = start_action(group, checkpoint, model_id, action_rate_hz=rate,
                                     inference_max_rate_hz=args.max_rate,
-                                    expert_runtime=args.expert_runtime, **DESIGNS[design])
+                                    expert_runtime=args.expert_runtime,
+                                    expert_threads=args.expert_threads, **DESIGNS[design])
                 rows, diag = record_chunks(group, args.duration, 2.0, rt_priority=60)
                 runs.append({"design": design, "rate_hz": rate, "chunks": len(rows),
                              **latencies(rows, list(sender.steps)),
@@ -156,7 +157,7 @@ def main() -> None:
         group.stop_all()
         os.unlink(pause.name)
     print(json.dumps({"benchmark": "sensor_latency", "policy": args.policy,
-                      "expert_runtime": args.expert_runtime, "cpu_count": os.cpu_count(),
+                      "expert_runtime": args.expert_runtime, "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2), "sample_hz": SAMPLE_HZ,
                       "batch": args.batch, "inference_max_rate_hz": args.max_rate,
                       "runs": runs}, indent=1))
