@@ -190,7 +190,9 @@ def test_oversized_vl_messages_are_refused_before_copying_and_memory_stays_flat(
     later = rounds[-1]["rss_after_mb"] - rounds[1]["rss_before_mb"]
     print(f"ROGUE oversize RSS growth: first 5 messages {first:.1f} MB, next 10 {later:.1f} MB")
     assert first < 125.0  # 5 x 50 MB would be 250 MB if each message were kept
-    assert later < 10.0
+    # 10 more kept would be 500 MB. Under load the DDS reader may grow one more receive buffer
+    # (49 MB measured once on a busy 2-core CI machine), never one per message.
+    assert later < 60.0
     for r in rounds:
         assert r["recovery_s"] < 2.0, r  # the real publisher's next update (3 Hz)
 

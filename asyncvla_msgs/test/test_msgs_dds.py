@@ -75,9 +75,14 @@ def test_max_budget_vlfeatures_crosses_processes(processes):
                                   "--stamp-at-publish"])
     sub.wait_for_line("DONE", 60)
     got = records(sub, "RECV ")
-    assert len(got) == count, sub.output()
-    for index, rec in enumerate(got):
-        rng = np.random.default_rng(index)
+    # Latched is KEEP_LAST 1 ("only the newest matters"): a subscriber busy for longer than the
+    # period (a loaded 2-core CI machine) may see a sample replaced by the next one. What must
+    # hold: the newest arrives, in order, and every sample that arrives is intact.
+    sequences = [rec["sequence"] for rec in got]
+    assert len(got) >= 2 and sequences[-1] == count, sub.output()
+    assert sequences == sorted(set(sequences)), sequences
+    for rec in got:
+        rng = np.random.default_rng(rec["sequence"] - 1)  # dds_peer: sequence = index + 1
         expected = rng.integers(0, 256, size=MAX_PAYLOAD_BYTES, dtype=np.uint8).tobytes()
         assert rec["bytes"] == MAX_PAYLOAD_BYTES
         assert rec["sha"] == hashlib.sha256(expected).hexdigest()[:16]
