@@ -29,17 +29,17 @@ CUDA: on a CPU that variant reports ``"skipped"`` with the reason.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from .check_report import EXIT_PART_FAILED, CheckReport, Put, error_text
+from .models.expert_runtimes.torch_runtimes import mha_fastpath_off
 from .conventions import DEFAULT_PROMPT, MAX_VIEWS
 from .profile_cli import (
     _peak_memory_mb,
@@ -190,17 +190,6 @@ def expert_graph(policy: Any) -> tuple[Any, str]:
     return (infer, "infer") if callable(infer) else (policy.forward, "forward")
 
 
-@contextlib.contextmanager
-def _mha_fastpath_off() -> Iterator[None]:
-    """torch's fused TransformerEncoderLayer inference kernel has a fake (meta) kernel whose
-    output strides inductor gets wrong (torch 2.13: an ``assert_size_stride`` failure at the first
-    compiled call); compiled, the unfused layers are fused by the compiler anyway."""
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(before)
 
 
 def _graph_breaks() -> int | None:
@@ -261,7 +250,7 @@ def _time_variant(name: str, graph: Any, inputs: list[torch.Tensor], reference: 
                   args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Build the variant's step (compile or capture, timed as setup_s), time it, compare its
     output with the eager ``reference``."""
-    with _mha_fastpath_off():
+    with mha_fastpath_off():
         start = time.perf_counter()
         step = EXPERT_VARIANTS[name](graph, inputs, args.compile_mode)
         step()

@@ -1,7 +1,9 @@
 """Runtimes that execute ``ActionPolicy.infer`` with torch itself (no extra package but torchao)."""
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -9,6 +11,20 @@ import torch
 
 from .base import ExpertRuntime, InferGraph, tensor_bytes
 
+
+
+
+@contextlib.contextmanager
+def mha_fastpath_off() -> Iterator[None]:
+    """torch's fused TransformerEncoderLayer inference kernel has a fake (meta) kernel whose
+    output strides inductor gets wrong (torch 2.13: an ``assert_size_stride`` failure at the first
+    compiled call); compiled, the unfused layers are fused by the compiler anyway."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
 
 class TorchRuntime(ExpertRuntime):
     """Eager torch on ``self.module`` (the policy, or a converted copy), under ``no_grad``."""
@@ -111,9 +127,5 @@ class TorchCompile(TorchRuntime):
 
     def run(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
         # Off at every call: a recompile (a guard miss) traces again and must see it off too.
-        fastpath = torch.backends.mha.get_fastpath_enabled()
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
+        with mha_fastpath_off():
             return super().run(vl, window, state)
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fastpath)
