@@ -107,7 +107,8 @@ def main() -> None:
     finally:
         group.stop_all()
     print(json.dumps({"benchmark": "action_period", "policy": args.policy,
-                      "expert_runtime": args.expert_runtime, "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
+                      "expert_runtime": args.expert_runtime,
+                      "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2),
                       "recorder_priority": args.recorder_priority,
                       "tick_thread_priority": args.tick_priority,

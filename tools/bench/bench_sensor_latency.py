@@ -157,7 +157,8 @@ def main() -> None:
         group.stop_all()
         os.unlink(pause.name)
     print(json.dumps({"benchmark": "sensor_latency", "policy": args.policy,
-                      "expert_runtime": args.expert_runtime, "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
+                      "expert_runtime": args.expert_runtime,
+                      "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2), "sample_hz": SAMPLE_HZ,
                       "batch": args.batch, "inference_max_rate_hz": args.max_rate,
                       "runs": runs}, indent=1))
