@@ -19,7 +19,7 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("expert_runtime", "torch_float32", "How the action expert runs (same checkpoint "
               "for all; tolerance = max |diff| vs float32 in normalised units): torch_float32 "
-              "(exact), torch_bf16_autocast, torch_bf16_weights, torch_compile, torchao_int8, "
+              "(reference), torch_bf16_autocast, torch_bf16_weights, torch_compile, torchao_int8, "
               "ort_float32, ort_int8, openvino_float32, openvino_int8 (int8 = weight-only). "
               "Figures per CPU: tools/bench/bench_expert_cpu.py", read_only=True),
     ParamSpec("expert_threads", 0, "Intra-op threads of the expert runtime (0 = the library's "

@@ -130,3 +130,22 @@ def test_missing_backend_is_one_line_naming_the_pip_package(runtime, blocked, pa
     assert out.returncode == 0, out.stderr[-2000:]
     message = json.loads(out.stdout.split("RESULT ", 1)[1])
     assert "\n" not in message and runtime in message and f"pip install {package}" in message
+
+
+def test_speed_benchmark_prints_one_json_with_the_plain_path_beside(tmp_path):
+    """tools/bench/bench_expert_cpu.py on the tiny config: stdout is one JSON object (NNCF's
+    progress bar goes to stderr) with the unsplit plain path timed beside the runtimes."""
+    script = os.path.join(PACKAGE_DIR, "..", "tools", "bench", "bench_expert_cpu.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, script, "--config", "tiny", "--threads", "1",
+                          "--rounds", "1", "--iters", "2", "--cache-dir", str(tmp_path),
+                          "--only", "torch_float32,openvino_int8,policy_predict_unsplit"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    flops = report["arithmetic"]["flops"]
+    assert 0 < flops["plan_tick"] < flops["unsplit_infer"]
+    for name in ("torch_float32", "openvino_int8", "policy_predict_unsplit"):
+        entry = report["candidates"][name]
+        assert entry["p50_ms"] > 0 and entry["max_abs_diff_normalised"] < 0.05, (name, entry)
+    assert report["vl_context_ms"]["p50"] > 0

@@ -10,8 +10,14 @@ call) with torch on the same threads. At batch 1 the expert reads every weight o
 ``limit_ms`` is the floor a runtime can approach and ``p50_ms / limit_ms`` says how far it is.
 The arithmetic floor is reported beside it (``arithmetic``: the tick's FLOPs from torch's flop
 counter over the float32 GEMM rate of a 2048^3 matmul): the decoder multiplies each weight by 8
-queries and the fusion by 64 VL tokens, so on a CPU without AVX-512 a float32-compute runtime
-can be bound by arithmetic, not by bytes, once its weights are int8.
+queries, so on a CPU without AVX-512 a float32-compute runtime can be bound by arithmetic, not
+by bytes, once its weights are int8.
+
+Every runtime runs the inference plan (``models.inference_plan``): the VL context once per VL
+message, then the tick. ``predict`` is timed with the same VL tokens at every call, as the node
+calls it between VL messages (the steady state); what a new VL message adds once is
+``vl_context_ms``. ``policy_predict_unsplit`` is the plain path before the plan (the whole
+``ActionPolicy.infer`` at every tick, eager float32), with its FLOPs in ``arithmetic.flops``.
 
 Candidates are the registered runtimes (``asyncvla_training.models.expert_runtimes.RUNTIMES``)
 plus the variants below that were measured but not registered (``BENCH_ONLY``). Weights are
@@ -49,6 +55,7 @@ from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, float
 from asyncvla_training.models.expert_runtimes.openvino_runtime import OvFloat32
 from asyncvla_training.models.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
                                                                     bf16_copy)
+from asyncvla_training.models.inference_plan import InferencePlan
 from asyncvla_training.models.policy import ActionPolicy
 
 
@@ -92,8 +99,8 @@ class OvF16Weights(OvFloat32):
 class TorchCompileBf16(TorchCompile):
     name = "torch_compile_bf16_weights"
 
-    def convert(self, policy: torch.nn.Module) -> torch.nn.Module:
-        return bf16_copy(policy)
+    def convert(self, plan: InferencePlan) -> InferencePlan:
+        return bf16_copy(plan)
 
 
 class TorchaoInt8Compile(TorchCompile):
@@ -147,14 +154,48 @@ def gemm_rate(threads: int, reps: int) -> dict[str, float]:
     return {"gemm_p50_ms": round(p50 * 1e3, 2), "flops_per_s": 2 * 2048 ** 3 / p50}
 
 
-def flops_per_tick(policy: ActionPolicy, inputs: dict[str, np.ndarray]) -> int:
-    """Multiply-add FLOPs of one batch-1 tick (torch's own counter over the float32 forward)."""
+def flops_per_tick(policy: ActionPolicy, inputs: dict[str, np.ndarray]) -> dict[str, int]:
+    """FLOPs of one batch-1 tick (torch's own counter over float32): the unsplit ``infer``, the
+    inference plan's tick (what every runtime runs) and its VL context (once per VL message)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    tensors = policy.validated_inputs(**inputs)
-    with FlopCounterMode(display=False) as counter:  # (its module tracker needs autograd on)
-        policy.infer(*tensors)
-    return int(counter.get_total_flops())
+    vl, window, state = policy.validated_inputs(**inputs)
+    plan = InferencePlan(policy)
+    counts = {}
+    # (the counter's module tracker needs autograd on)
+    for name, call in (("unsplit_infer", lambda: policy.infer(vl, window, state)),
+                       ("vl_context", lambda: plan.vl_context(vl)),
+                       ("plan_tick", lambda c=plan.vl_context(vl).detach(): plan(c, window, state))):
+        with FlopCounterMode(display=False) as counter:
+            call()
+        counts[name] = int(counter.get_total_flops())
+    return counts
+
+
+class UnsplitPredict:
+    """The plain path as a candidate: ``ActionPolicy.predict`` (unsplit ``infer``, eager float32),
+    what every tick cost before the inference plan."""
+
+    name = "policy_predict_unsplit"
+
+    def __init__(self, policy: ActionPolicy) -> None:
+        self.predict = policy.predict
+        self._bytes = sum(p.numel() * p.element_size() for p in policy.parameters())
+
+    def weight_bytes(self) -> int:
+        return self._bytes
+
+
+def vl_context_times(policy: ActionPolicy, inputs: dict[str, np.ndarray], threads: int,
+                     reps: int) -> dict[str, float]:
+    """p50/p99 of the plan's VL context in torch float32: what a new VL message costs once."""
+    torch.set_num_threads(threads)
+    plan = InferencePlan(policy)
+    vl = policy.validated_inputs(**inputs)[0]
+    with torch.no_grad():
+        ms = np.asarray(time_calls(lambda: plan.vl_context(vl), reps, warmup=2)) * 1e3
+    return {"p50": round(float(np.percentile(ms, 50)), 2),
+            "p99": round(float(np.percentile(ms, 99)), 2)}
 
 
 def time_calls(fn: Callable[[], object], n: int, warmup: int = 0) -> list[float]:
@@ -211,20 +252,22 @@ def main(argv: list[str] | None = None) -> int:
 
     policy, inputs = build_policy(args.config, args.seed)
     action_std = policy.action_std.numpy()
-    candidates = {**RUNTIMES, **BENCH_ONLY}
+    candidates: dict[str, Callable[..., Any]] = {
+        **RUNTIMES, **BENCH_ONLY, UnsplitPredict.name: lambda p, **_: UnsplitPredict(p)}
     names = [n for n in args.only.split(",") if n] or list(candidates)
     unknown = sorted(set(names) - set(candidates))
     if unknown:
         print(f"unknown candidate(s) {unknown}; choose from {list(candidates)}", file=sys.stderr)
         return 2
     reference = policy.predict(**inputs)
-    built: dict[str, ExpertRuntime] = {}
+    built: dict[str, Any] = {}
     result: dict[str, dict[str, Any]] = {}
     for name in names:
         t0 = time.perf_counter()
         try:
-            runtime = candidates[name](policy, threads=args.threads,
-                                       cache_dir=args.cache_dir or None)
+            with contextlib.redirect_stdout(sys.stderr):  # NNCF draws a progress bar: stdout is JSON
+                runtime = candidates[name](policy, threads=args.threads,
+                                           cache_dir=args.cache_dir or None)
             out = runtime.predict(**inputs)
         except Exception as exc:  # a candidate that fails is reported, not fatal
             result[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
@@ -242,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     with bench_lock(args.lock) as waited:
         bandwidth = stream_bandwidth(args.threads, reps=20)
         arithmetic = gemm_rate(args.threads, reps=10)
+        vl_context_ms = vl_context_times(policy, inputs, args.threads, reps=args.rounds * 3)
         for round_ in range(args.rounds):
             for name, runtime in built.items():
                 torch.set_num_threads(args.threads)
@@ -250,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_ + 1}/{args.rounds} {name}: "
                       f"{np.median(samples[name]) * 1e3:.1f} ms", file=sys.stderr, flush=True)
     bw = bandwidth["bytes_per_s"]
-    flops = flops_per_tick(policy, inputs)
+    flop_counts = flops_per_tick(policy, inputs)
+    flops = flop_counts["plan_tick"]
     for name, times in samples.items():
         ms = np.asarray(times) * 1e3
         entry = result[name]
@@ -272,8 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         "lock_wait_s": round(waited, 1),
         "bandwidth": {**bandwidth, "bytes_per_s": round(bw)},
         "arithmetic": {**arithmetic, "flops_per_s": round(arithmetic["flops_per_s"]),
-                       "flops_per_tick": flops,
-                       "compute_floor_ms": round(flops / arithmetic["flops_per_s"] * 1e3, 2)},
+                       "flops": flop_counts,
+                       "compute_floor_ms": round(flops / arithmetic["flops_per_s"] * 1e3, 2),
+                       "unsplit_compute_floor_ms": round(
+                           flop_counts["unsplit_infer"] / arithmetic["flops_per_s"] * 1e3, 2)},
+        "vl_context_ms": vl_context_ms,
         "reference_max_abs_normalised": ref_scale,
         "candidates": result,
     }, indent=1))

@@ -1,4 +1,4 @@
-"""ONNX Runtime: the policy graph exported to ONNX at load, run by ORT's CPU provider."""
+"""ONNX Runtime: the plan's tick exported to ONNX at load, run by ORT's CPU provider."""
 from __future__ import annotations
 
 import os
@@ -8,23 +8,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import ExpertRuntime, InferGraph
+from .base import ExpertRuntime
 
-_INPUTS = ("vl_tokens", "sensor_window", "robot_state")
+_INPUTS = ("vl_context", "sensor_window", "robot_state")
 
 
 def float32_onnx(runtime: ExpertRuntime, tmp: str) -> Path:
     """The float32 export: ``ort_float32``'s cached file when there is one, else a new one."""
     path = runtime.cache_path("onnx", OrtFloat32.name) or Path(tmp) / "plain.onnx"
     if not path.exists():
-        export_onnx(runtime.policy, runtime.example_inputs(), path)
+        export_onnx(runtime.plan, runtime.example_inputs(), path)
     return path
 
 
-def export_onnx(policy: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
-    """``policy.infer`` at batch 1 as an ONNX file (weights in one external data file)."""
+def export_onnx(plan: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+    """The plan's tick at batch 1 as an ONNX file (weights in one external data file)."""
     with torch.no_grad():
-        torch.onnx.export(InferGraph(policy).eval(), inputs, str(path), input_names=list(_INPUTS),
+        torch.onnx.export(plan.eval(), inputs, str(path), input_names=list(_INPUTS),
                           output_names=["actions"], dynamo=True, external_data=True,
                           verbose=False)
 
@@ -52,10 +52,10 @@ class OrtFloat32(ExpertRuntime):
             self._bytes = sum(os.path.getsize(p) for p in path.parent.glob(path.name + "*"))
 
     def convert(self, path: Path) -> None:
-        export_onnx(self.policy, self.example_inputs(), path)
+        export_onnx(self.plan, self.example_inputs(), path)
 
-    def run(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
-        feeds = dict(zip(_INPUTS, (t.cpu().numpy() for t in (vl, window, state))))
+    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
+        feeds = dict(zip(_INPUTS, (t.cpu().numpy() for t in (context, window, state))))
         return self.session.run(None, feeds)[0]
 
     def weight_bytes(self) -> int:

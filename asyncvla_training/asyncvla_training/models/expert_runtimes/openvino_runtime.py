@@ -1,4 +1,4 @@
-"""OpenVINO: the policy converted to an OpenVINO model at load, compiled for its CPU plugin."""
+"""OpenVINO: the plan's tick converted to an OpenVINO model at load, compiled for its CPU plugin."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import ExpertRuntime, InferGraph
+from .base import ExpertRuntime
 
 
 class OvFloat32(ExpertRuntime):
@@ -39,8 +39,8 @@ class OvFloat32(ExpertRuntime):
         """The converted model as this runtime stores its weights (default: unchanged)."""
         return model
 
-    def run(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
-        result = self.request.infer([t.cpu().numpy() for t in (vl, window, state)])
+    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
+        result = self.request.infer([t.cpu().numpy() for t in (context, window, state)])
         return np.asarray(result[self.compiled.output(0)])
 
     def weight_bytes(self) -> int:
@@ -55,7 +55,7 @@ def float32_model(runtime: ExpertRuntime, core: Any) -> Any:
     if path is not None and path.exists():
         return core.read_model(str(path))
     with torch.no_grad():  # torch.export: TorchScript tracing trips on the attention
-        program = torch.export.export(InferGraph(runtime.policy).eval(), runtime.example_inputs())
+        program = torch.export.export(runtime.plan.eval(), runtime.example_inputs())
     model = ov.convert_model(program)
     if path is not None:
         ov.save_model(model, str(path), compress_to_fp16=False)

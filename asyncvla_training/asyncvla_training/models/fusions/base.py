@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
+import torch
 from torch import nn
 
 
@@ -32,3 +33,23 @@ class Fusion(nn.Module):
     @staticmethod
     def aux_dim(cfg: FusionConfig) -> int:
         return cfg.sensor_dim + cfg.robot_state_dim
+
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        """``(vl_part, tick_part)`` with ``tick_part(vl_part(vl), aux) == forward(vl, aux)`` in eval
+        mode: the VL tokens change every few hundred ms, the sensor every tick, so inference
+        (``models.inference_plan``) runs ``vl_part`` once per VL message. Default: no VL part."""
+        return nn.Identity(), self
+
+
+class MeanTokens(nn.Module):
+    """(B, K, D) -> (B, 1, D): the token mean, kept as one token so ``forward`` takes it as is."""
+
+    def forward(self, vl: torch.Tensor) -> torch.Tensor:
+        return vl.mean(dim=1, keepdim=True)
+
+
+class MeanPooledFusion(Fusion):
+    """A fusion that reads the VL tokens only through their mean: its VL part is the mean."""
+
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        return MeanTokens(), self

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Fusion, FusionConfig
+from .base import FusionConfig, MeanPooledFusion
 
 
 
-class ConcatFusion(Fusion):
+class ConcatFusion(MeanPooledFusion):
     """Linear over [mean-pooled VL ; sensor ; state] (the original system's concat plus the state)."""
 
     name = "concat"

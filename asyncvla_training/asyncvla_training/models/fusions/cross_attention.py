@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .base import Fusion, FusionConfig
 
@@ -34,3 +35,46 @@ class CrossAttentionFusion(Fusion):
         kv = self.kv(vl)  # (B, K, h)
         attended, _ = self.attn(q, kv, kv, need_weights=False)
         return self.out(torch.cat([q, attended], dim=-1).squeeze(1))
+
+    def split(self) -> tuple[nn.Module, nn.Module]:
+        """VL part: the attention's keys and values of the K tokens; tick part: the query side."""
+        from ..inference_plan import attention_projections
+
+        query, key, value = attention_projections(self.attn)
+        return VLKeysValues(self.kv, key, value), AttendQuery(self, query)
+
+
+class VLKeysValues(nn.Module):
+    """(B, K, D) VL tokens -> (B, K, 2h): the fusion attention's keys, then its values."""
+
+    def __init__(self, kv: nn.Linear, key: nn.Linear, value: nn.Linear) -> None:
+        super().__init__()
+        self.kv, self.key, self.value = kv, key, value
+
+    def forward(self, vl: torch.Tensor) -> torch.Tensor:
+        tokens = self.kv(vl)
+        return torch.cat([self.key(tokens), self.value(tokens)], dim=-1)
+
+
+class AttendQuery(nn.Module):
+    """``CrossAttentionFusion.forward`` from precomputed keys and values (eval mode)."""
+
+    def __init__(self, fusion: CrossAttentionFusion, query_projection: nn.Linear) -> None:
+        super().__init__()
+        self.query, self.query_projection = fusion.query, query_projection
+        self.out_proj, self.out = fusion.attn.out_proj, fusion.out
+        self.heads = fusion.attn.num_heads
+
+    def forward(self, keys_values: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+        q = self.query(aux)  # (B, h)
+        batch, hidden = q.shape
+        width = hidden // self.heads
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # (B, N, h) -> (B, heads, N, h / heads)
+            return x.reshape(batch, x.shape[1], self.heads, width).transpose(1, 2)
+
+        keys, values = keys_values.split(hidden, dim=-1)
+        attended = F.scaled_dot_product_attention(
+            heads(self.query_projection(q).unsqueeze(1)), heads(keys), heads(values))
+        attended = self.out_proj(attended.transpose(1, 2).reshape(batch, hidden))
+        return self.out(torch.cat([q, attended], dim=-1))

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Fusion, FusionConfig
+from .base import FusionConfig, MeanPooledFusion
 
 
 
-class GatedFusion(Fusion):
+class GatedFusion(MeanPooledFusion):
     """Learned sigmoid gate mixing the projected VL mean and the projected sensor+state."""
 
     name = "gated"

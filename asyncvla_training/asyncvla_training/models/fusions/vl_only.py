@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Fusion, FusionConfig
+from .base import FusionConfig, MeanPooledFusion
 
 
 
-class VLOnlyFusion(Fusion):
+class VLOnlyFusion(MeanPooledFusion):
     """VL only (ablation): sensor and state are ignored."""
 
     name = "none"
