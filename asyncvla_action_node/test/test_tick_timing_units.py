@@ -2,6 +2,7 @@
 re-timed chunks and their provenance, and the runner's two threads on a real clock."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -11,7 +12,8 @@ import pytest
 from asyncvla_action_node.action_runner import RetimedRunner
 from asyncvla_action_node.chunk import Chunk, retime
 from asyncvla_action_node.refusals import Refusal
-from asyncvla_action_node.tick_timing import DeadlineClock, InferenceTrigger, TimingThread
+from asyncvla_action_node.tick_timing import (TICK_GIL_SWITCH_INTERVAL_S, DeadlineClock,
+                                              InferenceTrigger, TimingThread)
 from asyncvla_training.conventions import JOINT_NAMES
 
 from test_action_loop_units import GRAPH, MS, Recorder, SHAPE, feed  # noqa: E402
@@ -95,10 +97,14 @@ def test_timing_thread_ticks_on_deadlines_and_survives_an_exception():
         if len(ticks) == 5:
             time.sleep(0.055)  # a stall of five periods
 
+    before = sys.getswitchinterval()
     thread = TimingThread(0.01, on_tick, errors.append)
     thread.start()
+    # While it runs, a thread in Python code hands the GIL over within 0.5 ms, not 5 ms.
+    assert sys.getswitchinterval() <= TICK_GIL_SWITCH_INTERVAL_S < before
     time.sleep(0.25)
     thread.stop()
+    assert sys.getswitchinterval() == before  # the interpreter's setting is given back
     assert len(errors) == 1 and len(ticks) >= 10
     deadlines = np.diff([t.deadline_ns for t in ticks])
     assert np.all(deadlines % P == 0) and np.all(deadlines > 0)  # on the grid, never repeated
