@@ -7,7 +7,8 @@ One run on one NVIDIA GPU, inside a fixed deadline, prints ONE JSON object with:
   weights, the optimised path and the plain transformers SDPA path side by side (p50/p99, the
   largest feature difference between them), each next to its target and anchors;
 - ``expert``: the original system-size action expert ("full" ``PolicyConfig``, 118.7 M
-  parameters, float32) eager, captured once into a CUDA graph and replayed, and compiled with
+  parameters, float32; its inference plan's tick, as the action node runs it between VL
+  messages) eager, captured once into a CUDA graph and replayed, and compiled with
   ``torch.compile(mode="reduce-overhead")`` (CUDA graphs again, fused kernels): p50/p99, each
   variant's largest output difference from eager, target and anchors;
 - the peak memory of every part and of the run.
@@ -182,14 +183,22 @@ def _vl_verdict(config: tuple[int, int, int], p50_ms: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- expert
-def expert_graph(policy: Any) -> tuple[Any, str]:
-    """The callable timed and compiled, and its name: ``ActionPolicy.infer`` where the policy has
-    one (no data-dependent checks inside, so it compiles to one graph), else ``forward`` (its
-    finiteness checks split the compiled graph and synchronise; the figures say which ran)."""
+def expert_graph(policy: Any, inputs: list[torch.Tensor]) -> tuple[Any, list[torch.Tensor], str]:
+    """The callable timed and compiled, its inputs, and its name. For an ``ActionPolicy``: the
+    inference plan's tick (``plan_tick``), what the action node runs at every tick, with the VL
+    context computed once from the VL tokens as the node does per VL message. Else
+    ``ActionPolicy.infer`` where the policy has one (no data-dependent checks inside, so it
+    compiles to one graph), else ``forward`` (its finiteness checks split the compiled graph and
+    synchronise; the figures say which ran)."""
+    if hasattr(policy, "action_expert") and callable(getattr(policy, "infer", None)):
+        from .models.inference_plan import InferencePlan
+
+        plan = InferencePlan(policy)
+        with torch.no_grad():
+            context = plan.vl_context(inputs[0])
+        return plan, [context, *inputs[1:]], "plan_tick"
     infer = getattr(policy, "infer", None)
-    return (infer, "infer") if callable(infer) else (policy.forward, "forward")
-
-
+    return (infer, inputs, "infer") if callable(infer) else (policy.forward, inputs, "forward")
 
 
 def _graph_breaks() -> int | None:
@@ -241,7 +250,7 @@ def _variant_skip(name: str, device: torch.device, graph_name: str) -> str | Non
     """Why a variant cannot run here (None: it can)."""
     if name == "cuda_graph" and device.type != "cuda":
         return "CUDA graphs need a CUDA device"
-    if name == "cuda_graph" and graph_name != "infer":
+    if name == "cuda_graph" and graph_name == "forward":
         return "forward's finiteness checks synchronise with the host, which a capture cannot hold"
     return None
 
@@ -276,7 +285,7 @@ def _expert_part(args: argparse.Namespace, device: torch.device, put: Put) -> No
     put(params_m=round(sum(p.numel() for p in policy.parameters()) / 1e6, 1))
     inputs = [torch.from_numpy(a).to(device)[None]
               for a in expert_inputs(np.random.default_rng(1), policy.cfg)]
-    graph, graph_name = expert_graph(policy)
+    graph, inputs, graph_name = expert_graph(policy, inputs)
     put(callable=graph_name)
     with torch.no_grad():
         times, eager_out = _time(lambda: graph(*inputs), args.expert_warmup, args.expert_iters,

@@ -186,7 +186,7 @@ def test_tiny_run_on_cpu_reports_every_part(capsys: pytest.CaptureFixture[str]) 
     expert = data["expert"]
     assert "error" not in expert, expert
     assert expert["policy_config"] == "tiny" and expert["params_m"] > 0
-    assert expert["callable"] in ("infer", "forward")
+    assert expert["callable"] == "plan_tick"  # what the action node runs per tick
     _assert_stats(expert["eager"])
     _assert_stats(expert["compiled"])
     compiled = expert["compiled"]
@@ -293,6 +293,7 @@ def test_shell_wrapper_prints_json_when_python_prints_nothing(tmp_path: Path) ->
 def test_cuda_graph_variant_runs_only_where_a_capture_can_hold() -> None:
     cuda, cpu = torch.device("cuda"), torch.device("cpu")  # constructing a device needs no GPU
     assert gpu_check._variant_skip("cuda_graph", cuda, "infer") is None
+    assert gpu_check._variant_skip("cuda_graph", cuda, "plan_tick") is None
     assert "synchronise" in gpu_check._variant_skip("cuda_graph", cuda, "forward")
     assert "CUDA device" in gpu_check._variant_skip("cuda_graph", cpu, "infer")
     assert gpu_check._variant_skip("compiled", cpu, "forward") is None

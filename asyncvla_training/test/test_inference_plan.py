@@ -147,3 +147,15 @@ def test_post_norm_decoder_is_refused_not_miscomputed():
         layer.norm_first = False
     with pytest.raises(ValueError, match="norm_first"):
         InferencePlan(policy)
+
+
+def test_plan_is_built_on_the_policys_device_and_dtype():
+    """Nothing is created on the default device: a policy on "meta" (standing in for CUDA, which
+    CI lacks) gives a plan whose every tensor is on "meta", and float64 stays float64."""
+    cfg = tiny_policy_config(vl_dim=24, vl_num_tokens=5)
+    for device, dtype in (("meta", torch.float32), ("cpu", torch.float64)):
+        policy = ActionPolicy(cfg).to(device=device, dtype=dtype).eval()
+        plan = InferencePlan(policy)
+        tensors = list(plan.parameters()) + list(plan.buffers())
+        assert {t.device.type for t in tensors} == {device}
+        assert {t.dtype for t in plan.parameters()} == {dtype} and plan.dtype == dtype

@@ -34,11 +34,15 @@ NORMALISATION_BUFFERS = ("sensor_mean", "sensor_std", "state_mean", "state_std",
 
 
 def linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
-    """An ``nn.Linear`` holding copies of ``weight`` (out, in) and ``bias`` (zeros when None)."""
-    layer = nn.Linear(weight.shape[1], weight.shape[0])
+    """An ``nn.Linear`` holding copies of ``weight`` (out, in) and ``bias`` (zeros when None), on
+    the weight's device and in its dtype (a policy on CUDA gets a plan on CUDA)."""
+    layer = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         layer.weight.copy_(weight)
-        layer.bias.copy_(bias if bias is not None else torch.zeros(weight.shape[0]))
+        if bias is None:
+            layer.bias.zero_()
+        else:
+            layer.bias.copy_(bias)
     return layer
 
 
