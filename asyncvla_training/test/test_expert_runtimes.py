@@ -61,6 +61,15 @@ def test_converted_models_are_cached_by_weight_hash(case, tmp_path):
     assert other_key(other, tmp_path) != other_key(policy, tmp_path)
 
 
+def test_conversion_cache_key_changes_with_the_graphs_code(case, tmp_path, monkeypatch):
+    """A model converted by other code (another inference plan) is never loaded for this one."""
+    from asyncvla_training.models.expert_runtimes import base
+
+    before = other_key(case[0], tmp_path)
+    monkeypatch.setattr(base, "graph_source_digest", lambda: b"other code")
+    assert other_key(case[0], tmp_path) != before
+
+
 def other_key(policy, tmp_path):
     class Probe(RUNTIMES["openvino_float32"]):
         def prepare(self):

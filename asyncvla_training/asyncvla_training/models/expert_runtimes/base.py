@@ -26,8 +26,16 @@ import torch
 from ..inference_plan import InferencePlan, VLContextCache
 from ..policy import ActionPolicy
 
-#: Part of the conversion cache key: bump when the graph the runtimes convert changes.
-GRAPH_VERSION = b"inference-plan-1"
+def graph_source_digest() -> bytes:
+    """A hash of the code that defines the converted graph (the models package's sources, this
+    package's sources) and of torch's version: part of the conversion cache key, so a cached
+    model from other code is never loaded for this code's graph."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.digest()
 
 
 class BackendUnavailable(RuntimeError):
@@ -104,14 +112,15 @@ class ExpertRuntime(ABC):
                 torch.zeros(1, cfg.robot_state_dim))
 
     def cache_path(self, suffix: str, runtime: str | None = None) -> Path | None:
-        """``cache_dir/<runtime>-<hash of config and every tensor>.<suffix>`` (None: no cache).
+        """``cache_dir/<runtime>-<hash of the graph's code, config and every tensor>.<suffix>``
+        (None: no cache).
 
         ``runtime`` (default: this one) lets a runtime reuse another's conversion, e.g. the
         int8 ONNX model starts from the float32 export."""
         if self.cache_dir is None:
             return None
         if getattr(self, "_digest", None) is None:
-            digest = hashlib.sha256(GRAPH_VERSION + self.policy.cfg.to_json().encode())
+            digest = hashlib.sha256(graph_source_digest() + self.policy.cfg.to_json().encode())
             for key, tensor in sorted(self.policy.state_dict().items()):
                 digest.update(key.encode())
                 digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
