@@ -3,22 +3,37 @@
 Runs tools/demo.py as a user would (its own DDS domain, loopback), shortened, and checks the
 summary it prints: a stage-1 policy trained from the recorded bags with a falling loss, then
 action chunks from that policy at about the action rate while the VLM updates more slowly.
+
+Each run gets a copy of the session's demo assets (the tiny Qwen2.5-VL and random policy that
+``build_demo_assets`` writes, the same call the demo makes): the demo reuses a complete assets
+directory as documented, so the two runs do not build the model again (about 10-20 s each in a
+fresh interpreter on 2 cores).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env):
+def demo_assets_copy(assets, tmp_path) -> str:
+    """A private copy of the session's complete demo assets (the demo writes its training run
+    and closed-loop files next to them, so the shared directory stays untouched)."""
+    source = os.path.dirname(assets.model_dir)
+    target = str(tmp_path / "demo")
+    shutil.copytree(source, target)
+    return target
+
+
+def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env, assets):
     env = dict(ros_env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--duration", "8", "--views", "2",
-         "--quiet", "--assets", str(tmp_path / "demo")],
+         "--quiet", "--assets", demo_assets_copy(assets, tmp_path)],
         env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("\n{") + 1:])
@@ -34,13 +49,13 @@ def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env):
     assert summary["max_vl_age_ms"] <= 1000.0
 
 
-def test_closed_loop_demo_executes_the_policy_on_a_kinematic_robot(tmp_path, ros_env):
+def test_closed_loop_demo_executes_the_policy_on_a_kinematic_robot(tmp_path, ros_env, assets):
     """`./dev.sh demo --closed-loop`: the chunks drive a robot whose state feeds the policy,
     through the lab's robot wire format and the real robot bridge process."""
     env = dict(ros_env, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--closed-loop", "--no-train",
-         "--duration", "10", "--views", "2", "--quiet", "--assets", str(tmp_path / "demo")],
+         "--duration", "10", "--views", "2", "--quiet", "--assets", demo_assets_copy(assets, tmp_path)],
         env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("\n{") + 1:])
