@@ -14,6 +14,8 @@ document is what gets tested. To fit a 2-core CPU the run is scaled down by thes
   tiny random Qwen2.5-VL (a local directory wins over a hub id, as with the real model);
 - ``bags/`` and ``val_bags/`` hold synthetic recordings (views view1, view2).
 
+The two documents run side by side (each in its own order; neither reads what the other writes).
+
 Not run, and said so by the test: templates (``...``, ``HOST``), ``ros2 bag record`` where the
 ``ros2 bag`` verb is not installed (rosbag2 is not on PyPI), and ``python -m pytest``.
 """
@@ -26,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -112,8 +115,9 @@ def test_every_documented_command_runs_as_documented(tmp_path: Path) -> None:
                            capture_output=True, text=True)
     assert which.returncode == 0 and which.stdout.strip().endswith("asyncvla-train"), which
 
-    ran, skipped = [], {}
-    for doc in DOCS:
+    def run_document(doc: Path) -> tuple[list[str], dict[str, str], str | None]:
+        """The document's commands in order; stops at the first that fails (its message)."""
+        ran, skipped = [], {}
         for command in documented_commands(doc):
             reason = why_not_run(command)
             if reason:
@@ -124,9 +128,22 @@ def test_every_documented_command_runs_as_documented(tmp_path: Path) -> None:
             result = subprocess.run(["bash", "-c", shell + run], env=env, capture_output=True,
                                     text=True, timeout=600)
             print(f"{time.monotonic() - started:6.1f} s  {command}")
-            tail = (result.stdout + result.stderr)[-3000:]
-            assert result.returncode == 0, f"{doc.name}: `{command}` exited {result.returncode}\n{tail}"
+            if result.returncode != 0:
+                tail = (result.stdout + result.stderr)[-3000:]
+                return ran, skipped, f"{doc.name}: `{command}` exited {result.returncode}\n{tail}"
             ran.append(command)
+        return ran, skipped, None
+
+    # The two documents start from the same directory and neither reads what the other writes
+    # (TRAINING_DATA.md: vl_cache/, ds/, out_bag; TRAINING.md: tmp/, cache/, runs/), so they run
+    # side by side, each in its own order: their commands are mostly one torch thread each.
+    with ThreadPoolExecutor(max_workers=len(DOCS)) as pool:
+        outcomes = list(pool.map(run_document, DOCS))
+    ran, skipped = [], {}
+    for doc_ran, doc_skipped, failure in outcomes:
+        assert failure is None, failure
+        ran += doc_ran
+        skipped.update(doc_skipped)
     print(f"ran {len(ran)} documented commands; not run: {skipped}")
     assert len(ran) >= 10
     assert (work / "runs" / "s2" / "eval_stale2" / "metrics.json").is_file()
