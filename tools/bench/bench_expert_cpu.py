@@ -96,6 +96,31 @@ class OvF16Weights(OvFloat32):
         return ov.Core().read_model(path)
 
 
+class OvPtqInt8(OvFloat32):
+    """NNCF post-training quantisation (``nncf.quantize``, transformer preset): int8 weights and
+    int8 activations, calibrated on 24 random inputs at the benchmark's scale."""
+
+    name = "openvino_ptq_int8"
+
+    def compress(self, model: Any) -> Any:
+        import nncf
+
+        cfg, policy = self.policy.cfg, self.policy
+        rng = np.random.default_rng(1)
+        samples = []
+        for _ in range(24):
+            vl = torch.from_numpy(rng.standard_normal((1, cfg.vl_num_tokens, cfg.vl_dim))
+                                  .astype(np.float32))
+            window = policy.sensor_mean.numpy() + policy.sensor_std.numpy() * rng.standard_normal(
+                (1, cfg.sensor.window, cfg.sensor.in_channels))
+            state = policy.state_mean.numpy() + policy.state_std.numpy() * rng.standard_normal(
+                (1, cfg.robot_state_dim))
+            samples.append([self.vl_context(vl).numpy(), window.astype(np.float32),
+                            state.astype(np.float32)])
+        return nncf.quantize(model, nncf.Dataset(samples), model_type=nncf.ModelType.TRANSFORMER,
+                             subset_size=len(samples))
+
+
 class TorchCompileBf16(TorchCompile):
     name = "torch_compile_bf16_weights"
 
@@ -111,7 +136,8 @@ class TorchaoInt8Compile(TorchCompile):
 
 
 BENCH_ONLY: dict[str, type[ExpertRuntime]] = {cls.name: cls for cls in (
-    TorchCompileBf16, TorchaoInt8Compile, OrtDynamicInt8, OvBf16Hint, OvF16Hint, OvF16Weights)}
+    TorchCompileBf16, TorchaoInt8Compile, OrtDynamicInt8, OvBf16Hint, OvF16Hint, OvF16Weights,
+    OvPtqInt8)}
 
 
 def build_policy(config: str, seed: int) -> tuple[ActionPolicy, dict[str, np.ndarray]]:
