@@ -119,6 +119,7 @@ class TimingThread:
         self._on_tick = on_tick
         self._on_error = on_error
         self._stop = threading.Event()
+        self._switch_interval: float | None = None  # the interpreter's, while this one runs
         self.clock: DeadlineClock | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -132,7 +133,7 @@ class TimingThread:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        if getattr(self, "_switch_interval", None) is not None:
+        if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
             self._switch_interval = None
 

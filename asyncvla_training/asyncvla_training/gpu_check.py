@@ -184,21 +184,16 @@ def _vl_verdict(config: tuple[int, int, int], p50_ms: float) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- expert
 def expert_graph(policy: Any, inputs: list[torch.Tensor]) -> tuple[Any, list[torch.Tensor], str]:
-    """The callable timed and compiled, its inputs, and its name. For an ``ActionPolicy``: the
+    """The callable timed and compiled, its inputs, and its name: the ``ActionPolicy``'s
     inference plan's tick (``plan_tick``), what the action node runs at every tick, with the VL
-    context computed once from the VL tokens as the node does per VL message. Else
-    ``ActionPolicy.infer`` where the policy has one (no data-dependent checks inside, so it
-    compiles to one graph), else ``forward`` (its finiteness checks split the compiled graph and
-    synchronise; the figures say which ran)."""
-    if hasattr(policy, "action_expert") and callable(getattr(policy, "infer", None)):
-        from .models.inference_plan import InferencePlan
+    context computed once from the VL tokens as the node does per VL message. It has no
+    data-dependent checks inside, so it compiles to one graph and a CUDA graph can capture it."""
+    from .models.inference_plan import InferencePlan
 
-        plan = InferencePlan(policy)
-        with torch.no_grad():
-            context = plan.vl_context(inputs[0])
-        return plan, [context, *inputs[1:]], "plan_tick"
-    infer = getattr(policy, "infer", None)
-    return (infer, inputs, "infer") if callable(infer) else (policy.forward, inputs, "forward")
+    plan = InferencePlan(policy)
+    with torch.no_grad():
+        context = plan.vl_context(inputs[0])
+    return plan, [context, *inputs[1:]], "plan_tick"
 
 
 def _graph_breaks() -> int | None:

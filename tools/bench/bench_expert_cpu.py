@@ -51,6 +51,7 @@ import torch
 
 from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
 from asyncvla_training.models.expert_runtimes import RUNTIMES, ExpertRuntime
+from asyncvla_training.models.expert_runtimes.base import tensor_bytes
 from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
 from asyncvla_training.models.expert_runtimes.openvino_runtime import OvFloat32
 from asyncvla_training.models.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
@@ -180,13 +181,13 @@ def gemm_rate(threads: int, reps: int) -> dict[str, float]:
     return {"gemm_p50_ms": round(p50 * 1e3, 2), "flops_per_s": 2 * 2048 ** 3 / p50}
 
 
-def flops_per_tick(policy: ActionPolicy, inputs: dict[str, np.ndarray]) -> dict[str, int]:
+def flops_per_tick(policy: ActionPolicy, plan: InferencePlan,
+                   inputs: dict[str, np.ndarray]) -> dict[str, int]:
     """FLOPs of one batch-1 tick (torch's own counter over float32): the unsplit ``infer``, the
     inference plan's tick (what every runtime runs) and its VL context (once per VL message)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     vl, window, state = policy.validated_inputs(**inputs)
-    plan = InferencePlan(policy)
     counts = {}
     # (the counter's module tracker needs autograd on)
     for name, call in (("unsplit_infer", lambda: policy.infer(vl, window, state)),
@@ -206,17 +207,16 @@ class UnsplitPredict:
 
     def __init__(self, policy: ActionPolicy) -> None:
         self.predict = policy.predict
-        self._bytes = sum(p.numel() * p.element_size() for p in policy.parameters())
+        self._bytes = tensor_bytes(policy)
 
     def weight_bytes(self) -> int:
         return self._bytes
 
 
-def vl_context_times(policy: ActionPolicy, inputs: dict[str, np.ndarray], threads: int,
-                     reps: int) -> dict[str, float]:
+def vl_context_times(policy: ActionPolicy, plan: InferencePlan, inputs: dict[str, np.ndarray],
+                     threads: int, reps: int) -> dict[str, float]:
     """p50/p99 of the plan's VL context in torch float32: what a new VL message costs once."""
     torch.set_num_threads(threads)
-    plan = InferencePlan(policy)
     vl = policy.validated_inputs(**inputs)[0]
     with torch.no_grad():
         ms = np.asarray(time_calls(lambda: plan.vl_context(vl), reps, warmup=2)) * 1e3
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     policy, inputs = build_policy(args.config, args.seed)
+    plan = InferencePlan(policy)  # the float32 plan: FLOP counts and the VL context's time
     action_std = policy.action_std.numpy()
     candidates: dict[str, Callable[..., Any]] = {
         **RUNTIMES, **BENCH_ONLY, UnsplitPredict.name: lambda p, **_: UnsplitPredict(p)}
@@ -311,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     with bench_lock(args.lock) as waited:
         bandwidth = stream_bandwidth(args.threads, reps=20)
         arithmetic = gemm_rate(args.threads, reps=10)
-        vl_context_ms = vl_context_times(policy, inputs, args.threads, reps=args.rounds * 3)
+        vl_context_ms = vl_context_times(policy, plan, inputs, args.threads,
+                                         reps=args.rounds * 3)
         for round_ in range(args.rounds):
             for name, runtime in built.items():
                 torch.set_num_threads(args.threads)
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_ + 1}/{args.rounds} {name}: "
                       f"{np.median(samples[name]) * 1e3:.1f} ms", file=sys.stderr, flush=True)
     bw = bandwidth["bytes_per_s"]
-    flop_counts = flops_per_tick(policy, inputs)
+    flop_counts = flops_per_tick(policy, plan, inputs)
     flops = flop_counts["plan_tick"]
     for name, times in samples.items():
         ms = np.asarray(times) * 1e3

@@ -26,6 +26,7 @@ import torch
 from ..inference_plan import InferencePlan, VLContextCache
 from ..policy import ActionPolicy
 
+
 def graph_source_digest() -> bytes:
     """A hash of the code that defines the converted graph (the models package's sources, this
     package's sources) and of torch's version: part of the conversion cache key, so a cached

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..inference_plan import attention_projections
 from .base import Fusion, FusionConfig
 
 
@@ -38,8 +39,6 @@ class CrossAttentionFusion(Fusion):
 
     def split(self) -> tuple[nn.Module, nn.Module]:
         """VL part: the attention's keys and values of the K tokens; tick part: the query side."""
-        from ..inference_plan import attention_projections
-
         query, key, value = attention_projections(self.attn)
         return VLKeysValues(self.kv, key, value), AttendQuery(self, query)
 
