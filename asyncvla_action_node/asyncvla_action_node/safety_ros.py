@@ -108,11 +108,22 @@ def make_watchdogs(p: dict[str, Any]) -> WatchdogSet:
     return dogs
 
 
+#: The node name and namespace the ROS graph (rmw_dds_common) gives a writer whose participant's
+#: node list has not been discovered yet. Such a writer is unnamed, not a node of that name: a
+#: lock taken on it would refuse the real node, once named, as "another publisher" for good.
+UNKNOWN_NODE_NAME = "_NODE_NAME_UNKNOWN_"
+UNKNOWN_NODE_NAMESPACE = "_NODE_NAMESPACE_UNKNOWN_"
+
+
 def publishers_on(node: Any, subscription: Any) -> dict[str, Any]:
     """The topic's publishers as PublisherLock takes them: node names and graph ids of the
-    writers (from the graph), and the DDS writers matched to `subscription`."""
+    writers (from the graph), and the DDS writers matched to `subscription`. A writer the graph
+    cannot name yet is left out of the names (PublisherLock counts it as unnamed) but keeps its
+    graph id."""
     infos = node.get_publishers_info_by_topic(subscription.topic_name)
-    return {"publishers": [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in infos],
+    named = [i for i in infos
+             if i.node_name != UNKNOWN_NODE_NAME and i.node_namespace != UNKNOWN_NODE_NAMESPACE]
+    return {"publishers": [f"{i.node_namespace.rstrip('/')}/{i.node_name}" for i in named],
             "writer_ids": tuple(bytes(i.endpoint_gid) for i in infos),
             "matched": subscription.get_publisher_count(),
             "now_ns": node.get_clock().now().nanoseconds}

@@ -267,3 +267,46 @@ def test_vl_lock_restarted_writer_after_the_old_one_expired_is_taken_at_once():
     assert lock2.check(vlm, 1, 40_000, sequence=1, writer_ids=(b"new",)).allowed
     # Same writer id, sequence back: a writer the graph does not show yet.
     assert not lock2.check(vlm, 1, 40_100, sequence=1, writer_ids=(b"new",)).allowed
+
+
+def test_vl_lock_is_never_taken_on_a_writer_the_graph_cannot_name_yet():
+    """Seen in a benchmark: the VL writer was discovered before its participant's node list,
+    so the graph named it "_NODE_NAMESPACE_UNKNOWN_/_NODE_NAME_UNKNOWN_"; a lock taken on that
+    refused the real node, once named, as another publisher until an operator re-locked."""
+    from types import SimpleNamespace
+
+    from asyncvla_action_node.publisher_lock import PublisherLock
+    from asyncvla_action_node.safety_ros import (UNKNOWN_NODE_NAME, UNKNOWN_NODE_NAMESPACE,
+                                                 publishers_on)
+
+    def info(namespace, name, gid):
+        return SimpleNamespace(node_namespace=namespace, node_name=name, endpoint_gid=gid)
+
+    class Graph:  # what rclpy's Node and Subscription answer (the part publishers_on reads)
+        topic_name = "/asyncvla/vl_features"
+        infos: list = []
+
+        def get_publishers_info_by_topic(self, topic):
+            assert topic == self.topic_name
+            return self.infos
+
+        def get_publisher_count(self):
+            return len(self.infos)
+
+        def get_clock(self):
+            return SimpleNamespace(now=lambda: SimpleNamespace(nanoseconds=5))
+
+    graph = Graph()
+    graph.infos = [info(UNKNOWN_NODE_NAMESPACE, UNKNOWN_NODE_NAME, [1, 2])]
+    early = publishers_on(graph, graph)
+    assert early["publishers"] == [] and early["matched"] == 1
+    assert early["writer_ids"] == (bytes([1, 2]),)  # still the same writer for the sequence rule
+    lock = PublisherLock("/asyncvla/vl_features")
+    assert lock.check(**early, sequence=1).allowed and lock.locked is None
+    graph.infos = [info("/", "asyncvla_vlm_node", [1, 2])]  # the node list arrives
+    named = publishers_on(graph, graph)
+    assert lock.check(**named, sequence=2).allowed and lock.locked == "/asyncvla_vlm_node"
+    # A second writer not named yet while locked: refused, not taken for the locked node.
+    graph.infos.append(info(UNKNOWN_NODE_NAMESPACE, UNKNOWN_NODE_NAME, [3]))
+    verdict = lock.check(**publishers_on(graph, graph), sequence=3)
+    assert not verdict.allowed and "not yet named" in verdict.message
