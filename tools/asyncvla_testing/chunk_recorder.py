@@ -11,7 +11,8 @@ middleware's reception timestamp from the MessageInfo, before the executor ran t
 0 when the rmw gives none), `stamp_ns` (header.stamp), `sequence`, `inference_sequence`,
 `inference_stamp_ns`, `sensor_stamp_ns`, `inference_reuse_count`, `horizon`, `inference_time` (s);
 and the last "action output" /diagnostics values (the node's ticks_skipped, tick lateness,
-withheld ticks by reason).
+withheld ticks by reason), with every one received and its receive time (`diagnostics_history`)
+so that a benchmark can count what happened inside its measuring window.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def main() -> None:
                      msg.inference_reuse_count, msg.horizon, msg.inference_time))
 
     diagnostics: dict[str, str] = {}
+    history: list[tuple[int, dict[str, str]]] = []  # (recv_ns, values) of each one
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:  # the action node's own account of its ticks
@@ -70,6 +72,7 @@ def main() -> None:
                                    _level=str(int.from_bytes(status.level, "little")
                                               if isinstance(status.level, bytes)
                                               else status.level), _message=status.message)
+                history.append((time.time_ns(), dict(diagnostics)))
 
     node.create_subscription(ActionChunk, args.topic, on_chunk, qos.COMMAND)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
@@ -80,7 +83,8 @@ def main() -> None:
         rclpy.spin_once(node, timeout_sec=0.05)
         if end is None and rows:
             end = time.monotonic() + args.duration
-    print("CHUNKS " + json.dumps({"fields": FIELDS, "rows": rows, "diagnostics": diagnostics}),
+    print("CHUNKS " + json.dumps({"fields": FIELDS, "rows": rows, "diagnostics": diagnostics,
+                                  "diagnostics_history": history}),
           flush=True)
     node.destroy_node()
     rclpy.try_shutdown()

@@ -95,19 +95,50 @@ def start_action(group: ProcessGroup, checkpoint: str, model_id: str,
     return proc
 
 
-def record_chunks(group: ProcessGroup, duration: float, warmup: float,
-                  rt_priority: int = 0) -> tuple[list[dict[str, int]], dict[str, str]]:
+def record_chunks(group: ProcessGroup, duration: float, warmup: float, rt_priority: int = 0,
+                  topic: str = "") -> tuple[list[dict[str, int]], dict[str, str]]:
     """Chunks received in `duration` s after `warmup` s of the first one, by a separate process,
-    and the node's last "action output" diagnostic values."""
+    and the node's last "action output" diagnostic values, with `window_counts`: how much each
+    of its counters grew inside the measuring window (see `window_counts`)."""
     rec = group.start("recorder", [RECORDER, "--duration", str(duration + warmup),
-                                   "--rt-priority", str(rt_priority), "--timeout", "60"])
+                                   "--rt-priority", str(rt_priority), "--timeout", "60",
+                                   *(["--topic", topic] if topic else [])])
     line = rec.wait_for_line("CHUNKS ", duration + warmup + 180)
     data = json.loads(line[len("CHUNKS "):])
     rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
+    diagnostics = dict(data["diagnostics"])
     if rows:
         start = rows[0]["recv_ns"] + int(warmup * 1e9)
         rows = [r for r in rows if r["recv_ns"] >= start]
-    return rows, data["diagnostics"]
+        diagnostics["window_counts"] = window_counts(data.get("diagnostics_history", []), start)
+    return rows, diagnostics
+
+
+#: The node's cumulative counters that `window_counts` differences.
+WINDOW_COUNTERS = ("chunks_published", "inferences", "ticks_skipped", "withheld_")
+
+
+def window_counts(history: list[list[Any]], start_ns: int) -> dict[str, int]:
+    """Each counter of the node's "action output" diagnostic (`WINDOW_COUNTERS`, by prefix) at
+    the last report minus its value at the last report before `start_ns` (0 without one).
+
+    Why: the counters are the node's since start-up, and start-up (inputs arriving, the recorder
+    joining DDS) refuses ticks a steady state would not; the window's own refusals are what its
+    missing chunks are. Reports come once a second, so the window is that coarse."""
+    if not history:
+        return {}
+    before = [values for recv_ns, values in history if recv_ns < start_ns]
+    first, last = (before[-1] if before else {}), history[-1][1]
+
+    def count(values: dict[str, str], key: str) -> int:
+        try:
+            return int(float(values.get(key, 0)))
+        except ValueError:
+            return 0
+
+    keys = sorted(k for k in last if any(k == c or (c.endswith("_") and k.startswith(c))
+                                         for c in WINDOW_COUNTERS))
+    return {k: count(last, k) - count(first, k) for k in keys}
 
 
 def summary(values_ms: Any) -> dict[str, float | int | None]:

@@ -5,19 +5,24 @@ For each tick design (`tick_source`: the rclpy executor timer running the expert
 timing thread publishing the newest inference re-timed to its deadline) and each rate, the real
 action node runs with the chosen policy on synthetic inputs (VL features from vl_injector, force/
 OCT and robot state from synthetic_sources) and `chunk_recorder` records every ActionChunk.
+Beside them, `publisher_floor`: the same loaded node (timing thread), and the chunks measured are
+those of `deadline_publisher`, a process that only publishes on the same deadline grid at the
+same SCHED_FIFO priority: what DDS and the OS allow here, side by side with the designs.
 Prints one JSON object; per run, in ms:
 
 * `recv_dev`: |inter-arrival - period| at the subscriber's callback; `rmw_recv_dev` the same from
   the middleware's reception timestamps (without the subscriber's own executor);
 * `stamp_dev`: |header stamp difference - period| (when the node meant to tick);
 * `ticks_missing`: periods with no chunk (from the stamps: ticks late or withheld; the node's
-  `node_diagnostics` say which: ticks_skipped, withheld_<reason>), `bursts`: arrivals less than half a
-  period apart; `chunk_rate_hz`;
+  `node_window` says which, counted inside the measuring window from its once-a-second
+  diagnostics: ticks_skipped, withheld_<reason>; `node_diagnostics` are since start-up),
+  `bursts`: arrivals less than half a period apart; `chunk_rate_hz`;
 * `inference`: the expert's time per distinct inference, `inferences_per_s`, and how old the
   published computation was (`inference_age`: header stamp - inference_stamp).
 
 Usage: flock /work/bench.lock python tools/bench/bench_action_period.py --policy seed \
-           --expert-runtime torch_bf16_autocast --rates 10,50,100 [--designs executor_timer,timing_thread]
+           --expert-runtime openvino_int8 --rates 10,50,100 \
+           [--designs executor_timer,timing_thread,publisher_floor]
 """
 from __future__ import annotations
 
@@ -30,10 +35,16 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from action_bench import (add_common_arguments, bench_env, node_counters,  # noqa: E402
-                          record_chunks, start_action, start_inputs, summary)
+from action_bench import (RECORDER, add_common_arguments, bench_env,  # noqa: E402
+                          node_counters, record_chunks, start_action, start_inputs, summary)
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
+
+#: The tick designs (`tick_source`) and the floor they are measured against: a publisher-only
+#: process on the same deadline grid beside the same loaded node (deadline_publisher.py).
+DESIGNS = ("executor_timer", "timing_thread", "publisher_floor")
+DEADLINE_PUBLISHER = os.path.join(os.path.dirname(RECORDER), "deadline_publisher.py")
+PROBE_TOPIC = "/asyncvla/deadline_probe"
 
 #: The node's own figures kept from its "action output" diagnostic.
 NODE_KEYS = ("_message", "ticks_skipped", "tick_late_ms_p99", "tick_thread", "inferences",
@@ -72,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     parser.add_argument("--rates", default="10,50,100")
-    parser.add_argument("--designs", default="executor_timer,timing_thread")
+    parser.add_argument("--designs", default=",".join(DESIGNS))
     parser.add_argument("--trigger", default="sensor", help="timing_thread: inference_trigger")
     parser.add_argument("--duration", type=float, default=8.0, help="s measured per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="s dropped per run")
@@ -85,24 +96,38 @@ def main() -> None:
     try:
         checkpoint, model_id = start_inputs(group, args)
         for design in args.designs.split(","):
+            if design not in DESIGNS:
+                parser.error(f"--designs: {design!r} is not one of {', '.join(DESIGNS)}")
             for rate in (float(r) for r in args.rates.split(",")):
+                floor = design == "publisher_floor"
                 node = start_action(group, checkpoint, model_id, action_rate_hz=rate,
-                                    tick_source=design, inference_trigger=args.trigger,
+                                    tick_source="timing_thread" if floor else design,
+                                    inference_trigger=args.trigger,
                                     inference_max_rate_hz=args.max_rate,
                                     expert_runtime=args.expert_runtime,
                                     expert_threads=args.expert_threads,
                                     tick_thread_priority=args.tick_priority)
+                extra: dict = {}
+                if floor:  # the same load; the chunks measured are the deadline publisher's
+                    prober = group.start("deadline", [
+                        DEADLINE_PUBLISHER, "--topic", PROBE_TOPIC, "--rate", str(rate),
+                        "--duration", str(args.duration + args.warmup + 30),
+                        "--priority", str(args.tick_priority)])
+                    extra["publisher"] = prober.wait_for_line("DEADLINE PUBLISHER READY", 60)
                 rows, diag = record_chunks(group, args.duration, args.warmup,
-                                           args.recorder_priority)
-                result = {"design": design, "rate_hz": rate, **analyse(rows, rate),
+                                           args.recorder_priority,
+                                           topic=PROBE_TOPIC if floor else "")
+                result = {"design": design, "rate_hz": rate, **analyse(rows, rate), **extra,
                           "node_diagnostics": {k: v for k, v in diag.items() if k in NODE_KEYS
                                                or k.startswith("withheld_")},
+                          "node_window": diag.get("window_counts", {}),
                           "node_log": node_counters(node)}
                 if design == "timing_thread":
                     result["inference_trigger"] = args.trigger
                 runs.append(result)
-                node.stop()
-                group.procs.remove(node)
+                for proc in ([prober] if floor else []) + [node]:
+                    proc.stop()
+                    group.procs.remove(proc)
                 time.sleep(0.5)
     finally:
         group.stop_all()
