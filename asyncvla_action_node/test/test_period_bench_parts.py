@@ -1,0 +1,64 @@
+"""The parts of the action-period benchmark that decide what it reports
+(tools/bench/bench_action_period.py): the publish-only floor and the in-window refusal counts.
+
+The floor is only a floor if it is what it claims: a chunk for every deadline, stamped exactly on
+the grid, in order, over real DDS to a recorder in another process. The window counts must
+difference the node's cumulative counters at the window's edge, not report start-up refusals.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from asyncvla_testing.pipeline import HERE
+
+pytest.importorskip("rclpy")
+
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "bench"))
+from action_bench import window_counts  # noqa: E402
+
+RECORDER = os.path.join(HERE, "chunk_recorder.py")
+PUBLISHER = os.path.join(HERE, "deadline_publisher.py")
+TOPIC = "/asyncvla/deadline_probe"
+
+
+def test_window_counts_difference_the_counters_at_the_windows_edge():
+    history = [
+        [100, {"chunks_published": "5", "withheld_watchdog": "40", "ticks_skipped": "1",
+               "tick_late_ms_p99": "3.0"}],
+        [200, {"chunks_published": "55", "withheld_watchdog": "41", "ticks_skipped": "1",
+               "tick_late_ms_p99": "9.0"}],
+        [300, {"chunks_published": "105", "withheld_watchdog": "41", "withheld_sensor": "2",
+               "ticks_skipped": "3", "tick_late_ms_p99": "1.0", "_message": "x"}],
+    ]
+    # window from 250: the report at 200 is the base; a reason first seen later counts from 0
+    assert window_counts(history, 250) == {"chunks_published": 50, "ticks_skipped": 2,
+                                           "withheld_sensor": 2, "withheld_watchdog": 0}
+    # no report before the window: everything since start-up
+    assert window_counts(history, 50)["withheld_watchdog"] == 41
+    assert window_counts([], 0) == {}
+
+
+def test_deadline_publisher_puts_every_chunk_on_the_grid(processes):
+    rate = 50.0
+    pub = processes.start("deadline", [PUBLISHER, "--topic", TOPIC, "--rate", str(rate),
+                                       "--duration", "30", "--priority", "0"])
+    pub.wait_for_line("DEADLINE PUBLISHER READY", 60)
+    rec = processes.start("recorder", [RECORDER, "--topic", TOPIC, "--duration", "3",
+                                       "--timeout", "60"])
+    data = json.loads(rec.wait_for_line("CHUNKS ", 90)[len("CHUNKS "):])
+    rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
+    stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
+    period_ns = int(round(1e9 / rate))
+    assert len(rows) >= 100, len(rows)  # 3 s at 50 Hz, on a loaded CI machine
+    steps = np.diff(stamps)
+    # stamped with the deadline itself: every step a whole number of periods, almost all one
+    assert np.all(steps % period_ns == 0) and np.all(steps > 0), steps
+    assert np.mean(steps == period_ns) >= 0.9, steps / period_ns
+    sequences = [r["sequence"] for r in rows]
+    assert sequences == sorted(sequences)
+    assert all(r["inference_stamp_ns"] == r["stamp_ns"] for r in rows)
