@@ -64,12 +64,14 @@ class RetimedRunner:
         self._maybe_start()
 
     def _on_tick(self, tick: Tick) -> None:
+        """Publish first, then start the next inference: gathering its inputs (the sensor
+        window, the robot state) is not the chunk's business and must not delay it. Both under
+        the lock, so a hold published by an e-stop callback never precedes this tick's chunk."""
         with self.lock:
             self.loop.tick_timing(tick)
-            outcome = self.loop.tick(self._now_ns(), retimed=True)
+            self._publish(self.loop.tick(self._now_ns(), retimed=True))
             self.trigger.event("tick")
             self._maybe_start()
-            self._publish(outcome)
 
     def _maybe_start(self) -> None:
         """Start an inference if the trigger allows (holding `lock`)."""

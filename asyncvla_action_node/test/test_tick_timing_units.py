@@ -240,3 +240,37 @@ def test_a_ticks_own_refusal_keeps_the_running_inference_but_not_the_history():
     assert loop.inference_done(running, loop.core.run_policy(running)) is not None
     out = loop.tick(now + 80 * MS, retimed=True)
     assert out.chunk is not None and out.provenance.inference_sequence == 2
+
+
+def test_runner_publishes_a_tick_before_it_gathers_the_next_inference():
+    """The tick's chunk goes out before the next inference's inputs are gathered (that work is
+    not the chunk's and must not delay it), both under the loop's lock."""
+    loop = make_loop({"max_inference_age": 1.0}, lambda vl, w, s: np.zeros((4, 7), np.float32))
+    order: list[str] = []
+    base = time.time_ns()
+    start = time.monotonic_ns()
+    now_ns = lambda: base + time.monotonic_ns() - start  # noqa: E731
+    runner = RetimedRunner(loop, 50.0, "tick", 50.0, now_ns,
+                           lambda o: order.append("publish" if o.chunk is not None else "refused"),
+                           lambda where, exc: order.append(f"error {where}: {exc}"))
+    gather = loop.inference_inputs
+
+    def traced(now):
+        assert runner.lock._is_owned()  # noqa: SLF001 - the RLock's own check
+        order.append("gather")
+        return gather(now)
+
+    loop.inference_inputs = traced
+    with runner.lock:
+        feed(loop, now_ns())
+        first = gather(now_ns())
+        loop.inference_done(first, loop.core.run_policy(first))
+    runner.start()
+    time.sleep(0.15)
+    runner.stop()
+    ticks = [i for i, what in enumerate(order) if what in ("publish", "refused")]
+    assert order and not any(what.startswith("error") for what in order), order
+    assert order[ticks[0]] == "publish", order
+    # every gather a tick starts comes after that tick's publication, never between deadline
+    # and chunk (the worker's own restart may gather at any time, outside a tick)
+    assert order.index("gather") > ticks[0], order
