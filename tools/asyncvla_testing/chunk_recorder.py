@@ -71,18 +71,16 @@ def main() -> None:
                      stamp_to_ns(msg.inference_stamp), stamp_to_ns(msg.sensor_stamp),
                      msg.inference_reuse_count, msg.horizon, msg.inference_time))
 
-    diagnostics: dict[str, str] = {}
     history: list[tuple[int, dict[str, str]]] = []  # (recv_ns, values) of each one
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:  # the action node's own account of its ticks
             if status.name.endswith("action output"):
-                diagnostics.clear()
-                diagnostics.update({kv.key: kv.value for kv in status.values},
-                                   _level=str(int.from_bytes(status.level, "little")
-                                              if isinstance(status.level, bytes)
-                                              else status.level), _message=status.message)
-                history.append((time.time_ns(), dict(diagnostics)))
+                history.append((time.time_ns(), {
+                    **{kv.key: kv.value for kv in status.values},
+                    "_level": str(int.from_bytes(status.level, "little")
+                                  if isinstance(status.level, bytes) else status.level),
+                    "_message": status.message}))
 
     node.create_subscription(ActionChunk, args.topic, on_chunk, qos.COMMAND)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
@@ -97,7 +95,8 @@ def main() -> None:
             end = time.monotonic() + args.duration
             if args.rt_priority:  # threads the middleware started when it matched the writer
                 raise_all_threads(args.rt_priority)
-    print("CHUNKS " + json.dumps({"fields": FIELDS, "rows": rows, "diagnostics": diagnostics,
+    print("CHUNKS " + json.dumps({"fields": FIELDS, "rows": rows,
+                                  "diagnostics": history[-1][1] if history else {},
                                   "diagnostics_history": history}),
           flush=True)
     node.destroy_node()
