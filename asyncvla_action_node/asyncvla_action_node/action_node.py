@@ -31,13 +31,15 @@ from asyncvla_action_node.action_core import TickOutcome
 from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
 from asyncvla_action_node.action_runner import RetimedRunner
+from asyncvla_action_node.chunk_outlets import OUTLETS
 from asyncvla_action_node.expert_setup import build_expert
-from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator
+from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator, worse
 from asyncvla_action_node.tick_timing import TICK_SOURCES, DeadlineClock
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.params import declare_all
+from asyncvla_common.report import Report
 from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
 from asyncvla_common.timeconv import stamp_to_ns
@@ -67,13 +69,16 @@ class ActionNode(Node):
                 f"{shape.action_space}: no JointTrajectory will be published")
             publish_trajectory = False
         self._status_key: tuple | None = None
-        if p["tick_source"] not in TICK_SOURCES:
-            raise ValueError(f"tick_source {p['tick_source']!r}: expected one of {TICK_SOURCES}")
+        source = p["tick_source"]
+        if source not in TICK_SOURCES:
+            raise ValueError(f"tick_source {source!r}: expected one of {TICK_SOURCES}")
+        # publisher_process: ticks are prepared publish_lead_ms ahead, published at the deadline
+        lead_s = p["publish_lead_ms"] / 1e3 if source == "publisher_process" else 0.0
         self.runner = RetimedRunner(
             self.loop, p["action_rate_hz"], p["inference_trigger"], p["inference_max_rate_hz"],
             self._now_ns, self._publish_outcome, self._thread_failed,
-            p["tick_thread_priority"]) \
-            if p["tick_source"] == "timing_thread" else None
+            p["tick_thread_priority"], lead_s) \
+            if source != "executor_timer" else None
         # Every entry into the loop holds this lock (the runner's threads take it too).
         self._lock = self.runner.lock if self.runner is not None else threading.RLock()
         self._tick_clock: DeadlineClock | None = None  # executor_timer: overrun accounting
@@ -94,13 +99,18 @@ class ActionNode(Node):
                                                g("estop", self._control_cb("estop")), inputs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"], qos.LATCHED)
-        self.chunk_pub = self.create_publisher(ActionChunk, p["action_topic"], qos.COMMAND)
-        self.traj_pub = self.create_publisher(JointTrajectory, p["trajectory_topic"], qos.COMMAND) \
-            if publish_trajectory else None
+        self.publish_trajectory = publish_trajectory
+        outlets = [(ActionChunk, p["action_topic"])]
+        if publish_trajectory:
+            outlets.append((JointTrajectory, p["trajectory_topic"]))
+        # The chunk (outlet 0) and the trajectory (1) go out as the tick design says.
+        self.outlet = OUTLETS[source](
+            self, outlets, qos.COMMAND, qos_name="COMMAND", priority=p["tick_thread_priority"],
+            max_late_s=0.5 / p["action_rate_hz"], hold_outlets={1})
         self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10)
                           for name in PLOT_TOPICS}
         self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
-        self.diagnostics.add("action output", self._locked(self.loop.output_report))
+        self.diagnostics.add("action output", self._locked(self._output_report))
         self.diagnostics.add("vl features", self._locked(lambda: self.loop.vl_report(
             self._now_ns(), publishers_on(self, self.vl_sub))))
         self.diagnostics.add("inputs", self._locked(self.loop.inputs_report))
@@ -122,12 +132,14 @@ class ActionNode(Node):
             + ("" if p["enabled_at_start"] else f" (publish True on {p['enable_topic']})"))
         self._publish_status(True)
         if self.runner is not None:
-            self.loop.tick_note = lambda: f"timing thread, {self.runner.ticker.priority_note}"
+            self.loop.tick_note = lambda: (f"timing thread, {self.runner.ticker.priority_note}; "
+                                           f"{self.outlet.note}")
             self.runner.start()
 
     def destroy_node(self) -> None:
         if self.runner is not None:
             self.runner.stop()
+        self.outlet.stop()
         super().destroy_node()
 
     def _locked(self, fn):
@@ -193,18 +205,29 @@ class ActionNode(Node):
         self.loop.tick_timing(self._tick_clock.after_wake(mono))
         self._publish_outcome(self.loop.tick(self._now_ns()))
 
-    def _publish_outcome(self, outcome: TickOutcome) -> None:
-        """A tick's outcome as messages (from the tick's thread, holding the loop's lock)."""
-        for name, value in self.loop.plot_values().items():
-            self.plot_pubs[name].publish(Float64(data=float(value)))
+    def _publish_outcome(self, outcome: TickOutcome, deadline_ns: int = 0) -> None:
+        """A tick's outcome as messages (from the tick's thread, holding the loop's lock); the
+        chunk and trajectory through the outlet, for the tick's monotonic deadline."""
         if outcome.chunk is not None:
             msg = action_messages.action_chunk(outcome, self.loop.sequence,
                                                self.loop.dim_names, self.loop.shape.action_space)
-            self.chunk_pub.publish(msg)
-            if self.traj_pub is not None:
-                self.traj_pub.publish(action_messages.joint_trajectory(
-                    outcome.chunk, msg.header, self.joint_names))
+            messages: list[tuple[int, object]] = [(0, msg)]
+            if self.publish_trajectory:
+                messages.append((1, action_messages.joint_trajectory(
+                    outcome.chunk, msg.header, self.joint_names)))
+            self.outlet.publish(messages, deadline_ns)
+        for name, value in self.loop.plot_values().items():
+            self.plot_pubs[name].publish(Float64(data=float(value)))
         self._publish_status()
+
+    def _output_report(self) -> Report:
+        """The loop's "action output", worse when the outlet (the publisher process) fails."""
+        report, outlet = self.loop.output_report(), self.outlet.report()
+        if outlet is None:
+            return report
+        merged = worse(report, outlet)
+        merged.values.update(outlet.values)
+        return merged
 
     def _log(self, level: str, text: str) -> None:
         # One call site per severity: rclpy refuses one site used at two severities.
@@ -216,10 +239,14 @@ class ActionNode(Node):
             self.get_logger().info(text)
 
     def _hold(self) -> None:
-        if self.traj_pub is not None:
-            self.traj_pub.publish(action_messages.hold_trajectory(
-                self.get_clock().now().to_msg(), self.joint_names))
-            self.counters.inc("hold_trajectories_published")
+        """Stop and hold: the hold trajectory where one is published, and in every design a
+        cancel of the tick the publisher process may hold prepared."""
+        if not self.publish_trajectory:
+            self.outlet.hold([])
+            return
+        self.outlet.hold([(1, action_messages.hold_trajectory(
+            self.get_clock().now().to_msg(), self.joint_names))])
+        self.counters.inc("hold_trajectories_published")
 
     def _report_now(self, status: str, level: int) -> None:
         self.diagnostics.publish_now_if_worse(status, level)

@@ -35,8 +35,14 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("tick_source", "executor_timer", f"Who ticks: {TICK_SOURCES}. timing_thread: a "
               "thread of its own on absolute deadlines publishes, every tick, the newest "
               "finished inference re-timed to the tick, while the expert runs on another thread; "
-              "executor_timer: an rclpy timer runs the expert inline at each tick",
-              read_only=True),
+              "executor_timer: an rclpy timer runs the expert inline at each tick; "
+              "publisher_process: as timing_thread, but each tick is prepared publish_lead_ms "
+              "ahead and a child process (<node>_publisher) publishes it at the deadline, "
+              "away from the node's other Python", read_only=True),
+    ParamSpec("publish_lead_ms", 3.0, "publisher_process: how long before its deadline a tick "
+              "is prepared and handed to the publisher process (ms; below the period); a tick "
+              "handed over more than half a period late is dropped and counted, never bursted",
+              read_only=True, min_value=0.5, max_value=50.0),
     ParamSpec("inference_trigger", "tick", f"timing_thread: what starts the expert {TRIGGERS}: "
               "'tick' = a tick (the expert runs at most at the tick rate, as inline), 'sensor' = "
               "a new force/OCT batch (lower latency at 50 Hz, but the expert runs up to "

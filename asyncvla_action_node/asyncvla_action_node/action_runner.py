@@ -7,7 +7,9 @@ Here
 * a `TimingThread` ticks on absolute monotonic deadlines (`tick_timing.DeadlineClock`: late
   wake-ups keep the grid, missed deadlines are counted, never bursted) and at every tick asks the
   loop for the newest finished inference re-timed to the tick (`ActionLoop.tick(retimed=True)`),
-  which it hands to `publish` (the node publishes it from this thread: no executor hop);
+  which it hands to `publish` with the tick's monotonic deadline (the node publishes it from
+  this thread, no executor hop, or, with a lead, hands it to its publisher process, which
+  publishes it at the deadline: `publisher_process.py`);
 * a worker thread runs the expert whenever `InferenceTrigger` says so (at a tick, or when a new
   sensor batch arrived, at most `inference_max_rate_hz`), outside the lock, and hands the result
   back to the loop under it.
@@ -30,8 +32,9 @@ class RetimedRunner:
     """Drives an ActionLoop from a tick thread and an expert thread (see the module doc)."""
 
     def __init__(self, loop: ActionLoop, rate_hz: float, trigger: str, max_rate_hz: float,
-                 now_ns: Callable[[], int], publish: Callable[[TickOutcome], None],
-                 on_error: Callable[[str, BaseException], None], priority: int = 0) -> None:
+                 now_ns: Callable[[], int], publish: Callable[[TickOutcome, int], None],
+                 on_error: Callable[[str, BaseException], None], priority: int = 0,
+                 lead_s: float = 0.0) -> None:
         self.loop = loop
         self.lock = threading.RLock()
         self.trigger = InferenceTrigger(trigger, max_rate_hz)
@@ -43,7 +46,8 @@ class RetimedRunner:
         self._wake = threading.Condition(self.lock)
         self._stopping = False
         self.ticker = TimingThread(1.0 / rate_hz, self._on_tick,
-                                   lambda exc: on_error("tick", exc), priority=priority)
+                                   lambda exc: on_error("tick", exc), priority=priority,
+                                   lead_s=lead_s)
         self._worker = threading.Thread(target=self._work, name="action-expert", daemon=True)
 
     def start(self) -> None:
@@ -66,10 +70,13 @@ class RetimedRunner:
     def _on_tick(self, tick: Tick) -> None:
         """Publish first, then start the next inference: gathering its inputs (the sensor
         window, the robot state) is not the chunk's business and must not delay it. Both under
-        the lock, so a hold published by an e-stop callback never precedes this tick's chunk."""
+        the lock, so a hold published by an e-stop callback never precedes this tick's chunk.
+        A tick prepared ahead (a lead) is decided and stamped for its deadline, not for now."""
         with self.lock:
             self.loop.tick_timing(tick)
-            self._publish(self.loop.tick(self._now_ns(), retimed=True))
+            ahead_ns = max(0, tick.deadline_ns - time.monotonic_ns())
+            self._publish(self.loop.tick(self._now_ns() + ahead_ns, retimed=True),
+                          tick.deadline_ns)
             self.trigger.event("tick")
             self._maybe_start()
 

@@ -24,8 +24,8 @@ from typing import Callable
 
 NS_PER_S = 1_000_000_000
 
-#: The two designs of the action node's tick (parameter `tick_source`).
-TICK_SOURCES = ("timing_thread", "executor_timer")
+#: The designs of the action node's tick (parameter `tick_source`).
+TICK_SOURCES = ("timing_thread", "executor_timer", "publisher_process")
 #: What may start an inference in the timing-thread design (parameter `inference_trigger`).
 TRIGGERS = ("tick", "sensor")
 
@@ -106,14 +106,21 @@ def make_realtime(priority: int) -> str:
 class TimingThread:
     """Calls `on_tick(Tick)` on a DeadlineClock from a daemon thread until `stop()`.
 
+    With `lead_s` > 0 it wakes that long before each deadline and the Tick is for the deadline
+    ahead (its `late_ns` is measured from the wake-up it aimed for): the publisher-process design
+    prepares a tick's chunk ahead and another process publishes it at the deadline.
+
     An exception in `on_tick` is handed to `on_error` and the loop goes on: a tick that failed is
     a tick that published nothing, not a node that stopped ticking.
     """
 
     def __init__(self, period_s: float, on_tick: Callable[[Tick], None],
                  on_error: Callable[[BaseException], None], name: str = "action-tick",
-                 priority: int = 0) -> None:
+                 priority: int = 0, lead_s: float = 0.0) -> None:
+        if not 0 <= lead_s < period_s:
+            raise ValueError(f"lead {lead_s} s must be in [0, period {period_s} s)")
         self.period_s = period_s
+        self.lead_ns = int(round(lead_s * NS_PER_S))
         self.priority = priority
         self.priority_note = "not started"
         self._on_tick = on_tick
@@ -142,10 +149,10 @@ class TimingThread:
         assert clock is not None
         self.priority_note = make_realtime(self.priority)
         while not self._stop.is_set():
-            sleep_until(clock.next_ns)
+            sleep_until(clock.next_ns - self.lead_ns)
             if self._stop.is_set():
                 return
-            tick = clock.after_wake(time.monotonic_ns())
+            tick = clock.after_wake(time.monotonic_ns() + self.lead_ns)
             try:
                 self._on_tick(tick)
             except Exception as exc:  # noqa: BLE001 - reported, the loop keeps its rate

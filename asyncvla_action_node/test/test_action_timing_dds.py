@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -59,3 +62,49 @@ def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
     assert all(np.all(np.diff(counts) > 0) for counts in seen.values())
     later = list(seen.values())[1:]  # the first may have started before the recorder
     assert sum(counts[0] == 0 for counts in later) >= 0.8 * len(later)
+
+
+def test_publisher_process_publishes_at_the_deadline_and_ends_with_its_node(processes, assets):
+    """`tick_source: publisher_process`: each tick is prepared 8 ms ahead and its chunk reaches
+    the subscriber at its deadline, not when it was prepared; the child process publishes, and
+    stops publishing once its node is killed (SIGKILL: no clean-up of the node's own)."""
+    start_sources(processes, ["view1"], ["--camera-fps", "2"])
+    processes.start("vl", [INJECTOR, "--model-id", assets.model_id, "--tokens",
+                           str(assets.num_feature_tokens), "--dim", "64", "--rate", "3"])
+    node = start_action(processes, assets, action_rate_hz=RATE, tick_source="publisher_process",
+                        publish_lead_ms=8.0, inference_trigger="sensor",
+                        robot_state_max_age=0.5, sensor_max_age=0.3, max_inference_age=0.5,
+                        diagnostics_period=0.5)
+    node.wait_for_line("action node ready", 60)
+    rec = processes.start("recorder", [RECORDER, "--duration", "4", "--timeout", "60"])
+    data = json.loads(rec.wait_for_line("CHUNKS ", 90)[len("CHUNKS "):])
+    rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
+    assert len(rows) > 20, node.output()[-3000:]
+    stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
+    early_ms = (stamps - np.array([r["recv_ns"] for r in rows], dtype=np.int64)) / 1e6
+    # published at the deadline the chunk is stamped for: prepared 8 ms ahead, a chunk sent at
+    # once would arrive ~8 ms before its stamp; allow the clocks' sub-millisecond difference
+    assert np.median(early_ms) < 0.5 and np.mean(early_ms < 2.0) > 0.95, sorted(early_ms)[-10:]
+    assert np.all(stamps[3:] - stamps[:-3] > 2 * 20e6), np.diff(stamps) / 1e6  # no burst
+    diag = data["diagnostics"]
+    assert diag.get("publisher_process") == "running", diag
+    assert int(diag["publisher_published"]) > 0 and "publisher process" in diag["tick_thread"]
+    children = subprocess.run(["pgrep", "-P", str(node.popen.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert len(children) == 1, children
+    os.kill(node.popen.pid, signal.SIGKILL)  # the node alone, not its process group
+    assert wait_gone(int(children[0]), 10.0), f"publisher process {children[0]} outlived its node"
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """True once `pid` has exited (gone, or a zombie nobody reaped yet) within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(") ", 1)[-1].startswith("Z"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False

@@ -180,7 +180,7 @@ def test_runner_publishes_at_rate_while_a_slow_expert_runs(trigger):
     start = time.monotonic_ns()
     now_ns = lambda: base + time.monotonic_ns() - start  # noqa: E731
     runner = RetimedRunner(loop, 100.0, trigger, 20.0, now_ns,
-                           lambda o: published.append((time.monotonic_ns(), o)),
+                           lambda o, deadline: published.append((time.monotonic_ns(), o)),
                            lambda where, exc: errors.append((where, exc)))
     with runner.lock:
         feed(loop, now_ns())
@@ -251,7 +251,8 @@ def test_runner_publishes_a_tick_before_it_gathers_the_next_inference():
     start = time.monotonic_ns()
     now_ns = lambda: base + time.monotonic_ns() - start  # noqa: E731
     runner = RetimedRunner(loop, 50.0, "tick", 50.0, now_ns,
-                           lambda o: order.append("publish" if o.chunk is not None else "refused"),
+                           lambda o, deadline: order.append("publish" if o.chunk is not None
+                                                       else "refused"),
                            lambda where, exc: order.append(f"error {where}: {exc}"))
     gather = loop.inference_inputs
 

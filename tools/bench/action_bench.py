@@ -115,7 +115,9 @@ def record_chunks(group: ProcessGroup, duration: float, warmup: float, rt_priori
 
 
 #: The node's cumulative counters that `window_counts` differences.
-WINDOW_COUNTERS = ("chunks_published", "inferences", "ticks_skipped", "withheld_")
+WINDOW_COUNTERS = ("chunks_published", "inferences", "ticks_skipped", "withheld_",
+                   "publisher_published", "publisher_late_dropped", "publisher_superseded",
+                   "handoff_failed")
 
 
 def window_counts(history: list[list[Any]], start_ns: int) -> dict[str, int]:

@@ -42,7 +42,7 @@ from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 #: The tick designs (`tick_source`) and the floor they are measured against: a publisher-only
 #: process on the same deadline grid beside the same loaded node (deadline_publisher.py).
-DESIGNS = ("executor_timer", "timing_thread", "publisher_floor")
+DESIGNS = ("executor_timer", "timing_thread", "publisher_process", "publisher_floor")
 DEADLINE_PUBLISHER = os.path.join(os.path.dirname(RECORDER), "deadline_publisher.py")
 PROBE_TOPIC = "/asyncvla/deadline_probe"
 
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--recorder-priority", type=int, default=60,
                         help="SCHED_FIFO priority of the recording subscriber (0 = normal)")
     parser.add_argument("--tick-priority", type=int, default=50, help="tick_thread_priority")
+    parser.add_argument("--lead-ms", type=float, default=3.0,
+                        help="publisher_process: publish_lead_ms")
     args = parser.parse_args()
     group = ProcessGroup(bench_env())
     runs = []
@@ -106,7 +108,8 @@ def main() -> None:
                                     inference_max_rate_hz=args.max_rate,
                                     expert_runtime=args.expert_runtime,
                                     expert_threads=args.expert_threads,
-                                    tick_thread_priority=args.tick_priority)
+                                    tick_thread_priority=args.tick_priority,
+                                    publish_lead_ms=args.lead_ms)
                 extra: dict = {}
                 if floor:  # the same load; the chunks measured are the deadline publisher's
                     prober = group.start("deadline", [
@@ -119,11 +122,14 @@ def main() -> None:
                                            topic=PROBE_TOPIC if floor else "")
                 result = {"design": design, "rate_hz": rate, **analyse(rows, rate), **extra,
                           "node_diagnostics": {k: v for k, v in diag.items() if k in NODE_KEYS
-                                               or k.startswith("withheld_")},
+                                               or k.startswith(("withheld_", "publisher",
+                                                                "handoff_"))},
                           "node_window": diag.get("window_counts", {}),
                           "node_log": node_counters(node)}
-                if design == "timing_thread":
+                if design in ("timing_thread", "publisher_process"):
                     result["inference_trigger"] = args.trigger
+                if design == "publisher_process":
+                    result["publish_lead_ms"] = args.lead_ms
                 runs.append(result)
                 for proc in ([prober] if floor else []) + [node]:
                     proc.stop()
