@@ -74,6 +74,10 @@ class ActionNode(Node):
             raise ValueError(f"tick_source {source!r}: expected one of {TICK_SOURCES}")
         # publisher_process: ticks are prepared publish_lead_ms ahead, published at the deadline
         lead_s = p["publish_lead_ms"] / 1e3 if source == "publisher_process" else 0.0
+        if lead_s * p["action_rate_hz"] >= 1.0:
+            raise ValueError(f"publish_lead_ms {p['publish_lead_ms']:g} must be below the tick "
+                             f"period ({1e3 / p['action_rate_hz']:g} ms at action_rate_hz "
+                             f"{p['action_rate_hz']:g})")
         self.runner = RetimedRunner(
             self.loop, p["action_rate_hz"], p["inference_trigger"], p["inference_max_rate_hz"],
             self._now_ns, self._publish_outcome, self._thread_failed,

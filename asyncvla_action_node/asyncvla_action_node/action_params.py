@@ -39,8 +39,9 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "publisher_process: as timing_thread, but each tick is prepared publish_lead_ms "
               "ahead and a child process (<node>_publisher) publishes it at the deadline, "
               "away from the node's other Python", read_only=True),
-    ParamSpec("publish_lead_ms", 3.0, "publisher_process: how long before its deadline a tick "
-              "is prepared and handed to the publisher process (ms; below the period); a tick "
+    ParamSpec("publish_lead_ms", 8.0, "publisher_process: how long before its deadline a tick "
+              "is prepared and handed to the publisher process (ms; below the period; above the tick "
+              "thread's wake-up lateness, tick_late_ms_p99 in diagnostics); a tick "
               "handed over more than half a period late is dropped and counted, never bursted",
               read_only=True, min_value=0.5, max_value=50.0),
     ParamSpec("inference_trigger", "tick", f"timing_thread: what starts the expert {TRIGGERS}: "

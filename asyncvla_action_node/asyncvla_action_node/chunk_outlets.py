@@ -75,8 +75,11 @@ class ProcessOutlet:
             for i, (cls, topic) in enumerate(outlets) if i in hold_outlets}
         resolved = [(message_type_name(cls), node.resolve_topic_name(topic))
                     for cls, topic in outlets]
+        # One above the tick thread (0 stays 0): the publication is the punctual part; the tick
+        # has its lead, and must not delay a publication it has already handed over.
         self.process = PublisherProcess(resolved, node.get_name(), node.get_namespace(),
-                                        qos_name, priority, max_late_s,
+                                        qos_name, min(99, priority + 1) if priority else 0,
+                                        max_late_s,
                                         enclave_args(sys.argv if argv is None else argv))
         self.note = "publisher process: " + self.process.wait_ready(PROCESS_READY_TIMEOUT_S)
         self._dropped_reported = 0

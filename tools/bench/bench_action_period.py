@@ -13,6 +13,8 @@ Prints one JSON object; per run, in ms:
 * `recv_dev`: |inter-arrival - period| at the subscriber's callback; `rmw_recv_dev` the same from
   the middleware's reception timestamps (without the subscriber's own executor);
 * `stamp_dev`: |header stamp difference - period| (when the node meant to tick);
+  `recv_dev_adjacent`: `recv_dev` over neighbouring ticks only (stamps one period apart), the
+  timing of the chunks published apart from the ticks refused;
 * `ticks_missing`: periods with no chunk (from the stamps: ticks late or withheld; the node's
   `node_window` says which, counted inside the measuring window from its once-a-second
   diagnostics: ticks_skipped, withheld_<reason>; `node_diagnostics` are since start-up),
@@ -67,6 +69,10 @@ def analyse(rows: list[dict[str, int]], rate: float) -> dict:
         "chunk_rate_hz": round((len(rows) - 1) / span_s, 2),
         "recv_dev": summary(np.abs(recv - period_ms)),
         "stamp_dev": summary(np.abs(stamps - period_ms)),
+        # the same over neighbouring ticks only (stamps one period apart): the timing of what
+        # was published, apart from the ticks that were refused (`ticks_missing`)
+        "recv_dev_adjacent": summary(np.abs(recv - period_ms)[np.abs(stamps - period_ms)
+                                                              < period_ms / 2]),
         "ticks_missing": int(np.maximum(np.round(stamps / period_ms) - 1, 0).sum()),
         "bursts": int((recv < period_ms / 2).sum()),
         "inference": summary([r["inference_time"] * 1e3 for r in first.values()]),
@@ -90,7 +96,7 @@ def main() -> None:
     parser.add_argument("--recorder-priority", type=int, default=60,
                         help="SCHED_FIFO priority of the recording subscriber (0 = normal)")
     parser.add_argument("--tick-priority", type=int, default=50, help="tick_thread_priority")
-    parser.add_argument("--lead-ms", type=float, default=3.0,
+    parser.add_argument("--lead-ms", type=float, default=8.0,
                         help="publisher_process: publish_lead_ms")
     args = parser.parse_args()
     group = ProcessGroup(bench_env())
