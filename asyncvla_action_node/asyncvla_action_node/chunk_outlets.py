@@ -83,9 +83,14 @@ class ProcessOutlet:
                                         enclave_args(sys.argv if argv is None else argv))
         self.note = "publisher process: " + self.process.wait_ready(PROCESS_READY_TIMEOUT_S)
         self._dropped_reported = 0
+        self._logger = node.get_logger()
 
     def publish(self, messages: list[tuple[int, object]], deadline_ns: int) -> None:
-        self.process.offer(deadline_ns, [(i, serialize_message(m)) for i, m in messages])
+        if not self.process.offer(deadline_ns, [(i, serialize_message(m)) for i, m in messages]):
+            self._logger.error(
+                "publisher process " + ("exited " + self.process.exit_note()
+                                        if not self.process.alive() else "is not keeping up")
+                + ": this tick's chunk reaches no topic", throttle_duration_sec=2.0)
 
     def hold(self, messages: list[tuple[int, object]]) -> None:
         """Publish the hold at once, and send it (or, with none, a bare cancel) to the child."""

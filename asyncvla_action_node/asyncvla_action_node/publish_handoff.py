@@ -92,8 +92,9 @@ class PublishSchedule:
     pending: list[tuple[int, bytes]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("offered", "published", "superseded", "late_dropped", "cancelled", "holds",
-         "bad_frames"), 0))
+         "bad_frames", "publish_errors"), 0))
     late_ns: list[int] = field(default_factory=list)  # publication time - deadline, recent ones
+    call_ns: list[int] = field(default_factory=list)  # how long the recent publish calls took
 
     def receive(self, frame: bytes) -> list[tuple[int, bytes]]:
         """Take one frame from the node; returns what must be published at once (a hold)."""
@@ -139,11 +140,23 @@ class PublishSchedule:
         self.late_ns = (self.late_ns + [now_ns - deadline])[-500:]
         return payloads
 
+    def published(self, call_ns: int) -> None:
+        """A due offer's publish calls took `call_ns` (the middleware's share of the timing)."""
+        self.call_ns = (self.call_ns + [call_ns])[-500:]
+
     def stats(self) -> dict:
-        """Counts and the lateness of recent publications (what the node's diagnostics show)."""
-        late = sorted(self.late_ns)
-        p99 = late[min(len(late) - 1, math.ceil(0.99 * len(late)) - 1)] / 1e6 if late else None
-        return {**self.counts, "publish_late_ms_p99": p99}
+        """Counts, and the lateness of recent publications and the time their publish calls took
+        (p99, ms): what the node's diagnostics show."""
+        return {**self.counts, "publish_late_ms_p99": p99_ms(self.late_ns),
+                "publish_call_ms_p99": p99_ms(self.call_ns)}
+
+
+def p99_ms(values_ns: list[int]) -> float | None:
+    """Nearest-rank 99th percentile in ms (None when empty)."""
+    if not values_ns:
+        return None
+    ordered = sorted(values_ns)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] / 1e6
 
 
 @dataclass
@@ -177,7 +190,9 @@ def publisher_report(counts: HandoffCounts, alive: bool, exit_note: str = "",
 
 
 def dropped_total(counts: HandoffCounts) -> int:
-    """Prepared ticks that reached no topic: dropped late, replaced, or never handed over."""
+    """Prepared ticks that reached no topic: dropped late, replaced, never handed over, or
+    refused by the middleware."""
     child = counts.child
     return (counts.send_failed + int(child.get("late_dropped", 0))
-            + int(child.get("superseded", 0)) + int(child.get("bad_frames", 0)))
+            + int(child.get("superseded", 0)) + int(child.get("bad_frames", 0))
+            + int(child.get("publish_errors", 0)))

@@ -60,7 +60,7 @@ class PublisherProcess:
             cmd += ["--outlet", f"{msg_type}={topic}"]
         if ros_args:
             cmd += ["--ros-args", *ros_args]
-        self.proc = subprocess.Popen(cmd, pass_fds=(child_sock.fileno(),))
+        self.proc = subprocess.Popen(cmd, pass_fds=(child_sock.fileno(),), env=child_env())
         child_sock.close()  # the child's end lives in the child alone: its exit is our EOF
 
     def wait_ready(self, timeout_s: float) -> str:
@@ -136,6 +136,25 @@ class PublisherProcess:
             self.proc.wait(timeout_s)
 
 
+def child_env() -> dict[str, str]:
+    """The node's environment, with the directories this node imported its packages from first
+    on PYTHONPATH: the child must import the same code even where the node's path was set up
+    by its entry point rather than by the environment."""
+    import asyncvla_action_node
+    import asyncvla_common
+    import asyncvla_msgs
+
+    roots = []
+    for package in (asyncvla_action_node, asyncvla_common, asyncvla_msgs):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
+        if root not in roots:
+            roots.append(root)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(roots + [p for p in env.get("PYTHONPATH", "").split(
+        os.pathsep) if p and p not in roots])
+    return env
+
+
 # --- the child --------------------------------------------------------------------------------
 def message_class(type_name: str):
     """`pkg/msg/Type` -> the message class (ValueError for anything else)."""
@@ -153,14 +172,15 @@ def _send_json(sock: socket.socket, kind: int, values: dict) -> None:
 
 
 def serve(sock: socket.socket, schedule: PublishSchedule, publish, now_ns=time.monotonic_ns,
-          send_stats=None) -> str:
-    """The child's loop until the parent's end closes; returns why it ended.
+          send_stats=None, ok=lambda: True) -> str:
+    """The child's loop until the parent's end closes (or `ok()` turns False: ROS shut down);
+    returns why it ended.
 
     `publish(outlet, data)` publishes one serialised message. Between deadlines the child waits
     on the socket (millisecond resolution); from PRECISE_SLEEP_NS before a deadline it sleeps
     absolutely, then takes what arrived (a hold cancels) and publishes what is due."""
     next_stats = now_ns()
-    while True:
+    while ok():
         wait = schedule.wait_ns(now_ns())
         if wait is None or wait > 0:
             timeout = STATS_PERIOD_S if wait is None else min(wait / 1e9, STATS_PERIOD_S)
@@ -171,11 +191,16 @@ def serve(sock: socket.socket, schedule: PublishSchedule, publish, now_ns=time.m
             sleep_until(schedule.pending_deadline_ns, now_ns)
             if not _take(sock, schedule, publish):
                 return "parent closed its end"
-            for outlet, data in schedule.due(now_ns()):
-                publish(outlet, data)
+            due = schedule.due(now_ns())
+            if due:
+                start = now_ns()
+                for outlet, data in due:
+                    publish(outlet, data)
+                schedule.published(now_ns() - start)
         if send_stats is not None and now_ns() >= next_stats:
             send_stats(schedule.stats())
             next_stats = now_ns() + int(STATS_PERIOD_S * 1e9)
+    return "ROS shut down"
 
 
 def _take(sock: socket.socket, schedule: PublishSchedule, publish) -> bool:
@@ -223,9 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     note = make_realtime(args.priority)
     schedule = PublishSchedule(max_late_ns=int(args.max_late_ms * 1e6),
                                outlet_count=len(publishers))
-    _send_json(sock, READY, {"note": note, "pid": os.getpid()})
+    _send_json(sock, READY, {"note": f"{note}, pid {os.getpid()}"})
+
+    def publish(index: int, data: bytes) -> None:
+        try:
+            publishers[index].publish(data)
+        except Exception as exc:  # noqa: BLE001 - counted and logged; the next tick may work
+            schedule.counts["publish_errors"] += 1
+            node.get_logger().error(f"publish failed: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=2.0)
+
     try:
-        why = serve(sock, schedule, lambda i, data: publishers[i].publish(data),
+        why = serve(sock, schedule, publish, ok=rclpy.ok,
                     send_stats=lambda stats: _send_json(sock, STATS, stats))
     except KeyboardInterrupt:
         why = "interrupted"

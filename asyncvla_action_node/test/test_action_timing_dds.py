@@ -26,18 +26,26 @@ RECORDER = os.path.join(HERE, "chunk_recorder.py")
 INJECTOR = os.path.join(HERE, "vl_injector.py")
 
 
-def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
+def record_node(processes, assets, duration_s: float, **params):
+    """A 50 Hz node of the given design on synthetic inputs, and the chunks a separate process
+    recorded in `duration_s` (with the node's last "action output" diagnostic)."""
     start_sources(processes, ["view1"], ["--camera-fps", "2"])
     processes.start("vl", [INJECTOR, "--model-id", assets.model_id, "--tokens",
                            str(assets.num_feature_tokens), "--dim", "64", "--rate", "3"])
-    node = start_action(processes, assets, action_rate_hz=RATE, tick_source="timing_thread",
-                        inference_trigger="sensor", robot_state_max_age=0.5,
-                        sensor_max_age=0.3, max_inference_age=0.5)
+    node = start_action(processes, assets, action_rate_hz=RATE, inference_trigger="sensor",
+                        robot_state_max_age=0.5, sensor_max_age=0.3, max_inference_age=0.5,
+                        **params)
     node.wait_for_line("action node ready", 60)
-    rec = processes.start("recorder", [RECORDER, "--duration", "5", "--timeout", "60"])
+    rec = processes.start("recorder", [RECORDER, "--duration", str(duration_s),
+                                       "--timeout", "60"])
     data = json.loads(rec.wait_for_line("CHUNKS ", 90)[len("CHUNKS "):])
     rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
     assert len(rows) > 20, node.output()[-3000:]
+    return node, data, rows
+
+
+def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
+    node, data, rows = record_node(processes, assets, 5, tick_source="timing_thread")
     stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
     gaps_ms = np.diff(stamps) / 1e6
     period_ms = 1e3 / RATE
@@ -68,18 +76,8 @@ def test_publisher_process_publishes_at_the_deadline_and_ends_with_its_node(proc
     """`tick_source: publisher_process`: each tick is prepared 8 ms ahead and its chunk reaches
     the subscriber at its deadline, not when it was prepared; the child process publishes, and
     stops publishing once its node is killed (SIGKILL: no clean-up of the node's own)."""
-    start_sources(processes, ["view1"], ["--camera-fps", "2"])
-    processes.start("vl", [INJECTOR, "--model-id", assets.model_id, "--tokens",
-                           str(assets.num_feature_tokens), "--dim", "64", "--rate", "3"])
-    node = start_action(processes, assets, action_rate_hz=RATE, tick_source="publisher_process",
-                        publish_lead_ms=8.0, inference_trigger="sensor",
-                        robot_state_max_age=0.5, sensor_max_age=0.3, max_inference_age=0.5,
-                        diagnostics_period=0.5)
-    node.wait_for_line("action node ready", 60)
-    rec = processes.start("recorder", [RECORDER, "--duration", "4", "--timeout", "60"])
-    data = json.loads(rec.wait_for_line("CHUNKS ", 90)[len("CHUNKS "):])
-    rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
-    assert len(rows) > 20, node.output()[-3000:]
+    node, data, rows = record_node(processes, assets, 4, tick_source="publisher_process",
+                                   publish_lead_ms=8.0, diagnostics_period=0.5)
     stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
     early_ms = (stamps - np.array([r["recv_ns"] for r in rows], dtype=np.int64)) / 1e6
     # published at the deadline the chunk is stamped for: prepared 8 ms ahead, a chunk sent at

@@ -25,6 +25,7 @@ import time
 import numpy as np
 import rclpy
 from rclpy.node import Node
+from rclpy.serialization import serialize_message
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asyncvla_action_node.tick_timing import DeadlineClock, make_realtime, sleep_until  # noqa: E402
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, required=True, help="s of publishing")
     parser.add_argument("--priority", type=int, default=50,
                         help="SCHED_FIFO priority (0 = normal), as tick_thread_priority")
+    parser.add_argument("--raw", action="store_true",
+                        help="publish the chunk serialised (as the publisher process does)")
     args = parser.parse_args()
     rclpy.init()
     node = Node("asyncvla_deadline_publisher", start_parameter_services=False)
@@ -59,7 +62,7 @@ def main() -> None:
         msg.header.stamp = ns_to_stamp(tick.deadline_ns + wall_minus_monotonic)
         msg.inference_stamp = msg.header.stamp
         msg.sequence = msg.inference_sequence = clock.ticks
-        publisher.publish(msg)
+        publisher.publish(serialize_message(msg) if args.raw else msg)
         late.append(tick.late_ns)
     summary = {"published": clock.ticks, "skipped": clock.skipped,
                "late_ms_p99": round(float(np.percentile(late, 99)) / 1e6, 3) if late else None}

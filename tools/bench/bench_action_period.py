@@ -96,6 +96,9 @@ def main() -> None:
     parser.add_argument("--recorder-priority", type=int, default=60,
                         help="SCHED_FIFO priority of the recording subscriber (0 = normal)")
     parser.add_argument("--tick-priority", type=int, default=50, help="tick_thread_priority")
+    parser.add_argument("--raw-floor", action="store_true",
+                        help="publisher_floor: publish serialised chunks, as the publisher "
+                             "process does")
     parser.add_argument("--lead-ms", type=float, default=8.0,
                         help="publisher_process: publish_lead_ms")
     args = parser.parse_args()
@@ -121,7 +124,8 @@ def main() -> None:
                     prober = group.start("deadline", [
                         DEADLINE_PUBLISHER, "--topic", PROBE_TOPIC, "--rate", str(rate),
                         "--duration", str(args.duration + args.warmup + 30),
-                        "--priority", str(args.tick_priority)])
+                        "--priority", str(args.tick_priority)]
+                        + (["--raw"] if args.raw_floor else []))
                     extra["publisher"] = prober.wait_for_line("DEADLINE PUBLISHER READY", 60)
                 rows, diag = record_chunks(group, args.duration, args.warmup,
                                            args.recorder_priority,
