@@ -70,4 +70,11 @@ if [ "$(cat "$STAMP_DIR/build" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/
 else
   log "workspace build up to date"
 fi
+# 5. OpenVINO's and NNCF's telemetry is on unless the user declined it: converting the expert
+# (expert_runtime openvino_*) would fork processes from the action node to reach Google
+# Analytics. Decline it for this user, with the library's own tool, unless a choice was made.
+if [ -x "$VENV/bin/opt_in_out" ] && [ ! -e "$HOME/intel/openvino_telemetry" ]; then
+  log "declining OpenVINO/NNCF telemetry for this user (opt_in_out --opt_in to allow it)"
+  "$VENV/bin/opt_in_out" --opt_out >/dev/null 2>&1 || log "opt_in_out failed: telemetry unchanged"
+fi
 log "done: source tools/env.sh to use the workspace"

@@ -158,3 +158,28 @@ def test_speed_benchmark_prints_one_json_with_the_plain_path_beside(tmp_path):
         entry = report["candidates"][name]
         assert entry["p50_ms"] > 0 and entry["max_abs_diff_normalised"] < 0.05, (name, entry)
     assert report["vl_context_ms"]["p50"] > 0
+
+
+def test_openvino_conversion_warns_while_telemetry_is_on_and_setup_declines_it(tmp_path,
+                                                                             monkeypatch, caplog):
+    """NNCF and model conversion send usage data unless the user declined: the runtime says so
+    before converting, and the library's own `opt_in_out --opt_out` (what ./dev.sh setup runs
+    where no choice was made) is what the check then reads as declined."""
+    pytest.importorskip("openvino_telemetry")
+    from asyncvla_training.models.expert_runtimes import openvino_runtime
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("CI", "TF_BUILD", "JENKINS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    assert openvino_runtime.telemetry_consent() == "undecided"
+    with caplog.at_level("WARNING", logger="asyncvla.expert_runtime"):
+        openvino_runtime.warn_if_telemetry_on()
+    assert "opt_in_out --opt_out" in caplog.text
+    tool = os.path.join(os.path.dirname(sys.executable), "opt_in_out")
+    subprocess.run([tool, "--opt_out"], check=True, capture_output=True,
+                   env={**os.environ, "HOME": str(tmp_path)})
+    assert openvino_runtime.telemetry_consent() == "declined"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="asyncvla.expert_runtime"):
+        openvino_runtime.warn_if_telemetry_on()
+    assert caplog.text == ""

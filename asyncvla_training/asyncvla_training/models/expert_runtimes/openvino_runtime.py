@@ -1,12 +1,15 @@
 """OpenVINO: the plan's tick converted to an OpenVINO model at load, compiled for its CPU plugin."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import torch
 
 from .base import ExpertRuntime
+
+LOG = logging.getLogger("asyncvla.expert_runtime")
 
 
 class OvFloat32(ExpertRuntime):
@@ -24,6 +27,7 @@ class OvFloat32(ExpertRuntime):
         if path is not None and path.exists():
             model = core.read_model(str(path))
         else:
+            warn_if_telemetry_on()
             model = self.compress(float32_model(self, core))
             if path is not None and not path.exists():
                 ov.save_model(model, str(path), compress_to_fp16=False)
@@ -61,6 +65,31 @@ def float32_model(runtime: ExpertRuntime, core: Any) -> Any:
         ov.save_model(model, str(path), compress_to_fp16=False)
         return core.read_model(str(path))  # a fresh copy: compress() may rewrite this one
     return model
+
+
+def telemetry_consent() -> str:
+    """This user's OpenVINO telemetry choice, as the conversion tools read it: "declined",
+    "accepted", "undecided" (no choice recorded: model conversion and NNCF then send) or
+    "absent" (openvino-telemetry is not installed: nothing is sent)."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return "absent"
+    result = OptInChecker().check(enable_opt_in_dialog=False, disable_in_ci=True)
+    return {ConsentCheckResult.DECLINED: "declined", ConsentCheckResult.ACCEPTED: "accepted"}.get(
+        result, "undecided")
+
+
+def warn_if_telemetry_on() -> None:
+    """Say so before a conversion that would send usage data: ``ov.convert_model`` and
+    ``nncf.compress_weights`` send it, from processes forked off the action node, unless the user
+    declined (``opt_in_out --opt_out``; ``./dev.sh setup`` declines it where no choice was made)."""
+    consent = telemetry_consent()
+    if consent in ("accepted", "undecided"):
+        LOG.warning("OpenVINO/NNCF telemetry is %s for this user: converting the expert will try "
+                    "to send usage data to Google Analytics from forked processes. Run "
+                    "`opt_in_out --opt_out` to decline it (asyncvla_bringup/ROBOT_PC.md).",
+                    "on" if consent == "accepted" else "on by default")
 
 
 def _constant_bytes(model: Any) -> int:
