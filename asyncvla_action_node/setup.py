@@ -1,6 +1,4 @@
 """Build script for asyncvla_action_node (ament_python; also installable with plain pip)."""
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "asyncvla_action_node"

@@ -64,10 +64,12 @@ class PublisherProcess:
         child_sock.close()  # the child's end lives in the child alone: its exit is our EOF
 
     def wait_ready(self, timeout_s: float) -> str:
-        """Block until the child has its publishers (RuntimeError if it exits or times out)."""
+        """Block until the child has its publishers; RuntimeError (the child stopped) if it
+        exits first or is not ready in time."""
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"publisher process exited with {self.proc.returncode} "
                                    "before it was ready (see its log above)")
             readable, _, _ = select.select([self._sock], [], [], 0.1)
@@ -76,6 +78,7 @@ class PublisherProcess:
                 if self.ready_note:
                     self._sock.setblocking(False)
                     return self.ready_note
+        self.stop()
         raise RuntimeError(f"publisher process not ready after {timeout_s:.0f} s")
 
     def alive(self) -> bool:
@@ -240,11 +243,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rclpy.init(args=["publisher_process", *ros_args])
     node = Node(args.node_name, namespace=args.namespace, start_parameter_services=False)
-    profile = getattr(qos, args.qos)
     publishers = []
-    for outlet in args.outlet:
-        type_name, topic = outlet.split("=", 1)
-        publishers.append(node.create_publisher(message_class(type_name), topic, profile))
+    try:
+        profile = getattr(qos, args.qos)
+        for outlet in args.outlet:
+            type_name, topic = outlet.split("=", 1)
+            publishers.append(node.create_publisher(message_class(type_name), topic, profile))
+    except (ValueError, ImportError, AttributeError) as exc:  # one line, not a traceback
+        print(f"publisher process: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return 2
     note = make_realtime(args.priority)
     schedule = PublishSchedule(max_late_ns=int(args.max_late_ms * 1e6),
                                outlet_count=len(publishers))

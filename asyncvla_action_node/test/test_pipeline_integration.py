@@ -5,7 +5,6 @@ generously for a loaded 2-core machine; what is asserted is the behaviour, not t
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np

@@ -136,3 +136,16 @@ def test_timing_thread_with_a_lead_wakes_ahead_of_each_deadline():
     assert all(a <= 5.0 for a in ahead_ms)  # never before the lead
     with pytest.raises(ValueError):
         TimingThread(0.01, lambda tick: None, lambda exc: None, lead_s=0.01)
+
+
+def test_a_child_that_cannot_start_is_a_clear_error_and_leaves_nothing_running():
+    """A message type the child cannot import: it exits with one line, and the node's handle
+    raises at once instead of waiting (the node then stops with that message)."""
+    pytest.importorskip("rclpy")
+    from asyncvla_action_node.publisher_process import PublisherProcess
+
+    process = PublisherProcess([("no_such_pkg/msg/Nothing", "/asyncvla/test_nothing")],
+                               "test_node", "/", "COMMAND", 0, 0.01)
+    with pytest.raises(RuntimeError, match="exited with 2 before it was ready"):
+        process.wait_ready(60.0)
+    assert not process.alive()

@@ -45,7 +45,9 @@ SAMPLE_HZ = 650.0
 DESIGNS = {"executor_timer": {"tick_source": "executor_timer"},
            "timing_thread/tick": {"tick_source": "timing_thread", "inference_trigger": "tick"},
            "timing_thread/sensor": {"tick_source": "timing_thread",
-                                    "inference_trigger": "sensor"}}
+                                    "inference_trigger": "sensor"},
+           "publisher_process/tick": {"tick_source": "publisher_process",
+                                      "inference_trigger": "tick"}}
 
 
 class StepSender(threading.Thread):
