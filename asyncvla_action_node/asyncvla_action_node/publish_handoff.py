@@ -29,6 +29,7 @@ import struct
 from dataclasses import dataclass, field
 
 from asyncvla_common.report import ERROR, OK, WARN, Report
+from asyncvla_common.stats import RollingStats
 
 #: Frame kinds, parent -> child.
 OFFER, HOLD = 1, 2
@@ -93,8 +94,9 @@ class PublishSchedule:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("offered", "published", "superseded", "late_dropped", "cancelled", "holds",
          "bad_frames", "publish_errors"), 0))
-    late_ns: list[int] = field(default_factory=list)  # publication time - deadline, recent ones
-    call_ns: list[int] = field(default_factory=list)  # how long the recent publish calls took
+    late_s: RollingStats = field(default_factory=lambda: RollingStats(500))  # publication -
+    # deadline, the recent publications
+    call_s: RollingStats = field(default_factory=lambda: RollingStats(500))  # their publish calls
 
     def receive(self, frame: bytes) -> list[tuple[int, bytes]]:
         """Take one frame from the node; returns what must be published at once (a hold)."""
@@ -137,26 +139,24 @@ class PublishSchedule:
             self.counts["late_dropped"] += 1
             return []
         self.counts["published"] += 1
-        self.late_ns = (self.late_ns + [now_ns - deadline])[-500:]
+        self.late_s.add((now_ns - deadline) / 1e9)
         return payloads
 
     def published(self, call_ns: int) -> None:
         """A due offer's publish calls took `call_ns` (the middleware's share of the timing)."""
-        self.call_ns = (self.call_ns + [call_ns])[-500:]
+        self.call_s.add(call_ns / 1e9)
 
     def stats(self) -> dict:
         """Counts, and the lateness of recent publications and the time their publish calls took
         (p99, ms): what the node's diagnostics show."""
-        return {**self.counts, "publish_late_ms_p99": p99_ms(self.late_ns),
-                "publish_call_ms_p99": p99_ms(self.call_ns)}
+        return {**self.counts, "publish_late_ms_p99": p99_ms(self.late_s),
+                "publish_call_ms_p99": p99_ms(self.call_s)}
 
 
-def p99_ms(values_ns: list[int]) -> float | None:
-    """Nearest-rank 99th percentile in ms (None when empty)."""
-    if not values_ns:
-        return None
-    ordered = sorted(values_ns)
-    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] / 1e6
+def p99_ms(stats: RollingStats) -> float | None:
+    """The 99th percentile in ms, None when there is none yet (JSON has no NaN)."""
+    value = stats.percentile(99)
+    return None if math.isnan(value) else value * 1e3
 
 
 @dataclass
