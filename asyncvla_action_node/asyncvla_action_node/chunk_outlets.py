@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.serialization import serialize_message
 
-from asyncvla_action_node.publish_handoff import HandoffCounts, dropped_total, publisher_report
+from asyncvla_action_node.publish_handoff import dropped_total, publisher_report
 from asyncvla_action_node.publisher_process import PublisherProcess
 from asyncvla_common.report import Report
 
@@ -53,8 +53,7 @@ class DirectOutlet:
             self.publishers[index].publish(msg)
 
     def hold(self, messages: list[tuple[int, object]]) -> None:
-        for index, msg in messages:
-            self.publishers[index].publish(msg)
+        self.publish(messages, 0)
 
     def report(self) -> Report | None:
         return None
@@ -98,11 +97,8 @@ class ProcessOutlet:
             self.publishers[index].publish(msg)
         self.process.hold([(i, serialize_message(m)) for i, m in messages])
 
-    def counts(self) -> HandoffCounts:
-        return self.process.poll_stats()
-
     def report(self) -> Report | None:
-        counts = self.counts()
+        counts = self.process.poll_stats()
         report = publisher_report(counts, self.process.alive(), self.process.exit_note(),
                                   self._dropped_reported)
         self._dropped_reported = dropped_total(counts)

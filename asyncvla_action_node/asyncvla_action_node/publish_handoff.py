@@ -175,13 +175,13 @@ def publisher_report(counts: HandoffCounts, alive: bool, exit_note: str = "",
     ERROR when it is gone (the node would be computing chunks that reach no topic), WARN when
     offers were dropped or could not be sent since the last report (`dropped_before` is the total
     then)."""
-    child = counts.child
-    values = {"publisher_process": "running" if alive else f"exited {exit_note}".strip(),
+    state = "running" if alive else f"exited {exit_note}".strip()
+    values = {"publisher_process": state,
               "handoff_sent": counts.sent, "handoff_failed": counts.send_failed,
-              **{f"publisher_{k}": v for k, v in child.items() if v is not None}}
+              **{f"publisher_{k}": v for k, v in counts.child.items() if v is not None}}
     if not alive:
-        return Report(ERROR, f"publisher process exited {exit_note}: no action chunk reaches "
-                             "the topic".replace("  ", " "), values)
+        return Report(ERROR, f"publisher process {state}: no action chunk reaches the topic",
+                      values)
     dropped = dropped_total(counts)
     if dropped > dropped_before:
         return Report(WARN, f"{dropped - dropped_before} prepared ticks not published since the "

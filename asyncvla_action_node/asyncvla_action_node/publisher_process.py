@@ -35,6 +35,8 @@ from asyncvla_action_node.tick_timing import make_realtime, sleep_until
 STATS_PERIOD_S = 0.5
 #: Socket buffer for each direction: a few hundred prepared ticks.
 SOCKET_BUFFER = 1 << 20
+#: The largest frame the child takes (one tick's chunk and trajectory are a few kB).
+MAX_FRAME = 1 << 20
 
 
 class PublisherProcess:
@@ -46,7 +48,6 @@ class PublisherProcess:
     def __init__(self, outlets: list[tuple[str, str]], node_name: str, namespace: str,
                  qos_name: str, priority: int, max_late_s: float,
                  ros_args: list[str] | None = None) -> None:
-        self.outlets = list(outlets)
         self.counts = HandoffCounts()
         self.ready_note = ""
         self._sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -56,7 +57,7 @@ class PublisherProcess:
                "--fd", str(child_sock.fileno()), "--node-name", f"{node_name}_publisher",
                "--namespace", namespace or "/", "--qos", qos_name, "--priority", str(priority),
                "--max-late-ms", str(max_late_s * 1e3)]
-        for msg_type, topic in self.outlets:
+        for msg_type, topic in outlets:
             cmd += ["--outlet", f"{msg_type}={topic}"]
         if ros_args:
             cmd += ["--ros-args", *ros_args]
@@ -100,7 +101,7 @@ class PublisherProcess:
     def _send(self, frame: bytes) -> bool:
         try:
             self._sock.send(frame)
-        except (BlockingIOError, OSError):
+        except OSError:  # full (BlockingIOError) or closed
             self.counts.send_failed += 1
             return False
         self.counts.sent += 1
@@ -115,7 +116,7 @@ class PublisherProcess:
         while True:
             try:
                 frame = self._sock.recv(65536, socket.MSG_DONTWAIT)
-            except (BlockingIOError, OSError):
+            except OSError:  # nothing waiting (BlockingIOError), or closed
                 return
             if not frame:
                 return  # the child closed its end
@@ -170,7 +171,7 @@ def message_class(type_name: str):
 def _send_json(sock: socket.socket, kind: int, values: dict) -> None:
     try:
         sock.send(encode_json(kind, values), socket.MSG_DONTWAIT)
-    except (BlockingIOError, OSError):
+    except OSError:
         pass  # a busy or gone parent: the counts are sent again at the next period
 
 
@@ -183,16 +184,17 @@ def serve(sock: socket.socket, schedule: PublishSchedule, publish, now_ns=time.m
     on the socket (millisecond resolution); from PRECISE_SLEEP_NS before a deadline it sleeps
     absolutely, then takes what arrived (a hold cancels) and publishes what is due."""
     next_stats = now_ns()
+    buffer = bytearray(MAX_FRAME)  # one receive buffer, not a new one at every deadline
     while ok():
         wait = schedule.wait_ns(now_ns())
         if wait is None or wait > 0:
             timeout = STATS_PERIOD_S if wait is None else min(wait / 1e9, STATS_PERIOD_S)
             readable, _, _ = select.select([sock], [], [], timeout)
-            if readable and not _take(sock, schedule, publish):
+            if readable and not _take(sock, schedule, publish, buffer):
                 return "parent closed its end"
         else:
             sleep_until(schedule.pending_deadline_ns, now_ns)
-            if not _take(sock, schedule, publish):
+            if not _take(sock, schedule, publish, buffer):
                 return "parent closed its end"
             due = schedule.due(now_ns())
             if due:
@@ -206,18 +208,19 @@ def serve(sock: socket.socket, schedule: PublishSchedule, publish, now_ns=time.m
     return "ROS shut down"
 
 
-def _take(sock: socket.socket, schedule: PublishSchedule, publish) -> bool:
-    """Apply every frame waiting on the socket; False at end of file."""
+def _take(sock: socket.socket, schedule: PublishSchedule, publish, buffer: bytearray) -> bool:
+    """Apply every frame waiting on the socket (received into `buffer`); False at end of file."""
+    view = memoryview(buffer)
     while True:
         try:
-            frame = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            size = sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return True
         except OSError:
             return False
-        if not frame:
+        if not size:
             return False
-        for outlet, data in schedule.receive(frame):
+        for outlet, data in schedule.receive(bytes(view[:size])):
             publish(outlet, data)
 
 
