@@ -35,8 +35,10 @@ from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore, VLSnapshot
 from asyncvla_training.conventions import reference_components
 
-# predict(vl_tokens (K, D), sensor_window (T, C), robot_state (S,)) -> actions (H, A)
-PredictFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# predict(vl_tokens (K, D), sensor_window (T, C), robot_state (S,), vl_age (s)) -> actions (H, A).
+# The age is the one this core checks against max_vl_age (the inference's time minus the stamp of
+# the newest camera frame behind the features) and the one the ActionChunk states (vl_age).
+PredictFn = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,8 @@ class ActionCore:
         cfg = self.config
         started = time.perf_counter()
         try:
-            actions = np.asarray(self.predict(inputs.vl.features, inputs.sensor, inputs.state),
-                                 dtype=np.float32)
+            actions = np.asarray(self.predict(inputs.vl.features, inputs.sensor, inputs.state,
+                                              inputs.vl.age), dtype=np.float32)
         except Exception as exc:  # a policy failure must never take the node down
             return PolicyRun(None, time.perf_counter() - started, f"policy failed: {exc}",
                              Refusal.POLICY_ERROR)

@@ -147,21 +147,31 @@ class TestActionCore:
         return core, store, now
 
     def test_publishes_with_age_and_reuse(self):
-        core, store, now = self.ready(lambda v, s, r: np.zeros((4, 7)))
+        core, store, now = self.ready(lambda v, s, r, a: np.zeros((4, 7)))
         first, second = core.tick(now), core.tick(now)
         assert first.category == "ok" and first.vl.age == pytest.approx(0.2)
         assert (first.vl.sequence, first.vl.reuse_count, second.vl.reuse_count) == (7, 0, 1)
         np.testing.assert_allclose(first.chunk.reference[:3], [0.4, 0.0, 0.3], rtol=1e-6)
 
+    def test_the_expert_gets_the_age_the_chunk_states(self):
+        """The age the expert acts on is the one checked against max_vl_age and stamped on the
+        ActionChunk (vl_age): tick time minus the newest frame's stamp, in seconds."""
+        ages = []
+        core, store, now = self.ready(lambda v, s, r, a: (ages.append(a), np.zeros((4, 7)))[1])
+        first = core.tick(now)
+        later = core.tick(now + 50 * MS)  # no new features: the same ones, 50 ms older
+        assert ages == pytest.approx([0.2, 0.25])
+        assert (first.vl.age, later.vl.age) == pytest.approx((0.2, 0.25))
+
     def test_stale_features_publish_nothing(self):
-        core, _, now = self.ready(lambda v, s, r: np.zeros((4, 7)), max_vl_age=0.1)
+        core, _, now = self.ready(lambda v, s, r, a: np.zeros((4, 7)), max_vl_age=0.1)
         out = core.tick(now)
         assert out.chunk is None and out.category == "vl_stale" and "200 ms" in out.reason
 
     @pytest.mark.parametrize("bad, category", [
-        (lambda v, s, r: np.full((4, 7), np.nan), "policy_output"),
-        (lambda v, s, r: np.zeros((3, 7)), "policy_output"),
-        (lambda v, s, r: 1 / 0, "policy_error"),
+        (lambda v, s, r, a: np.full((4, 7), np.nan), "policy_output"),
+        (lambda v, s, r, a: np.zeros((3, 7)), "policy_output"),
+        (lambda v, s, r, a: 1 / 0, "policy_error"),
     ])
     def test_bad_policy_output_is_withheld(self, bad, category):
         core, _, now = self.ready(bad)
@@ -169,7 +179,7 @@ class TestActionCore:
         assert out.chunk is None and out.category == category
 
     def test_missing_inputs_are_named(self):
-        core, store, window = make_core(lambda v, s, r: np.zeros((4, 7)))
+        core, store, window = make_core(lambda v, s, r, a: np.zeros((4, 7)))
         assert core.tick(0).category == "vl_missing"
         store.update(np.ones((2, 4), np.float32), 1, 0, "m", 0)
         assert core.tick(10 * MS).category == "sensor"

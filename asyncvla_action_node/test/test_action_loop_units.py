@@ -36,7 +36,7 @@ def loop():
     params = {spec.name: spec.default for spec in ACTION_NODE_PARAMETERS}
     params.update(enabled_at_start=False, robot_state_max_age=1.0, sensor_max_age=1.0)
     rec = Recorder()
-    lp = ActionLoop(params, SHAPE, lambda vl, window, state: np.zeros((4, 7), np.float32),
+    lp = ActionLoop(params, SHAPE, lambda vl, window, state, age: np.zeros((4, 7), np.float32),
                     rec.log, rec.hold, rec.report_now)
     lp.recorder = rec
     return lp

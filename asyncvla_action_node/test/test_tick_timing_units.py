@@ -126,7 +126,7 @@ def make_loop(trigger_params: dict, predict):
 
 def test_loop_retimed_publishes_one_inference_many_times_then_refuses_when_stale():
     loop = make_loop({"max_inference_age": 0.05},
-                     lambda vl, w, s: np.full((4, 7), 1e-3, np.float32))
+                     lambda vl, w, s, a: np.full((4, 7), 1e-3, np.float32))
     now = 10_000 * MS
     feed(loop, now)
     assert loop.tick(now, retimed=True).category is Refusal.NO_INFERENCE
@@ -146,7 +146,7 @@ def test_loop_retimed_publishes_one_inference_many_times_then_refuses_when_stale
 
 
 def test_an_inference_running_across_a_refusal_is_discarded():
-    loop = make_loop({}, lambda vl, w, s: np.zeros((4, 7), np.float32))
+    loop = make_loop({}, lambda vl, w, s, a: np.zeros((4, 7), np.float32))
     now = 10_000 * MS
     feed(loop, now)
     inputs = loop.inference_inputs(now)
@@ -164,7 +164,7 @@ def test_runner_publishes_at_rate_while_a_slow_expert_runs(trigger):
     expert runs back to back, never concurrently, at most inference_max_rate_hz."""
     running = threading.Semaphore(1)
 
-    def slow(vl, window, state):
+    def slow(vl, window, state, age):
         assert running.acquire(blocking=False), "two inferences at once"
         time.sleep(0.035)
         running.release()
@@ -212,7 +212,7 @@ def test_runner_publishes_at_rate_while_a_slow_expert_runs(trigger):
 def test_retimed_tick_applies_the_vl_age_rule_at_the_tick():
     """An inference on fresh VL features is not re-published once they pass max_vl_age."""
     loop = make_loop({"max_inference_age": 1.0, "max_vl_age": 0.1},
-                     lambda vl, w, s: np.zeros((4, 7), np.float32))
+                     lambda vl, w, s, a: np.zeros((4, 7), np.float32))
     now = 10_000 * MS
     feed(loop, now)  # VL features stamped 50 ms before `now`
     inputs = loop.inference_inputs(now)
@@ -226,7 +226,7 @@ def test_a_ticks_own_refusal_keeps_the_running_inference_but_not_the_history():
     """A stale robot state at one tick withholds that tick and forgets the newest inference;
     the inference already running (inputs checked when taken) may still be published after."""
     loop = make_loop({"robot_state_max_age": 0.05},
-                     lambda vl, w, s: np.zeros((4, 7), np.float32))
+                     lambda vl, w, s, a: np.zeros((4, 7), np.float32))
     now = 10_000 * MS
     feed(loop, now)  # robot state stamped 1 ms before `now`
     first = loop.inference_inputs(now)
@@ -245,7 +245,7 @@ def test_a_ticks_own_refusal_keeps_the_running_inference_but_not_the_history():
 def test_runner_publishes_a_tick_before_it_gathers_the_next_inference():
     """The tick's chunk goes out before the next inference's inputs are gathered (that work is
     not the chunk's and must not delay it), both under the loop's lock."""
-    loop = make_loop({"max_inference_age": 1.0}, lambda vl, w, s: np.zeros((4, 7), np.float32))
+    loop = make_loop({"max_inference_age": 1.0}, lambda vl, w, s, a: np.zeros((4, 7), np.float32))
     order: list[str] = []
     base = time.time_ns()
     start = time.monotonic_ns()

@@ -193,7 +193,8 @@ def expert_graph(policy: Any, inputs: list[torch.Tensor]) -> tuple[Any, list[tor
     plan = InferencePlan(policy)
     with torch.no_grad():
         context = plan.vl_context(inputs[0])
-    return plan, [context, *inputs[1:]], "plan_tick"
+    age = [torch.full((inputs[0].shape[0],), 0.4, device=inputs[0].device)] if plan.takes_age else []
+    return plan, [context, *inputs[1:], *age], "plan_tick"
 
 
 def _graph_breaks() -> int | None:

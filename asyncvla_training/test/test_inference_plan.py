@@ -17,12 +17,13 @@ from asyncvla_training.models.inference_plan import InferencePlan, VLContextCach
 from asyncvla_training.models.policy import ActionPolicy
 
 
-def scrambled_policy(fusion: str, seed: int = 0) -> ActionPolicy:
+def scrambled_policy(fusion: str, seed: int = 0, vl_age_input: bool = True) -> ActionPolicy:
     """A tiny policy whose every weight and statistic is random at a scale that makes each
     submodule matter (default initialisation leaves the decoder's residual stream dominated by
     the learned queries, which would hide a wrong memory path)."""
     torch.manual_seed(seed)
-    cfg = dataclasses.replace(tiny_policy_config(vl_dim=24, vl_num_tokens=5), fusion=fusion)
+    cfg = dataclasses.replace(tiny_policy_config(vl_dim=24, vl_num_tokens=5), fusion=fusion,
+                              vl_age_input=vl_age_input)
     policy = ActionPolicy(cfg)
     with torch.no_grad():
         for param in policy.parameters():
@@ -40,22 +41,26 @@ def scrambled_policy(fusion: str, seed: int = 0) -> ActionPolicy:
 
 
 def inputs_for(cfg: PolicyConfig, seed: int, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """VL tokens, window, state and (with the age input) ages in seconds, one per sample."""
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, cfg.vl_num_tokens, cfg.vl_dim, generator=gen),
-            torch.randn(batch, cfg.sensor.window, cfg.sensor.in_channels, generator=gen) * 3,
-            torch.randn(batch, cfg.robot_state_dim, generator=gen))
+    inputs = (torch.randn(batch, cfg.vl_num_tokens, cfg.vl_dim, generator=gen),
+              torch.randn(batch, cfg.sensor.window, cfg.sensor.in_channels, generator=gen) * 3,
+              torch.randn(batch, cfg.robot_state_dim, generator=gen))
+    return inputs + ((torch.rand(batch, generator=gen) * 0.8,) if cfg.vl_age_input else ())
 
 
+@pytest.mark.parametrize("vl_age_input", [True, False], ids=["with_age", "old_checkpoint"])
 @pytest.mark.parametrize("fusion", FUSION_MODES)
-def test_plan_computes_the_training_paths_function_for_every_fusion(fusion):
-    policy = scrambled_policy(fusion)
+def test_plan_computes_the_training_paths_function_for_every_fusion(fusion, vl_age_input):
+    policy = scrambled_policy(fusion, vl_age_input=vl_age_input)
     plan = InferencePlan(policy)
+    assert plan.takes_age is vl_age_input
     std = policy.action_std
     for seed in range(3):
-        vl, window, state = inputs_for(policy.cfg, seed)
+        vl, window, state, *age = inputs_for(policy.cfg, seed)
         with torch.no_grad():
-            expected = policy(vl, window, state)  # the training path, eval mode
-            got = plan(plan.vl_context(vl), window, state)
+            expected = policy(vl, window, state, vl_age=age[0] if age else None)  # training path
+            got = plan(plan.vl_context(vl), window, state, *age)
         scale = float(((expected - policy.action_mean) / std).abs().max())
         assert scale > 0.3, "inputs too weak to exercise the network"
         diff = float(((got - expected) / std).abs().max())
@@ -63,8 +68,12 @@ def test_plan_computes_the_training_paths_function_for_every_fusion(fusion):
         # Each sample in the batch is its own: swapping the VL contexts swaps the answers
         # wherever the fusion reads VL at all.
         with torch.no_grad():
-            swapped = plan(plan.vl_context(vl.flip(0)), window, state)
+            swapped = plan(plan.vl_context(vl.flip(0)), window, state, *age)
         assert float((swapped - got).abs().max()) > 1e-3, fusion
+        if age:  # and the age reaches the plan: another age, another answer
+            with torch.no_grad():
+                older = plan(plan.vl_context(vl), window, state, age[0] + 0.3)
+            assert float((older - got).abs().max()) > 1e-3, fusion
 
 
 def test_plan_shares_the_policys_weights_and_leaves_it_untouched():
@@ -72,9 +81,9 @@ def test_plan_shares_the_policys_weights_and_leaves_it_untouched():
     before = {k: v.clone() for k, v in policy.state_dict().items()}
     plan = InferencePlan(policy)
     assert plan.sensor_encoder is policy.sensor_encoder and plan.head is policy.action_expert.head
-    vl, window, state = inputs_for(policy.cfg, 1)
+    vl, window, state, age = inputs_for(policy.cfg, 1)
     with torch.no_grad():
-        plan(plan.vl_context(vl), window, state)
+        plan(plan.vl_context(vl), window, state, age)
     for key, value in policy.state_dict().items():
         torch.testing.assert_close(value, before[key], rtol=0, atol=0)
 
@@ -83,13 +92,13 @@ def test_original_size_tick_does_a_third_less_arithmetic():
     torch.manual_seed(0)
     policy = ActionPolicy(PolicyConfig()).eval()
     plan = InferencePlan(policy)
-    vl, window, state = inputs_for(policy.cfg, 0, batch=1)
+    vl, window, state, age = inputs_for(policy.cfg, 0, batch=1)
     # (the flop counter's module tracker needs autograd on)
     with FlopCounterMode(display=False) as plain:
-        expected = policy.infer(vl, window, state).detach()
+        expected = policy.infer(vl, window, state, age).detach()
     context = plan.vl_context(vl).detach()
     with FlopCounterMode(display=False) as tick:
-        got = plan(context, window, state).detach()
+        got = plan(context, window, state, age).detach()
     plain_flops, tick_flops = plain.get_total_flops(), tick.get_total_flops()
     assert tick_flops < 0.66 * plain_flops, (tick_flops, plain_flops)
     diff = ((got - expected) / policy.action_std).abs().max()
@@ -121,15 +130,15 @@ def test_vl_context_cache_recomputes_exactly_when_the_tokens_change():
 def test_runtime_uses_a_new_vl_message_at_once(name, tmp_path):
     policy = scrambled_policy("cross_attention", seed=3)
     runtime = build_runtime(name, policy, threads=1, cache_dir=tmp_path)
-    vl, window, state = (t[0].numpy() for t in inputs_for(policy.cfg, 4, batch=1))
+    vl, window, state, age = (t[0].numpy() for t in inputs_for(policy.cfg, 4, batch=1))
     other_vl = vl[::-1].copy()
     std = policy.action_std.numpy()
     tolerance = max(runtime.tolerance, 1e-5) * 10
     for step, tokens in enumerate((vl, vl, other_vl, other_vl, vl)):
-        out = runtime.predict(tokens, window, state)
-        expected = policy.predict(tokens, window, state)
+        out = runtime.predict(tokens, window, state, age + 0.1 * step)
+        expected = policy.predict(tokens, window, state, age + 0.1 * step)
         assert float(np.abs((out - expected) / std).max()) <= tolerance, (name, step)
-    assert runtime.vl_cache.computed == 3  # vl, other_vl, vl again: once per change
+    assert runtime.vl_cache.computed == 3  # vl, other_vl, vl again: once per change (not age)
 
 
 def test_bf16_plan_keeps_float32_statistics():

@@ -25,8 +25,11 @@ from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
 VL_DIM, K, B = 24, 4, 3
 
 
-def _cfg(fusion: str = "cross_attention") -> PolicyConfig:
-    return tiny_policy_config(vl_dim=VL_DIM, vl_num_tokens=K, fusion=fusion)
+def _cfg(fusion: str = "cross_attention", vl_age_input: bool = False) -> PolicyConfig:
+    """Without the age input unless asked: these tests are about the other paths, and a policy
+    without it is what an old checkpoint builds (the age tests are at the end)."""
+    return tiny_policy_config(vl_dim=VL_DIM, vl_num_tokens=K, fusion=fusion,
+                              vl_age_input=vl_age_input)
 
 
 def _inputs(cfg: PolicyConfig, batch: int = B, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -210,7 +213,7 @@ def test_forward_rejects_nan_sensor_window() -> None:
 
 def test_bfloat16_inference_is_close_to_float32_and_opt_in() -> None:
     torch.manual_seed(3)
-    cfg = tiny_policy_config(vl_dim=32, vl_num_tokens=4)
+    cfg = tiny_policy_config(vl_dim=32, vl_num_tokens=4, vl_age_input=False)
     policy = ActionPolicy(cfg).eval()
     rng = np.random.default_rng(3)
     vl = rng.standard_normal((4, 32)).astype(np.float32)
@@ -234,3 +237,81 @@ def test_fusion_table_names_its_classes():
     for name, cls in FUSIONS.items():
         assert issubclass(cls, Fusion) and cls.name == name
     assert [n for n, c in FUSIONS.items() if not c.uses_sensor] == ["none"]
+
+
+# ---------------------------------------------------------------- VL age input
+def _aged_policy(fusion: str = "cross_attention") -> ActionPolicy:
+    """A policy with the age input whose age modulation is not the identity (it starts at zero)."""
+    torch.manual_seed(1)
+    policy = ActionPolicy(_cfg(fusion, vl_age_input=True)).eval()
+    with torch.no_grad():
+        policy.action_expert.age.proj.weight.normal_(0.0, 1.0)
+    return policy
+
+
+@pytest.mark.parametrize("fusion", FUSION_MODES)
+def test_the_age_changes_the_action_and_gets_gradients(fusion: str) -> None:
+    policy = _aged_policy(fusion)
+    vl, window, state = _inputs(policy.cfg)
+    fresh = policy(vl, window, state, vl_age=torch.zeros(B))
+    stale = policy(vl, window, state, vl_age=torch.full((B,), 0.4))
+    assert float((fresh - stale).abs().max()) > 1e-3
+    policy.train()
+    policy(vl, window, state, vl_age=torch.full((B,), 0.4)).square().mean().backward()
+    grad = policy.action_expert.age.proj.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+
+
+def test_a_new_age_modulation_is_the_identity() -> None:
+    """Zero-initialised: before training, the age changes nothing (a policy trained on fresh
+    features only stays the same function at every age)."""
+    torch.manual_seed(0)
+    policy = ActionPolicy(_cfg(vl_age_input=True)).eval()
+    vl, window, state = _inputs(policy.cfg)
+    torch.testing.assert_close(policy(vl, window, state, vl_age=torch.zeros(B)),
+                               policy(vl, window, state, vl_age=torch.full((B,), 0.6)))
+
+
+def test_ages_are_clipped_to_what_a_node_accepts() -> None:
+    """A negative age (within the node's future tolerance) acts as 0; beyond MAX_AGE_S it acts
+    as MAX_AGE_S: the network is never asked to extrapolate."""
+    from asyncvla_training.models.age_conditioning import MAX_AGE_S
+
+    policy = _aged_policy()
+    vl, window, state = (t[:1] for t in _inputs(policy.cfg))
+    at = lambda a: policy.predict(vl[0], window[0], state[0], vl_age=a)  # noqa: E731
+    np.testing.assert_array_equal(at(-0.01), at(0.0))
+    np.testing.assert_array_equal(at(MAX_AGE_S + 5.0), at(MAX_AGE_S))
+    assert not np.array_equal(at(0.0), at(0.3))
+
+
+@pytest.mark.parametrize("age, message", [(None, "pass vl_age"), (float("nan"), "vl_age"),
+                                          (np.zeros(2), "vl_age")])
+def test_predict_needs_a_finite_age_when_the_policy_takes_one(age, message) -> None:
+    policy = _aged_policy()
+    vl, window, state = (t[0] for t in _inputs(policy.cfg))
+    with pytest.raises(ValueError, match=message):
+        policy.predict(vl, window, state, vl_age=age)
+    with pytest.raises(ValueError, match="pass vl_age"):
+        policy(vl[None], window[None], state[None])
+
+
+def test_a_policy_without_the_age_input_ignores_an_age() -> None:
+    """An old checkpoint runs unchanged: the age the node now passes does not reach it."""
+    torch.manual_seed(0)
+    policy = ActionPolicy(_cfg()).eval()
+    assert policy.action_expert.age is None
+    vl, window, state = (t[0] for t in _inputs(policy.cfg))
+    np.testing.assert_array_equal(policy.predict(vl, window, state),
+                                  policy.predict(vl, window, state, vl_age=0.5))
+
+
+def test_a_config_written_before_the_age_input_loads_without_it() -> None:
+    data = _cfg(vl_age_input=True).to_dict()
+    assert data["vl_age_input"] is True
+    assert PolicyConfig.from_dict(data).vl_age_input is True
+    del data["vl_age_input"]
+    assert PolicyConfig.from_dict(data).vl_age_input is False
+    assert PolicyConfig().vl_age_input is True  # new policies take it
+    with pytest.raises(ValueError, match="vl_age_input must be a bool"):
+        PolicyConfig.from_dict({**data, "vl_age_input": "yes"})

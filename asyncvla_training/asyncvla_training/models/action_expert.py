@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .age_conditioning import AgeModulation
 from .config import PolicyConfig
 from .validation import check_shape
 
@@ -46,6 +47,8 @@ class ActionExpert(nn.Module):
         self.cfg = cfg
         hidden = cfg.expert.hidden_dim
         self.fusion = build_fusion(cfg)
+        #: FiLM of the fused condition by the VL features' age (``cfg.vl_age_input``), else None.
+        self.age = AgeModulation(hidden) if cfg.vl_age_input else None
         self.queries = nn.Parameter(torch.randn(cfg.horizon, hidden) * 0.02)
         layer = nn.TransformerDecoderLayer(
             d_model=hidden,
@@ -61,16 +64,24 @@ class ActionExpert(nn.Module):
         self.head = nn.Linear(hidden, cfg.action_dim)
 
     def condition(
-        self, vl_tokens: torch.Tensor, sensor_features: torch.Tensor, robot_state: torch.Tensor
+        self, vl_tokens: torch.Tensor, sensor_features: torch.Tensor, robot_state: torch.Tensor,
+        vl_age: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The fused conditioning token (B, 1, hidden) the decoder attends to."""
+        """The fused conditioning token (B, 1, hidden) the decoder attends to; ``vl_age`` (B,)
+        seconds, required when the expert takes the age, ignored otherwise."""
         cfg = self.cfg
         check_shape(vl_tokens, (None, cfg.vl_num_tokens, cfg.vl_dim), "vl_tokens", "(B, K, D)")
         batch = vl_tokens.shape[0]
         check_shape(sensor_features, (batch, cfg.sensor_dim), "sensor_features", "(B, sensor_dim)")
         check_shape(robot_state, (batch, cfg.robot_state_dim), "robot_state", "(B, S)")
         aux = torch.cat([sensor_features, robot_state], dim=-1)
-        return self.fusion(vl_tokens, aux).unsqueeze(1)
+        memory = self.fusion(vl_tokens, aux)
+        if self.age is not None:
+            if vl_age is None:
+                raise ValueError("this policy takes the VL features' age (vl_age_input): pass vl_age")
+            check_shape(vl_age.reshape(-1), (batch,), "vl_age", "(B,)")
+            memory = self.age(memory, vl_age)
+        return memory.unsqueeze(1)
 
     def forward(
         self,
@@ -78,9 +89,10 @@ class ActionExpert(nn.Module):
         sensor_features: torch.Tensor,
         robot_state: torch.Tensor,
         z_chunk: torch.Tensor | None = None,
+        vl_age: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``z_chunk + delta``; ``z_chunk`` = zeros unless given (never pass the training target)."""
-        memory = self.condition(vl_tokens, sensor_features, robot_state)
+        memory = self.condition(vl_tokens, sensor_features, robot_state, vl_age)
         batch = memory.shape[0]
         queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
         delta = self.head(self.norm(self.decoder(queries, memory)))

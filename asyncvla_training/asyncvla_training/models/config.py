@@ -236,6 +236,10 @@ class PolicyConfig(JsonFileConfig):
     ``vl_dim``/``vl_num_tokens`` describe the VL feature input (K tokens of D values, see
     ``VLFeatureExtractor``); ``robot_state_dim`` is an input the original system did not have (layout in
     ``asyncvla_training.conventions``).
+
+    ``vl_age_input``: the expert also takes the VL features' age in seconds (``age_conditioning``).
+    On for new policies; a ``config.json`` written before the field existed has no such key and
+    loads with it off, so an old checkpoint builds the same network and runs unchanged.
     """
 
     sensor: SensorEncoderConfig = field(default_factory=SensorEncoderConfig)
@@ -246,6 +250,7 @@ class PolicyConfig(JsonFileConfig):
     vl_dim: int = 2048
     vl_num_tokens: int = 64
     fusion: str = "cross_attention"
+    vl_age_input: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.sensor, dict):
@@ -258,6 +263,8 @@ class PolicyConfig(JsonFileConfig):
             raise ValueError(f"expert must be an ActionExpertConfig, got {type(self.expert).__name__}")
         for name in ("robot_state_dim", "horizon", "action_dim", "vl_dim", "vl_num_tokens"):
             _require_positive_int(name, getattr(self, name))
+        if not isinstance(self.vl_age_input, bool):
+            raise ValueError(f"vl_age_input must be a bool, got {self.vl_age_input!r}")
         from .fusions import FUSIONS  # the table of strategies (imports torch)
 
         if self.fusion not in FUSIONS:
@@ -279,6 +286,7 @@ class PolicyConfig(JsonFileConfig):
             "vl_dim": self.vl_dim,
             "vl_num_tokens": self.vl_num_tokens,
             "fusion": self.fusion,
+            "vl_age_input": self.vl_age_input,
         }
 
     @classmethod
@@ -289,6 +297,8 @@ class PolicyConfig(JsonFileConfig):
         data = dict(data)
         if "schema_version" in data:
             check_schema_version(data.pop("schema_version"), "PolicyConfig")
+        # Written before the age input existed: those networks have none.
+        data.setdefault("vl_age_input", False)
         return _from_dict(cls, data)
 
 
@@ -301,6 +311,7 @@ def tiny_policy_config(
     in_channels: int = 1026,
     horizon: int = 8,
     action_dim: int = 7,
+    vl_age_input: bool = True,
 ) -> PolicyConfig:
     """Full-shaped inputs/outputs (65x1026 window, 8x7 chunk) with tiny widths (CPU forward ~ms)."""
     return PolicyConfig(
@@ -324,4 +335,5 @@ def tiny_policy_config(
         vl_dim=vl_dim,
         vl_num_tokens=vl_num_tokens,
         fusion=fusion,
+        vl_age_input=vl_age_input,
     )

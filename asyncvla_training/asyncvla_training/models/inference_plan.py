@@ -132,7 +132,15 @@ class InferencePlan(nn.Module):
         self.vl_part, self.fuse = expert.fusion.split()
         self.decoder = SingleMemoryDecoder(expert.queries, expert.decoder)
         self.norm, self.head = expert.norm, expert.head
+        #: The expert's age modulation (None: the policy does not take the VL age, and the
+        #: tick has three inputs, as before the age existed).
+        self.age = expert.age
         self.eval()
+
+    @property
+    def takes_age(self) -> bool:
+        """Whether ``forward`` takes a fourth input, the VL features' age (B,) in seconds."""
+        return self.age is not None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -141,7 +149,8 @@ class InferencePlan(nn.Module):
 
     def networks(self) -> list[nn.Module]:
         """The submodules holding weights (what a precision change converts; not the statistics)."""
-        return [self.sensor_encoder, self.vl_part, self.fuse, self.decoder, self.norm, self.head]
+        networks = [self.sensor_encoder, self.vl_part, self.fuse, self.decoder, self.norm, self.head]
+        return networks + ([self.age] if self.age is not None else [])
 
     def tick_networks(self) -> list[nn.Module]:
         """The submodules a tick runs (their weights are the bytes a tick reads)."""
@@ -152,13 +161,16 @@ class InferencePlan(nn.Module):
         return self.vl_part(vl_tokens.to(self.dtype))
 
     def forward(self, vl_context: torch.Tensor, sensor_window: torch.Tensor,
-                robot_state: torch.Tensor) -> torch.Tensor:
-        """VL context, physical (B, T, C) window and (B, S) state -> physical float32 (B, H, A)."""
+                robot_state: torch.Tensor, vl_age: torch.Tensor | None = None) -> torch.Tensor:
+        """VL context, physical (B, T, C) window, (B, S) state [and (B,) VL age in seconds, when
+        ``takes_age``] -> physical float32 (B, H, A)."""
         dtype = self.dtype
         window = ((sensor_window - self.sensor_mean) / self.sensor_std).to(dtype)
         state = ((robot_state - self.state_mean) / self.state_std).to(dtype)
         sensor = self.sensor_encoder.encode(window)
         memory = self.fuse(vl_context, torch.cat([sensor, state], dim=-1))
+        if self.age is not None:
+            memory = self.age(memory, vl_age)
         actions = self.head(self.norm(self.decoder(memory))).float()
         return actions * self.action_std + self.action_mean
 

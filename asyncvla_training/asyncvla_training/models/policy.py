@@ -122,30 +122,37 @@ class ActionPolicy(nn.Module):
         sensor_window: torch.Tensor,
         robot_state: torch.Tensor,
         z_chunk_normalized: torch.Tensor | None = None,
+        vl_age: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Normalised actions (B,H,A); inputs in physical units. For a loss in normalised space."""
+        """Normalised actions (B,H,A); inputs in physical units. For a loss in normalised space.
+
+        ``vl_age``: (B,) seconds from the newest camera frame behind each sample's VL features
+        to the sample's time; required when ``cfg.vl_age_input``, ignored otherwise."""
         self.sensor_encoder.validate_input(sensor_window)  # before normalising: report raw NaNs
         check_shape(robot_state, (None, self.cfg.robot_state_dim), "robot_state", "(B, S)")
         check_finite(robot_state, "robot_state")
         check_finite(vl_tokens, "vl_tokens")
-        return self._normalized(vl_tokens, sensor_window, robot_state, z_chunk_normalized)
+        if vl_age is not None:
+            check_finite(vl_age, "vl_age")
+        return self._normalized(vl_tokens, sensor_window, robot_state, z_chunk_normalized, vl_age)
 
     def _normalized(self, vl: torch.Tensor, window: torch.Tensor, state: torch.Tensor,
-                    z_norm: torch.Tensor | None = None) -> torch.Tensor:
+                    z_norm: torch.Tensor | None = None,
+                    vl_age: torch.Tensor | None = None) -> torch.Tensor:
         """``forward_normalized`` without its finiteness checks. Normalisation runs in float32;
         the networks get their own parameter dtype (bfloat16 weights take bfloat16 inputs)."""
         dtype = self.action_expert.queries.dtype
         sensor = self.sensor_encoder.encode(self.normalize_sensor(window).to(dtype))
         return self.action_expert(vl.to(dtype), sensor, self.normalize_state(state).to(dtype),
-                                  z_norm)
+                                  z_norm, vl_age)
 
     def infer(self, vl_tokens: torch.Tensor, sensor_window: torch.Tensor,
-              robot_state: torch.Tensor) -> torch.Tensor:
-        """Physical (B,K,D), (B,T,C), (B,S) -> physical float32 actions (B,H,A), for inputs that
-        ``validated_inputs`` passed: the graph that the expert runtimes compile, export or
-        quantise (no data-dependent checks inside, so it traces)."""
+              robot_state: torch.Tensor, vl_age: torch.Tensor | None = None) -> torch.Tensor:
+        """Physical (B,K,D), (B,T,C), (B,S) [and (B,) age in s] -> physical float32 actions
+        (B,H,A), for inputs that ``validated_inputs`` passed: the graph that the expert runtimes
+        compile, export or quantise (no data-dependent checks inside, so it traces)."""
         return self.denormalize_actions(self._normalized(vl_tokens, sensor_window,
-                                                         robot_state).float())
+                                                         robot_state, None, vl_age).float())
 
     def forward(
         self,
@@ -153,14 +160,16 @@ class ActionPolicy(nn.Module):
         sensor_window: torch.Tensor,
         robot_state: torch.Tensor,
         z_chunk: torch.Tensor | None = None,
+        vl_age: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Actions (B,H,A) in physical units.
 
         ``z_chunk`` (physical units) is the base chunk the expert corrects; None means the mean
         action. Never pass the training target here (see ``action_expert`` module docs).
+        ``vl_age``: (B,) seconds, as in ``forward_normalized``.
         """
         z_norm = None if z_chunk is None else self.normalize_actions(z_chunk)
-        out = self.forward_normalized(vl_tokens, sensor_window, robot_state, z_norm)
+        out = self.forward_normalized(vl_tokens, sensor_window, robot_state, z_norm, vl_age)
         return self.denormalize_actions(out)
 
     @property
@@ -186,21 +195,39 @@ class ActionPolicy(nn.Module):
         dev = self.device
         return vl.to(dev)[None], window.to(dev)[None], state.to(dev)[None]
 
+    def validated_age(self, vl_age: object) -> torch.Tensor | None:
+        """``predict``'s check of the VL age (seconds, a finite number): a (1,) float32 tensor on
+        the policy's device when the policy takes the age, None when it does not (an old
+        checkpoint ignores the age it is given). ValueError when the policy needs it and it is
+        missing: acting as if fresh features were fresh would be a silent wrong action."""
+        if not self.cfg.vl_age_input:
+            return None
+        if vl_age is None:
+            raise ValueError("this policy takes the VL features' age (vl_age_input): pass vl_age "
+                             "in seconds")
+        age = to_float_tensor(vl_age, "vl_age").reshape(-1)
+        check_shape(age, (1,), "vl_age", "a single number")
+        check_finite(age, "vl_age")
+        return age.to(self.device)
+
     @torch.no_grad()
-    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object) -> np.ndarray:
-        """Single-sample inference: (K,D), (T,C), (S,) -> float32 numpy (H,A) in physical units.
+    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object,
+                vl_age: object = None) -> np.ndarray:
+        """Single-sample inference: (K,D), (T,C), (S,) [, age in s] -> float32 numpy (H,A) in
+        physical units.
 
         Accepts numpy arrays or tensors; validates shapes and finiteness (ValueError). Runs in eval
         mode (restoring the previous mode afterwards), so the result is deterministic.
         """
         vl, window, state = self.validated_inputs(vl_tokens, sensor_window, robot_state)
+        age = self.validated_age(vl_age)
         was_training = self.training
         self.eval()
         autocast = torch.autocast(self.device.type, dtype=self.inference_dtype,
                                   enabled=self.inference_dtype is not None)
         try:
             with autocast:
-                out = self.infer(vl, window, state)
+                out = self.infer(vl, window, state, age)
         finally:
             self.train(was_training)
         return out[0].float().cpu().numpy().astype(np.float32, copy=False)

@@ -85,32 +85,43 @@ class ExpertRuntime(ABC):
         """Convert the policy (called once from ``__init__``)."""
 
     @abstractmethod
-    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
-        """The VL context and validated (1,T,C), (1,S) float32 tensors -> physical (1,H,A)."""
+    def run(self, *inputs: torch.Tensor) -> np.ndarray:
+        """The tick's inputs -> physical (1,H,A): the VL context and validated (1,T,C), (1,S)
+        float32 tensors, and the (1,) VL age in seconds when the plan ``takes_age``."""
 
     @torch.no_grad()
     def vl_context(self, vl: torch.Tensor) -> torch.Tensor:
         """The plan's VL context of validated (1,K,D) tokens (run once per distinct tokens)."""
         return self.plan.vl_context(vl)
 
-    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object) -> np.ndarray:
-        """(K,D), (T,C), (S,) physical -> float32 (H,A) physical, as ``ActionPolicy.predict``."""
+    def predict(self, vl_tokens: object, sensor_window: object, robot_state: object,
+                vl_age: object = None) -> np.ndarray:
+        """(K,D), (T,C), (S,) physical [, VL age in s] -> float32 (H,A) physical, as
+        ``ActionPolicy.predict`` (which checks the age the same way)."""
         vl, window, state = self.policy.validated_inputs(vl_tokens, sensor_window, robot_state)
-        out = self.run(self.vl_cache.get(vl, self.vl_context), window, state)
+        age = self.policy.validated_age(vl_age)
+        inputs = (self.vl_cache.get(vl, self.vl_context), window, state)
+        out = self.run(*inputs, *(() if age is None else (age,)))
         return np.asarray(out[0], dtype=np.float32)
+
+    @property
+    def takes_age(self) -> bool:
+        """Whether the expert reads the VL features' age (``PolicyConfig.vl_age_input``)."""
+        return self.plan.takes_age
 
     def weight_bytes(self) -> int | None:
         """Bytes of weights the runtime streams per tick (None if it cannot tell)."""
         return None
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def example_inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Batch-1 inputs of ``run`` (the VL context of zero tokens, zero window and state), for
-        tracing and export."""
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        """Batch-1 inputs of ``run`` (the VL context of zero tokens, zero window and state, and
+        an age of 0.3 s when the plan takes one), for tracing and export."""
         cfg = self.policy.cfg
-        return (self.vl_context(torch.zeros(1, cfg.vl_num_tokens, cfg.vl_dim)),
-                torch.zeros(1, cfg.sensor.window, cfg.sensor.in_channels),
-                torch.zeros(1, cfg.robot_state_dim))
+        inputs = (self.vl_context(torch.zeros(1, cfg.vl_num_tokens, cfg.vl_dim)),
+                  torch.zeros(1, cfg.sensor.window, cfg.sensor.in_channels),
+                  torch.zeros(1, cfg.robot_state_dim))
+        return inputs + ((torch.full((1,), 0.3),) if self.plan.takes_age else ())
 
     def cache_path(self, suffix: str, runtime: str | None = None) -> Path | None:
         """``cache_dir/<runtime>-<hash of the graph's code, config and every tensor>.<suffix>``

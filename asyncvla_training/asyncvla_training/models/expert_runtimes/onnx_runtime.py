@@ -10,7 +10,8 @@ import torch
 
 from .base import ExpertRuntime
 
-_INPUTS = ("vl_context", "sensor_window", "robot_state")
+#: The tick's input names, in order; the VL age only when the plan takes it.
+_INPUTS = ("vl_context", "sensor_window", "robot_state", "vl_age")
 
 
 def float32_onnx(runtime: ExpertRuntime, tmp: str) -> Path:
@@ -24,7 +25,7 @@ def float32_onnx(runtime: ExpertRuntime, tmp: str) -> Path:
 def export_onnx(plan: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
     """The plan's tick at batch 1 as an ONNX file (weights in one external data file)."""
     with torch.no_grad():
-        torch.onnx.export(plan.eval(), inputs, str(path), input_names=list(_INPUTS),
+        torch.onnx.export(plan.eval(), inputs, str(path), input_names=list(_INPUTS[:len(inputs)]),
                           output_names=["actions"], dynamo=True, external_data=True,
                           verbose=False)
 
@@ -54,8 +55,8 @@ class OrtFloat32(ExpertRuntime):
     def convert(self, path: Path) -> None:
         export_onnx(self.plan, self.example_inputs(), path)
 
-    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
-        feeds = dict(zip(_INPUTS, (t.cpu().numpy() for t in (context, window, state))))
+    def run(self, *inputs: torch.Tensor) -> np.ndarray:
+        feeds = dict(zip(_INPUTS, (t.cpu().numpy() for t in inputs)))
         return self.session.run(None, feeds)[0]
 
     def weight_bytes(self) -> int:

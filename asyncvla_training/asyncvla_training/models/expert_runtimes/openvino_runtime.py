@@ -43,8 +43,8 @@ class OvFloat32(ExpertRuntime):
         """The converted model as this runtime stores its weights (default: unchanged)."""
         return model
 
-    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
-        result = self.request.infer([t.cpu().numpy() for t in (context, window, state)])
+    def run(self, *inputs: torch.Tensor) -> np.ndarray:
+        result = self.request.infer([t.cpu().numpy() for t in inputs])
         return np.asarray(result[self.compiled.output(0)])
 
     def weight_bytes(self) -> int:

@@ -55,9 +55,9 @@ class TorchRuntime(ExpertRuntime):
             return self.plan.vl_context(vl)
 
     @torch.no_grad()
-    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
+    def run(self, *inputs: torch.Tensor) -> np.ndarray:
         with self.precision():
-            return self.module(context, window, state).float().cpu().numpy()
+            return self.module(*inputs).float().cpu().numpy()
 
     def weight_bytes(self) -> int:
         return tick_bytes(self.plan)
@@ -141,7 +141,7 @@ class TorchCompile(TorchRuntime):
         self.module = torch.compile(self.module, dynamic=False)
         self.run(*self.example_inputs())  # compile now, not at the first tick
 
-    def run(self, context: torch.Tensor, window: torch.Tensor, state: torch.Tensor) -> np.ndarray:
+    def run(self, *inputs: torch.Tensor) -> np.ndarray:
         # Off at every call: a recompile (a guard miss) traces again and must see it off too.
         with mha_fastpath_off():
-            return super().run(context, window, state)
+            return super().run(*inputs)
