@@ -284,7 +284,9 @@ def test_enable_estop_and_killed_processes(one_thread, ros_env, assets, tmp_path
             t = time.time()
             estop.publish(Bool(data=False))
             time.sleep(1.0)
-            assert not [c for c in chunks.snapshot() if stamp_s(c) > t_estop]
+            # (A tick under way when the e-stop arrived may be stamped just after it: step 4
+            # bounds those. After the release, nothing at all.)
+            assert not [c for c in chunks.snapshot() if stamp_s(c) > t]
             assert status.snapshot()[-1].state == SafetyStatus.STATE_DISABLED
             t = time.time()
             enable.publish(Bool(data=True))

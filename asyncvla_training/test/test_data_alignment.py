@@ -139,10 +139,21 @@ def test_frames_are_newest_per_view_and_decode(recording) -> None:
         np.testing.assert_array_equal(episode.frame_stamps_ns[:, k], stamps[idx])
         for i in (0, len(episode) - 1):
             expected = decode_image(synthetic_jpeg(k, int(idx[i]), 56, 56))
-            np.testing.assert_array_equal(episode.load_frames(i)[k], expected)
-    assert episode.frame_key(0) == tuple(int(s) for s in episode.frame_stamps_ns[0])
-    # Cameras (15 FPS) are slower than the action clock (10 Hz): some samples share a frame set.
-    assert len({episode.frame_key(i) for i in range(len(episode))}) <= len(episode)
+            np.testing.assert_array_equal(
+                episode.load_frames(int(episode.sample_frame_sets[i]))[k], expected)
+    first = int(episode.sample_frame_sets[0])
+    assert episode.frame_set_key(first) == tuple(int(s) for s in episode.frame_stamps_ns[0])
+    # Every set the VLM could have used, in the order they completed: each camera frame (15 FPS,
+    # the views a few ms apart) completes one, from before the first action time on.
+    ready = np.array([episode.frame_set_ready_ns(s) for s in range(episode.num_frame_sets)])
+    assert np.all(np.diff(ready) >= 0) and ready[0] < episode.frame_set_ready_ns(first)
+    frames = np.concatenate([recording.frame_stamps_ns[v] for v in episode.views])
+    expected_sets = np.unique(frames[(frames >= ready[0]) & (frames <= episode.times_ns[-1])])
+    assert episode.num_frame_sets == expected_sets.size, (episode.num_frame_sets, expected_sets.size)
+    # And a frame set 300 ms back, with the age the node would compute (>= 300 ms, < 1 frame more).
+    s, age = episode.stale_frame_set(len(episode) - 1, 300_000_000)
+    assert 300_000_000 <= age < 300_000_000 + 1e9 / 15 + 1
+    assert age == episode.times_ns[-1] - episode.frame_set_ready_ns(s)
 
 
 def test_sensor_hole_splits_the_episode(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ def test_export_round_trip(tmp_path: Path, episodes: list[Episode]) -> None:
     np.testing.assert_allclose(table["timestamp"].to_numpy()[first:first + 3], [0.0, 0.1, 0.2], atol=1e-6)
     assert table["episode_index"].to_numpy()[first] == 1 and table["frame_index"].to_numpy()[first] == 0
     image = table["observation.images.view2"][first + 2].as_py()
-    np.testing.assert_array_equal(decode_image(image["bytes"]), episodes[1].load_frames(2)[1])
+    np.testing.assert_array_equal(decode_image(image["bytes"]), episodes[1].load_frames(int(episodes[1].sample_frame_sets[2]))[1])
 
     meta = pq.read_table(root / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
     assert [m["length"] for m in meta] == [len(e) for e in episodes]
@@ -202,7 +202,7 @@ def test_lerobot_loads_the_export(tmp_path: Path, episodes: list[Episode]) -> No
     image = item["observation.images.view2"]
     assert isinstance(image, torch.Tensor) and image.shape == (3, 56, 56)
     np.testing.assert_allclose(image.permute(1, 2, 0).numpy() * 255,
-                               episodes[1].load_frames(5)[1], atol=1)
+                               episodes[1].load_frames(int(episodes[1].sample_frame_sets[5]))[1], atol=1)
     subset = LeRobotDataset("local/asyncvla", root=root, episodes=[1],
                             delta_timestamps={"observation.state": [-0.1, 0.0]})
     assert len(subset) == len(episodes[1])

@@ -53,7 +53,7 @@ def episode(bag) -> Episode:
 
 
 def _distinct(ep: Episode) -> int:
-    return len({ep.frame_key(i) for i in range(len(ep))})
+    return len({ep.frame_set_key(s) for s in range(ep.num_frame_sets)})
 
 
 def test_batched_extraction_matches_one_by_one(tmp_path: Path, extractor, episode: Episode) -> None:
@@ -66,27 +66,27 @@ def test_batched_extraction_matches_one_by_one(tmp_path: Path, extractor, episod
     assert batched.stats["extracted"] == single.stats["extracted"] == _distinct(episode)
     np.testing.assert_array_equal(a.frame_stamps_ns, b.frame_stamps_ns)
     np.testing.assert_array_equal(a.index, b.index)
-    np.testing.assert_allclose(b.per_sample(), a.per_sample(), rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(b.features, a.features, rtol=2e-3, atol=2e-3)
     with pytest.raises(ValueError, match="batch_size"):
         VLFeatureCache(tmp_path / "bad", extractor, batch_size=0)
 
 
 def test_first_build_extracts_each_frame_set_once(tmp_path: Path, extractor, episode: Episode) -> None:
     n_sets = _distinct(episode)
-    assert 1 < n_sets < len(episode)  # some samples share a frame set
+    own = len(set(episode.sample_frame_sets.tolist()))
+    assert 1 < own < len(episode)  # some samples share a frame set (5 FPS camera, 10 Hz ticks)
     cache = VLFeatureCache(tmp_path, extractor, progress=False)
     feats = cache.features_for(episode)
     assert cache.stats["misses"] == cache.stats["extracted"] == n_sets and cache.stats["hits"] == 0
     assert feats.features.shape == (n_sets, K, extractor.feature_dim)
-    assert feats.features.dtype == np.float16 and len(feats) == len(episode)
-    for i in (0, len(episode) // 2, len(episode) - 1):
-        direct = extractor.extract(episode.load_frames(i), episode.prompt).features.numpy()
-        np.testing.assert_array_equal(feats[i], direct.astype(np.float16).astype(np.float32))
-        np.testing.assert_array_equal(cache.lookup(episode, i), feats[i])
-    same = [i for i in range(1, len(episode)) if episode.frame_key(i) == episode.frame_key(i - 1)]
-    assert same and all(feats.index[i] == feats.index[i - 1] for i in same)
-    np.testing.assert_array_equal(feats.stale(3, 2), feats[episode.stale_index(3, 2)])
-    np.testing.assert_array_equal(feats.stale(1, 5), feats[0])
+    assert feats.features.dtype == np.float16 and len(feats) == episode.num_frame_sets
+    for s in (0, n_sets // 2, n_sets - 1):
+        direct = extractor.extract(episode.load_frames(s), episode.prompt).features.numpy()
+        np.testing.assert_array_equal(feats[s], direct.astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(cache.lookup(episode, s), feats[s])
+    old, _ = episode.stale_frame_set(len(episode) - 1, 400_000_000)
+    assert old < episode.sample_frame_sets[-1] and not np.array_equal(
+        feats[old], feats[int(episode.sample_frame_sets[-1])])
     # The file: safetensors, stamps + features, key in metadata and key.json.
     path = cache.file_for(episode)
     stored = load_file(str(path))
@@ -97,7 +97,7 @@ def test_first_build_extracts_each_frame_set_once(tmp_path: Path, extractor, epi
     cache.lookup(episode, 1)
     assert cache.stats["memory_hits"] >= 1 and cache.stats["hits"] == 0  # no file read per lookup
     again = VLFeatureCache(tmp_path, extractor, progress=False)  # fresh process: reads the file
-    np.testing.assert_array_equal(again.features_for(episode).per_sample(), feats.per_sample())
+    np.testing.assert_array_equal(again.features_for(episode).features, feats.features)
     assert again.stats["hits"] == n_sets and again.stats["extracted"] == 0
     reader = VLFeatureCache(tmp_path, model_id=extractor.model_id, adapter_id="")  # read-only
     np.testing.assert_array_equal(reader.lookup(episode, 2), feats[2])
@@ -135,9 +135,11 @@ def test_changed_frame_stamps_are_misses(tmp_path: Path, extractor, episode) -> 
     cache = VLFeatureCache(tmp_path, extractor, progress=False)
     cache.features_for(episode)
     stamps = episode.frame_stamps_ns.copy()
-    changed_key = episode.frame_key(len(episode) - 1)
+    sets = episode.frame_sets_ns.copy()
+    changed_key = episode.frame_set_key(episode.num_frame_sets - 1)
     stamps[stamps[:, 0] == changed_key[0], 0] += 1  # one frame re-stamped (e.g. a re-recorded bag)
-    moved = replace(episode, frame_stamps_ns=stamps)
+    sets[sets[:, 0] == changed_key[0], 0] += 1
+    moved = replace(episode, frame_stamps_ns=stamps, frame_sets_ns=sets)
     fresh = VLFeatureCache(tmp_path, extractor, progress=False)
     fresh.features_for(moved)
     assert fresh.stats["misses"] == fresh.stats["extracted"] == 1
@@ -145,13 +147,13 @@ def test_changed_frame_stamps_are_misses(tmp_path: Path, extractor, episode) -> 
     read_only = VLFeatureCache(tmp_path, model_id=extractor.model_id, adapter_id="")
     read_only.features_for(moved)  # both the old and the new key are in the file now
     with pytest.raises(CacheError, match="asyncvla-cache-vl"):
-        read_only.features_for(replace(episode, frame_stamps_ns=stamps + 7))
+        read_only.features_for(replace(episode, frame_stamps_ns=stamps + 7, frame_sets_ns=sets + 7))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign"])
 def test_corrupt_file_is_rebuilt(tmp_path: Path, extractor, episode, damage: str) -> None:
     cache = VLFeatureCache(tmp_path, extractor, progress=False)
-    good = cache.features_for(episode).per_sample()
+    good = cache.features_for(episode).features
     path = cache.file_for(episode)
     data = path.read_bytes()
     if damage == "truncate":  # a partial write
@@ -163,7 +165,7 @@ def test_corrupt_file_is_rebuilt(tmp_path: Path, extractor, episode, damage: str
         other.features_for(episode)
         path.write_bytes(other.file_for(episode).read_bytes())
     rebuilt = VLFeatureCache(tmp_path, extractor, progress=False)
-    np.testing.assert_array_equal(rebuilt.features_for(episode).per_sample(), good)
+    np.testing.assert_array_equal(rebuilt.features_for(episode).features, good)
     counter = "invalid" if damage == "foreign" else "corrupt"
     assert rebuilt.stats[counter] == 1 and rebuilt.stats["extracted"] == _distinct(episode)
     assert load_file(str(path))["features"].shape[0] == _distinct(episode)

@@ -208,18 +208,31 @@ def test_tiny_run_on_cpu_reports_every_part(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_deadline_ends_the_run_with_one_json(tmp_path: Path) -> None:
+    """A run that cannot finish by its deadline (100000 timed VL updates) prints one JSON at
+    the deadline: the part under way timed out, every later one not run. Which part that is
+    depends on the machine (a quiet AVX-512 core builds the tiny model in 1.8 s, a busy one may
+    still be importing), so the test finds it instead of assuming it."""
     start = time.monotonic()
+    slow = list(TINY)
+    slow[slow.index("--iters") + 1] = "100000"
     proc = subprocess.run(
-        [sys.executable, "-m", "asyncvla_training.gpu_check", *TINY, *SMALL, "--deadline-s", "3"],
+        [sys.executable, "-m", "asyncvla_training.gpu_check", *slow, *SMALL, "--deadline-s", "4"],
         capture_output=True, text=True, env=_env(), timeout=120)
     assert time.monotonic() - start < 60
     assert proc.returncode == 1, proc.stderr[-2000:]
     data = json.loads(proc.stdout)
-    # Building takes longer than 3 s; on a busy machine even the imports before it may.
-    assert data["build"]["error"].startswith("timed out") or data["build"]["error"] == NOT_RUN
-    assert data["ok"] is False and data["wall_s"] < 10
-    assert data["expert"]["error"] == NOT_RUN
-    assert all(part["error"] == NOT_RUN for part in data["vl_update"].values())
+    assert data["ok"] is False and data["wall_s"] < 12
+    parts = [data["build"], *data["vl_update"].values(), data["expert"]]
+    states = ["timed out" if p.get("error", "").startswith("timed out")
+              else "skipped" if p.get("error", "").startswith("skipped:")
+              else "not run" if p.get("error") == NOT_RUN else "done" if "error" not in p
+              else p["error"] for p in parts]
+    first_open = next(n for n, st in enumerate(states) if st != "done")
+    # The part under way timed out, or the check saw it could not fit the time left and
+    # skipped it; nothing after it ran.
+    assert states[first_open] in ("timed out", "skipped", "not run"), states
+    assert all(st in ("skipped", "not run") for st in states[first_open + 1:]), states
+    assert "done" not in states[first_open:], states
 
 
 # ---------------------------------------------------------------------------- the wrapper

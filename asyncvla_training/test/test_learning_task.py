@@ -64,7 +64,8 @@ def test_force_and_oct_respond_to_contact(recorded) -> None:
 def test_camera_shows_the_named_marker_closing_in(recorded) -> None:
     _, episodes = recorded
     for ep in episodes:
-        first, last = ep.load_frames(0)[0], ep.load_frames(len(ep) - 1)[0]
+        first = ep.load_frames(int(ep.sample_frame_sets[0]))[0]
+        last = ep.load_frames(int(ep.sample_frame_sets[-1]))[0]
         green = lambda im: (im[..., 1] > 150) & (im[..., 0] < 100)  # noqa: E731
         centre = first.shape[0] // 2
         def nearest(im):

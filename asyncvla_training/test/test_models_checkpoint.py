@@ -32,6 +32,8 @@ from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
 def _policy(fusion: str = "gated") -> ActionPolicy:
     torch.manual_seed(1)
     policy = ActionPolicy(tiny_policy_config(vl_dim=16, vl_num_tokens=3, fusion=fusion))
+    with torch.no_grad():  # the age modulation starts at zero: make its weights matter
+        policy.action_expert.age.proj.weight.normal_(0.0, 1.0)
     policy.set_normalization(
         action_mean=np.arange(7, dtype=np.float32), action_std=np.full(7, 0.5, dtype=np.float32),
         state_std=np.full(policy.cfg.robot_state_dim, 2.0),
@@ -39,8 +41,13 @@ def _policy(fusion: str = "gated") -> ActionPolicy:
     # Non-trivial BatchNorm running statistics must survive the round trip too.
     policy.train()
     with torch.no_grad():
-        policy(*_inputs(policy, batch=4))
+        run(policy, _inputs(policy, batch=4))
     return policy.eval()
+
+
+def run(policy: ActionPolicy, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The policy on (vl, window, state, age) inputs."""
+    return policy(*inputs[:3], vl_age=inputs[3])
 
 
 def _inputs(policy: ActionPolicy, batch: int = 2) -> tuple[torch.Tensor, ...]:
@@ -50,6 +57,7 @@ def _inputs(policy: ActionPolicy, batch: int = 2) -> tuple[torch.Tensor, ...]:
         torch.randn(batch, cfg.vl_num_tokens, cfg.vl_dim, generator=g),
         torch.randn(batch, cfg.sensor.window, cfg.sensor.in_channels, generator=g),
         torch.randn(batch, cfg.robot_state_dim, generator=g),
+        torch.rand(batch, generator=g) * 0.7,
     )
 
 
@@ -61,7 +69,7 @@ def test_round_trip_identical_outputs(tmp_path: Path, fusion: str) -> None:
     assert not loaded.training and loaded.device.type == "cpu"
     assert loaded.cfg == policy.cfg
     inputs = _inputs(policy)
-    assert torch.equal(loaded(*inputs), policy(*inputs))
+    assert torch.equal(run(loaded, inputs), run(policy, inputs))
     for key, value in policy.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
     assert load_checkpoint_metadata(tmp_path / "ckpt") == {"action_space": "ee_delta", "epoch": 3}
@@ -171,3 +179,22 @@ def test_metadata_must_be_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="JSON-serialisable"):
         save_policy(_policy(), tmp_path, extra_metadata={"bad": object()})
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_a_checkpoint_from_before_the_age_input_loads_and_runs_unchanged(tmp_path: Path) -> None:
+    """config.json written before ``vl_age_input`` existed has no such key: the policy builds
+    without the age modulation, loads its weights strictly and ignores an age it is given."""
+    import json
+
+    torch.manual_seed(2)
+    old = ActionPolicy(tiny_policy_config(vl_dim=16, vl_num_tokens=3, vl_age_input=False)).eval()
+    save_policy(old, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["policy_config"]["vl_age_input"]  # as the older code wrote it
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = load_policy(tmp_path)
+    assert loaded.cfg.vl_age_input is False and loaded.action_expert.age is None
+    vl, window, state, _ = _inputs(loaded, batch=1)
+    want = old.predict(vl[0], window[0], state[0])
+    np.testing.assert_array_equal(loaded.predict(vl[0], window[0], state[0]), want)
+    np.testing.assert_array_equal(loaded.predict(vl[0], window[0], state[0], 0.45), want)

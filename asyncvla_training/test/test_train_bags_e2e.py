@@ -51,12 +51,12 @@ def _quiet(line: str) -> None:
 @torch.no_grad()
 def _fit_loss(trainer: Trainer, episodes) -> float:
     """Loss over every sample (fresh features, eval mode): a noise-free measure of the fit."""
-    items = [(ep, i, i) for ep in episodes for i in range(len(ep))]
+    items = [Trainer._item(ep, i, 0) for ep in episodes for i in range(len(ep))]
     trainer.module.eval()
     total = 0.0
     for start in range(0, len(items), 16):
         batch = trainer.make_batch(items[start : start + 16])
-        pred = trainer.module(batch.vl_input, batch.windows, batch.states)
+        pred = trainer.module(batch.vl_input, batch.windows, batch.states, batch.vl_age)
         target = trainer.policy.normalize_actions(batch.actions)
         total += float(torch.nn.functional.mse_loss(pred, target, reduction="sum"))
     trainer.module.train()
@@ -168,16 +168,17 @@ def test_bags_to_action_node_checkpoint(tmp_path: Path, tiny_qwen_dir: str) -> N
     store = VLFeatureStore(config.vl_num_tokens, config.vl_dim, metadata["vl_model_id"])
     ep = val[0]
     for i in (0, len(ep) // 2, len(ep) - 1):
-        features = node_extractor.extract(ep.load_frames(i), metadata["prompt"]).features.numpy()
-        trained = s2.extractor.extract(ep.load_frames(i), metadata["prompt"]).features.numpy()
+        frames = ep.load_frames(int(ep.sample_frame_sets[i]))
+        features = node_extractor.extract(frames, metadata["prompt"]).features.numpy()
+        trained = s2.extractor.extract(frames, metadata["prompt"]).features.numpy()
         np.testing.assert_allclose(features, trained, rtol=1e-4, atol=1e-5)
         now_ns = int(ep.times_ns[i])  # the receiver's clock at the sample: not from the future
         assert store.update(features, i + 1, int(ep.times_ns[i]), node_extractor.model_id,
                             now_ns) == ""
-        got = policy.predict(
-            store.snapshot(int(ep.times_ns[i])).features, ep.sensor_windows[i], ep.states[i]
-        )
-        assert np.array_equal(got, s2.policy.predict(features, ep.sensor_windows[i], ep.states[i]))
+        snapshot = store.snapshot(int(ep.times_ns[i]))
+        got = policy.predict(snapshot.features, ep.sensor_windows[i], ep.states[i], snapshot.age)
+        assert np.array_equal(got, s2.policy.predict(features, ep.sensor_windows[i], ep.states[i],
+                                                     snapshot.age))
 
     out = tmp_path / "eval"
     assert (

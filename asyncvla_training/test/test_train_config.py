@@ -18,7 +18,7 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.data_sources import dataset_config, load_run_episodes  # noqa: E402
-from asyncvla_training.train.sampling import BatchPlan, stale_offsets  # noqa: E402
+from asyncvla_training.train.sampling import BatchPlan, VLAgeDistribution  # noqa: E402
 from asyncvla_training.train.schedule import lr_factor  # noqa: E402
 from asyncvla_training.train.state_io import load_optimizer_state, save_optimizer_state  # noqa: E402
 from asyncvla_training.testing.synthetic_episodes import make_synthetic_episodes  # noqa: E402
@@ -30,7 +30,9 @@ def test_defaults_are_the_seed_values() -> None:
     cfg = TrainConfig()
     assert (cfg.lr, cfg.vl_lr, cfg.sensor_lr) == (1e-4, 1e-5, 5e-4)
     assert cfg.weight_decay == 0.01 and cfg.grad_accum_steps == 8 and cfg.batch_size == 2
-    assert cfg.max_grad_norm == 1.0 and cfg.reuse == 3
+    assert cfg.max_grad_norm == 1.0
+    # Staleness in milliseconds (the original reused features for 3 steps: an age in steps).
+    assert cfg.vl_age_ms == [0.0, 700.0] and cfg.vl_age_source == "range" and cfg.vl_age_input
     assert math.isclose(cfg.lr * cfg.min_lr_ratio, 1e-6)
     assert math.isclose(cfg.warmup_ratio, 0.03)
     assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) == (16, 32, 0.05)
@@ -66,6 +68,12 @@ def test_json_round_trip_and_file(tmp_path: Path) -> None:
         {"lr": -1.0},
         {"lr": float("nan")},
         {"reuse": 0},
+        {"vl_age_ms": [300, 100]},
+        {"vl_age_ms": [-1, 100]},
+        {"vl_age_ms": [0, float("inf")]},
+        {"vl_age_ms": 300},
+        {"vl_age_source": "measured"},
+        {"vl_age_input": "yes"},
         {"loss": "l3"},
         {"warmup_steps": 20, "total_steps": 10},
         {"bf16": "yes"},
@@ -133,16 +141,42 @@ def test_optimizer_state_round_trip_without_pickle(tmp_path: Path, monkeypatch: 
         load_optimizer_state(torch.optim.AdamW(model.parameters()), tmp_path)
 
 
-def test_stale_offsets_cover_range_and_clip_at_episode_start() -> None:
-    ks = np.concatenate([stale_offsets(0, 0, g, 8, 4) for g in range(50)])
-    assert set(ks.tolist()) == {0, 1, 2, 3}
-    counts = np.bincount(ks, minlength=4)
-    assert counts.min() > 0.15 * ks.size  # roughly uniform
-    assert np.array_equal(stale_offsets(0, 0, 7, 8, 4), stale_offsets(0, 0, 7, 8, 4))  # reproducible
-    assert not np.array_equal(stale_offsets(0, 0, 7, 64, 4), stale_offsets(0, 1, 7, 64, 4))  # per rank
+def test_vl_ages_are_drawn_in_milliseconds_reproducibly() -> None:
+    ages = VLAgeDistribution(100.0, 700.0)
+    drawn = np.concatenate([ages.draw(0, 0, g, 8) for g in range(200)]) / 1e6
+    assert drawn.min() >= 100.0 and drawn.max() <= 700.0
+    counts, _ = np.histogram(drawn, bins=6, range=(100, 700))
+    assert counts.min() > 0.1 * drawn.size  # roughly uniform
+    assert np.array_equal(ages.draw(0, 0, 7, 8), ages.draw(0, 0, 7, 8))  # reproducible
+    assert not np.array_equal(ages.draw(0, 0, 7, 64), ages.draw(0, 1, 7, 64))  # per rank
+    recorded = VLAgeDistribution(0, 0, recorded_ns=np.array([-1, 320_000_000, 410_000_000]))
+    assert set(np.concatenate([recorded.draw(1, 0, g, 16) for g in range(5)])) == {
+        320_000_000, 410_000_000}  # never the -1 "no features yet"
+    assert recorded.describe()["source"] == "recorded"
+    with pytest.raises(ValueError, match="no VLFeatures"):
+        VLAgeDistribution(0, 0, recorded_ns=np.array([-1]))
+
+
+def test_reuse_is_a_deprecated_alias_of_an_age_range(caplog) -> None:
+    with caplog.at_level("WARNING", logger="asyncvla.train"):
+        cfg = TrainConfig(reuse=4)
+    assert cfg.vl_age_ms == [0.0, 300.0] and cfg.reuse is None
+    assert [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(caplog.records[-1].getMessage().splitlines()) == 1
+    assert "reuse" not in {k for k, v in cfg.to_dict().items() if v is not None}
+
+
+def test_a_stale_frame_set_is_the_one_the_vlm_had_that_long_before() -> None:
+    """Synthetic episode: ticks every 100 ms, each tick's frame 30 ms old. An age of 250 ms at
+    sample 5 selects the newest set complete 250 ms earlier (sample 2's, ready 30 ms before
+    sample 2): the age the node would compute is 330 ms; at the episode start the oldest set."""
     ep = make_synthetic_episodes(1, length=6)[0]
-    assert [ep.stale_index(i, 3) for i in range(6)] == [0, 0, 0, 0, 1, 2]
-    assert ep.stale_index(5, 0) == 5
+    step = int(ep.step_period * 1e9)
+    s, age = ep.stale_frame_set(5, 250_000_000)
+    assert s == 2 and age == 3 * step + 30_000_000
+    assert ep.stale_frame_set(5, 0) == (5, 30_000_000)  # fresh: the sample's own set
+    assert ep.stale_frame_set(0, 500_000_000) == (0, 30_000_000)  # nothing older: the true age
+    assert ep.stale_frame_set(5, 10**10)[0] == 0
 
 
 def test_batch_plan_shards_are_disjoint_and_epochs_reshuffle() -> None:

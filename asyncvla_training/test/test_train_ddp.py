@@ -51,7 +51,7 @@ WORKER = textwrap.dedent('''
                           **common, **extra)
         train, val = load_run_episodes(cfg)
         trainer = Trainer(cfg, train, val, dist=dist, log=lambda line: None)
-        report[f"s{stage}_items"] = [[ep.name, i] for ep, i, _ in trainer.items_for(0)]
+        report[f"s{stage}_items"] = [[it.episode.name, it.index] for it in trainer.items_for(0)]
         summary = trainer.train()
         report[f"s{stage}_losses"] = [h["loss"] for h in trainer.history]
         report[f"s{stage}_val"] = summary["best_val_loss"]

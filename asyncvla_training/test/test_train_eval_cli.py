@@ -128,11 +128,21 @@ def test_eval_cli_metrics_and_plots(run_dir: Path, tmp_path: Path, capsys) -> No
     assert sorted(metrics["plots"]) == pngs
 
     stale = tmp_path / "eval_stale"
-    assert (
-        eval_cli.main([*argv[:2], "--out", str(stale), *argv[4:], "--stale", "2", "--max-plots", "0"]) == 0
-    )
+    assert eval_cli.main([*argv[:2], "--out", str(stale), *argv[4:], "--vl-ages-ms", "200,0,500",
+                          "--max-plots", "0"]) == 0
     stale_metrics = json.loads((stale / "metrics.json").read_text())
-    assert stale_metrics["stale"] == 2 and stale_metrics["mae"] != metrics["mae"]
+    assert stale_metrics["vl_age_ms"] == 200 and stale_metrics["mae"] != metrics["mae"]
+    rows = stale_metrics["by_vl_age"]
+    assert [r["vl_age_ms"] for r in rows] == [200, 0, 500]
+    # The age given is the one the node would compute: the frames' own 30 ms when fresh, and
+    # growing with the age asked for (below it only where an episode has no older frames).
+    given = {r["vl_age_ms"]: r["mean_given_age_ms"] for r in rows}
+    assert given[0] == pytest.approx(30.0) and given[0] < given[200] < given[500]
+    assert given[200] > 200
+    assert rows[1]["normalized_mse"] == pytest.approx(metrics["by_vl_age"][0]["normalized_mse"])
+    assert len({r["normalized_mse"] for r in rows}) == 3
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary["by_vl_age"]) == {"200", "0", "500"}
 
 
 def test_eval_cli_refuses_features_of_another_model(run_dir: Path, tmp_path: Path, capsys) -> None:

@@ -1,6 +1,6 @@
 """Stage 1 (frozen VLM, features per frame set) on generated episodes with the tiny Qwen2.5-VL.
 
-Covers: falling loss, staleness (reuse) sampling, no target leakage, exact resume, and that the
+Covers: falling loss, staleness sampling (VL ages in ms), no target leakage, exact resume, and that the
 checkpoint loads through the action node's code path with identical outputs.
 """
 
@@ -150,49 +150,60 @@ def test_checkpoint_loads_like_the_action_node(trained, extractor, episodes) -> 
         now_ns = int(ep.times_ns[6])  # the receiver's clock: neither is from the future
         assert store.update(features, 1, int(ep.times_ns[5]), extractor.model_id, now_ns) == ""
         assert store.update(features, 2, int(ep.times_ns[6]), "other@123", now_ns) != ""
-        got = policy.predict(features, ep.sensor_windows[5], ep.states[5])
+        got = policy.predict(features, ep.sensor_windows[5], ep.states[5], 0.3)
         assert got.shape == (config.horizon, config.action_dim) and np.all(np.isfinite(got))
     # latest/ is the in-training model: identical outputs.
     policy = load_policy(out / "latest")
     for i in (0, 7, 29):
         ep = episodes[4]
         vl = extractor.extract(ep.load_frames(i), ep.prompt).features.numpy()
-        want = trainer.policy.predict(vl, ep.sensor_windows[i], ep.states[i])
-        assert np.array_equal(policy.predict(vl, ep.sensor_windows[i], ep.states[i]), want)
+        want = trainer.policy.predict(vl, ep.sensor_windows[i], ep.states[i], 0.3)
+        assert np.array_equal(policy.predict(vl, ep.sensor_windows[i], ep.states[i], 0.3), want)
 
 
 def test_batches_use_stale_features_and_never_the_target(
     tmp_path, tiny_qwen_dir, provider, episodes
 ) -> None:
+    """Each sample: the frame set of a VL age drawn in 0-250 ms, and that age (as the node would
+    compute it: up to one frame period more) given to the expert in seconds."""
     eps = [dataclasses.replace(ep, actions=ep.actions.copy()) for ep in episodes[:3]]
     trainer = Trainer(
-        _cfg(tmp_path, tiny_qwen_dir, reuse=3, batch_size=6),
+        _cfg(tmp_path, tiny_qwen_dir, vl_age_ms=[0, 250], batch_size=6),
         eps,
         feature_provider=provider,
         log=lambda line: None,
     )
-    lags, clipped = set(), 0
+    assert trainer.policy.cfg.vl_age_input  # new policies take the age
+    lags, ages, clipped = set(), [], 0
     for g in range(40):
         items = trainer.items_for(g)
-        for _, i, s in items:
-            assert 0 <= s <= i and i - s <= 2
-            lags.add(i - s)
-            clipped += int(i < 2 and s == 0)
+        for it in items:
+            ep = it.episode
+            own = int(ep.sample_frame_sets[it.index])
+            assert 0 <= it.frame_set <= own and own - it.frame_set <= 3
+            assert it.vl_age_ns == ep.times_ns[it.index] - ep.frame_set_ready_ns(it.frame_set)
+            lags.add(own - it.frame_set)
+            ages.append(it.vl_age_ns / 1e6)
+            clipped += int(it.index < 2 and it.frame_set == 0)
         batch = trainer.make_batch(items)
-        for j, (ep, _, s) in enumerate(items):
-            assert np.array_equal(batch.vl_input[j].numpy(), provider(ep, s))
-    assert lags == {0, 1, 2} and clipped > 0
+        for j, it in enumerate(items):
+            assert np.array_equal(batch.vl_input[j].numpy(), provider(it.episode, it.frame_set))
+            assert batch.vl_age[j].item() == pytest.approx(it.vl_age_ns / 1e9)
+    # 30 ms (the frames' own age) up to 250 ms + one 100 ms tick: sets 0..3 ticks back.
+    assert lags == {0, 1, 2, 3} and clipped > 0
+    assert min(ages) == pytest.approx(30.0) and 250.0 <= max(ages) <= 350.0
     items = trainer.items_for(0)
     trainer.module.eval()
     batch = trainer.make_batch(items)
     with torch.no_grad():
-        pred = trainer.module(batch.vl_input, batch.windows, batch.states)
-    for ep, i, _ in items:
-        ep.actions[i] += 5.0  # change every target of the batch
+        pred = trainer.module(batch.vl_input, batch.windows, batch.states, batch.vl_age)
+    for it in items:
+        it.episode.actions[it.index] += 5.0  # change every target of the batch
     batch2 = trainer.make_batch(items)
     assert not torch.equal(batch.actions, batch2.actions)
     with torch.no_grad():
-        assert torch.equal(trainer.module(batch2.vl_input, batch2.windows, batch2.states), pred)
+        assert torch.equal(trainer.module(batch2.vl_input, batch2.windows, batch2.states,
+                                          batch2.vl_age), pred)
 
 
 def test_resume_continues_exactly(tmp_path, tiny_qwen_dir, provider, episodes) -> None:

@@ -100,7 +100,7 @@ def test_stage2_trains_lm_lora_and_heads_only(tmp_path, tiny_qwen_dir, episodes,
     # One backward: gradients reach exactly the LM LoRA weights and the policy.
     batch = trainer.make_batch(trainer.items_for(0))
     assert isinstance(batch.vl_input, list) and len(batch.vl_input[0][0]) == 2  # two views per sample
-    pred = trainer.module(batch.vl_input, batch.windows, batch.states)
+    pred = trainer.module(batch.vl_input, batch.windows, batch.states, batch.vl_age)
     pred.square().mean().backward()
     with_grad = {
         n for n, p in trainer.module.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
@@ -156,8 +156,8 @@ def test_stage2_trains_lm_lora_and_heads_only(tmp_path, tiny_qwen_dir, episodes,
             extractor=_extractor(tiny_qwen_dir),
         )
     assert np.array_equal(
-        policy.predict(vl, ep.sensor_windows[4], ep.states[4]),
-        trainer.policy.predict(vl, ep.sensor_windows[4], ep.states[4]),
+        policy.predict(vl, ep.sensor_windows[4], ep.states[4], 0.3),
+        trainer.policy.predict(vl, ep.sensor_windows[4], ep.states[4], 0.3),
     )
 
 

@@ -19,6 +19,12 @@ Rules (documented in asyncvla_training/TRAINING_DATA.md, "Alignment"):
   ee_delta: p - p_ref and the rotation vector of R_target R_ref^T), tool = ``tool_value``.
 - Times whose inputs are refused are skipped and counted by reason; an episode is split at them
   (segments named ``<bag>#<k>``) so a sample never spans a hole.
+- Frame sets: besides the set at each action time, every set the VLM could have used up to
+  ``vl_lookback`` before a segment's first action time (a set per frame that completed one: per
+  view the newest frame at or before it, kept when it passes ``max_view_skew``), so training can
+  pair a sample with the features of a set hundreds of milliseconds older.
+- Recorded VL ages: where the bag has the VLM node's VLFeatures, the age a node would have met at
+  each action time (the newest message received by then: time minus its stamp; -1 before the first).
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ class AlignmentConfig:
     max_view_skew: float | None = 0.2  # s, as the VLM node's max_view_skew (None: no limit)
     tool_value: float = 1.0  # no tool topic exists; the original system recorded a constant 1.0
     min_episode_length: int = 1  # segments shorter than this are dropped (counted)
+    vl_lookback: float = 2.0  # s of frame sets kept before a segment's first action time
 
     def __post_init__(self) -> None:
         if self.action_space not in ACTION_SPACES:
@@ -225,12 +232,22 @@ def align_streams(streams: BagStreams, config: AlignmentConfig,
     segments = [(a, b) for a, b in _segments(valid)]
     kept = [(a, b) for a, b in segments if b - a >= cfg.min_episode_length]
     report.short_segments_dropped = len(segments) - len(kept)
+    candidates = candidate_frame_sets(streams, cfg)
+    vl_ages = recorded_vl_ages(streams.vl_features_ns, times)
     for k, (a, b) in enumerate(kept):
         name = streams.name if len(kept) == 1 else f"{streams.name}{SEGMENT_SEPARATOR}{k}"
         sel = slice(a, b)
-        encoded = {v: {int(s): (streams.frames[v].data[int(i)], streams.frames[v].formats[int(i)])
-                       for s, i in zip(frame_stamps[sel, c], frame_idx[sel, c])}
-                   for c, v in enumerate(streams.views)}
+        lookback = int(times[a]) - int(round(cfg.vl_lookback * 1e9))
+        ready = candidates.max(axis=1) if candidates.size else np.zeros(0, np.int64)
+        seg_sets = candidates[(ready >= lookback) & (ready <= int(times[b - 1]))]
+        seg_sets = np.unique(np.concatenate([seg_sets, frame_stamps[sel]]), axis=0)
+        seg_sets = seg_sets[np.lexsort(tuple(seg_sets.T[::-1]) + (seg_sets.max(axis=1),))]
+        encoded = {v: {} for v in streams.views}
+        for c, v in enumerate(streams.views):
+            view = streams.frames[v]
+            rows = np.searchsorted(view.stamps_ns, seg_sets[:, c])
+            for stamp, row in zip(seg_sets[:, c], rows):
+                encoded[v][int(stamp)] = (view.data[int(row)], view.formats[int(row)])
         # States per segment: orientation continuity restarts where the node's would (a gap).
         seg_states = states_from(streams.joint_positions[ji[sel]], streams.positions[pi[sel]],
                                  streams.quaternions[pi[sel]])
@@ -241,10 +258,41 @@ def align_streams(streams: BagStreams, config: AlignmentConfig,
             views=tuple(streams.views), frame_stamps_ns=frame_stamps[sel].copy(),
             sensor_windows=SensorWindows(streams.sensor_rows, ends[sel].copy(), T),
             states=seg_states.copy(), actions=actions, action_space=cfg.action_space,
-            prompt=prompt, load_frames=FrameLoader(streams.views, frame_stamps[sel], encoded)))
+            prompt=prompt, load_frames=FrameLoader(streams.views, seg_sets, encoded),
+            frame_sets_ns=seg_sets,
+            recorded_vl_ages_ns=None if vl_ages is None else vl_ages[sel].copy()))
+        # The loader is indexed like the episode's frame sets: the same rows in the same order.
+        assert np.array_equal(episodes[-1].frame_sets_ns, seg_sets)
     report.segments = len(kept)
     report.samples = int(sum(len(e) for e in episodes))
     return episodes, report
+
+
+def candidate_frame_sets(streams: BagStreams, cfg: AlignmentConfig) -> np.ndarray:
+    """(M, V) every frame set the VLM could have used: at each frame's stamp, per view the
+    newest frame at or before it; kept when every view has one and (``max_view_skew``) the
+    views are close enough in time, as the VLM node's ``FrameStore.collect`` requires."""
+    views = streams.views
+    instants = np.unique(np.concatenate([streams.frames[v].stamps_ns for v in views]))
+    idx = np.stack([_newest_at_or_before(streams.frames[v].stamps_ns, instants) for v in views],
+                   axis=1)
+    ok = (idx >= 0).all(axis=1)
+    sets = np.stack([streams.frames[v].stamps_ns[np.maximum(idx[:, c], 0)]
+                     for c, v in enumerate(views)], axis=1)
+    if cfg.max_view_skew is not None and len(views) > 1:
+        ok &= (sets.max(axis=1) - sets.min(axis=1)) <= int(round(cfg.max_view_skew * 1e9))
+    return np.unique(sets[ok], axis=0) if ok.any() else np.zeros((0, len(views)), np.int64)
+
+
+def recorded_vl_ages(vl_features_ns: np.ndarray | None, times: np.ndarray) -> np.ndarray | None:
+    """(N,) int64 age of the VL features a node ticking at ``times`` acted on (the newest
+    VLFeatures received at or before each time: time minus its stamp), -1 before the first;
+    None without recorded VLFeatures."""
+    if vl_features_ns is None or len(vl_features_ns) == 0:
+        return None
+    received, stamps = vl_features_ns[:, 0], vl_features_ns[:, 1]
+    newest = _newest_at_or_before(received, times)
+    return np.where(newest >= 0, times - stamps[np.maximum(newest, 0)], -1).astype(np.int64)
 
 
 def episode_group(episode_or_name) -> str:

@@ -76,6 +76,10 @@ class BagStreams:
     prompt_source: str
     dropped: dict[str, int] = field(default_factory=dict)
     definition_sources: dict[str, str] = field(default_factory=dict)
+    #: (L, 2) int64 of the recorded VLFeatures: [time the recorder received it, its header stamp
+    #: (the newest camera frame behind it)], by receive time; None when the bag has none. What
+    #: a node ticking at t acted on: the newest received by t, ``t - stamp`` old.
+    vl_features_ns: np.ndarray | None = None
 
 
 def stamp_ns(stamp) -> int:
@@ -163,11 +167,12 @@ def read_bag_streams(path: str | Path, topics: BagTopics = BagTopics(),
                                    topic=connection.topic, kind="definition_mismatch")
         collector = _Collector(path, topics, views, aline_length)
         vl_prompt = None
+        vl_times: list[tuple[int, int]] = []
         integrity = _Integrity(path, {t: bag_topics[t].msgcount for t in {c.topic for c in wanted}})
         messages = reader.messages(connections=wanted)
         while True:
             try:
-                connection, _bag_time, raw = next(messages)
+                connection, bag_time, raw = next(messages)
             except StopIteration:
                 break
             except Exception as exc:  # noqa: BLE001 - rosbags/sqlite raise several types
@@ -183,6 +188,7 @@ def read_bag_streams(path: str | Path, topics: BagTopics = BagTopics(),
             if connection.topic in optional:
                 if vl_prompt is None and getattr(msg, "prompt", ""):
                     vl_prompt = str(msg.prompt)
+                vl_times.append((int(bag_time), stamp_ns(msg.header.stamp)))
                 continue
             problem = collector.add(connection.topic, msg)
             if problem:
@@ -200,6 +206,8 @@ def read_bag_streams(path: str | Path, topics: BagTopics = BagTopics(),
         prompt, prompt_source = None, "none"
     streams = collector.finish(name, prompt, prompt_source)
     streams.definition_sources = sources
+    if vl_times:
+        streams.vl_features_ns = np.array(sorted(vl_times), dtype=np.int64).reshape(-1, 2)
     return streams
 
 

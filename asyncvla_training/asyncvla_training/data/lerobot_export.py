@@ -83,14 +83,15 @@ def _image_key(view: str) -> str:
 
 
 def _encoded_frames(episode: Episode, i: int) -> list[bytes]:
-    """Original compressed bytes when the loader has them, else a lossless PNG of the RGB frame."""
-    loader = episode.load_frames
+    """Original compressed bytes of sample ``i``'s frames when the loader has them, else a
+    lossless PNG of the RGB frame."""
+    loader, s = episode.load_frames, int(episode.sample_frame_sets[i])
     if hasattr(loader, "encoded"):
-        return [data for data, _fmt in loader.encoded(i)]
+        return [data for data, _fmt in loader.encoded(s)]
     import cv2
 
     out = []
-    for image in loader(i):
+    for image in loader(s):
         ok, buf = cv2.imencode(".png", cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError(f"cannot encode a frame of {episode.name} sample {i}")
@@ -100,13 +101,13 @@ def _encoded_frames(episode: Episode, i: int) -> list[bytes]:
 
 def _decoded_frame(episode: Episode, i: int, k: int) -> np.ndarray:
     """RGB frame of view ``k`` at sample ``i`` (one view decoded, not all of them)."""
-    loader = episode.load_frames
+    loader, s = episode.load_frames, int(episode.sample_frame_sets[i])
     if hasattr(loader, "encoded"):
         from .windows import decode_image
 
-        data, fmt = loader.encoded(i)[k]
+        data, fmt = loader.encoded(s)[k]
         return decode_image(data, fmt)
-    return np.asarray(loader(i)[k])
+    return np.asarray(loader(s)[k])
 
 
 def lerobot_features(first: Episode) -> dict:

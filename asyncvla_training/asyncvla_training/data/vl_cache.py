@@ -1,9 +1,10 @@
 """VL feature cache (the original system's ``cache_mode="on"``): extract once per distinct frame set, reuse.
 
-Stage 1 trains with the VLM frozen, so the VL features of a sample depend only on (model, adapter,
-prompt, the frames). Frames are identified by their header stamps (``Episode.frame_key``); samples
-that share a frame set (the cameras are slower than the action clock, or a view froze) share one
-extraction.
+Stage 1 trains with the VLM frozen, so the VL features of a frame set depend only on (model,
+adapter, prompt, the frames). Frames are identified by their header stamps
+(``Episode.frame_set_key``). Every frame set the VLM could have used is cached
+(``Episode.frame_sets_ns``), not only those at the samples' times: training and evaluation pair a
+sample with the frame set of a drawn age, hundreds of milliseconds earlier.
 
 Layout (all safetensors, no pickle)::
 
@@ -59,26 +60,18 @@ def _slug(text: str, empty: str) -> str:
 
 @dataclass
 class EpisodeVLFeatures:
-    """The cached features of one episode: distinct frame sets plus a sample -> row index."""
+    """The cached features of one episode: its frame sets' rows plus a frame set -> row index."""
 
-    features: np.ndarray  # (M, K, D), storage dtype
-    frame_stamps_ns: np.ndarray  # (M, V) int64
-    index: np.ndarray  # (N,) row of each sample
+    features: np.ndarray  # (R, K, D), storage dtype
+    frame_stamps_ns: np.ndarray  # (R, V) int64
+    index: np.ndarray  # (M,) row of each of the episode's frame sets
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        """(K, D) float32 features of sample ``i``."""
-        return self.features[int(self.index[i])].astype(np.float32)
-
-    def stale(self, i: int, k: int) -> np.ndarray:
-        """Features seen ``k`` action periods late at sample ``i`` (``Episode.stale_index``)."""
-        return self[max(0, int(i) - int(k))]
-
-    def per_sample(self) -> np.ndarray:
-        """(N, K, D) float32 (materialised: N x K x D x 4 bytes)."""
-        return self.features[self.index].astype(np.float32)
+    def __getitem__(self, s: int) -> np.ndarray:
+        """(K, D) float32 features of the episode's frame set ``s``."""
+        return self.features[int(self.index[s])].astype(np.float32)
 
 
 class VLFeatureCache:
@@ -198,7 +191,7 @@ class VLFeatureCache:
     # ------------------------------------------------------------------ lookup / build
     @staticmethod
     def _keys(episode: Episode) -> list[tuple[int, ...]]:
-        return sorted({episode.frame_key(i) for i in range(len(episode))})
+        return sorted({episode.frame_set_key(s) for s in range(episode.num_frame_sets)})
 
     def missing(self, episode: Episode) -> int:
         """Distinct frame sets of ``episode`` not in the cache (reads only the stamps)."""
@@ -208,10 +201,10 @@ class VLFeatureCache:
         return sum(1 for key in self._keys(episode) if key not in have)
 
     def features_for(self, episode: Episode, progress_bar=None) -> EpisodeVLFeatures:
-        """The features of every sample of ``episode``, extracting (and storing) any misses."""
+        """The features of every frame set of ``episode``, extracting (and storing) any misses."""
         prompt = self.prompt_for(episode)
         path = self.file_for(episode)
-        fingerprint = hashlib.sha256(np.ascontiguousarray(episode.frame_stamps_ns,
+        fingerprint = hashlib.sha256(np.ascontiguousarray(episode.frame_sets_ns,
                                                           dtype=np.int64).tobytes()).digest()
         memo = self._memory.get((str(path), prompt))
         if memo is not None and memo[0] == fingerprint:  # already loaded: O(1) per lookup
@@ -231,9 +224,7 @@ class VLFeatureCache:
                 raise CacheError(
                     f"VL cache {self.key_directory(prompt)} lacks {len(todo)} of {len(keys)} frame "
                     f"sets of episode {episode.name!r}; build it first (asyncvla-cache-vl)")
-            sample_of = {}
-            for i in range(len(episode)):
-                sample_of.setdefault(episode.frame_key(i), i)
+            sample_of = {episode.frame_set_key(s): s for s in range(episode.num_frame_sets)}
             dtype = STORAGE_DTYPES[self.storage_dtype]
             own_bar = progress_bar is None and self.progress and sys.stderr is not None
             bar = progress_bar
@@ -266,16 +257,17 @@ class VLFeatureCache:
                         np.stack([rows[k].astype(dtype) for k in ordered]))
         position = {key: r for r, key in enumerate(sorted(rows))}
         stacked = np.stack([rows[k] for k in sorted(rows)])
-        index = np.array([position[episode.frame_key(i)] for i in range(len(episode))],
-                         dtype=np.int64)
+        index = np.array([position[episode.frame_set_key(s)]
+                          for s in range(episode.num_frame_sets)], dtype=np.int64)
         result = EpisodeVLFeatures(stacked, np.asarray(sorted(rows), dtype=np.int64), index)
         self._memory[(str(path), prompt)] = (fingerprint, result)
         return result
 
     def _extract(self, episode: Episode, keys: Sequence[tuple[int, ...]],
                  sample_of: dict[tuple[int, ...], int], prompt: str) -> list[np.ndarray]:
-        """(K, D) float32 features of the frame sets ``keys``: one ``extract`` call, or one
-        ``encode_batch`` pass (eval mode, no gradients) for several."""
+        """(K, D) float32 features of the frame sets ``keys`` (``sample_of``: key -> the
+        episode's frame set index): one ``extract`` call, or one ``encode_batch`` pass (eval
+        mode, no gradients) for several."""
         if len(keys) == 1:
             result = self.extractor.extract(episode.load_frames(sample_of[keys[0]]), prompt)
             features = result.features
@@ -293,9 +285,10 @@ class VLFeatureCache:
             self.extractor.train(was_training)
         return [np.asarray(row, dtype=np.float32) for row in batch]
 
-    def lookup(self, episode: Episode, i: int) -> np.ndarray:
-        """(K, D) float32 features of sample ``i`` (use ``episode.stale_index(i, k)`` for i - k)."""
-        return self.features_for(episode)[i]
+    def lookup(self, episode: Episode, s: int) -> np.ndarray:
+        """(K, D) float32 features of the episode's frame set ``s`` (``Episode.sample_frame_sets``
+        for a sample's own, ``Episode.stale_frame_set`` for an older one)."""
+        return self.features_for(episode)[s]
 
     def build(self, episodes: Sequence[Episode]) -> dict[str, int]:
         """Make sure every episode is cached (one progress bar over all misses); returns stats."""

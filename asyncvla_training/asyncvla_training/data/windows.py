@@ -119,10 +119,11 @@ def image_problem(data: bytes) -> str | None:
 
 
 class FrameLoader:
-    """``Episode.load_frames``: sample index -> list of V RGB frames, decoded on demand.
+    """``Episode.load_frames``: frame set index -> list of V RGB frames, decoded on demand.
 
-    Holds the encoded bytes of only the frames the episode's samples use. ``encoded(i)`` gives the
-    original bytes (what the LeRobot export embeds, no re-encoding).
+    ``frame_stamps_ns`` (M, V) are the frame sets in the episode's order (``Episode.frame_sets_ns``);
+    the loader holds the encoded bytes of only those frames. ``encoded(s)`` gives the original
+    bytes (what the LeRobot export embeds, no re-encoding).
     """
 
     def __init__(self, views: Sequence[str], frame_stamps_ns: np.ndarray,

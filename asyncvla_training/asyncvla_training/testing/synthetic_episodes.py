@@ -90,7 +90,7 @@ def make_synthetic_episode(
     width, height = image_size
     base = int(np.clip(128 + 100 * cue, 0, 255))
 
-    def load_frames(i: int) -> list[np.ndarray]:
+    def load_frames(i: int) -> list[np.ndarray]:  # frame set i = sample i (one set per tick)
         if not 0 <= i < n:
             raise IndexError(f"frame index {i} out of range 0..{n - 1}")
         frames = []

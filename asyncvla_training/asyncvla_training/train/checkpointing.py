@@ -75,7 +75,7 @@ class CheckpointMixin:
             "views": list(ep.views),
             "stage": cfg.stage,
             "step": self.step,
-            "reuse": cfg.reuse,
+            "vl_age_training": self.vl_ages.describe(),
             "datasets": {
                 "train": [e.name for e in self.train_episodes],
                 "val": [e.name for e in self.val_episodes],

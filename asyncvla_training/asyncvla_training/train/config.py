@@ -7,13 +7,16 @@ loudly (unknown keys are rejected) instead of silently training with a default.
 Defaults follow the original system: lr 1e-4 (action expert), vl_lr 1e-5 (LoRA),
 sensor_lr 5e-4 (sensor encoder), AdamW weight decay 0.01, grad accumulation 8, batch 2 per GPU,
 clip 1.0, cosine to 1e-6 (min_lr_ratio 0.01 of 1e-4), warmup 3 % (300 of 10000 steps), LoRA r 16 /
-alpha 32 / dropout 0.05, VL feature reuse 3, step period 0.1 s (10 Hz action clock).
+alpha 32 / dropout 0.05, step period 0.1 s (10 Hz action clock). Where the original system reused
+VL features for 3 steps (an age counted in steps), training here draws each sample's VL age in
+milliseconds (``vl_age_ms``, ``vl_age_source``) and gives it to the expert (``vl_age_input``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +31,8 @@ POLICY_SIZE_ALIASES = {"seed": "full"}
 LORA_TARGETS = ("all", "attention")
 PAYLOAD_DTYPES = ("float16", "bfloat16", "float32")
 TRAIN_CONFIG_NAME = "train_config.json"
+VL_AGE_SOURCES = ("range", "recorded")
+LOG = logging.getLogger("asyncvla.train")
 
 
 def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
@@ -131,8 +136,18 @@ class TrainConfig(JsonFileConfig):
     max_grad_norm: float = 1.0
     loss: str = "mse"
     smooth_l1_beta: float = 1.0
-    reuse: int = 3
-    """VL feature reuse: sample i trains with the frame set of i - k, k uniform in 0..reuse-1."""
+    vl_age_ms: list[float] = field(default_factory=lambda: [0.0, 700.0])
+    """[low, high] ms: each sample's VL age is drawn uniformly from this range (``vl_age_source``
+    "range"). The default covers what the action node meets with five views (300-700 ms: the
+    VLM's compute, transport and the wait for the next update) and the fresh end a fast VLM
+    reaches; [0, 0] trains on the freshest features only."""
+    vl_age_source: str = "range"
+    """"range": uniform over ``vl_age_ms``; "recorded": the ages a recorded action node met, from
+    the training bags' own VLFeatures stamps (``Episode.recorded_vl_ages_ns``)."""
+    vl_age_input: bool = True
+    """The expert takes the VL age as an input (``PolicyConfig.vl_age_input``) for a new policy."""
+    reuse: int | None = None
+    """Deprecated: reuse k periods became ``vl_age_ms = [0, (k - 1) * step_period]``."""
     bf16: bool | str = "auto"
     """bf16 autocast: "auto" = on when training on CUDA; never on CPU."""
     gradient_checkpointing: bool = False
@@ -172,7 +187,6 @@ class TrainConfig(JsonFileConfig):
             "total_steps",
             "grad_accum_steps",
             "batch_size",
-            "reuse",
             "lora_r",
             "lora_alpha",
             "log_every",
@@ -181,6 +195,22 @@ class TrainConfig(JsonFileConfig):
             _positive_int(name, getattr(self, name))
         for name in ("warmup_steps", "eval_every", "save_every", "seed"):
             _positive_int(name, getattr(self, name), allow_zero=True)
+        if self.reuse is not None:
+            _positive_int("reuse", self.reuse)
+            self.vl_age_ms = [0.0, round((self.reuse - 1) * self.step_period * 1e3, 6)]
+            LOG.warning("TrainConfig: 'reuse' is deprecated; reuse %d is read as vl_age_ms %s "
+                        "(set vl_age_ms instead)", self.reuse, self.vl_age_ms)
+            self.reuse = None
+        if (not isinstance(self.vl_age_ms, (list, tuple)) or len(self.vl_age_ms) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           and math.isfinite(v) for v in self.vl_age_ms)
+                or not 0 <= self.vl_age_ms[0] <= self.vl_age_ms[1]):
+            raise ValueError(f"vl_age_ms must be [low, high] with 0 <= low <= high (ms), "
+                             f"got {self.vl_age_ms!r}")
+        self.vl_age_ms = [float(v) for v in self.vl_age_ms]
+        if self.vl_age_source not in VL_AGE_SOURCES:
+            raise ValueError(f"vl_age_source must be one of {list(VL_AGE_SOURCES)}, "
+                             f"got {self.vl_age_source!r}")
         if self.warmup_steps > self.total_steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) exceeds total_steps ({self.total_steps})")
         if isinstance(self.feature_layer, bool) or not isinstance(self.feature_layer, int):
@@ -205,7 +235,7 @@ class TrainConfig(JsonFileConfig):
             raise ValueError(f"lora_target must be one of {list(LORA_TARGETS)}, got {self.lora_target!r}")
         if self.bf16 not in ("auto", True, False):
             raise ValueError(f"bf16 must be \"auto\", true or false, got {self.bf16!r}")
-        for name in ("gradient_checkpointing", "skip_bad_bags", "vl_cache_fill"):
+        for name in ("gradient_checkpointing", "skip_bad_bags", "vl_cache_fill", "vl_age_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         from ..conventions import ACTION_SPACES

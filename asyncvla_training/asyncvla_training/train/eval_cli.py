@@ -3,7 +3,8 @@
 Examples::
 
     asyncvla-eval --checkpoint runs/s1/best --bag data/val_bags --out runs/s1/eval
-    asyncvla-eval --checkpoint runs/s2/best --bag data/val_bags --out runs/s2/eval_stale2 --stale 2
+    asyncvla-eval --checkpoint runs/s2/best --bag data/val_bags --out runs/s2/eval_age \
+        --vl-ages-ms 0,150,300,450,600
 
 VL features are extracted with the model and adapter named in the checkpoint metadata
 (``vl_config``; the adapter directory is relative to the checkpoint), or read from ``--vl-cache``
@@ -43,12 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-length", type=int, default=40)
     p.add_argument("--vl-model", help="override the VL model path of the checkpoint metadata")
     p.add_argument("--vl-cache", help="read stage-1 VL features from this cache instead of extracting")
-    p.add_argument("--stale", type=int, default=0, help="evaluate with VL features K periods old")
+    p.add_argument("--vl-ages-ms", default="0", type=_ages,
+                   help="comma-separated VL ages (ms) to evaluate at: the features of the frame "
+                        "set that much older, the age given to the policy; metrics at the first, "
+                        "the error at each in by_vl_age (default 0)")
     p.add_argument("--max-plots", type=int, default=4, help="episodes to plot")
     p.add_argument("--device", default="auto")
     p.add_argument("--skip-errors", action="store_true",
                    help="skip bags that cannot be used instead of stopping")
     return p
+
+
+def _ages(text: str) -> list[float]:
+    try:
+        ages = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        ages = []
+    if not ages or any(not a >= 0 for a in ages):
+        raise argparse.ArgumentTypeError(f"expected ages >= 0 in ms like 0,300,600, got {text!r}")
+    return ages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         provider,
         args.out,
         meta["action_space"],
-        stale=args.stale,
+        vl_ages_ms=args.vl_ages_ms,
         max_plots=args.max_plots,
         extra={
             "checkpoint": str(ckpt),
@@ -134,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = {
         k: metrics[k] for k in ("num_samples", "normalized_mse", "baseline_normalized_mse", "mae", "rmse")
     }
+    summary["by_vl_age"] = {f"{row['vl_age_ms']:g}": round(row["normalized_mse"], 6)
+                            for row in metrics["by_vl_age"]}
     print(json.dumps({"event": "eval", "out": str(args.out), **summary}, sort_keys=True), flush=True)
     return 0
 

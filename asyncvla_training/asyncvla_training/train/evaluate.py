@@ -1,14 +1,16 @@
 """Offline evaluation of a policy checkpoint over episodes: errors in physical units + plots.
 
 For every sample the policy gets what the action node would give it: the sensor window and robot
-state of the sample and the VL features of the frame set ``stale`` action periods earlier
-(``Episode.stale_index``; 0 = fresh features). Predictions are compared with the recorded chunk:
+state of the sample and the VL features of the frame set the VLM would have used ``vl_age_ms``
+earlier (``Episode.stale_frame_set``; 0 = the newest frame set at the sample), with the age the
+node would compute. Predictions are compared with the recorded chunk:
 
 * MAE / RMSE per action dimension (metres, radians, tool units - ``conventions.ACTION_SPACES``),
   per horizon step (H x A) and per episode;
 * the loss the trainer minimises (MSE in the policy's normalised space), for comparison with the
   training log;
-* a baseline that always predicts the training-set mean chunk (what an input-blind policy scores).
+* a baseline that always predicts the training-set mean chunk (what an input-blind policy scores);
+* the error against the VL age, when several ages are asked for (``by_vl_age``).
 
 Plots (matplotlib, Agg backend, PNG): per episode one panel per action dimension with the recorded
 and predicted offsets over time for the first and last horizon step; one figure with MAE per
@@ -34,35 +36,56 @@ from .progress import progress_bar
 METRICS_NAME = "metrics.json"
 
 
+def stale_inputs(episode: Episode, vl_age_ms: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) frame set and (N,) VL age in seconds of each sample when the VLM's features are
+    ``vl_age_ms`` old: what the action node would act on (``Episode.stale_frame_set``)."""
+    age_ns = int(round(float(vl_age_ms) * 1e6))
+    picked = [episode.stale_frame_set(i, age_ns) for i in range(len(episode))]
+    sets = np.array([s for s, _ in picked], dtype=np.int64)
+    ages = np.array([a / 1e9 for _, a in picked], dtype=np.float64)
+    return sets, ages
+
+
 @torch.no_grad()
 def predict_episode(
-    policy: ActionPolicy, episode: Episode, provider: FeatureProvider, stale: int = 0, batch_size: int = 32
+    policy: ActionPolicy, episode: Episode, provider: FeatureProvider, vl_age_ms: float = 0.0,
+    batch_size: int = 32,
 ) -> np.ndarray:
-    """(N, H, A) predicted chunks in physical units (policy in eval mode)."""
+    """(N, H, A) predicted chunks in physical units (policy in eval mode), with VL features
+    ``vl_age_ms`` old (and that age given to a policy that takes it)."""
+    if not vl_age_ms >= 0:
+        raise ValueError(f"vl_age_ms must be >= 0, got {vl_age_ms}")
     was_training = policy.training
     policy.eval()
     dev = policy.device
+    sets, ages = stale_inputs(episode, vl_age_ms)
     out = []
     try:
         for start in range(0, len(episode), batch_size):
             idx = range(start, min(len(episode), start + batch_size))
-            vl = np.stack(
-                [
-                    np.asarray(provider(episode, episode.stale_index(i, stale)), dtype=np.float32)
-                    for i in idx
-                ]
-            )
+            vl = np.stack([np.asarray(provider(episode, int(sets[i])), dtype=np.float32)
+                           for i in idx])
             windows = np.stack([np.asarray(episode.sensor_windows[i], dtype=np.float32) for i in idx])
             states = np.asarray(episode.states[start : start + len(idx)], dtype=np.float32)
             pred = policy(
                 torch.from_numpy(vl).to(dev),
                 torch.from_numpy(windows).to(dev),
                 torch.from_numpy(states).to(dev),
+                vl_age=torch.from_numpy(ages[start:start + len(idx)].astype(np.float32)).to(dev),
             )
             out.append(pred.float().cpu().numpy())
     finally:
         policy.train(was_training)
     return np.concatenate(out, axis=0)
+
+
+def per_dim_normalized_mse(policy: ActionPolicy, episodes: Sequence[Episode],
+                           predictions: Sequence[np.ndarray]) -> np.ndarray:
+    """(A,) MSE per action dimension in the policy's normalised units, all horizon steps."""
+    target = np.concatenate([np.asarray(ep.actions, dtype=np.float64) for ep in episodes])
+    pred = np.concatenate(predictions).astype(np.float64)
+    std = policy.action_std.cpu().numpy().astype(np.float64)
+    return np.mean(((pred - target) / std) ** 2, axis=(0, 1))
 
 
 def _errors(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
@@ -205,33 +228,49 @@ def evaluate(
     provider: FeatureProvider,
     out_dir: str | Path,
     action_space: str,
-    stale: int = 0,
+    vl_ages_ms: Sequence[float] = (0.0,),
     max_plots: int = 4,
     extra: dict[str, Any] | None = None,
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Predict, score and plot; writes ``metrics.json`` and PNGs to ``out_dir``; returns the metrics.
 
+    The metrics and plots are those at the first of ``vl_ages_ms``; ``by_vl_age`` has the
+    normalised error (whole chunk and per dimension) at each, with the mean age the policy was
+    given (a little above the one asked for: a frame set is complete when its newest frame is).
     ``progress``: a tqdm bar over the samples on stderr; None = only when it is a terminal.
     """
     if not episodes:
         raise ValueError("no episodes to evaluate")
-    if stale < 0:
-        raise ValueError(f"stale must be >= 0, got {stale}")
+    ages = [float(a) for a in vl_ages_ms]
+    if not ages or any(not a >= 0 for a in ages):
+        raise ValueError(f"vl_ages_ms must be ages >= 0 ms, got {list(vl_ages_ms)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar = progress_bar(sum(len(ep) for ep in episodes), "eval", "sample", enabled=progress)
+    bar = progress_bar(len(ages) * sum(len(ep) for ep in episodes), "eval", "sample",
+                       enabled=progress)
+    by_age = {}
     try:
-        predictions = []
-        for ep in episodes:
-            predictions.append(predict_episode(policy, ep, provider, stale=stale))
-            if bar is not None:
-                bar.update(len(ep))
+        for age in ages:
+            predictions = []
+            for ep in episodes:
+                predictions.append(predict_episode(policy, ep, provider, vl_age_ms=age))
+                if bar is not None:
+                    bar.update(len(ep))
+            by_age[age] = predictions
     finally:
         if bar is not None:
             bar.close()
+    predictions = by_age[ages[0]]
     metrics = compute_metrics(policy, episodes, predictions, action_space)
-    metrics["stale"] = int(stale)
+    metrics["vl_age_ms"] = ages[0]
+    metrics["by_vl_age"] = [
+        {"vl_age_ms": age,
+         "mean_given_age_ms": float(np.mean(np.concatenate(
+             [stale_inputs(ep, age)[1] for ep in episodes])) * 1e3),
+         "normalized_mse": float(np.mean(per_dim_normalized_mse(policy, episodes, preds))),
+         "per_dim_normalized_mse": per_dim_normalized_mse(policy, episodes, preds).tolist()}
+        for age, preds in by_age.items()]
     metrics.update(extra or {})
     plots = [plot_horizon_errors(metrics, out_dir / "error_by_horizon.png")]
     for ep, pred in list(zip(episodes, predictions))[: max(0, max_plots)]:

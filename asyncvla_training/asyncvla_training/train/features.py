@@ -1,10 +1,11 @@
 """Stage-1 VL feature providers: (episode, sample index) -> (K, D) features of that frame set.
 
-Stage 1 keeps the VLM frozen, so a sample's VL features depend only on its frame set (the
-episode's ``frame_key``), the prompt and the VL model. The trainer asks a provider for the
-features of the *stale* index (``Episode.stale_index(i, k)``), never for images.
+Stage 1 keeps the VLM frozen, so VL features depend only on the frame set (the episode's
+``frame_set_key``), the prompt and the VL model. The trainer asks a provider for the features of
+the frame set a drawn VL age selects (``Episode.stale_frame_set``), never for images.
 
-Interface (:class:`FeatureProvider`): a callable ``provider(episode, index) -> np.ndarray (K, D)``
+Interface (:class:`FeatureProvider`): a callable ``provider(episode, frame_set) -> np.ndarray (K, D)``
+(``frame_set`` indexes ``episode.frame_sets_ns``)
 with the attributes ``model_id`` (the extractor's id: written into the checkpoint as
 ``vl_model_id``, which the action node checks features against) and ``adapter_id``. Implementations:
 
@@ -30,7 +31,7 @@ class FeatureProvider(Protocol):
     model_id: str
     adapter_id: str
 
-    def __call__(self, episode: Episode, index: int) -> np.ndarray: ...
+    def __call__(self, episode: Episode, frame_set: int) -> np.ndarray: ...
 
 
 def episode_prompt(episode: Episode, prompt: str | None) -> str:
@@ -49,14 +50,14 @@ class ExtractorFeatureProvider:
         self._memo: dict[tuple, np.ndarray] = {}
         self.extractions = 0
 
-    def key(self, episode: Episode, index: int) -> tuple:
-        return (episode.name, episode.frame_key(index), episode_prompt(episode, self.prompt))
+    def key(self, episode: Episode, frame_set: int) -> tuple:
+        return (episode.name, episode.frame_set_key(frame_set), episode_prompt(episode, self.prompt))
 
-    def __call__(self, episode: Episode, index: int) -> np.ndarray:
-        key = self.key(episode, index)
+    def __call__(self, episode: Episode, frame_set: int) -> np.ndarray:
+        key = self.key(episode, frame_set)
         cached = self._memo.get(key)
         if cached is None:
-            result = self.extractor.extract(episode.load_frames(index), key[2])
+            result = self.extractor.extract(episode.load_frames(frame_set), key[2])
             cached = result.features.numpy().astype(np.float32, copy=False)
             self._memo[key] = cached
             self.extractions += 1
@@ -67,7 +68,7 @@ class ExtractorFeatureProvider:
 
 
 class CachedFeatureProvider:
-    """Adapter for a feature store: ``lookup(episode, index)`` plus the ids it was built with."""
+    """Adapter for a feature store: ``lookup(episode, frame_set)`` plus the ids it was built with."""
 
     def __init__(
         self, lookup: Callable[[Episode, int], np.ndarray], model_id: str, adapter_id: str = ""
@@ -78,8 +79,8 @@ class CachedFeatureProvider:
         self.model_id = model_id
         self.adapter_id = adapter_id
 
-    def __call__(self, episode: Episode, index: int) -> np.ndarray:
-        return np.asarray(self.lookup(episode, index), dtype=np.float32)
+    def __call__(self, episode: Episode, frame_set: int) -> np.ndarray:
+        return np.asarray(self.lookup(episode, frame_set), dtype=np.float32)
 
 
 class ZeroFeatureProvider:
@@ -97,39 +98,41 @@ class ZeroFeatureProvider:
         self.adapter_id = getattr(provider, "adapter_id", "")
         self._zeros: np.ndarray | None = None
 
-    def __call__(self, episode: Episode, index: int) -> np.ndarray:
+    def __call__(self, episode: Episode, frame_set: int) -> np.ndarray:
         if self._zeros is None:
-            self._zeros = np.zeros_like(np.asarray(self.provider(episode, index), dtype=np.float32))
+            self._zeros = np.zeros_like(np.asarray(self.provider(episode, frame_set),
+                                                   dtype=np.float32))
         return self._zeros
 
 
 class ShuffledFeatureProvider:
-    """Each sample gets the features of another sample, by a fixed seeded permutation.
+    """Each frame set gets the features of another frame set, by a fixed seeded permutation.
 
-    Why: evaluating a policy with features shuffled across samples keeps their distribution but
-    breaks their link to the sample; the error rise measures how much the policy relies on them.
-    ``episodes`` fixes the pool of samples; a sample outside it is an error (a silent fallback
-    would make the ablation meaningless). Staleness still applies first (``stale_index``), then
-    the shuffle.
+    Why: evaluating a policy with features shuffled across frame sets keeps their distribution
+    but breaks their link to the sample; the error rise measures how much the policy relies on
+    them. ``episodes`` fixes the pool of frame sets; one outside it is an error (a silent
+    fallback would make the ablation meaningless). Staleness still applies first (the frame set
+    a VL age selects), then the shuffle.
     """
 
     def __init__(self, provider: FeatureProvider, episodes: Sequence[Episode], seed: int = 0) -> None:
         self.provider = provider
         self.model_id = provider.model_id
         self.adapter_id = getattr(provider, "adapter_id", "")
-        pairs = [(ep, i) for ep in episodes for i in range(len(ep))]
+        pairs = [(ep, s) for ep in episodes for s in range(ep.num_frame_sets)]
         if len(pairs) < 2:
-            raise ValueError("shuffling needs at least two samples")
-        # One random cycle through all samples: every sample gets another sample's features.
+            raise ValueError("shuffling needs at least two frame sets")
+        # One random cycle through all frame sets: each gets another one's features.
         order = [int(j) for j in np.random.default_rng(seed).permutation(len(pairs))]
         self._source = {}
         for m, j in enumerate(order):
             ep, i = pairs[j]
             self._source[(id(ep), i)] = pairs[order[(m + 1) % len(order)]]
 
-    def __call__(self, episode: Episode, index: int) -> np.ndarray:
+    def __call__(self, episode: Episode, frame_set: int) -> np.ndarray:
         try:
-            source_episode, source_index = self._source[(id(episode), int(index))]
+            source_episode, source_set = self._source[(id(episode), int(frame_set))]
         except KeyError:
-            raise KeyError(f"sample {index} of {episode.name!r} is not in the shuffled pool") from None
-        return self.provider(source_episode, source_index)
+            raise KeyError(f"frame set {frame_set} of {episode.name!r} is not in the shuffled "
+                           "pool") from None
+        return self.provider(source_episode, source_set)

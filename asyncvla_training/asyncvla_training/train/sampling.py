@@ -6,10 +6,13 @@ resumed run draws exactly the batches and staleness offsets the uninterrupted ru
 * Order: ``torch.utils.data.DistributedSampler`` (shuffle, ``seed``, ``set_epoch``) over all
   (episode, index) pairs, so each rank sees a disjoint shard per epoch (the original system's weighted sampler
   was not split across ranks). With one process it is a plain seeded shuffle.
-* Staleness: sample ``i`` trains with the frame set of ``Episode.stale_index(i, k)`` with ``k``
-  uniform in ``0..reuse-1``: the expert learns to act on VL features 0..reuse-1 action periods old,
-  as the action node sees them between two VL updates (the original system shared one feature over groups of
-  ``reuse`` consecutive samples: the same distribution of ages).
+* Staleness: sample ``i`` draws a VL age ``a`` in milliseconds (:class:`VLAgeDistribution`: uniform
+  over a range, or the ages a recorded action node met) and trains with the frame set the VLM
+  would have used ``a`` earlier (``Episode.stale_frame_set``), told the resulting age. At run time
+  the age is the tick time minus the newest frame's stamp: transport, the VLM's compute and the
+  wait for the next update, 300-700 ms with five views. (The original system shared one feature
+  over groups of ``reuse`` consecutive samples: an age counted in action periods, 0-200 ms at
+  reuse 3 and 10 Hz, and no age at all once the node ticks on sensor batches or at 50-100 Hz.)
 """
 
 from __future__ import annotations
@@ -36,10 +39,40 @@ class SampleIndex(Dataset):
         return self.pairs[item]
 
 
-def stale_offsets(seed: int, rank: int, micro_step: int, count: int, reuse: int) -> np.ndarray:
-    """``count`` staleness offsets k in 0..reuse-1 (uniform), reproducible per micro-step and rank."""
-    rng = np.random.default_rng([int(seed), int(rank), int(micro_step), 0x5A1E])
-    return rng.integers(0, reuse, size=count)
+class VLAgeDistribution:
+    """The VL ages training draws, in nanoseconds: uniform over ``[low_ms, high_ms]``, or, given
+    ``recorded_ns``, the ages a recorded action node met (each drawn with equal weight).
+
+    Draws are a pure function of (seed, rank, micro-step): a resumed run draws the same ages."""
+
+    def __init__(self, low_ms: float, high_ms: float,
+                 recorded_ns: np.ndarray | None = None) -> None:
+        if not 0.0 <= float(low_ms) <= float(high_ms):
+            raise ValueError(f"VL age range must satisfy 0 <= low <= high, got [{low_ms}, {high_ms}] ms")
+        self.low_ns, self.high_ns = int(round(low_ms * 1e6)), int(round(high_ms * 1e6))
+        self.recorded_ns = None
+        if recorded_ns is not None:
+            recorded = np.asarray(recorded_ns, dtype=np.int64).reshape(-1)
+            recorded = recorded[recorded >= 0]
+            if recorded.size == 0:
+                raise ValueError("vl_age_source 'recorded': the training recordings hold no "
+                                 "VLFeatures message received before an action time")
+            self.recorded_ns = np.sort(recorded)
+
+    def draw(self, seed: int, rank: int, micro_step: int, count: int) -> np.ndarray:
+        """``count`` ages (int64 ns), reproducible per micro-step and rank."""
+        rng = np.random.default_rng([int(seed), int(rank), int(micro_step), 0x5A1E])
+        if self.recorded_ns is not None:
+            return self.recorded_ns[rng.integers(0, self.recorded_ns.size, size=count)]
+        return rng.integers(self.low_ns, self.high_ns + 1, size=count, dtype=np.int64)
+
+    def describe(self) -> dict[str, float | str | int]:
+        """For logs and checkpoints: the source and the range (ms) the ages come from."""
+        if self.recorded_ns is not None:
+            ms = self.recorded_ns / 1e6
+            return {"source": "recorded", "samples": int(ms.size), "p5_ms": float(np.percentile(ms, 5)),
+                    "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+        return {"source": "range", "low_ms": self.low_ns / 1e6, "high_ms": self.high_ns / 1e6}
 
 
 class BatchPlan:

@@ -9,7 +9,9 @@
 
 Both stages: loss in the policy's normalised action space (``ActionPolicy.forward_normalized``,
 MSE or smooth L1), AdamW, linear warmup + cosine to ``min_lr_ratio``, gradient accumulation,
-clipping, VL feature reuse (staleness k uniform in 0..reuse-1), bf16 autocast on CUDA only, DDP
+clipping, VL staleness as time (each sample's VL age drawn in milliseconds, its frame set the one
+the VLM would have used that long before, the age given to the expert: ``sampling``), bf16
+autocast on CUDA only, DDP
 under torchrun (only rank 0 writes). The target chunk never enters the model (``z_chunk`` stays
 None, see ``models/action_expert``).
 
@@ -50,7 +52,7 @@ from .config import TRAIN_CONFIG_NAME, TrainConfig
 from .distributed import DistContext, init_distributed
 from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt
 from .progress import progress_bar, write_above
-from .sampling import BatchPlan, SampleIndex, reseed_torch, stale_offsets
+from .sampling import BatchPlan, SampleIndex, VLAgeDistribution, reseed_torch
 from .schedule import apply_lr
 from .checkpointing import ADAPTER_DIR, CheckpointMixin
 
@@ -96,12 +98,24 @@ class TrainModule(nn.Module):
         self.extractor = extractor
         self.payload_dtype = payload_dtype
 
-    def forward(self, vl_input: Any, windows: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    def forward(self, vl_input: Any, windows: torch.Tensor, states: torch.Tensor,
+                vl_age: torch.Tensor) -> torch.Tensor:
         if self.extractor is not None:
             vl = as_payload_precision(self.extractor.encode_batch(vl_input), self.payload_dtype)
         else:
             vl = vl_input
-        return self.policy.forward_normalized(vl, windows, states)
+        return self.policy.forward_normalized(vl, windows, states, vl_age=vl_age)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One training sample: sample ``index`` of ``episode`` (its fresh sensor window, state and
+    target chunk) with the VL features of ``frame_set``, ``vl_age_ns`` old at the sample's time."""
+
+    episode: Episode
+    index: int
+    frame_set: int
+    vl_age_ns: int
 
 
 @dataclass
@@ -110,7 +124,7 @@ class Batch:
     windows: torch.Tensor
     states: torch.Tensor
     actions: torch.Tensor
-    stale: list[int]
+    vl_age: torch.Tensor  # (B,) seconds
 
 
 def check_episodes(episodes: Sequence[Episode], cfg: TrainConfig, what: str) -> None:
@@ -181,6 +195,7 @@ class Trainer(CheckpointMixin):
         policy_cfg = self._setup_policy(num_tokens, feature_dim)
         self._setup_optimizer()
         self._setup_model(policy_cfg)
+        self.vl_ages = self._vl_age_distribution()
         self.index = SampleIndex(self.train_episodes)
         self.plan = BatchPlan(
             len(self.index), cfg.batch_size, self.dist.world_size, self.dist.rank, cfg.seed
@@ -201,7 +216,7 @@ class Trainer(CheckpointMixin):
                     extractor if extractor is not None else load_vl_extractor(cfg, self.device), cfg.prompt
                 )
             self.provider = feature_provider
-            sample = np.asarray(feature_provider(self.train_episodes[0], 0))
+            sample = np.asarray(feature_provider(self.train_episodes[0], 0))  # frame set 0
             if sample.ndim != 2:
                 raise ValueError(f"feature provider returned shape {sample.shape}, expected (K, D)")
             num_tokens, feature_dim = sample.shape
@@ -327,6 +342,7 @@ class Trainer(CheckpointMixin):
         state_dim = ep.states.shape[1]
         if cfg.policy is not None:
             data = dict(cfg.policy)
+            data.setdefault("vl_age_input", cfg.vl_age_input)
             data.update(vl_dim=feature_dim, vl_num_tokens=num_tokens)
             return PolicyConfig.from_dict(data)
         if cfg.policy_size == "tiny":
@@ -338,6 +354,7 @@ class Trainer(CheckpointMixin):
                 in_channels=channels,
                 horizon=horizon,
                 action_dim=action_dim,
+                vl_age_input=cfg.vl_age_input,
             )
         return PolicyConfig(
             sensor=SensorEncoderConfig(window=window, in_channels=channels, sensor_dim=feature_dim),
@@ -346,6 +363,7 @@ class Trainer(CheckpointMixin):
             action_dim=action_dim,
             vl_dim=feature_dim,
             vl_num_tokens=num_tokens,
+            vl_age_input=cfg.vl_age_input,
         )
 
     def _check_shapes(self, pc: PolicyConfig, num_tokens: int, feature_dim: int) -> None:
@@ -365,14 +383,31 @@ class Trainer(CheckpointMixin):
                     f"{what}: the policy expects {tuple(policy_shape)}, the data has {tuple(data_shape)}"
                 )
 
-    def _validation_items(self) -> list[tuple[Episode, int, int]]:
-        """Fixed (episode, index, stale index) list, evenly thinned to val_max_samples."""
-        items = [(ep, i) for ep in self.val_episodes for i in range(len(ep))]
-        if len(items) > self.cfg.val_max_samples:
-            keep = np.linspace(0, len(items) - 1, self.cfg.val_max_samples).round().astype(int)
-            items = [items[j] for j in keep]
-        ks = stale_offsets(self.cfg.seed, 0, _VAL_STREAM, len(items), self.cfg.reuse)
-        return [(ep, i, ep.stale_index(i, int(k))) for (ep, i), k in zip(items, ks)]
+    def _vl_age_distribution(self) -> VLAgeDistribution:
+        cfg = self.cfg
+        recorded = None
+        if cfg.vl_age_source == "recorded":
+            ages = [ep.recorded_vl_ages_ns for ep in self.train_episodes
+                    if ep.recorded_vl_ages_ns is not None]
+            if not ages:
+                raise ValueError("vl_age_source 'recorded' needs training bags that recorded the "
+                                 "VLM node's VLFeatures topic; none of them did (use vl_age_ms)")
+            recorded = np.concatenate(ages)
+        return VLAgeDistribution(*cfg.vl_age_ms, recorded_ns=recorded)
+
+    def _validation_items(self) -> list[Item]:
+        """Fixed items, evenly thinned to val_max_samples, ages drawn as in training."""
+        pairs = [(ep, i) for ep in self.val_episodes for i in range(len(ep))]
+        if len(pairs) > self.cfg.val_max_samples:
+            keep = np.linspace(0, len(pairs) - 1, self.cfg.val_max_samples).round().astype(int)
+            pairs = [pairs[j] for j in keep]
+        ages = self.vl_ages.draw(self.cfg.seed, 0, _VAL_STREAM, len(pairs))
+        return [self._item(ep, i, int(a)) for (ep, i), a in zip(pairs, ages)]
+
+    @staticmethod
+    def _item(episode: Episode, index: int, age_ns: int) -> Item:
+        frame_set, actual_ns = episode.stale_frame_set(index, age_ns)
+        return Item(episode, index, frame_set, actual_ns)
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -388,34 +423,27 @@ class Trainer(CheckpointMixin):
     def _prompt(self, ep: Episode) -> str:
         return episode_prompt(ep, self.cfg.prompt)
 
-    def make_batch(self, items: Sequence[tuple[Episode, int, int]]) -> Batch:
-        """``items`` = (episode, sample index, stale index) -> tensors on the training device."""
+    def make_batch(self, items: Sequence[Item]) -> Batch:
+        """Training items -> tensors on the training device."""
         dev = self.device
-        windows = torch.from_numpy(
-            np.stack([np.asarray(ep.sensor_windows[i], dtype=np.float32) for ep, i, _ in items])
-        ).to(dev)
-        states = torch.from_numpy(
-            np.stack([np.asarray(ep.states[i], dtype=np.float32) for ep, i, _ in items])
-        ).to(dev)
-        actions = torch.from_numpy(
-            np.stack([np.asarray(ep.actions[i], dtype=np.float32) for ep, i, _ in items])
-        ).to(dev)
-        if self.cfg.stage == 1:
-            vl = torch.from_numpy(
-                np.stack([np.asarray(self.provider(ep, s), dtype=np.float32) for ep, _, s in items])
-            ).to(dev)
-        else:
-            vl = [(ep.load_frames(s), self._prompt(ep)) for ep, _, s in items]
-        return Batch(vl, windows, states, actions, [s for _, _, s in items])
 
-    def items_for(self, micro_step: int) -> list[tuple[Episode, int, int]]:
+        def stacked(values: list[np.ndarray]) -> torch.Tensor:
+            return torch.from_numpy(np.stack([np.asarray(v, dtype=np.float32) for v in values])).to(dev)
+
+        windows = stacked([it.episode.sensor_windows[it.index] for it in items])
+        states = stacked([it.episode.states[it.index] for it in items])
+        actions = stacked([it.episode.actions[it.index] for it in items])
+        if self.cfg.stage == 1:
+            vl = stacked([self.provider(it.episode, it.frame_set) for it in items])
+        else:
+            vl = [(it.episode.load_frames(it.frame_set), self._prompt(it.episode)) for it in items]
+        ages = torch.tensor([it.vl_age_ns / 1e9 for it in items], dtype=torch.float32, device=dev)
+        return Batch(vl, windows, states, actions, ages)
+
+    def items_for(self, micro_step: int) -> list[Item]:
         pairs = [self.index[j] for j in self.plan.indices(micro_step)]
-        ks = stale_offsets(self.cfg.seed, self.dist.rank, micro_step, len(pairs), self.cfg.reuse)
-        items = []
-        for (e, i), k in zip(pairs, ks):
-            ep = self.train_episodes[e]
-            items.append((ep, i, ep.stale_index(i, int(k))))
-        return items
+        ages = self.vl_ages.draw(self.cfg.seed, self.dist.rank, micro_step, len(pairs))
+        return [self._item(self.train_episodes[e], i, int(a)) for (e, i), a in zip(pairs, ages)]
 
     def _loss(self, pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.cfg.loss == "mse":
@@ -469,7 +497,8 @@ class Trainer(CheckpointMixin):
                 sync = m == accum - 1 or not self.dist.distributed
                 with contextlib.nullcontext() if sync else self.model.no_sync():
                     with self._autocast():
-                        pred = self.model(batch.vl_input, batch.windows, batch.states)
+                        pred = self.model(batch.vl_input, batch.windows, batch.states,
+                                          batch.vl_age)
                     loss = self._loss(pred.float(), target) / accum
                     loss.backward()
                 loss_value += float(loss.detach())
@@ -542,7 +571,7 @@ class Trainer(CheckpointMixin):
             for start in range(0, len(items), chunk):
                 batch = self.make_batch(items[start : start + chunk])
                 with self._autocast():
-                    pred = self.module(batch.vl_input, batch.windows, batch.states)
+                    pred = self.module(batch.vl_input, batch.windows, batch.states, batch.vl_age)
                 target = self.policy.normalize_actions(batch.actions)
                 per_sample = self._loss(pred.float(), target, reduction="none").flatten(1).mean(1)
                 total += float(per_sample.sum())
