@@ -146,7 +146,7 @@ def test_every_documented_command_runs_as_documented(tmp_path: Path) -> None:
         skipped.update(doc_skipped)
     print(f"ran {len(ran)} documented commands; not run: {skipped}")
     assert len(ran) >= 10
-    assert (work / "runs" / "s2" / "eval_stale2" / "metrics.json").is_file()
+    assert (work / "runs" / "s2" / "eval_age" / "metrics.json").is_file()
     assert (work / "ds" / "meta" / "info.json").is_file()
     assert set(skipped.values()) <= {"a template", "the test suite itself",
                                      "`ros2 bag` is not installed (rosbag2 is not on PyPI)"}
