@@ -110,8 +110,9 @@ class Rig:
         return call_service(self.ros, name, timeout)
 
     def bring_up_by_services(self) -> None:
-        """The documented order of the individual services (EXECUTOR.md, Meca500 section)."""
-        for name in ("connect", "activate", "home"):
+        """The documented order of the individual services (EXECUTOR.md, Meca500 section);
+        ~/reset_error does nothing when the robot is not in error."""
+        for name in ("connect", "reset_error", "activate", "home"):
             result = self.call(name)
             assert result.success, f"~/{name}: {result.message}"
 
@@ -128,6 +129,12 @@ class Rig:
     def status(self) -> SafetyStatus | None:
         snap = self.ros[STATUS].snapshot()
         return snap[-1] if snap else None
+
+    def link_ok(self) -> bool:
+        """SafetyStatus's `robot_monitoring` input: the link, as the driver sees it."""
+        status = self.status()
+        return status is not None and dict(zip(status.input_names, status.input_ok)).get(
+            "robot_monitoring") is True
 
     def reason_has(self, text: str) -> bool:
         status = self.status()
@@ -162,7 +169,6 @@ def rig(processes, firmware: str = FIRMWARE_TEXT, **params) -> Iterator[Rig]:
         emu = Meca500Emulator.on_robot_ports(firmware)
         address = {"robot_address": emu.host, "control_port": 10000}
     emu.start()
-    stream = None
     try:
         driver = processes.start("driver", [*DRIVER, *ros_args({**address, **params})])
         driver.wait_for_line("meca500 driver ready", 30)
@@ -170,11 +176,11 @@ def rig(processes, firmware: str = FIRMWARE_TEXT, **params) -> Iterator[Rig]:
                 "/robot/joint_states": JointState, "/robot/ee_pose": PoseStamped,
                 "/diagnostics": DiagnosticArray, STATUS: SafetyStatus}) as ros:
             r = Rig(processes, emu, ros)
-            stream = r.stream
-            yield r
+            try:
+                yield r
+            finally:
+                r.stream.close()  # before the listener's context goes
     finally:
-        if stream is not None:
-            stream.close()
         emu.stop()
 
 
@@ -331,14 +337,21 @@ def test_silent_link_loss_is_an_error_within_link_timeout_and_needs_enable(proce
                        2.0, "/diagnostics ERROR")
         time.sleep(1.0)  # setpoints keep coming while the cable is out
         count_before = len(emu.received)
+        x_back = emu.snapshot().position.copy()
         emu.link_up()
         back = time.monotonic()
         # what the driver wrote into the dead link arrives now, as TCP delivers it
-        ros.wait_until(lambda: r.reason_has("enable") and not r.reason_has("link"), 3.0,
+        ros.wait_until(lambda: r.link_ok() and r.reason_has("enable"), 3.0,
                        "the link is back, the driver waits for enable")
         stale = [c for c in emu.received[count_before:] if c.startswith("MoveLinVel")]
-        print(f"{len(stale)} motion commands went into the dead link")
+        # TCP delivers them late and the robot runs them: at most velocity_timeout (50 ms) of
+        # the last setpoint, since each one only extends the velocity timeout
+        ros.wait_until(lambda: not emu.snapshot().velocity.any(), 1.0, "stale commands end")
+        moved = float(np.linalg.norm(emu.snapshot().position - x_back))
+        print(f"{len(stale)} motion commands went into the dead link; run when it came back, "
+              f"they moved the robot {moved:.3f} mm")
         assert len(stale) <= RATE_HZ * (LINK_TIMEOUT_BOUND + 0.15), len(stale)
+        assert moved < 10.0 * (0.05 + 0.05), moved  # 10 mm/s for velocity_timeout + margin
         assert r.moves(back + 0.2) == []
         r.assert_stands_while_streaming(0.5, "link back, not enabled again")
         r.wait_moving()
