@@ -238,11 +238,15 @@ def test_documented_bring_up_ends_homed_configured_monitored_and_waiting(process
         assert all(c.startswith("MoveLinVelWrf") for c in r.moves()), r.moves()[:3]
         # setpoints stop: the robot stops within the setpoint timeout and a tick or two
         r.stream.off()
+        time.sleep(0.015)  # let a publish already under way finish, so last_publish is final
         stopped_at = r.stream.last_publish
-        ros.wait_until(lambda: not emu.snapshot().velocity.any(), 2.0, "the robot stops")
+        deadline = stopped_at + 2.0
+        while emu.snapshot().velocity.any():  # polled at 1 kHz: this is the measurement
+            assert time.monotonic() < deadline, "the robot did not stop"
+            time.sleep(0.001)
         delay = time.monotonic() - stopped_at
         print(f"robot stopped {delay * 1e3:.0f} ms after the last setpoint ({firmware})")
-        assert delay < 0.15
+        assert delay < 0.1  # setpoint_timeout 50 ms + a tick + DDS, on a loaded machine
         # standing still: the published pose is the robot's to 5e-8 m and 1e-4 deg
         state = emu.snapshot()
 
@@ -389,6 +393,9 @@ def test_robot_estop_and_reconnect_need_enable(processes):
         ros.wait_until(lambda: r.reason_has("e-stop"), 2.0, "the robot's e-stop is reported")
         learned = time.monotonic()
         ros.wait_until(lambda: r.diag().get("_level") == "2", 2.0, "/diagnostics ERROR")
+        reported = time.monotonic() - emu.fault_at
+        print(f"robot e-stop on /diagnostics {reported * 1e3:.0f} ms after the event")
+        assert reported < 0.5
         time.sleep(0.3)
         assert r.moves(learned) == []
         emu.estop_event(False)

@@ -177,19 +177,27 @@ def test_velocity_is_converted_and_clipped_and_stops_once():
 def test_error_code_from_the_text_api_message_or_the_json_status():
     errors = RobotErrors()
     assert errors.describe(RobotView(True, error=True)) == "(no error code received yet)"
-    errors.on_message(2007, "1,1,0,1,1,0,0", False)  # a status: not an error
-    errors.on_message(3005, "Motion error.", True)
-    errors.on_message(1011, "The robot is already in error.", True)  # a consequence
+    errors.on_message(2007, "1,1,0,1,1,0,0", False, 0.0)  # a status: not an error
+    errors.on_message(3005, "Motion error.", True, 0.0)
+    errors.on_message(1011, "The robot is already in error.", True, 0.01)  # a consequence
     assert errors.describe(RobotView(True, error=True)) == "[3005] Motion error."
     json_status = RobotView(True, error=True, error_code=1006, error_message="Not homed.")
     assert errors.describe(json_status) == "[1006] Not homed."  # firmware 11 says it itself
     assert errors.count == 2
     c = ready_core()
-    c.errors.on_message(3005, "Motion error.", True)
+    c.errors.on_message(3005, "Motion error.", True, 0.0)
+    assert c.decide(ready_view(), 0.005).category == "no_setpoint"  # the status is on its way
     d = c.decide(ready_view(error=True, paused=True), 0.01)
     assert "[3005] Motion error." in d.reason and d.level == ERROR
-    c.decide(ready_view(paused=True), 0.02)  # the robot reset its error: the cause is gone
+    c.decide(ready_view(paused=True, token=2), 0.02)  # reset: the cause is gone
     assert c.errors.first is None
+    c.on_monitoring(3, 2.0)
+    c.errors.on_message(3001, "An event that did not put the robot in error.", True, 2.0)
+    c.decide(ready_view(token=3), 2.5)
+    assert c.errors.first is not None
+    c.on_monitoring(4, 3.1)
+    c.decide(ready_view(token=4), 3.1)
+    assert c.errors.first is None, "a message without an error status is forgotten"
 
 
 def test_bring_up_plan_follows_the_robots_order():

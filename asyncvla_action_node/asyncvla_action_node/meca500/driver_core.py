@@ -149,22 +149,33 @@ class RobotErrors:
     [1011] "already in error" refusals that follow are counted, not reported as the cause.
     """
 
+    #: An error message older than this while the robot reports no error did not put it in
+    #: error (the status follows the message within a monitoring cycle or two).
+    STALE_AFTER = 1.0  # s
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.first: tuple[int, str] | None = None
+        self._first_at = 0.0
         self.count = 0
 
-    def on_message(self, code: int, text: str, is_error: bool) -> None:
+    def on_message(self, code: int, text: str, is_error: bool, mono: float) -> None:
         if not is_error:
             return
         with self._lock:
             self.count += 1
             if self.first is None:
-                self.first = (int(code), str(text).strip())
+                self.first, self._first_at = (int(code), str(text).strip()), mono
 
     def clear(self) -> None:
         with self._lock:
             self.first = None
+
+    def forget_stale(self, mono: float) -> None:
+        """Called while the robot reports no error: drop a message that did not cause one."""
+        with self._lock:
+            if self.first is not None and mono - self._first_at > self.STALE_AFTER:
+                self.first = None
 
     def describe(self, robot: RobotView) -> str:
         """'[code] text' of the robot's error: the JSON status's if it has one, else the first
@@ -312,19 +323,21 @@ class DriverCore:
                             "since activation (call ~/bring_up or ~/home)")
         return None
 
-    def _track(self, robot: RobotView) -> None:
+    def _track(self, robot: RobotView, mono: float) -> None:
         """Forget what the robot forgets: settings at (re)activation, errors at reset."""
         if not robot.connected or not robot.activated:
             self._configured = False
         if self._was_error and not robot.error:
             self.errors.clear()
+        elif robot.connected and not robot.error:
+            self.errors.forget_stale(mono)
         self._was_error = robot.connected and robot.error
         if not robot.connected:
             self._token = None
 
     # --- the tick -----------------------------------------------------------------------------
     def decide(self, robot: RobotView, mono: float) -> Decision:
-        self._track(robot)
+        self._track(robot, mono)
         if robot.connected:
             self.dogs.check(mono)  # counts the link's trips (SafetyStatus input_trips)
         decision = self._decide(robot, mono)

@@ -18,6 +18,7 @@ plans, and copies numbers into messages.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from typing import Any, Callable
@@ -47,6 +48,7 @@ from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, operator_graphs,
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus
 
+_DURATION = re.compile(r"\d+(\.\d+)? ms")
 #: The measured joints and pose (GetRtJointPos 2210, GetRtCartPos 2211), which the robot only
 #: sends once SetRealTimeMonitoring lists them (mecademicpy RobotRtData: "Not enabled by default").
 MEASURED = ("rt_joint_pos", "rt_cart_pos")
@@ -271,7 +273,8 @@ class Meca500Driver(Node):
         info = self._code_info.get(code)
         # [1xxx] are command errors [PM9 2.5]; for the rest mecademicpy's table says which are
         is_error = bool(info.is_error) if info is not None else 1000 <= code < 2000
-        self.core.errors.on_message(code, str(getattr(message, "data", "")), is_error)
+        self.core.errors.on_message(code, str(getattr(message, "data", "")), is_error,
+                                    time.monotonic())
 
     def _on_twist(self, msg: TwistStamped) -> None:
         lin, ang = msg.twist.linear, msg.twist.angular
@@ -366,7 +369,9 @@ class Meca500Driver(Node):
     def _publish_status(self, now: float) -> None:
         d = self.core.last
         moving = d is not None and d.category == "moving"
-        key = (self.core.gate.state, moving, d.category if d else "", d.reason if d else "",
+        # the reason without its changing ages, so a lost link is not republished every tick
+        reason = _DURATION.sub("N ms", d.reason) if d else ""
+        key = (self.core.gate.state, moving, d.category if d else "", reason,
                self.core.link_ok(now))
         if key == self._status_key:
             return
