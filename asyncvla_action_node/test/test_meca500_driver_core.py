@@ -116,7 +116,8 @@ def test_lost_link_is_an_error_after_link_timeout_and_recovers_only_to_disabled(
 
 def test_a_lost_connection_the_operator_did_not_ask_for_is_an_error():
     c = ready_core()
-    c.operator_action("bring_up")
+    assert c.decide(RobotView(False), 0.0).category == "not_connected"  # never connected
+    c.on_connected()
     assert c.decide(RobotView(False), 0.0).level == ERROR
     assert c.decide(RobotView(False), 0.0).category == "connection_lost"
     c.operator_action("disconnect")

@@ -268,13 +268,12 @@ class DriverCore:
         self._configured = False
         self._token = None
         self.errors.clear()
+        self._expect_connected = True  # from now on, losing the connection is an error
 
     def operator_action(self, service: str) -> None:
         """A bring-up service was called: whatever it does, the operator enables afterwards."""
         self.gate.disable(f"~/{service} was called: enable again once the robot is ready")
-        if service in ("connect", "bring_up"):
-            self._expect_connected = True
-        elif service == "disconnect":
+        if service == "disconnect":
             self._expect_connected = False
 
     # --- state --------------------------------------------------------------------------------
