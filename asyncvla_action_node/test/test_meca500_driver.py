@@ -399,6 +399,7 @@ def test_robot_estop_and_reconnect_need_enable(processes):
         time.sleep(0.3)
         assert r.moves(learned) == []
         emu.estop_event(False)
+        ros.wait_until(lambda: not r.reason_has("e-stop"), 2.0, "the operator sees it released")
         r.bring_up_by_services()
         r.assert_stands_while_streaming(0.5, "after the robot's e-stop, enable again")
         r.wait_moving()
