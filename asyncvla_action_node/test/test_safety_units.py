@@ -196,6 +196,18 @@ def test_gate_starts_disabled_and_enable_estop_rules():
     assert gate.state == SafetyState.DISABLED
 
 
+def test_gate_disable_needs_a_fresh_enable_and_leaves_estop_alone():
+    gate = SafetyGate(enabled_at_start=True)
+    assert gate.disable("the robot went away") and gate.state == SafetyState.DISABLED
+    assert gate.last_change_reason == "the robot went away"
+    assert not gate.allows_output(0.0)[0]
+    assert not gate.disable("again")  # already disabled: nothing changes
+    gate.on_enable(True, 0.1)
+    assert gate.allows_output(0.1)[0]
+    gate.on_estop(True, 0.2)
+    assert not gate.disable("robot") and gate.state == SafetyState.ESTOP
+
+
 def test_gate_enabled_at_start_and_estop_heartbeat():
     gate = SafetyGate(enabled_at_start=True, estop_timeout=0.5, now=0.0)
     assert gate.allows_output(0.4)[0]

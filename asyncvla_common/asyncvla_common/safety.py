@@ -150,6 +150,19 @@ class SafetyGate:
                 return
             self._set(SafetyState.ENABLED, "enabled by the enable topic")
 
+    def disable(self, reason: str) -> bool:
+        """ENABLED -> DISABLED for a reason other than the enable topic; False if not ENABLED.
+
+        For an output whose device went away under it (a driver's robot lost its link, faulted,
+        was reconnected): the operator's enable applied to that session, so a fresh enable is
+        needed once the device is back. ESTOP and DISABLED are left as they are.
+        """
+        with self._lock:
+            if self.state != SafetyState.ENABLED:
+                return False
+            self._set(SafetyState.DISABLED, reason)
+            return True
+
     def on_estop(self, active: bool, now: float) -> None:
         with self._lock:
             self._estop_seen = now

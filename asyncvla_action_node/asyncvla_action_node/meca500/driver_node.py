@@ -3,15 +3,22 @@
 Subscribes: geometry_msgs/TwistStamped setpoints (the executor's `twist` output), the latched
 enable and e-stop std_msgs/Bool topics.
 Publishes: sensor_msgs/JointState and geometry_msgs/PoseStamped from the robot's real-time
-monitoring (so no separate robot sender is needed), asyncvla_msgs/SafetyStatus (latched,
-~/safety_status) and /diagnostics (robot errors and the robot's own e-stop are ERROR).
-Services (std_srvs/Trigger): ~/connect, ~/activate (also sets the velocity limits), ~/home,
-~/reset_error, ~/deactivate, ~/disconnect. Nothing is done to the robot unless asked.
+monitoring (the measured joints and pose, which the bring-up enables), asyncvla_msgs/SafetyStatus
+(latched, ~/safety_status; the link is its `robot_monitoring` input) and /diagnostics (robot
+errors with their code, the robot's e-stop, a lost link and refused frames are ERROR).
+Services (std_srvs/Trigger): ~/bring_up (the whole documented sequence, only the steps still
+needed), or in order ~/connect, ~/reset_error (if in error), ~/activate, ~/home; and
+~/deactivate, ~/disconnect. Nothing is done to the robot unless asked, and after any of them the
+operator enables again.
 
-The decisions live in driver_core.DriverCore.
+Every decision (readiness, the enable latch, the link watchdog, the bring-up plan, frames,
+clipping) lives in driver_core.DriverCore; this node reads mecademicpy, runs the steps the core
+plans, and copies numbers into messages.
 """
 from __future__ import annotations
 
+import math
+import re
 import sys
 import time
 from typing import Any, Callable
@@ -32,27 +39,42 @@ from asyncvla_common.params import ParamSpec, declare_all, select_specs
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters
 from asyncvla_common.timeconv import ns_to_stamp
-from asyncvla_action_node.meca500.driver_core import (DriverCore, DriverLimits, RobotView,
-                                                      joint_positions_rad, pose_si)
-from asyncvla_common.safety import SafetyGate, WatchdogSet
+from asyncvla_action_node.meca500.driver_core import (LINK, DriverCore, DriverLimits, Frames,
+                                                      RobotView, joint_positions_rad, pose_si)
+from asyncvla_common.safety import SafetyGate
 from asyncvla_action_node.operator_inputs import OperatorInputs
 from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, operator_graphs, publishers_on,
                                              subscribe_operator)
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus
 
+_DURATION = re.compile(r"\d+(\.\d+)? ms")
+#: The measured joints and pose (GetRtJointPos 2210, GetRtCartPos 2211), which the robot only
+#: sends once SetRealTimeMonitoring lists them (mecademicpy RobotRtData: "Not enabled by default").
+MEASURED = ("rt_joint_pos", "rt_cart_pos")
 
 MECA500_DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("robot_address", "192.168.0.100", "IP address of the Meca500 (its factory "
               "default)", read_only=True),
-    ParamSpec("control_port", 10000, "TCP control port (10000 on a robot; other values for "
-              "an emulator)", read_only=True, min_value=1, max_value=65535),
+    ParamSpec("control_port", 10000, "TCP control port (10000 on a robot; mecademicpy enables "
+              "firmware 11's JSON API only there)", read_only=True, min_value=1,
+              max_value=65535),
     ParamSpec("setpoint_topic", "/asyncvla/setpoint/twist", "TwistStamped setpoints (the "
-              "executor's twist output; m/s, rad/s, base frame)", read_only=True),
+              "executor's twist output; m/s, rad/s, in world_frame or tool_frame)",
+              read_only=True),
+    ParamSpec("world_frame", "base_link", "frame_id of twists sent as MoveLinVelWrf (the "
+              "robot's WRF, its base unless SetWrf was used) and of the published EE pose",
+              read_only=True),
+    ParamSpec("tool_frame", "tool0", "frame_id of twists sent as MoveLinVelTrf (the robot's "
+              "TRF, its flange unless SetTrf was used); other frames are refused",
+              read_only=True),
     ParamSpec("rate_hz", 100.0, "Command and monitoring ticks per second", read_only=True,
               min_value=1.0, max_value=1000.0),
     ParamSpec("setpoint_timeout", 0.05, "Oldest setpoint (s since arrival) still sent to the "
               "robot", read_only=True, min_value=0.001),
+    ParamSpec("link_timeout", 0.2, "Seconds without a new monitoring cycle (the robot sends "
+              "one every ~17 ms) after which the link counts as lost: ERROR, nothing sent, "
+              "enable again once it is back", read_only=True, min_value=0.02, max_value=1.0),
     ParamSpec("max_linear_velocity", 0.05, "Largest EE speed sent (m/s); also the robot's "
               "SetCartLinVel", read_only=True, min_value=0.001),
     ParamSpec("max_angular_velocity", 0.5, "Largest EE angular speed sent (rad/s); also the "
@@ -62,13 +84,14 @@ MECA500_DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("velocity_timeout", 0.05, "The robot's SetVelTimeout (s): it stops by itself when "
               "no velocity command arrives for this long", read_only=True, min_value=0.001,
               max_value=1.0),
-    ParamSpec("connect_timeout", 2.0, "Seconds allowed for connect, activate and home",
+    ParamSpec("connect_timeout", 2.0, "Seconds allowed for connecting to the robot",
               read_only=True, min_value=0.1),
-    ParamSpec("frame_id", "base_link", "frame_id of the published EE pose", read_only=True),
+    ParamSpec("step_timeout", 10.0, "Seconds allowed for each other bring-up step (activation "
+              "and homing move the robot for seconds)", read_only=True, min_value=0.1),
 ) + select_specs(ACTION_NODE_PARAMETERS, (
     "joint_names", "joint_state_topic", "pose_topic", "diagnostics_period",
 )) + select_specs(SAFETY_PARAMETERS, (
-    "enabled_at_start", "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic"))
+    "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic"))
 
 
 class Meca500Driver(Node):
@@ -76,19 +99,28 @@ class Meca500Driver(Node):
         super().__init__("meca500_driver")
         p = declare_all(self, MECA500_DRIVER_PARAMETERS)
         import mecademicpy.robot as mdr
+        from mecademicpy.mx_robot_def import robot_status_code_info
+        from mecademicpy.robot_classes import RobotCallbacks
 
         self.p = p
+        self._code_info = robot_status_code_info
         self.robot = mdr.Robot()
-        self.core = DriverCore(DriverLimits(p["max_linear_velocity"], p["max_angular_velocity"],
-                                            p["setpoint_timeout"]),
-                               SafetyGate(p["enabled_at_start"], p["estop_timeout"],
-                                          now=time.monotonic()))
-        self.dogs = WatchdogSet()
-        self.dogs.add("setpoint", 0.0)
+        callbacks = RobotCallbacks()
+        callbacks.on_command_message = self._on_robot_message
+        # a thread of mecademicpy's own, so the robot's messages are read while ROS is busy
+        self.robot.RegisterCallbacks(callbacks, run_callbacks_in_separate_thread=True)
+        self.core = DriverCore(
+            DriverLimits(p["max_linear_velocity"], p["max_angular_velocity"],
+                         p["setpoint_timeout"], p["link_timeout"]),
+            # never enabled at start: the robot cannot be ready yet, and the latch needs an
+            # enable that comes after the bring-up
+            SafetyGate(False, p["estop_timeout"], now=time.monotonic()),
+            Frames(p["world_frame"], p["tool_frame"]))
         self.counters = Counters()
         self.joint_names = list(p["joint_names"])
         self._rt_stamp = -1
         self._status_key: tuple | None = None
+        self._checkpoint = 0
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
         inputs = MutuallyExclusiveCallbackGroup()
         self.create_subscription(TwistStamped, p["setpoint_topic"], g("setpoint", self._on_twist),
@@ -102,19 +134,28 @@ class Meca500Driver(Node):
         self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
                                                 qos.LATCHED)
         services = MutuallyExclusiveCallbackGroup()
-        for name, action in (("connect", self._connect), ("activate", self._activate),
-                             ("home", self._home), ("reset_error", self._reset_error),
-                             ("deactivate", self._deactivate), ("disconnect", self._disconnect)):
+        for name in ("bring_up", "connect", "reset_error", "activate", "home"):
+            self.create_service(Trigger, f"~/{name}",
+                                self._trigger(name, lambda n=name: self._run_service(n)),
+                                callback_group=services)
+        for name, action in (("deactivate", self._deactivate), ("disconnect", self._disconnect)):
             self.create_service(Trigger, f"~/{name}", self._trigger(name, action),
                                 callback_group=services)
+        self._steps: dict[str, Callable[[], None]] = {
+            "reconnect": self._step_reconnect, "connect": self._step_connect,
+            "reset_error": self._step_reset_error, "monitoring": self._step_monitoring,
+            "activate": self._step_activate, "home": self._step_home,
+            "resume": self._step_resume, "configure": self._step_configure}
         self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
         self.diagnostics.add("robot", self._diag_robot)
         self.create_timer(1.0 / p["rate_hz"], g("tick", self._on_tick),
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"meca500 driver ready: robot {p['robot_address']}:{p['control_port']} (not "
-            f"connected: call ~/connect, ~/activate, ~/home), setpoints {p['setpoint_topic']}, "
-            f"limits {p['max_linear_velocity']} m/s {p['max_angular_velocity']} rad/s")
+            f"connected: call ~/bring_up, then enable), setpoints {p['setpoint_topic']} in "
+            f"{p['world_frame']} (MoveLinVelWrf) or {p['tool_frame']} (MoveLinVelTrf), limits "
+            f"{p['max_linear_velocity']} m/s {p['max_angular_velocity']} rad/s, link_timeout "
+            f"{p['link_timeout']} s")
 
     # --- services -----------------------------------------------------------------------------
     def _trigger(self, name: str, action: Callable[[], str]) -> Callable:
@@ -129,52 +170,131 @@ class Meca500Driver(Node):
             return response
         return serve
 
-    def _connect(self) -> str:
-        self.robot.Connect(f"{self.p['robot_address']}:{self.p['control_port']}",
-                           timeout=self.p["connect_timeout"])
-        return "connected"
+    def _run_service(self, service: str) -> str:
+        """Run the core's plan for `service` step by step, re-planning from the robot's state
+        after each one (the robot's answers, not the driver's hopes, decide what comes next)."""
+        self.core.operator_action(service)
+        done: list[str] = []
+        for _ in range(2 * len(self._steps)):
+            verdict, what = self.core.service_step(service, self._observe(), time.monotonic())
+            if verdict == "run":
+                if what in done:
+                    raise RuntimeError(f"{what} did not take effect (done so far: "
+                                       f"{', '.join(done)}); see /diagnostics")
+                self._steps[what]()
+                done.append(what)
+                continue
+            if verdict == "blocked" and not done:
+                raise RuntimeError(what)
+            return f"{', '.join(done) or 'nothing to do'}; {what}"
+        raise RuntimeError(f"no end to the bring-up plan after {done}")
 
-    def _activate(self) -> str:
+    def _wait(self, what: str, condition: Callable[[], bool], timeout: float) -> None:
+        """Wait for the robot's state to show a step took effect (its status arrives async)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not within {timeout} s (robot error, if any: "
+                                   f"{self.core.errors.describe(self._view())})")
+            time.sleep(0.01)
+
+    def _step_reconnect(self) -> None:
+        """A connection whose link is dead (cable, power cut): mecademicpy still holds it (it
+        would notice only after 10 s), so drop it before connecting anew."""
+        self.robot.Disconnect()
+        self._step_connect()
+
+    def _step_connect(self) -> None:
+        # disconnect_on_exception=False: a refused command must not drop the link (a dropped
+        # control connection pauses the robot); socket errors still disconnect.
+        self.robot.Connect(f"{self.p['robot_address']}:{self.p['control_port']}",
+                           timeout=self.p["connect_timeout"], disconnect_on_exception=False)
+        self.core.on_connected()
+        self._rt_stamp = -1
+        self._wait("the first monitoring cycle", lambda: self._observe().monitoring_token
+                   is not None, self.p["connect_timeout"])
+
+    def _step_reset_error(self) -> None:
+        self.robot.ResetError()
+        self.robot.WaitErrorReset(timeout=self.p["step_timeout"])
+
+    def _step_monitoring(self) -> None:
+        self.robot.SetRealTimeMonitoring(*MEASURED)
+        start = self.robot.GetRobotRtData().cycle_count
+
+        def flowing() -> bool:
+            data = self.robot.GetRobotRtData()
+            return (data.rt_joint_pos.enabled and data.rt_cart_pos.enabled
+                    and data.cycle_count >= start + 2)
+        self._wait("the measured joints and pose in the monitoring", flowing,
+                   self.p["step_timeout"])
+
+    def _step_activate(self) -> None:
         self.robot.ActivateRobot()
-        self.robot.WaitActivated(timeout=self.p["connect_timeout"])
+        self.robot.WaitActivated(timeout=self.p["step_timeout"])
+
+    def _step_home(self) -> None:
+        self.robot.Home()
+        self.robot.WaitHomed(timeout=self.p["step_timeout"])
+
+    def _step_resume(self) -> None:
+        """ClearMotion first: whatever is still queued (e.g. velocity commands written into a
+        link that came back) must not run when motion resumes."""
+        self.robot.ClearMotion()  # leaves motion paused; the robot runs commands in order
+        self.robot.ResumeMotion()
+        self.robot.WaitMotionResumed(timeout=self.p["step_timeout"])
+
+    def _step_configure(self) -> None:
+        """The velocity settings, after homing (motion-queue commands: refused before, reset at
+        every activation), confirmed by a checkpoint the robot reaches only after them."""
         p = self.p
         self.robot.SetVelTimeout(p["velocity_timeout"])
         self.robot.SetCartLinVel(p["max_linear_velocity"] * 1e3)
-        self.robot.SetCartAngVel(p["max_angular_velocity"] * 180.0 / 3.141592653589793)
+        self.robot.SetCartAngVel(math.degrees(p["max_angular_velocity"]))
         self.robot.SetJointVel(p["joint_velocity_percent"])
-        return "activated; velocity limits set"
-
-    def _home(self) -> str:
-        self.robot.Home()
-        self.robot.WaitHomed(timeout=self.p["connect_timeout"])
-        return "homed"
-
-    def _reset_error(self) -> str:
-        self.robot.ResetError()
-        return "error reset requested"
+        self._checkpoint = self._checkpoint % 8000 + 1
+        self.robot.SetCheckpoint(self._checkpoint).wait(timeout=self.p["step_timeout"])
+        self.core.on_configured()
 
     def _deactivate(self) -> str:
+        self.core.operator_action("deactivate")
         self.robot.DeactivateRobot()
         return "deactivated"
 
     def _disconnect(self) -> str:
+        self.core.operator_action("disconnect")
         self.robot.Disconnect()
         return "disconnected"
 
     # --- inputs -------------------------------------------------------------------------------
+    def _on_robot_message(self, message: Any) -> None:
+        """Every message on the control port (mecademicpy's callback thread)."""
+        code = int(getattr(message, "id", 0) or 0)
+        info = self._code_info.get(code)
+        # [1xxx] are command errors [PM9 2.5]; for the rest mecademicpy's table says which are
+        is_error = bool(info.is_error) if info is not None else 1000 <= code < 2000
+        self.core.errors.on_message(code, str(getattr(message, "data", "")), is_error,
+                                    time.monotonic())
+
     def _on_twist(self, msg: TwistStamped) -> None:
         lin, ang = msg.twist.linear, msg.twist.angular
-        if self.core.on_setpoint([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z], time.monotonic()):
-            self.dogs.feed("setpoint", time.monotonic())
+        if not self.core.on_setpoint([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z],
+                                     msg.header.frame_id, time.monotonic()):
+            self.get_logger().warning(
+                f"setpoint refused (frame {msg.header.frame_id!r}: world_frame "
+                f"{self.p['world_frame']!r}, tool_frame {self.p['tool_frame']!r}; or not finite)",
+                throttle_duration_sec=2.0)
 
     def _on_enable(self, msg: Bool) -> None:
         if self._admitted("enable", bool(msg.data)):
-            self.core.gate.on_enable(bool(msg.data), time.monotonic())
+            if not self.core.on_enable(bool(msg.data), time.monotonic()):
+                reason = self.core.last.reason if self.core.last else "no tick yet"
+                self.get_logger().warning(f"enable refused: the robot is not ready ({reason})")
             self._on_tick()
 
     def _on_estop(self, msg: Bool) -> None:
         if self._admitted("estop", bool(msg.data)):
-            self.core.gate.on_estop(bool(msg.data), time.monotonic())
+            self.core.on_estop(bool(msg.data), time.monotonic())
             self._on_tick()  # stop now, not at the next tick
 
     def _admitted(self, name: str, data: bool) -> bool:
@@ -193,26 +313,39 @@ class Meca500Driver(Node):
             return RobotView(False)
         status = self.robot.GetStatusRobot()
         safety = self.robot.GetSafetyStatus()
+        data = self.robot.GetRobotRtData()
+        token = (data.cycle_count, data.rt_target_joint_pos.timestamp) if data.cycle_count \
+            else None
+        code = status.error_code
         return RobotView(True, bool(status.activation_state), bool(status.homing_state),
-                         bool(status.error_status),
-                         int(status.error_code) if status.error_code else None,
-                         status.error_msg or "", int(safety.estop_state) != 0)
+                         bool(status.error_status), int(code) if code else None,
+                         status.error_msg or "", int(safety.estop_state) != 0,
+                         bool(status.pause_motion_status),
+                         bool(data.rt_joint_pos.enabled and data.rt_cart_pos.enabled), token)
+
+    def _observe(self) -> RobotView:
+        """The robot's state, its newest monitoring cycle fed to the link watchdog (the tick
+        does not run while a service does, so the services observe it this way too)."""
+        view = self._view()
+        self.core.on_monitoring(view.monitoring_token, time.monotonic())
+        return view
 
     def _on_tick(self) -> None:
-        view = self._view()
+        now = time.monotonic()
+        view = self._observe()
         before = self.core.last
-        decision = self.core.decide(view, time.monotonic())
+        decision = self.core.decide(view, now)
         if decision.velocity is not None:
-            self.robot.MoveLinVelWrf(*decision.velocity)
+            getattr(self.robot, decision.command)(*decision.velocity)
         if before is None or before.category != decision.category:
-            if decision.robot_error:
+            if decision.level == ERROR:
                 self.get_logger().error(f"robot: {decision.reason}")
                 self.diagnostics.publish_now_if_worse("robot", ERROR)
             elif decision.reason:
                 self.get_logger().info(f"not moving: {decision.reason}")
-        if view.connected:
+        if view.connected and self.core.link_ok(now):
             self._publish_state()
-        self._publish_status()
+        self._publish_status(now)
 
     def _publish_state(self) -> None:
         data = self.robot.GetRobotRtData()
@@ -226,21 +359,24 @@ class Meca500Driver(Node):
         js.position = joint_positions_rad(joints.data[:6])
         position, quat = pose_si(pose.data[:6])
         ps = PoseStamped()
-        ps.header.stamp, ps.header.frame_id = stamp, self.p["frame_id"]
+        ps.header.stamp, ps.header.frame_id = stamp, self.p["world_frame"]
         ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = position
         o = ps.pose.orientation
         o.x, o.y, o.z, o.w = quat
         self.joint_pub.publish(js)
         self.pose_pub.publish(ps)
 
-    def _publish_status(self) -> None:
+    def _publish_status(self, now: float) -> None:
         d = self.core.last
         moving = d is not None and d.category == "moving"
-        key = (self.core.gate.state, moving, d.category if d else "")
+        # the reason without its changing ages, so a lost link is not republished every tick
+        reason = _DURATION.sub("N ms", d.reason) if d else ""
+        key = (self.core.gate.state, moving, d.category if d else "", reason,
+               self.core.link_ok(now))
         if key == self._status_key:
             return
         self._status_key = key
-        msg = fill_status(SafetyStatus(), self.core.gate, self.dogs, time.monotonic(),
+        msg = fill_status(SafetyStatus(), self.core.gate, self.core.dogs, now,
                           self.get_clock().now().nanoseconds, moving,
                           "" if moving or d is None else d.reason, self.core.sent, 0)
         self.status_pub.publish(msg)
@@ -250,17 +386,21 @@ class Meca500Driver(Node):
 
     def _robot_report(self) -> Report:
         d = self.core.last
+        now = time.monotonic()
+        link = next(w for w in self.core.dogs.snapshot(now) if w.name == LINK)
         values = {"commands_sent": self.core.sent,
                   "rejected_setpoints": self.core.rejected_setpoints,
+                  "refused_frame": self.core.refused_frames,
+                  "refused_enables_not_ready": self.core.refused_enables,
+                  "latch_trips": self.core.latch_trips,
+                  "link_ok": self.core.link_ok(now), "link_trips": link.trips,
+                  "monitoring_age_ms": round(link.age(now) * 1e3, 1) if link.last_seen else -1,
+                  "robot_errors_seen": self.core.errors.count,
                   "gate": self.core.gate.state.name, **self.counters.snapshot()}
         if d is None:
             return Report(WARN, "no tick yet", values)
         values["state"] = d.category
-        if d.robot_error or d.category == "estop":
-            return Report(ERROR, d.reason, values)
-        if d.category in ("moving", "holding"):
-            return Report(OK, d.category, values)
-        return Report(WARN, d.reason, values)
+        return Report(d.level, d.category if d.level == OK else d.reason, values)
 
     def destroy_node(self) -> None:
         try:
