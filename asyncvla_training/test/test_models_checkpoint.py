@@ -187,10 +187,12 @@ def test_a_checkpoint_from_before_the_age_input_loads_and_runs_unchanged(tmp_pat
     import json
 
     torch.manual_seed(2)
-    old = ActionPolicy(tiny_policy_config(vl_dim=16, vl_num_tokens=3, vl_age_input=False)).eval()
+    old = ActionPolicy(tiny_policy_config(vl_dim=16, vl_num_tokens=3, vl_age_input=False,
+                                          vl_token_positions=False)).eval()
     save_policy(old, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     del config["policy_config"]["vl_age_input"]  # as the older code wrote it
+    del config["policy_config"]["vl_token_positions"]
     (tmp_path / "config.json").write_text(json.dumps(config))
     loaded = load_policy(tmp_path)
     assert loaded.cfg.vl_age_input is False and loaded.action_expert.age is None

@@ -90,17 +90,30 @@ def test_fusion_shapes_and_gradients(fusion: str) -> None:
         assert sensor_grad is not None and sensor_grad.abs().sum() > 0
 
 
-def test_cross_attention_is_token_level() -> None:
-    """Permuting VL tokens changes nothing for mean fusions but attention still sees every token."""
-    cfg = _cfg("cross_attention")
+@pytest.mark.parametrize("places", [False, True], ids=["old_checkpoint", "token_places"])
+def test_cross_attention_is_token_level(places: bool) -> None:
+    """Attention sees every token. Without token places it is blind to their order (a marker
+    reads the same wherever it sits among the image tokens); with them (new policies) moving a
+    token's content to another place changes the output."""
+    import dataclasses
+
+    cfg = dataclasses.replace(_cfg("cross_attention"), vl_token_positions=places)
+    torch.manual_seed(0)
     expert = ActionExpert(cfg).eval()
+    if places:
+        with torch.no_grad():
+            expert.fusion.places.normal_(0.0, 1.0)
     vl, _, state = _inputs(cfg)
     sensor = torch.randn(B, cfg.sensor_dim)
     base = expert(vl, sensor, state)
     changed = vl.clone()
     changed[:, 1] += 5.0  # alter a single token
     assert not torch.allclose(base, expert(changed, sensor, state))
-    torch.testing.assert_close(base, expert(vl[:, torch.randperm(K)], sensor, state), atol=1e-5, rtol=1e-5)
+    moved = expert(vl[:, torch.tensor([1, 0, 3, 2])], sensor, state)
+    if places:
+        assert not torch.allclose(base, moved, atol=1e-4)
+    else:
+        torch.testing.assert_close(base, moved, atol=1e-5, rtol=1e-5)
 
 
 def test_z_chunk_is_additive_base() -> None:
@@ -233,7 +246,7 @@ def test_bfloat16_inference_is_close_to_float32_and_opt_in() -> None:
 
 
 def test_fusion_table_names_its_classes():
-    assert FUSION_MODES == ("concat", "cross_attention", "gated", "none")
+    assert FUSION_MODES == ("concat", "cross_attention", "flat_tokens", "gated", "none")
     for name, cls in FUSIONS.items():
         assert issubclass(cls, Fusion) and cls.name == name
     assert [n for n, c in FUSIONS.items() if not c.uses_sensor] == ["none"]
@@ -308,10 +321,13 @@ def test_a_policy_without_the_age_input_ignores_an_age() -> None:
 
 def test_a_config_written_before_the_age_input_loads_without_it() -> None:
     data = _cfg(vl_age_input=True).to_dict()
-    assert data["vl_age_input"] is True
+    assert data["vl_age_input"] is True and data["vl_token_positions"] is True
     assert PolicyConfig.from_dict(data).vl_age_input is True
-    del data["vl_age_input"]
-    assert PolicyConfig.from_dict(data).vl_age_input is False
-    assert PolicyConfig().vl_age_input is True  # new policies take it
+    del data["vl_age_input"], data["vl_token_positions"]
+    old = PolicyConfig.from_dict(data)
+    assert old.vl_age_input is False and old.vl_token_positions is False
+    assert ActionPolicy(old).action_expert.fusion.places is None
+    new = PolicyConfig()
+    assert new.vl_age_input is True and new.vl_token_positions is True  # new policies take them
     with pytest.raises(ValueError, match="vl_age_input must be a bool"):
         PolicyConfig.from_dict({**data, "vl_age_input": "yes"})

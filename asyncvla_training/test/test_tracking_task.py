@@ -22,7 +22,7 @@ def _write(directory: Path, scenes: list[task.TrackingScene], size=(140, 140)) -
     for n, scene in enumerate(scenes):
         path = directory / f"ep_{n:03d}"
         write_synthetic_bag(path, "mcap", task.episode_spec(
-            scene, 3.5, size, 1_700_000_000_000_000_000 + n * 10**11))
+            scene, 3.0, size, 1_700_000_000_000_000_000 + n * 10**11))
         paths.append(str(path))
     return load_bag_episodes(paths, CFG)
 
@@ -119,5 +119,5 @@ def test_staleness_costs_on_the_moving_target_only() -> None:
     assert task.oracle_lateral_nmse(0.6) > 3 * task.oracle_lateral_nmse(0.3)
     assert task.oracle_lateral_nmse(0.35, trained_mean_age_s=0.35) == 0.0
     static = task.draw_scene(np.random.default_rng(0), dynamic=False)
-    t = np.linspace(0.0, 3.5, 8)
+    t = np.linspace(0.0, 3.0, 8)
     np.testing.assert_allclose(static.target(t), static.target(t - 0.6))

@@ -238,8 +238,12 @@ class PolicyConfig(JsonFileConfig):
     ``asyncvla_training.conventions``).
 
     ``vl_age_input``: the expert also takes the VL features' age in seconds (``age_conditioning``).
-    On for new policies; a ``config.json`` written before the field existed has no such key and
-    loads with it off, so an old checkpoint builds the same network and runs unchanged.
+    ``vl_token_positions``: the ``cross_attention`` fusion adds a learned embedding of each VL
+    token's place in the pooled sequence to its keys and values, so attention can tell *where*
+    in the picture (which image tokens) something is, not only what it is: without it the
+    attended value is a content-weighted mean that is the same wherever a marker sits. Both are on
+    for new policies; a ``config.json`` written before a field existed has no such key and loads
+    with it off, so an old checkpoint builds the same network and runs unchanged.
     """
 
     sensor: SensorEncoderConfig = field(default_factory=SensorEncoderConfig)
@@ -251,6 +255,7 @@ class PolicyConfig(JsonFileConfig):
     vl_num_tokens: int = 64
     fusion: str = "cross_attention"
     vl_age_input: bool = True
+    vl_token_positions: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.sensor, dict):
@@ -263,8 +268,9 @@ class PolicyConfig(JsonFileConfig):
             raise ValueError(f"expert must be an ActionExpertConfig, got {type(self.expert).__name__}")
         for name in ("robot_state_dim", "horizon", "action_dim", "vl_dim", "vl_num_tokens"):
             _require_positive_int(name, getattr(self, name))
-        if not isinstance(self.vl_age_input, bool):
-            raise ValueError(f"vl_age_input must be a bool, got {self.vl_age_input!r}")
+        for name in ("vl_age_input", "vl_token_positions"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         from .fusions import FUSIONS  # the table of strategies (imports torch)
 
         if self.fusion not in FUSIONS:
@@ -287,6 +293,7 @@ class PolicyConfig(JsonFileConfig):
             "vl_num_tokens": self.vl_num_tokens,
             "fusion": self.fusion,
             "vl_age_input": self.vl_age_input,
+            "vl_token_positions": self.vl_token_positions,
         }
 
     @classmethod
@@ -297,8 +304,9 @@ class PolicyConfig(JsonFileConfig):
         data = dict(data)
         if "schema_version" in data:
             check_schema_version(data.pop("schema_version"), "PolicyConfig")
-        # Written before the age input existed: those networks have none.
+        # Written before these inputs existed: those networks have none.
         data.setdefault("vl_age_input", False)
+        data.setdefault("vl_token_positions", False)
         return _from_dict(cls, data)
 
 
@@ -312,6 +320,7 @@ def tiny_policy_config(
     horizon: int = 8,
     action_dim: int = 7,
     vl_age_input: bool = True,
+    vl_token_positions: bool = True,
 ) -> PolicyConfig:
     """Full-shaped inputs/outputs (65x1026 window, 8x7 chunk) with tiny widths (CPU forward ~ms)."""
     return PolicyConfig(
@@ -336,4 +345,5 @@ def tiny_policy_config(
         vl_num_tokens=vl_num_tokens,
         fusion=fusion,
         vl_age_input=vl_age_input,
+        vl_token_positions=vl_token_positions,
     )

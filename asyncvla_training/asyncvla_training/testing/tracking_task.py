@@ -12,9 +12,12 @@ The scene (one episode, :class:`TrackingScene`), REP-103 base frame, lengths in 
 * A target in the tissue (a vessel, say) drifts along y at its own constant velocity ``v``,
   3-10 mm/s either way in the dynamic variant, 0 in the static one; it does not depend on the
   robot. Its start is drawn so that it stays in view.
-* A world-fixed camera looks down on the tissue (50 x 50 mm in a 140 x 140 picture, 2.8 px/mm)
-  and shows the target as a blob (5 mm radius) whose colour codes its velocity, as colour Doppler
-  imaging does (red moving to +y, blue to -y, grey at rest). The needle is out of the picture.
+* A world-fixed camera (10 frames/s) looks down on the tissue (80 x 80 mm in a 140 x 140
+  picture, 1.75 px/mm) and shows the target as a blob (8 mm radius) whose colour codes its
+  velocity, as colour Doppler imaging does (red moving to +y, blue to -y, grey at rest). The
+  needle is out of the picture. Where the target is at the first action time is uniform over
+  +-12 mm in x and y whatever its velocity (so the tip's position, which follows it, says
+  nothing about the velocity); the field of view holds its whole drift.
 * The recorded expert servoes the needle tip towards the target's *current* position with a
   first-order law, gain ``SERVO_GAIN``: ``tip' = g (target - tip)`` in x and y, starting from a
   random offset of 3-10 mm in each axis, so the remaining offset is
@@ -35,12 +38,12 @@ What each input can tell the policy:
 * where the target is (x, y): only the picture; how fast it moves: only its colour;
 * how far it moved since the picture was taken: only the age of the picture, times the velocity
   the picture showed: ``target(now) = target(picture) + v * age``;
-  (a blob of 5 mm radius: a linear read-out of the tiny random VLM's features places it within
-  0.16 mm; one of 2.5 mm within 0.8 mm, which hid the staleness in a first version);
+  (a blob of 14 px radius: a linear read-out of the tiny random VLM's features places it within
+  about 0.5 px; one of 7 px within 2.3 px, which hid the staleness in a first version);
 * the vertical motion: only the force/OCT window;
-* the tip's own position: the robot state, which says nothing about the target (uniform over
-  +-10 mm in x, the drift keeps y in view), nor about elapsed time: the breathing has a random
-  phase, the drift a random sign and the recordings a random start phase.
+* the tip's own position: the robot state, which says nothing about the target's velocity nor
+  about elapsed time: the breathing has a random phase, the drift a random sign and the
+  approach a random start.
 
 Why staleness costs and is repairable: at age ``a`` the picture shows the target ``v a`` behind
 where it is; the recorded chunk moves the tip by ``e (1 - exp(-g tau))`` plus the drift's share,
@@ -72,10 +75,10 @@ FIRST_SAMPLE_DELAY = 0.1  # s: the first action time follows the force/OCT start
 BREATH_AMPLITUDE = (0.2e-3, 0.6e-3)  # m
 BREATH_PERIOD = (2.5, 4.0)  # s
 NOMINAL_POSITION = (0.40, -0.05, 0.30)  # m, base frame: the camera's centre
-FIELD_OF_VIEW = 0.050  # m, square, centred on the nominal position
-TARGET_X_SPREAD = 0.010  # m: the target's x is uniform in +-this around nominal
-IN_VIEW_MARGIN = 0.005  # m kept between the target's path and the picture's edge
-TARGET_SIGMA = 5.0e-3  # m: the blob's Gaussian radius
+FIELD_OF_VIEW = 0.080  # m, square, centred on the nominal position
+TARGET_SPREAD = 0.012  # m: at the first action time the target is uniform in +-this (x and y)
+TARGET_SIGMA = 8.0e-3  # m: the blob's Gaussian radius
+CAMERA_FPS = 10.0
 ALINE_LENGTH = 128
 TOOL_DOWN_XYZW = (1.0, 0.0, 0.0, 0.0)
 _SURFACE_INDEX0 = 16  # A-line index of the surface at zero distance
@@ -139,20 +142,20 @@ class TrackingScene:
                 * np.sin(w * np.asarray(t) + self.breath_phase - lag))
 
 
-def draw_scene(rng: np.random.Generator, dynamic: bool = True, duration: float = 3.5) -> TrackingScene:
+def draw_scene(rng: np.random.Generator, dynamic: bool = True, duration: float = 3.0) -> TrackingScene:
     """A random scene. ``dynamic`` False: the same scene family with a target at rest."""
     sign = float(rng.choice([-1.0, 1.0]))
     velocity = sign * float(rng.uniform(*SPEED_RANGE)) if dynamic else 0.0
     phase = float(rng.uniform(0.0, PHASE_MAX))
-    half = FIELD_OF_VIEW / 2 - IN_VIEW_MARGIN
-    # The target must stay in view over the whole recording, lead-in included.
-    first = phase - (LEAD_IN + FIRST_SAMPLE_DELAY)
-    reach = (velocity * first, velocity * (first + duration))
-    y_low, y_high = -half - min(reach), half - max(reach)
-    if y_low > y_high:
+    first = (float(rng.uniform(-TARGET_SPREAD, TARGET_SPREAD)),
+             float(rng.uniform(-TARGET_SPREAD, TARGET_SPREAD)))  # at the first action time
+    # The blob's centre stays in view over the whole recording, lead-in included.
+    lead = LEAD_IN + FIRST_SAMPLE_DELAY
+    reach = max(abs(velocity) * lead, abs(velocity) * (duration - lead)) + abs(first[1])
+    if reach > FIELD_OF_VIEW / 2:
         raise ValueError(f"a {duration} s episode drifts the target out of view")
-    target = (NOMINAL_POSITION[0] + float(rng.uniform(-TARGET_X_SPREAD, TARGET_X_SPREAD)),
-              NOMINAL_POSITION[1] + float(rng.uniform(y_low, y_high)))
+    target = (NOMINAL_POSITION[0] + first[0],
+              NOMINAL_POSITION[1] + first[1] - velocity * phase)  # at the approach start
     offset = tuple(float(rng.choice([-1.0, 1.0]) * rng.uniform(*OFFSET_RANGE)) for _ in range(2))
     return TrackingScene(
         velocity=velocity, target_start=target, offset_start=offset, phase=phase,
@@ -253,12 +256,12 @@ def episode_spec(scene: TrackingScene, duration: float, image_size: tuple[int, i
     motion = TrackingMotion(scene)
     return SyntheticBagSpec(duration=duration, views=views, image_size=image_size, prompt=PROMPT,
                             start_ns=start_ns, motion=motion, aline_length=ALINE_LENGTH,
-                            content=TrackingContent(scene, motion),
+                            content=TrackingContent(scene, motion), camera_fps=CAMERA_FPS,
                             sensor_holes=((0.0, LEAD_IN),))
 
 
 def write_tracking_bags(directory: str | Path, count: int, seed: int, dynamic: bool = True,
-                        duration: float = 3.5, image_size: tuple[int, int] = (140, 140),
+                        duration: float = 3.0, image_size: tuple[int, int] = (140, 140),
                         prefix: str = "tracking") -> list[tuple[Path, TrackingScene]]:
     """Write ``count`` recordings ``<prefix>_000``... (mcap) under ``directory``."""
     directory = Path(directory)
@@ -275,7 +278,7 @@ def write_tracking_bags(directory: str | Path, count: int, seed: int, dynamic: b
 
 
 def oracle_lateral_nmse(age_s: float, trained_mean_age_s: float | None = None,
-                        scenes: int = 2000, seed: int = 0, duration: float = 3.5,
+                        scenes: int = 2000, seed: int = 0, duration: float = 3.0,
                         step: float = 0.1, horizon: int = 8) -> float:
     """The lateral error (normalised MSE, all horizon steps) of a perfect reader of the picture
     that assumes the picture is ``trained_mean_age_s`` old (None: fresh) when it is ``age_s``

@@ -8,12 +8,14 @@ from __future__ import annotations
 from .base import Fusion
 from .concat import ConcatFusion
 from .cross_attention import CrossAttentionFusion
+from .flat_tokens import FlatTokensFusion
 from .gated import GatedFusion
 from .vl_only import VLOnlyFusion
 
 FUSIONS: dict[str, type[Fusion]] = {cls.name: cls for cls in (
     ConcatFusion,
     CrossAttentionFusion,
+    FlatTokensFusion,
     GatedFusion,
     VLOnlyFusion,
 )}

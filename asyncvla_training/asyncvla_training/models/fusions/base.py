@@ -13,6 +13,8 @@ class FusionConfig(Protocol):
     so this package never imports the config module, which validates names against it)."""
 
     vl_dim: int
+    vl_num_tokens: int
+    vl_token_positions: bool
     sensor_dim: int
     robot_state_dim: int
     expert: Any
