@@ -75,13 +75,14 @@ class ActionExpert(nn.Module):
         check_shape(sensor_features, (batch, cfg.sensor_dim), "sensor_features", "(B, sensor_dim)")
         check_shape(robot_state, (batch, cfg.robot_state_dim), "robot_state", "(B, S)")
         aux = torch.cat([sensor_features, robot_state], dim=-1)
-        memory = self.fusion(vl_tokens, aux)
-        if self.age is not None:
-            if vl_age is None:
-                raise ValueError("this policy takes the VL features' age (vl_age_input): pass vl_age")
-            check_shape(vl_age.reshape(-1), (batch,), "vl_age", "(B,)")
-            memory = self.age(memory, vl_age)
-        return memory.unsqueeze(1)
+        if self.age is None:
+            return self.fusion(vl_tokens, aux).unsqueeze(1)
+        if vl_age is None:
+            raise ValueError("this policy takes the VL features' age (vl_age_input): pass vl_age")
+        check_shape(vl_age.reshape(-1), (batch,), "vl_age", "(B,)")
+        if self.fusion.modulates_vl:  # the age modulates what the picture says
+            return self.fusion(vl_tokens, aux, lambda seen: self.age(seen, vl_age)).unsqueeze(1)
+        return self.age(self.fusion(vl_tokens, aux), vl_age).unsqueeze(1)
 
     def forward(
         self,

@@ -135,6 +135,7 @@ class InferencePlan(nn.Module):
         #: The expert's age modulation (None: the policy does not take the VL age, and the
         #: tick has three inputs, as before the age existed).
         self.age = expert.age
+        self.modulates_vl = bool(expert.fusion.modulates_vl)
         self.eval()
 
     @property
@@ -168,9 +169,13 @@ class InferencePlan(nn.Module):
         window = ((sensor_window - self.sensor_mean) / self.sensor_std).to(dtype)
         state = ((robot_state - self.state_mean) / self.state_std).to(dtype)
         sensor = self.sensor_encoder.encode(window)
-        memory = self.fuse(vl_context, torch.cat([sensor, state], dim=-1))
-        if self.age is not None:
-            memory = self.age(memory, vl_age)
+        aux = torch.cat([sensor, state], dim=-1)
+        if self.age is None:
+            memory = self.fuse(vl_context, aux)
+        elif self.modulates_vl:
+            memory = self.fuse(vl_context, aux, lambda seen: self.age(seen, vl_age))
+        else:
+            memory = self.age(self.fuse(vl_context, aux), vl_age)
         actions = self.head(self.norm(self.decoder(memory))).float()
         return actions * self.action_std + self.action_mean
 

@@ -56,7 +56,7 @@ class StalenessSettings:
     """Sizes of one run (defaults: the benchmark's; the CI test scales them down)."""
 
     train_episodes: int = 192
-    test_episodes: int = 16
+    test_episodes: int = 48
     duration: float = 3.0  # s per recording (0.8 s of it before the first action time)
     image_size: int = 140  # px, square world camera
     num_feature_tokens: int = 64

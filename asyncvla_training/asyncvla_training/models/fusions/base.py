@@ -27,6 +27,11 @@ class Fusion(nn.Module):
     #: False when the strategy ignores the sensor and state (DDP must then look for parameters
     #: that get no gradient: the sensor encoder's).
     uses_sensor: ClassVar[bool] = True
+    #: True when ``forward`` (and its tick part) take ``age_film``: a function applied to what
+    #: the VL features say (a (B, hidden) summary) before it meets the sensor and state, so the
+    #: VL features' age modulates the picture's contribution alone (``age_conditioning``).
+    #: Otherwise the expert modulates the fused condition as a whole.
+    modulates_vl: ClassVar[bool] = False
 
     @classmethod
     def build(cls, cfg: FusionConfig) -> "Fusion":

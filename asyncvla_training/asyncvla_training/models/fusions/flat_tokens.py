@@ -8,6 +8,8 @@ of K x D (64 x 32 for Qwen2.5-VL-3B's 64 x 2048).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -29,9 +31,11 @@ class FlatTokens(nn.Module):
 
 
 class FlatTokensFusion(Fusion):
-    """``out(GELU(vl_map(flat tokens) + aux_map(sensor ; state)))``."""
+    """``out(GELU(age_film(vl_map(flat tokens)) + aux_map(sensor ; state)))``: the VL features'
+    age (when the policy takes it) modulates what the picture says, not what the sensors say."""
 
     name = "flat_tokens"
+    modulates_vl = True
 
     @classmethod
     def build(cls, cfg: FusionConfig) -> "FlatTokensFusion":
@@ -42,8 +46,9 @@ class FlatTokensFusion(Fusion):
         self.tokens = FlatTokens(vl_dim)
         self.tick = FlatTokensTick(num_tokens * FLAT_WIDTH, aux_dim, hidden)
 
-    def forward(self, vl: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        return self.tick(self.tokens(vl), aux)
+    def forward(self, vl: torch.Tensor, aux: torch.Tensor,
+                age_film: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        return self.tick(self.tokens(vl), aux, age_film)
 
     def split(self) -> tuple[nn.Module, nn.Module]:
         return self.tokens, self.tick
@@ -58,5 +63,9 @@ class FlatTokensTick(nn.Module):
         self.aux_map = nn.Linear(aux_dim, hidden)
         self.out = nn.Linear(hidden, hidden)
 
-    def forward(self, flat: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
-        return self.out(nn.functional.gelu(self.vl_map(flat) + self.aux_map(aux)))
+    def forward(self, flat: torch.Tensor, aux: torch.Tensor,
+                age_film: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        seen = self.vl_map(flat)
+        if age_film is not None:
+            seen = age_film(seen)
+        return self.out(nn.functional.gelu(seen + self.aux_map(aux)))
