@@ -45,10 +45,10 @@ def test_window_counts_difference_the_counters_at_the_windows_edge():
 
 #: Bounds on |inter-arrival - period| at the subscriber. The README documents the floor at p50
 #: 0.07-0.11 ms, p99 0.5-1.5 ms (bench_action_period.py `publisher_floor`, beside a loaded action
-#: node, both processes SCHED_FIFO). Measured here at 50 Hz (n = 250 each, 2-core machine):
-#: p50 0.022-0.034 ms, p99 0.19-3.19 ms in 9 runs beside another engineer's benchmark; p50
-#: 0.032-0.049 ms, p99 0.16-0.35 ms in 3 runs beside two busy-loop CPU hogs (SCHED_FIFO is not
-#: delayed by normal-priority load). The p99 bound is 3x the documented worst p99.
+#: node, both processes SCHED_FIFO). Measured with this test at 50 Hz (n = 250 each, 2-core
+#: machine, 14 runs, all beside another engineer's training benchmark, 6 of them also beside two
+#: busy-loop CPU hogs, which do not delay SCHED_FIFO threads): p50 0.017-0.049 ms, p99
+#: 0.15-1.05 ms in 13 runs and 3.19 ms in one. The p99 bound is 3x the documented worst p99.
 ARRIVAL_P50_MS = 0.25
 ARRIVAL_P99_MS = 4.5
 

@@ -89,9 +89,9 @@ def test_max_budget_vlfeatures_crosses_processes(processes):
     latencies = sorted(r["latency_ms"] for r in got)
     print(f"\n1 MiB VLFeatures publish-to-receive latency ms: {latencies}")
     # The README's figure for 1 MiB (bench_vlfeatures_latency.py, 60 messages): p50 13.3 ms, p99
-    # 14.4 ms. Bounds at 3x those. Measured with this test (5 messages each): medians 5.9-18.2
-    # ms, largest 29.1 ms in 4 runs beside another engineer's benchmark; medians 12.9-16.2 ms,
-    # largest 26.2 ms in 3 runs beside two busy-loop CPU hogs.
+    # 14.4 ms. Bounds at 3x those. Measured with this test (5 messages each, 2-core machine,
+    # all beside another engineer's training benchmark): medians 3.5-20.4 ms, largest 28.3 ms
+    # in 4 runs; medians 5.9-18.2 ms, largest 29.1 ms in 7 runs also beside busy-loop CPU hogs.
     assert 0 < latencies[len(latencies) // 2] <= 3 * 13.3, latencies
     assert latencies[-1] <= 3 * 14.4, latencies
     pub.wait_for_line("DONE", 30)
