@@ -49,7 +49,8 @@ def strict_jpeg_to_rgb(data: bytes) -> np.ndarray:
     try:
         return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
     except ValueError as exc:
-        raise ValueError(f"corrupted or undecodable jpeg image ({len(data)} bytes): {exc}") from None
+        raise ValueError(f"corrupted or undecodable jpeg image ({len(data)} bytes): "
+                         f"{exc}") from None
 
 
 def builtin_compressed_to_rgb(data: bytes, fmt: str = "jpeg") -> np.ndarray:

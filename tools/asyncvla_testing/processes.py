@@ -65,7 +65,8 @@ def reserve_domain_id(first: int | None = None) -> DomainLease:
              else first - DOMAIN_IDS.start)
     for k in range(len(DOMAIN_IDS)):
         domain = DOMAIN_IDS[(start + k) % len(DOMAIN_IDS)]
-        fd = os.open(domain_lock_path(domain), os.O_CREAT | os.O_RDONLY, 0o666)  # flock needs no write
+        # read-only is enough for flock, and works on a lock file another user created
+        fd = os.open(domain_lock_path(domain), os.O_CREAT | os.O_RDONLY, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held by someone else
