@@ -96,13 +96,22 @@ def test_closed_loop_demo_executes_the_policy_on_a_kinematic_robot(tmp_path, ros
     summary = json.loads(proc.stdout[proc.stdout.index("\n{") + 1:])
     print("CLOSED " + json.dumps(summary), flush=True)
     loop = summary["closed_loop"]
-    assert summary["actions_published"] > 0, summary
-    assert loop["executed_setpoints"] > 0, loop
+    # Measured (3 runs of this test, 10 s each, 2-core machine beside other jobs, one beside two
+    # CPU hogs): 99-100 chunks at 9.9-10.0 Hz; 981-1000 setpoints at 97.9-99.8 Hz; tracking
+    # error mean 0.41-0.91 mm, max 0.87-3.53 mm; held without a fresh chunk 0.0-0.17 s; guard
+    # refusals 0-1 (action node) and 0-2 (executor); the bridge published 1546-1873 states.
+    # Bounds are 2-3x from those, except the time held: up to 1 s of the 10 (a machine loaded by
+    # other jobs held 4.7 s of 12 in the README's run, which is not what CI runs beside).
+    assert summary["actions_published"] >= 40, summary
+    assert 8.0 <= summary["action_rate_hz"] <= 10.5, summary
+    assert loop["executed_setpoints"] >= 400, loop
+    assert loop["setpoint_rate_hz"] >= 50.0, loop
     # the robot followed its setpoints (a kinematic robot in velocity mode: lag of a tick or two)
-    assert loop["tracking_error_mm"]["mean"] is not None
+    assert loop["tracking_error_mm"]["mean"] <= 2.0, loop
     assert loop["tracking_error_mm"]["max"] < 5.0, loop
-    assert loop["held_without_fresh_chunk_s"] >= 0.0
+    assert loop["held_without_fresh_chunk_s"] <= 1.0, loop
     assert set(loop["guard_refusals"]) == {"action_node", "executor"}
+    assert max(loop["guard_refusals"].values()) <= 3, loop  # a random policy's seams
     # The robot state came through the robot bridge (ZMQ `robot_state` -> JointState/PoseStamped):
     # the kinematic robot only speaks the wire format (it has no ROS publisher of the state), the
     # synthetic sources' robot stream is paused (its publishers exist but send nothing: the
@@ -110,7 +119,7 @@ def test_closed_loop_demo_executes_the_policy_on_a_kinematic_robot(tmp_path, ros
     for topic, publishers in loop["robot_state_publishers"].items():
         assert "robot_bridge" in publishers and "kinematic_robot" not in publishers, (topic, loop)
     bridge = loop["robot_bridge"]
-    assert bridge["published"] > 500, bridge  # 100 Hz over the run, the first ~0.2 s dropped
+    assert bridge["published"] >= 800, bridge  # 100 Hz over the run, the first ~0.2 s dropped
     assert bridge["clock_locked"] == "True", bridge
     assert set(bridge["drops"]) <= {"clock_settling"}, bridge  # only the start-up lock
     assert 0.7 * bridge["rate_published_hz"] <= loop["ee_pose_rate_hz"] \
