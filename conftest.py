@@ -12,20 +12,26 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "tools"))
 
-from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
+from asyncvla_testing.processes import ProcessGroup, reserve_domain_id  # noqa: E402
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# ROS contexts created in this process without an explicit domain (e.g. parameter tests) get a
+# reserved domain of the session's own, not the one tools/env.sh derived from the shell's pid.
+_SESSION_DOMAIN = reserve_domain_id()
+os.environ["ROS_DOMAIN_ID"] = str(_SESSION_DOMAIN.domain_id)
 
 
 @pytest.fixture
-def ros_env() -> dict[str, str]:
-    """Environment for child processes: loopback-only discovery and a domain of this test's own."""
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(allocate_domain_id())
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("ROS_STATIC_PEERS", None)
-    return env
+def ros_env():
+    """Environment for child processes: loopback-only discovery and a domain of this test's own,
+    reserved machine-wide (asyncvla_testing.processes.reserve_domain_id) until teardown."""
+    with reserve_domain_id() as lease:
+        env = dict(os.environ)
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        env["ROS_DOMAIN_ID"] = str(lease.domain_id)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.pop("ROS_STATIC_PEERS", None)
+        yield env
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ suite checks three things and prints what it measured as one JSON line per fault
 * actions resume by themselves once the input recovers (the recovery time is reported).
 
 Bounds are sums of the configured timeouts plus how often the fault switches are polled
-(0.1-0.2 s) and one action period; they are not tuned to the machine.
+(0.1-0.2 s) and one action period; they are not tuned to the machine. Recovery is held to
+RECOVERY_BOUND_S, 3x the slowest recovery asyncvla_action_node/SAFETY.md documents.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ CHUNKS = "/asyncvla/action_chunk"
 ACTION_STATUS = "/asyncvla_action_node/safety_status"
 VLM_STATUS = "/asyncvla_vlm_node/safety_status"
 INJECTOR = os.path.join(HERE, "vl_injector.py")
+#: SAFETY.md, "Fault injection": actions resume 0.08-0.47 s after a fault ends.
+RECOVERY_BOUND_S = 3 * 0.47
 
 
 def stamp_s(msg) -> float:
@@ -154,7 +157,7 @@ def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
     assert action.alive()
     for result in results:
         assert result["leaked"] == [], result
-        assert result["recovery_s"] < 10.0, result
+        assert result["recovery_s"] <= RECOVERY_BOUND_S, result
     assert dropped > 0  # NaN / inf samples were counted, not used
     assert all(all(map(lambda x: x == x, c.reference)) for c in chunks)  # never a NaN reference
     # The VLM node's latched status named the silent view and counted its outage.
@@ -208,7 +211,7 @@ def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
     assert used <= set(sent)
     for result in results:
         assert result["leaked"] == [], result
-        assert result["recovery_s"] < 5.0, result
+        assert result["recovery_s"] <= RECOVERY_BOUND_S, result
 
 
 class RobotSender:

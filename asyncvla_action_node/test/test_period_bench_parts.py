@@ -43,22 +43,45 @@ def test_window_counts_difference_the_counters_at_the_windows_edge():
     assert window_counts([], 0) == {}
 
 
+#: Bounds on |inter-arrival - period| at the subscriber. The README documents the floor at p50
+#: 0.07-0.11 ms, p99 0.5-1.5 ms (bench_action_period.py `publisher_floor`, beside a loaded action
+#: node, both processes SCHED_FIFO). Measured with this test at 50 Hz (n = 250 each, 2-core
+#: machine, 14 runs, all beside another engineer's training benchmark, 6 of them also beside two
+#: busy-loop CPU hogs, which do not delay SCHED_FIFO threads): p50 0.017-0.049 ms, p99
+#: 0.15-1.05 ms in 13 runs and 3.19 ms in one. The p99 bound is 3x the documented worst p99.
+ARRIVAL_P50_MS = 0.25
+ARRIVAL_P99_MS = 4.5
+
+
 def test_deadline_publisher_puts_every_chunk_on_the_grid(processes):
+    """What the benchmark reports for the floor is arrival times at a subscriber in another
+    process: they must be on the period, not only the stamps the publisher sets."""
     rate = 50.0
     pub = processes.start("deadline", [PUBLISHER, "--topic", TOPIC, "--rate", str(rate),
-                                       "--duration", "30", "--priority", "0"])
-    pub.wait_for_line("DEADLINE PUBLISHER READY", 60)
-    rec = processes.start("recorder", [RECORDER, "--topic", TOPIC, "--duration", "3",
-                                       "--timeout", "60"])
+                                       "--duration", "30", "--priority", "50"])
+    ready = pub.wait_for_line("DEADLINE PUBLISHER READY", 60)
+    rec = processes.start("recorder", [RECORDER, "--topic", TOPIC, "--duration", "5",
+                                       "--timeout", "60", "--rt-priority", "60"])
     data = json.loads(rec.wait_for_line("CHUNKS ", 90)[len("CHUNKS "):])
     rows = [dict(zip(data["fields"], row)) for row in data["rows"]]
-    stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
     period_ns = int(round(1e9 / rate))
-    assert len(rows) >= 100, len(rows)  # 3 s at 50 Hz, on a loaded CI machine
+    assert len(rows) >= 200, len(rows)  # 5 s at 50 Hz
+    stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
     steps = np.diff(stamps)
     # stamped with the deadline itself: every step a whole number of periods, almost all one
     assert np.all(steps % period_ns == 0) and np.all(steps > 0), steps
     assert np.mean(steps == period_ns) >= 0.9, steps / period_ns
-    sequences = [r["sequence"] for r in rows]
-    assert sequences == sorted(sequences)
+    sequences = np.array([r["sequence"] for r in rows])
+    assert np.all(np.diff(sequences) > 0), sequences
     assert all(r["inference_stamp_ns"] == r["stamp_ns"] for r in rows)
+    # Arrival: |inter-arrival - period| between chunks of neighbouring deadlines, as the
+    # benchmark's deviation (a missed deadline is counted above, not as a late arrival).
+    recv = np.array([r["recv_ns"] for r in rows], dtype=np.int64)
+    adjacent = np.diff(sequences) == 1
+    deviation_ms = np.abs(np.diff(recv)[adjacent] - period_ns) / 1e6
+    p50, p99 = np.percentile(deviation_ms, [50, 99])
+    print(f"\nfloor at the subscriber ({ready}; n={deviation_ms.size}): deviation p50 "
+          f"{p50:.3f} ms, p99 {p99:.3f} ms, max {deviation_ms.max():.3f} ms", flush=True)
+    assert deviation_ms.size >= 180, deviation_ms.size
+    assert p99 <= ARRIVAL_P99_MS, (ready, p50, p99, np.sort(deviation_ms)[-5:])
+    assert p50 <= ARRIVAL_P50_MS, (ready, p50, p99)

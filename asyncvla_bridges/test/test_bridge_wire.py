@@ -106,12 +106,25 @@ def test_decode_rejects_what_the_cheap_check_cannot_see():
     assert reason(decode_jpeg_rgb, b"\xff\xd8 not a jpeg \xff\xd9") == "jpeg_decode"
 
 
-def test_truncated_scan_with_eoi_is_a_known_blind_spot():
-    """libjpeg fills a cut-short scan with grey and OpenCV returns an image: documented limit."""
+@pytest.mark.parametrize("damage", ["scan_cut_short", "scan_half", "scan_bytes_flipped"])
+def test_corrupted_scan_inside_a_well_formed_file_is_refused(damage):
+    """The cheap check passes these (every header intact, EOI present); OpenCV alone returns a
+    grey-filled image for them; the strict decode refuses them with libjpeg's cause."""
     jpeg = make_jpeg(64, 48, seed=3)
     sos = jpeg.index(b"\xff\xda")
-    cut = jpeg[:sos + 20] + b"\xff\xd9"
-    assert decode_jpeg_rgb(cut, jpeg_info(cut)).shape == (48, 64, 3)
+    if damage == "scan_cut_short":
+        bad = jpeg[:sos + 20] + b"\xff\xd9"
+    elif damage == "scan_half":
+        bad = jpeg[:(sos + len(jpeg)) // 2] + b"\xff\xd9"
+    else:  # 0xff bytes in the entropy-coded data: markers that may not appear there
+        body = bytearray(jpeg)
+        body[sos + 40:sos + 44] = b"\xff\xd0\xff\xd5"
+        bad = bytes(body)
+    assert jpeg_info(bad).width == 64  # the cheap check cannot see it
+    with pytest.raises(WireError) as err:
+        decode_jpeg_rgb(bad, jpeg_info(bad))
+    assert err.value.reason == "jpeg_decode"
+    assert "corrupted or undecodable jpeg" in str(err.value)
 
 
 def test_view_map_substring_first_match_wins():

@@ -1,9 +1,9 @@
-"""The launch files themselves, through ROS 2 `launch`/`launch_ros` (skipped where absent).
+"""The launch files themselves, through ROS 2 `launch`/`launch_ros`.
 
-`launch` and `launch_ros` are not on PyPI (CI installs ROS 2 from PyPI wheels), so on CI this
-module is skipped with that reason; on a machine with ROS 2 sourced (a robot PC) it runs: every
-launch file loads the way `ros2 launch` loads it, declares its role's arguments, and builds its
-nodes with the defaults and with overrides; the parameters launch_ros hands the nodes keep the
+`launch` and `launch_ros` have no PyPI wheel; the workspace builds them from the Jazzy sources in
+third_party/ (CI too), and a robot PC has them from apt. Every launch file loads the way
+`ros2 launch` loads it, declares its role's arguments, and builds its nodes with the defaults
+and with overrides; the parameters launch_ros hands the nodes keep the
 declared types; the executables resolve in the ament index; and action.launch.py is started for
 real, its nodes checked over DDS (names, namespace, parameters from YAML and arguments).
 """
@@ -21,16 +21,16 @@ try:
     import launch
     import launch_ros.actions  # noqa: F401
 except ImportError as exc:  # noqa: F841
-    pytest.skip(f"launch_ros is not importable ({exc}): ROS 2 `launch`/`launch_ros` are not on "
-                "PyPI and come with a ROS install (apt: ros-jazzy-launch-ros); the launch "
-                "decisions are tested without them in test_bringup_plan.py",
-                allow_module_level=True)
+    pytest.skip(f"launch_ros is not importable ({exc}): the workspace builds it from "
+                "third_party/ (./dev.sh setup); a ROS install has it from apt "
+                "(ros-jazzy-launch-ros)", allow_module_level=True)
 if not hasattr(launch, "LaunchDescription"):
     pytest.skip(f"the importable `launch` ({launch.__file__}) is not ROS 2 launch",
                 allow_module_level=True)
 
 from launch import LaunchContext  # noqa: E402
-from launch.actions import DeclareLaunchArgument, OpaqueFunction  # noqa: E402
+from launch.actions import (DeclareLaunchArgument, ExecuteProcess, OpaqueFunction,  # noqa: E402
+                            RegisterEventHandler)
 from launch.launch_description_sources.python_launch_file_utilities import (  # noqa: E402
     get_launch_description_from_python_launch_file)
 from launch.utilities import perform_substitutions  # noqa: E402
@@ -96,7 +96,12 @@ def test_launch_file_builds_its_nodes(name, variant):
         plan = catalog.plan(name.split(".")[0], values, LAUNCH.parent / "config")
     assert [(_text(context, n.node_package), _text(context, n.node_executable)) for n in nodes] \
         == [(p.package, p.executable) for p in plan.nodes]
-    assert len(produced) == len(nodes) + len(plan.commands) + 1  # + the LogInfo banner
+    # + the LogInfo banner; each plan command is an ExecuteProcess with its exit handler
+    assert len(produced) == len(nodes) + 2 * len(plan.commands) + 1
+    processes = [a for a in produced
+                 if isinstance(a, ExecuteProcess) and not isinstance(a, Node)]  # Node is one too
+    assert [[_text(context, part) for part in p.cmd] for p in processes] == plan.commands
+    assert sum(isinstance(a, RegisterEventHandler) for a in produced) == len(plan.commands)
     for node, expected in zip(nodes, plan.nodes):
         node._perform_substitutions(context)  # what Node.execute does before starting it
         assert node.node_name == (expected.namespace or "") + "/" + expected.name
@@ -193,7 +198,7 @@ def test_action_launch_starts_its_nodes(processes, ros_env, tmp_path_factory):
     assert "Traceback" not in proc.output(), proc.output()[-3000:]
 
 
-def test_a_failing_command_shuts_the_launch_down_with_the_reason(capfd):
+def test_a_failing_command_shuts_the_launch_down_with_the_reason(capfd, caplog):
     """launch_support wires catalog.command_exit_reason: a plan command that exits 3 stops a
     launch that would otherwise run for a minute (a stand-in for the nodes waiting on /clock)."""
     import sys
@@ -209,5 +214,5 @@ def test_a_failing_command_shuts_the_launch_down_with_the_reason(capfd):
     start = time.monotonic()
     service.run()
     assert time.monotonic() - start < 30
-    out = capfd.readouterr()
-    assert "exited with code 3" in out.out + out.err
+    out = capfd.readouterr()  # launch logs through `logging` (caplog under pytest) or the screen
+    assert "exited with code 3" in out.out + out.err + caplog.text

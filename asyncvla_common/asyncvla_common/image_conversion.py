@@ -37,12 +37,33 @@ class BackendMismatch(Exception):
     """cv_bridge converted the probe image without error but to other pixels than the builtin."""
 
 
-def builtin_compressed_to_rgb(data: bytes, fmt: str = "jpeg") -> np.ndarray:
-    """JPEG/PNG bytes -> RGB uint8 HxWx3 (OpenCV decode; grey and alpha images become RGB).
+def strict_jpeg_to_rgb(data: bytes) -> np.ndarray:
+    """JPEG bytes -> RGB uint8 HxWx3, refusing corrupted data; ValueError names libjpeg's cause.
 
-    ValueError names the cause: an empty or undecodable payload must be refused, not fed on."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    Why not OpenCV alone: libjpeg treats a cut-short or damaged scan as a warning, fills the rest
+    of the image with grey and OpenCV returns that image; a camera frame cut short in transit
+    would reach the VLM as a half-grey picture. libjpeg-turbo through `simplejpeg` in strict mode
+    raises on those warnings instead (same decoder, same pixels as OpenCV's for good files)."""
+    import simplejpeg
+
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as exc:
+        raise ValueError(f"corrupted or undecodable jpeg image ({len(data)} bytes): "
+                         f"{exc}") from None
+
+
+def builtin_compressed_to_rgb(data: bytes, fmt: str = "jpeg") -> np.ndarray:
+    """JPEG/PNG bytes -> RGB uint8 HxWx3 (grey and alpha images become RGB).
+
+    ValueError names the cause: an empty, undecodable or corrupted payload must be refused, not
+    fed on. JPEG decodes strictly (`strict_jpeg_to_rgb`); PNG with OpenCV (zlib's checksums make a
+    damaged PNG undecodable)."""
+    if not data:
+        raise ValueError(f"undecodable {fmt} image (0 bytes)")
+    if fmt == "jpeg":
+        return strict_jpeg_to_rgb(data)
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f"undecodable {fmt} image ({len(data)} bytes)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -209,9 +230,12 @@ class ImageConverter:
             return result
 
     def compressed_to_rgb(self, data: bytes, fmt: str = "jpeg") -> np.ndarray:
-        """CompressedImage payload (JPEG/PNG) -> RGB uint8 HxWx3; ValueError with the cause."""
+        """CompressedImage payload (JPEG/PNG) -> RGB uint8 HxWx3; ValueError with the cause.
+
+        JPEG always decodes strictly with the builtin code: cv_bridge decodes with OpenCV, which
+        returns a grey-filled image for a corrupted scan instead of refusing it."""
         fallback = lambda: builtin_compressed_to_rgb(data, fmt)  # noqa: E731
-        if self.backend == BUILTIN or not data:
+        if self.backend == BUILTIN or not data or fmt == "jpeg":
             return fallback()
         return self._via_bridge(lambda: self._bridge.compressed_imgmsg_to_cv2(
             _compressed_message(data, fmt), desired_encoding="rgb8"), fallback)

@@ -146,6 +146,47 @@ def test_cv_bridge_with_other_pixels_is_not_used(rgb, monkeypatch):
     assert conv.backend == BUILTIN and isinstance(conv.probe_error, BackendMismatch)
 
 
+def _cut_scan_jpeg(rgb: np.ndarray) -> bytes:
+    """A JPEG whose scan is cut short and closed with EOI (a frame cut in transit, re-closed)."""
+    jpeg = _encode(rgb[:, :, ::-1], ".jpg")
+    sos = jpeg.index(b"\xff\xda")
+    return jpeg[:sos + 30] + b"\xff\xd9"
+
+
+def test_corrupted_jpeg_is_refused_where_opencv_returns_a_grey_filled_image(rgb):
+    bad = _cut_scan_jpeg(rgb)
+    filled = cv2.imdecode(np.frombuffer(bad, np.uint8), cv2.IMREAD_COLOR)
+    assert filled is not None and filled.shape == rgb.shape  # OpenCV alone accepts it
+    with pytest.raises(ValueError, match="corrupted or undecodable jpeg image .*premature end"):
+        builtin_compressed_to_rgb(bad, "jpeg")
+
+
+def test_converter_refuses_a_corrupted_jpeg_even_with_a_working_cv_bridge(rgb, monkeypatch):
+    """cv_bridge's compressed decode is OpenCV's (grey-filled, no error): JPEG bypasses it."""
+    module = types.ModuleType("cv_bridge")
+
+    class CvBridge:  # a working cv_bridge: converts like the builtin code, decodes with OpenCV
+        def imgmsg_to_cv2(self, msg, desired_encoding="passthrough"):
+            return builtin_raw_to_rgb(msg.encoding, msg.width, msg.height, bytes(msg.data),
+                                      msg.step)
+
+        def compressed_imgmsg_to_cv2(self, msg, desired_encoding="passthrough"):
+            bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+        def cv2_to_imgmsg(self, cvim, encoding="passthrough"):
+            return builtin_rgb_to_image(cvim)
+
+    module.CvBridge = CvBridge
+    monkeypatch.setitem(sys.modules, "cv_bridge", module)
+    conv = ImageConverter(warn=lambda line: None)
+    assert conv.backend == CV_BRIDGE
+    good = _encode(rgb[:, :, ::-1], ".jpg")
+    assert np.array_equal(conv.compressed_to_rgb(good, "jpeg"), builtin_compressed_to_rgb(good))
+    with pytest.raises(ValueError, match="corrupted or undecodable jpeg"):
+        conv.compressed_to_rgb(_cut_scan_jpeg(rgb), "jpeg")
+
+
 # --- the real cv_bridge, wherever it imports --------------------------------------------------
 def _real_cv_bridge_or_skip():
     try:

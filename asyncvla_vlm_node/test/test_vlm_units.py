@@ -55,6 +55,22 @@ def test_bad_images_are_refused_not_raised():
     assert store.dropped == {"undecodable": 2, "too_small": 1}
 
 
+def test_a_corrupted_frame_is_a_counted_drop_with_the_cause():
+    """A JPEG whose scan was cut short (headers intact, EOI present): refused, not fed to the VLM
+    as a grey-filled picture; the next good frame is used again."""
+    good = jpeg(color=(40, 90, 200))
+    sos = good.index(b"\xff\xda")
+    store = FrameStore(["a"])
+    store.put("a", StoredFrame(0, "jpeg", good[:sos + 30] + b"\xff\xd9"))
+    refused = store.collect(0, 1.0, 1.0)
+    assert refused.images is None
+    assert "view a" in refused.reason and "corrupted or undecodable jpeg" in refused.reason
+    assert store.dropped == {"undecodable": 1}
+    store.put("a", StoredFrame(1, "jpeg", good))
+    assert store.collect(1, 1.0, 1.0).images is not None
+    assert store.dropped == {"undecodable": 1}
+
+
 def test_raw_encodings_decode_to_rgb():
     bgr = np.zeros((2, 3, 3), np.uint8)
     bgr[..., 0] = 255

@@ -1,6 +1,7 @@
 """Run ROS node processes from tests: start, read their output, stop them, never leak them."""
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import signal
@@ -12,14 +13,78 @@ import time
 from dataclasses import dataclass, field
 
 _domain_counter = itertools.count()
+#: The DDS domain ids tests and tools may take: ids above 101 can collide with ephemeral ports.
+DOMAIN_IDS = range(10, 100)
+#: Leases taken by `allocate_domain_id`, held until this process exits.
+_process_leases: list["DomainLease"] = []
+
+
+def domain_lock_path(domain_id: int) -> str:
+    """The lock file whose exclusive flock reserves `domain_id` on this machine.
+
+    /tmp itself, not $TMPDIR: a DDS domain is machine-wide, so every user's runs must meet at the
+    same lock files."""
+    return f"/tmp/asyncvla-domain-{domain_id}.lock"
+
+
+@dataclass
+class DomainLease:
+    """A DDS domain id reserved on this machine until `release` (or this process's exit).
+
+    Why a lock: tests and tools of concurrent runs (other engineers, CI) each start DDS
+    participants; two runs on one domain id see each other's topics. The reservation is an
+    exclusive `flock` on /tmp/asyncvla-domain-<id>.lock: the kernel drops it when the holder
+    exits, even on SIGKILL, so a crashed run never leaves an id taken. The descriptor is not
+    inherited by child processes (Python's default), so a leaked child never holds it.
+    """
+
+    domain_id: int
+    fd: int | None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the only descriptor releases the flock
+            self.fd = None
+
+    def __enter__(self) -> "DomainLease":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def reserve_domain_id(first: int | None = None) -> DomainLease:
+    """Reserve a free DDS domain id in 10..99 for as long as the lease is held.
+
+    The search starts at a pid- and call-dependent id so that concurrent runs rarely try the same
+    ids first (`first`: start there instead, as the tests of this function do to force contention),
+    and skips every id another holder has locked (another process, or another lease of this one:
+    flock locks belong to the open file, not the process). RuntimeError when all 90 are taken.
+    """
+    start = (os.getpid() * 7 + next(_domain_counter) if first is None
+             else first - DOMAIN_IDS.start)
+    for k in range(len(DOMAIN_IDS)):
+        domain = DOMAIN_IDS[(start + k) % len(DOMAIN_IDS)]
+        # read-only is enough for flock, and works on a lock file another user created
+        fd = os.open(domain_lock_path(domain), os.O_CREAT | os.O_RDONLY, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by someone else
+            os.close(fd)
+            continue
+        return DomainLease(domain, fd)
+    raise RuntimeError(f"every DDS domain id in {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} is "
+                       "reserved (lock files /tmp/asyncvla-domain-*.lock)")
 
 
 def allocate_domain_id() -> int:
-    """A DDS domain for one test, in 10..99 (ids above 101 may collide with ephemeral ports).
+    """A DDS domain id reserved for the rest of this process's life (tools and benchmarks).
 
-    The pid spreads concurrent pytest runs apart; the counter separates tests inside one run.
-    """
-    return 10 + (os.getpid() * 7 + next(_domain_counter)) % 90
+    Tests use `reserve_domain_id` through the `ros_env` fixture instead, which releases the id at
+    the test's teardown."""
+    lease = reserve_domain_id()
+    _process_leases.append(lease)
+    return lease.domain_id
 
 
 @dataclass

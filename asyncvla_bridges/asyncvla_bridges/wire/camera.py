@@ -10,7 +10,9 @@ JPEG validation is cheap by default: SOI at the start, EOI at the end (trailing 
 allowed), and a walk over the header segments up to the start of scan that must find a frame
 header with a non-zero size. That rejects truncated, empty and random payloads in microseconds
 without decoding; corrupt entropy-coded data inside a well-formed file is only caught by the full
-decode (`decode_jpeg_rgb`), which the bridge runs only where raw images are published.
+decode (`decode_jpeg_rgb`, strict: a cut-short scan is refused, not grey-filled), which the bridge
+runs only where raw images are published (drop reason `jpeg_decode`). A compressed view's
+corrupted frame is forwarded and refused by the VLM node's decode (`dropped_undecodable`).
 """
 from __future__ import annotations
 
@@ -129,14 +131,17 @@ def jpeg_info(data: bytes) -> JpegInfo:
 
 
 def decode_jpeg_rgb(data: bytes, info: JpegInfo | None = None) -> np.ndarray:
-    """Decode to an HxWx3 uint8 RGB array with OpenCV; raise WireError("jpeg_decode")."""
+    """Decode to an HxWx3 uint8 RGB array, refusing corrupted data; raise WireError("jpeg_decode").
+
+    The decode is strict (asyncvla_common.image_conversion.strict_jpeg_to_rgb): a scan cut short
+    or damaged inside a well-formed file is refused, not filled with grey."""
     # the one builtin decoder; imported here as only the bridge's raw-image path needs OpenCV
     from asyncvla_common.image_conversion import builtin_compressed_to_rgb
 
     try:
         rgb = builtin_compressed_to_rgb(data, "jpeg")
     except ValueError as exc:
-        raise WireError("jpeg_decode", f"OpenCV could not decode the JPEG: {exc}") from None
+        raise WireError("jpeg_decode", str(exc)) from None
     if info is not None and (rgb.shape[1], rgb.shape[0]) != (info.width, info.height):
         raise WireError("jpeg_decode", f"decoded {rgb.shape[1]}x{rgb.shape[0]}, header says "
                         f"{info.width}x{info.height}")
