@@ -56,9 +56,9 @@ fi
 # 4. Build the workspace. colcon itself skips unchanged CMake work; the hash skips the whole call.
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 # Only what colcon turns into install artefacts counts: manifests, interfaces, launch and config
-# files. third_party/ holds ROS 2 packages with no PyPI wheel (launch, launch_ros; its README). Python modules are symlinked (--symlink-install), so editing them needs no rebuild.
-SRC_HASH="$( (git ls-files -co --exclude-standard -- 'asyncvla_*' third_party colcon.meta 2>/dev/null \
-  || find asyncvla_* third_party colcon.meta -type f) \
+# files. Python modules are symlinked (--symlink-install), so editing them needs no rebuild.
+SRC_HASH="$( (git ls-files -co --exclude-standard -- 'asyncvla_*' colcon.meta 2>/dev/null \
+  || find asyncvla_* colcon.meta -type f) \
   | grep -E '(package\.xml|setup\.py|setup\.cfg|CMakeLists\.txt|\.msg|\.launch\.py|\.yaml|resource/.*|colcon\.meta)$' \
   | grep -v '/test/' | sort | xargs sha256sum | sha256sum | cut -c1-16)"
 if [ "$(cat "$STAMP_DIR/build" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/setup.bash ]; then
