@@ -1,7 +1,8 @@
 """The launch files themselves, through ROS 2 `launch`/`launch_ros`.
 
-`launch` and `launch_ros` have no PyPI wheel; the workspace builds them from the Jazzy sources in
-third_party/ (CI too), and a robot PC has them from apt. Every launch file loads the way
+`launch` and `launch_ros` have no PyPI wheel, so these tests skip on CI (docs/TESTING.md says
+why and what covers the launch files' decisions there); a robot PC has them from apt. Every
+launch file loads the way
 `ros2 launch` loads it, declares its role's arguments, and builds its nodes with the defaults
 and with overrides; the parameters launch_ros hands the nodes keep the
 declared types; the executables resolve in the ament index; and action.launch.py is started for
@@ -21,9 +22,9 @@ try:
     import launch
     import launch_ros.actions  # noqa: F401
 except ImportError as exc:  # noqa: F841
-    pytest.skip(f"launch_ros is not importable ({exc}): the workspace builds it from "
-                "third_party/ (./dev.sh setup); a ROS install has it from apt "
-                "(ros-jazzy-launch-ros)", allow_module_level=True)
+    pytest.skip(f"launch_ros is not importable ({exc}): no PyPI wheel exists; a ROS install "
+                "has it from apt (ros-jazzy-launch-ros); see docs/TESTING.md",
+                allow_module_level=True)
 if not hasattr(launch, "LaunchDescription"):
     pytest.skip(f"the importable `launch` ({launch.__file__}) is not ROS 2 launch",
                 allow_module_level=True)
