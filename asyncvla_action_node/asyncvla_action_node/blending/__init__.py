@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .base import BlendingStrategy
 from .latest_only import LatestOnly
+from .rtc_soft_mask import RtcSoftMask
 from .temporal_ensemble import TemporalEnsemble
 from .weighted_blend import WeightedBlend
 
@@ -13,6 +14,7 @@ BLENDINGS: dict[str, type[BlendingStrategy]] = {cls.name: cls for cls in (
     LatestOnly,
     WeightedBlend,
     TemporalEnsemble,
+    RtcSoftMask,
 )}
 
 __all__ = ["BLENDINGS", "BlendingStrategy"]

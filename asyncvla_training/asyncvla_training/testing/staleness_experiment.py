@@ -133,40 +133,44 @@ def _entry(value: float, target: str, met: bool, **extra: Any) -> dict[str, Any]
     return {"value": round(float(value), 4), "target": target, "met": bool(met), **extra}
 
 
-def run_task(task: str, settings: StalenessSettings, workdir: Path,
-             log: Callable[[str], None]) -> dict[str, Any]:
-    """Write, cache, train and evaluate one task; per-episode errors for every policy and age."""
-    import torch
+@dataclass
+class TaskData:
+    """One task's recordings read as episodes, their VL features, and the run's base config."""
 
+    cfg: Any  # TrainConfig
+    train: list
+    test: list
+    provider: Any  # CachedFeatureProvider
+    extractor: Any
+    model_id: str
+    test_scenes: list
+
+
+def prepare_task(task: str, settings: StalenessSettings, workdir: Path,
+                 lap: Callable[[str], None] = lambda name: None,
+                 feedforward: bool = False) -> TaskData:
+    """Write the recordings of ``task`` ("dynamic" or "static"), read them and cache their VL
+    features with the tiny Qwen2.5-VL."""
     from ..data.vl_cache import VLFeatureCache
-    from ..models.checkpoint import load_policy
     from ..models.devices import resolve_device
     from ..train.config import TrainConfig
     from ..train.data_sources import load_bag_episodes
-    from ..train.evaluate import predict_episode
-    from ..train.features import CachedFeatureProvider, ZeroFeatureProvider
-    from ..train.trainer import Trainer, load_vl_extractor
-    from ..models.config import tiny_policy_config
+    from ..train.features import CachedFeatureProvider
+    from ..train.trainer import load_vl_extractor
     from .tiny_vlm import ensure_tiny_qwen_vl
     from .tracking_task import ALINE_LENGTH, write_tracking_bags
 
     s = settings
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = round(now - clock[0], 1)
-        clock[0] = now
-
     dynamic = task == "dynamic"
     model = ensure_tiny_qwen_vl(workdir / "tiny_vl")
     size = (s.image_size, s.image_size)
     base_seed = s.data_seed * 10 + (0 if dynamic else 5)
     train_bags = write_tracking_bags(workdir / task / "train", s.train_episodes, base_seed + 1,
-                                     dynamic, s.duration, size, prefix="train")
+                                     dynamic, s.duration, size, prefix="train",
+                                     feedforward=feedforward)
     test_bags = write_tracking_bags(workdir / task / "test", s.test_episodes, base_seed + 2,
-                                    dynamic, s.duration, size, prefix="test")
+                                    dynamic, s.duration, size, prefix="test",
+                                    feedforward=feedforward)
     lap("write_bags_s")
     cfg = TrainConfig(
         stage=1, vl_model_path=model, image_width=s.image_size, image_height=s.image_size,
@@ -184,7 +188,52 @@ def run_task(task: str, settings: StalenessSettings, workdir: Path,
     cache.build(train + test)
     provider = CachedFeatureProvider(cache.lookup, cache.model_id, cache.adapter_id)
     lap("vl_features_s")
+    return TaskData(cfg, train, test, provider, extractor, cache.model_id,
+                    [scene for _, scene in test_bags])
 
+
+def train_policy(data: TaskData, name: str, settings: StalenessSettings, seed: int, out_dir: Path,
+                 log: Callable[[str], None], **overrides: Any):
+    """Train policy ``name`` (``policy_overrides``, ``policy_fusion``; ``overrides`` win) on
+    ``data``; returns (loaded policy, final training loss)."""
+    from ..models.checkpoint import load_policy
+    from ..models.config import tiny_policy_config
+    from ..train.features import ZeroFeatureProvider
+    from ..train.trainer import Trainer
+    from .tracking_task import ALINE_LENGTH
+
+    fields = {**policy_overrides(name, settings), **overrides}
+    spec = tiny_policy_config(vl_dim=1, vl_num_tokens=settings.num_feature_tokens,
+                              in_channels=1 + ALINE_LENGTH, fusion=policy_fusion(name),
+                              vl_age_input=fields["vl_age_input"]).to_dict()
+    spec.pop("schema_version")  # (vl_dim and vl_num_tokens come from the VLM's features)
+    run_cfg = dataclasses.replace(data.cfg, seed=seed, out_dir=str(out_dir), policy=spec, **fields)
+    feats = ZeroFeatureProvider(data.provider) if name == "ablated" else data.provider
+    summary = Trainer(run_cfg, data.train, (), feature_provider=feats, log=log,
+                      progress=False).train()
+    return load_policy(summary["latest"]), summary["final_loss"]
+
+
+def run_task(task: str, settings: StalenessSettings, workdir: Path,
+             log: Callable[[str], None]) -> dict[str, Any]:
+    """Write, cache, train and evaluate one task; per-episode errors for every policy and age."""
+    import torch
+
+    from ..train.evaluate import predict_episode, stale_inputs
+    from ..train.features import ZeroFeatureProvider
+
+    s = settings
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 1)
+        clock[0] = now
+
+    dynamic = task == "dynamic"
+    data = prepare_task(task, s, workdir, lap)
+    train, test = data.train, data.test
     std = np.concatenate([np.asarray(ep.actions, np.float64) for ep in train]).std(axis=(0, 1))
     std = np.maximum(std, 1e-9)
     mean_chunk = np.concatenate([np.asarray(ep.actions, np.float64) for ep in train]).mean(axis=0)
@@ -198,19 +247,11 @@ def run_task(task: str, settings: StalenessSettings, workdir: Path,
         if name == "F_cross_attention" and not dynamic:
             continue  # the fusion comparison is on the task whose answer is where the target is
         per_seed = []
-        spec = tiny_policy_config(vl_dim=1, vl_num_tokens=s.num_feature_tokens,
-                                  in_channels=1 + ALINE_LENGTH, fusion=policy_fusion(name),
-                                  vl_age_input=policy_overrides(name, s)["vl_age_input"]).to_dict()
-        spec.pop("schema_version")  # (vl_dim and vl_num_tokens come from the VLM's features)
+        feats = ZeroFeatureProvider(data.provider) if name == "ablated" else data.provider
         for seed in s.seeds:
-            run_cfg = dataclasses.replace(cfg, seed=seed, out_dir=str(workdir / task / "runs" /
-                                                                       f"{name}_seed{seed}"),
-                                          policy=spec, **policy_overrides(name, s))
-            feats = ZeroFeatureProvider(provider) if name == "ablated" else provider
-            summary = Trainer(run_cfg, train, (), feature_provider=feats, log=log,
-                              progress=False).train()
-            losses.setdefault(name, []).append(summary["final_loss"])
-            policy = load_policy(summary["latest"])
+            policy, loss = train_policy(data, name, s, seed,
+                                        workdir / task / "runs" / f"{name}_seed{seed}", log)
+            losses.setdefault(name, []).append(loss)
             with torch.no_grad():
                 per_seed.append(np.stack([
                     per_episode_nmse([predict_episode(policy, ep, feats, vl_age_ms=age)
@@ -222,14 +263,11 @@ def run_task(task: str, settings: StalenessSettings, workdir: Path,
         per_episode_nmse([np.broadcast_to(mean_chunk, np.shape(ep.actions)) for ep in test],
                          test, std, keep)[None, None],
         (len(s.seeds), len(s.eval_ages_ms), len(test), std.size))
-    given_age = {}
-    from ..train.evaluate import stale_inputs
-
-    for age in s.eval_ages_ms:
-        given_age[f"{age:g}"] = float(np.mean(np.concatenate(
-            [stale_inputs(ep, age)[1][k] for ep, k in zip(test, keep)])) * 1e3)
+    given_age = {f"{age:g}": float(np.mean(np.concatenate(
+        [stale_inputs(ep, age)[1][k] for ep, k in zip(test, keep)])) * 1e3)
+        for age in s.eval_ages_ms}
     return {"errors": errors, "timings_s": timings, "final_train_loss": losses,
-            "mean_given_age_ms": given_age, "vl_model_id": cache.model_id,
+            "mean_given_age_ms": given_age, "vl_model_id": data.model_id,
             "samples": {"train": sum(len(e) for e in train),
                         "test_scored": int(sum(k.size for k in keep)),
                         "train_episodes": len(train), "test_episodes": len(test)},

@@ -103,6 +103,10 @@ class TrackingScene:
     breath_period: float
     breath_phase: float  # rad
     noise_seed: int
+    #: The expert also moves at the target's velocity (``tip' = g (target - tip) + v``), so it
+    #: closes on the target instead of trailing it by ``v / g``: the closed-loop variant, where
+    #: success is reaching the target. The staleness benchmark's expert has none.
+    feedforward: bool = False
 
     def approach_time(self, t: np.ndarray) -> np.ndarray:
         """Seconds since the approach started (negative before: the robot holds)."""
@@ -124,7 +128,7 @@ class TrackingScene:
 
     def _offset_at(self, ta: np.ndarray) -> np.ndarray:
         decay = np.exp(-SERVO_GAIN * ta)
-        vg = self.velocity / SERVO_GAIN
+        vg = 0.0 if self.feedforward else self.velocity / SERVO_GAIN
         return np.stack([self.offset_start[0] * decay, vg + (self.offset_start[1] - vg) * decay],
                         axis=-1)
 
@@ -142,8 +146,10 @@ class TrackingScene:
                 * np.sin(w * np.asarray(t) + self.breath_phase - lag))
 
 
-def draw_scene(rng: np.random.Generator, dynamic: bool = True, duration: float = 3.0) -> TrackingScene:
-    """A random scene. ``dynamic`` False: the same scene family with a target at rest."""
+def draw_scene(rng: np.random.Generator, dynamic: bool = True, duration: float = 3.0,
+               feedforward: bool = False) -> TrackingScene:
+    """A random scene. ``dynamic`` False: the same scene family with a target at rest;
+    ``feedforward``: the closed-loop variant's expert (``TrackingScene.feedforward``)."""
     sign = float(rng.choice([-1.0, 1.0]))
     velocity = sign * float(rng.uniform(*SPEED_RANGE)) if dynamic else 0.0
     phase = float(rng.uniform(0.0, PHASE_MAX))
@@ -163,7 +169,7 @@ def draw_scene(rng: np.random.Generator, dynamic: bool = True, duration: float =
         breath_amplitude=float(rng.uniform(*BREATH_AMPLITUDE)),
         breath_period=float(rng.uniform(*BREATH_PERIOD)),
         breath_phase=float(rng.uniform(0.0, 2.0 * math.pi)),
-        noise_seed=int(rng.integers(0, 2**31 - 1)))
+        noise_seed=int(rng.integers(0, 2**31 - 1)), feedforward=feedforward)
 
 
 class TrackingMotion(SyntheticMotion):
@@ -207,9 +213,16 @@ class TrackingContent(SyntheticContent):
         return self._noise[k]
 
     def sensor_rows(self, k: np.ndarray, t: np.ndarray, aline_length: int) -> np.ndarray:
-        k = np.asarray(k, dtype=np.int64)
-        noise = self._noise_rows(k, 1 + aline_length)
         distance = self.scene.tip_height(t) - self.scene.surface_height(t)
+        return self.rows_at(k, distance, aline_length)
+
+    def rows_at(self, k: np.ndarray, distance: np.ndarray, aline_length: int = ALINE_LENGTH
+                ) -> np.ndarray:
+        """(n, 1 + aline_length) force/OCT rows of samples ``k`` with the tip ``distance`` (m)
+        above the surface: the recorded motion's, or a closed loop's robot."""
+        k = np.asarray(k, dtype=np.int64)
+        distance = np.asarray(distance, dtype=np.float64).reshape(-1)
+        noise = self._noise_rows(k, 1 + aline_length)
         rows = np.empty((k.size, 1 + aline_length), dtype=np.float32)
         rows[:, 0] = 0.01 * noise[:, 0]  # no contact: the force sensor reads its noise
         surface = _SURFACE_INDEX0 + _SURFACE_INDEX_PER_M * np.maximum(distance, 0.0)
@@ -262,14 +275,15 @@ def episode_spec(scene: TrackingScene, duration: float, image_size: tuple[int, i
 
 def write_tracking_bags(directory: str | Path, count: int, seed: int, dynamic: bool = True,
                         duration: float = 3.0, image_size: tuple[int, int] = (140, 140),
-                        prefix: str = "tracking") -> list[tuple[Path, TrackingScene]]:
+                        prefix: str = "tracking",
+                        feedforward: bool = False) -> list[tuple[Path, TrackingScene]]:
     """Write ``count`` recordings ``<prefix>_000``... (mcap) under ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     written = []
     for n in range(count):
-        scene = draw_scene(rng, dynamic, duration)
+        scene = draw_scene(rng, dynamic, duration, feedforward)
         start_ns = 1_700_000_000_000_000_000 + int(rng.integers(0, 10**9)) + n * 10**11
         path = directory / f"{prefix}_{n:03d}"
         write_synthetic_bag(path, "mcap", episode_spec(scene, duration, tuple(image_size), start_ns))
