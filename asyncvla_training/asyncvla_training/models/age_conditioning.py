@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 #: Ages are clipped to [0, MAX_AGE_S] before they enter the network (seconds).
-MAX_AGE_S = 2.0
+MAX_AGE_S = 4.0
 #: The unit ages are expressed in inside the network (seconds).
 AGE_UNIT_S = 0.25
 #: Width of the age features (a, a^2).
