@@ -20,8 +20,9 @@ it: each inference waits for the VL features of the current frames, so the robot
 action per VLM update (``one_action_per_update``; 0.67 actions/s at 1.5 s), or, kinder to it,
 the whole chunk of each update.
 
-What only the real nodes over DDS verify (tools/bench/bench_closed_loop.py --dds): executor and
-transport jitter, real thread scheduling, the nodes' own timers.
+What only the real nodes over DDS verify (tools/bench/bench_closed_loop.py --dds, the same
+episodes with the real processes: tools/bench/bench_closed_loop_dds.py): executor and transport
+jitter, real thread scheduling, the nodes' own timers.
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ class EpisodeResult:
     held_s: float  # executor time without a setpoint
     refusals: dict[str, int] = field(default_factory=dict)
     vl_ages_s: list[float] = field(default_factory=list)  # of the chunks published
+    first_chunk_s: float | None = None  # from the first action time to the first chunk
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -123,8 +125,7 @@ class FeatureSource:
 
 
 def _state(position: np.ndarray) -> np.ndarray:
-    joints = task._JOINT_NOMINAL + (position - np.asarray(task.NOMINAL_POSITION)) @ task._JOINT_GAIN.T * 10
-    return robot_state_vector(joints, position, task.TOOL_DOWN_XYZW)
+    return robot_state_vector(task.joints_at(position), position, task.TOOL_DOWN_XYZW)
 
 
 def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureSource,
@@ -212,6 +213,8 @@ def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureS
             if act:
                 outcome = core.tick(now)
                 if outcome.chunk is not None:
+                    if result.first_chunk_s is None:
+                        result.first_chunk_s = (now - t0) / NS
                     result.chunks += 1
                     result.vl_ages_s.append(float(outcome.vl.age))
                     deliver(outcome.chunk, now)

@@ -16,6 +16,13 @@ the Meca500's velocity timeout does. Every state line it logs can be parsed by a
   millimetres and the Meca500's mobile-XYZ Euler angles in degrees (R = Rx(alpha) Ry(beta)
   Rz(gamma), the bridge's default euler_convention 'xyz_intrinsic'), at 100 Hz.
 
+Two options for the closed loop on the moving-target task (tools/bench/bench_closed_loop_dds.py):
+``--joint-model tracking`` sends the joints the task's recordings hold for the current position
+(``tracking_task``'s fixed linear "inverse kinematics") instead of constant ones, so a policy
+trained on those recordings sees the state it was trained on; ``--reset-topic`` (PoseStamped,
+default /test/robot_reset) puts the robot at a pose at once, velocity zero, as an operator
+moving the robot to an episode's start.
+
 ``chunks``: at 10 Hz publishes asyncvla_msgs/ActionChunk like the action node (stamp = now,
 reference = the newest robot state, offsets of a smooth circular motion from it, plus up to
 ``--noise`` m of disagreement per chunk, and a slow turn about z); pauses while the latched Bool
@@ -72,6 +79,9 @@ class KinematicRobot(Node):
                                                    qos.stream_publisher())
             self.pose_pub = self.create_publisher(PoseStamped, args.pose_topic,
                                                   qos.stream_publisher())
+        self.joint_model = args.joint_model
+        if args.reset_topic:
+            self.create_subscription(PoseStamped, args.reset_topic, self._on_reset, qos.COMMAND)
         if args.mode == "twist":
             self.create_subscription(TwistStamped, args.setpoint_topic, self._on_twist,
                                      qos.COMMAND)
@@ -92,6 +102,25 @@ class KinematicRobot(Node):
         p, o = msg.pose.position, msg.pose.orientation
         rot = rotvec_to_matrix(quat_to_rotvec(np.array([o.x, o.y, o.z, o.w])))
         self.target = (np.array([p.x, p.y, p.z]), rot)
+
+    def _on_reset(self, msg: PoseStamped) -> None:
+        """Be at this pose now, at rest (an operator moved the robot to an episode's start)."""
+        p, o = msg.pose.position, msg.pose.orientation
+        self.position = np.array([p.x, p.y, p.z])
+        self.rotation = rotvec_to_matrix(quat_to_rotvec(np.array([o.x, o.y, o.z, o.w])))
+        self.velocity = np.zeros(6)
+        self.command_mono = -1e9
+        self.target = (self.position.copy(), self.rotation.copy())
+        x, y, z = self.position
+        print(f"RESET {x:.6f} {y:.6f} {z:.6f}", flush=True)
+
+    def joint_positions(self) -> list[float]:
+        """The joints sent with the pose (rad): constant, or the moving-target task's."""
+        if self.joint_model == "tracking":
+            from asyncvla_training.testing.tracking_task import joints_at
+
+            return [float(v) for v in joints_at(self.position)]
+        return list(JOINT_POSITIONS)
 
     def _step(self) -> None:
         now_mono = time.monotonic()
@@ -118,7 +147,7 @@ class KinematicRobot(Node):
     def _publish_ros(self, stamp, quat: np.ndarray) -> None:
         joints = JointState()
         joints.header.stamp, joints.name = stamp, JOINTS
-        joints.position = JOINT_POSITIONS
+        joints.position = self.joint_positions()
         pose = PoseStamped()
         pose.header.stamp, pose.header.frame_id = stamp, "base_link"
         p, o = pose.pose.position, pose.pose.orientation
@@ -132,7 +161,7 @@ class KinematicRobot(Node):
         origin = time.time()  # the sample's capture time on the "robot PC" clock
         pose = [*(1000.0 * self.position), *quaternion_to_euler(quat, WIRE_EULER_CONVENTION)]
         self.wire.send([b"robot_state", robot_payload(
-            origin, time.time(), 0.0, [math.degrees(a) for a in JOINT_POSITIONS], pose)])
+            origin, time.time(), 0.0, [math.degrees(a) for a in self.joint_positions()], pose)])
 
     def close(self) -> None:
         if self.wire is not None:
@@ -215,7 +244,13 @@ def main() -> int:
     parser.add_argument("--turn", type=float, default=0.05, help="rad/s about z")
     parser.add_argument("--noise", type=float, default=0.0005)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-period", type=float, default=0.05)
+    parser.add_argument("--log-period", type=float, default=0.05,
+                        help="s between STATE lines (0: every 10 ms step)")
+    parser.add_argument("--joint-model", choices=["constant", "tracking"], default="constant",
+                        help="joints sent with the pose: constant, or the moving-target task's "
+                             "linear map of the position")
+    parser.add_argument("--reset-topic", default="/test/robot_reset",
+                        help="PoseStamped: be at this pose at once ('' = none)")
     args = parser.parse_args()
     rclpy.init()
     roles = args.roles.split(",")

@@ -23,6 +23,8 @@ JSON object (also DIR/result.json) and writes DIR/closed_loop.png.
 
 Usage: python tools/bench/bench_closed_loop.py --out DIR [--episodes 24] [--latencies 0.3,1.5,3]
        [--train 192] [--steps 1500] [--threads 2] [--workdir DIR]
+       python tools/bench/bench_closed_loop.py --dds --out DIR [...]: the confirmation with the
+       real nodes over DDS at one latency (tools/bench/bench_closed_loop_dds.py, its options)
 """
 from __future__ import annotations
 
@@ -148,6 +150,12 @@ def plot(result: dict, path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--dds" in given:  # the real nodes over DDS: a script of its own
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_closed_loop_dds import main as dds_main
+
+        return dds_main([a for a in given if a != "--dds"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--episodes", type=int, default=24, help="held-out episodes per mode")

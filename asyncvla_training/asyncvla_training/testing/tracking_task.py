@@ -90,6 +90,13 @@ _JOINT_GAIN = np.array([[2.0, 0.5, -0.3], [-0.4, 1.5, 0.8], [0.3, -0.7, 2.2],
 _JOINT_NOMINAL = np.array([0.1, -0.3, 0.5, 0.0, 0.6, -0.2])
 
 
+def joints_at(position: np.ndarray) -> np.ndarray:
+    """(..., 6) joint angles (rad) of the tip at ``position`` (..., 3): a fixed linear 'inverse
+    kinematics', so the joints carry nothing the pose does not (recordings and closed loops)."""
+    delta = np.asarray(position, dtype=np.float64) - np.asarray(NOMINAL_POSITION)
+    return _JOINT_NOMINAL + delta @ _JOINT_GAIN.T * 10.0
+
+
 @dataclass(frozen=True)
 class TrackingScene:
     """One episode's scene, drawn by :func:`draw_scene`; metres, seconds, base frame."""
@@ -186,9 +193,7 @@ class TrackingMotion(SyntheticMotion):
         return np.concatenate([xy, self.scene.tip_height(t)[..., None]], axis=-1)
 
     def joints(self, t: np.ndarray) -> np.ndarray:
-        """A fixed linear 'inverse kinematics': joints carry nothing the pose does not."""
-        delta = self.position(t) - np.asarray(NOMINAL_POSITION)
-        return _JOINT_NOMINAL + delta @ _JOINT_GAIN.T * 10.0
+        return joints_at(self.position(t))
 
     def theta(self, t: np.ndarray) -> np.ndarray:
         return np.zeros_like(np.asarray(t, dtype=np.float64))
