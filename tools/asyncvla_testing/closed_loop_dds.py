@@ -159,6 +159,7 @@ class Records:
     vl_out: list[tuple[int, int, int, float, Any]] = field(default_factory=list)  # recv, stamp, seq, compute, msg
     vl_in: list[tuple[int, int, int, float]] = field(default_factory=list)  # recv, stamp, seq, compute
     setpoints: list[int] = field(default_factory=list)  # recv
+    setpoint_targets: list[tuple[int, np.ndarray]] = field(default_factory=list)  # stamp, xyz (pose)
     pose: tuple[int, np.ndarray] | None = None  # recv, position
     sensor: tuple[int, int] | None = None  # recv, newest sample stamp
     diagnostics: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -230,9 +231,16 @@ class Monitor:
         node.create_subscription(ActionChunk, "/asyncvla/action_chunk", on_chunk, qos.COMMAND)
         node.create_subscription(VLFeatures, VL_TOPIC, on_vl_out, qos.LATCHED)
         node.create_subscription(VLFeatures, VLM_TOPIC, on_vl_in, qos.LATCHED)
+        def on_setpoint(m) -> None:
+            rec.setpoints.append(now())
+            if output == "pose":
+                p = m.pose.position
+                rec.setpoint_targets.append((stamp_to_ns(m.header.stamp),
+                                             np.array([p.x, p.y, p.z])))
+
         setpoint_type = PoseStamped if output == "pose" else TwistStamped
-        node.create_subscription(setpoint_type, f"/asyncvla/setpoint/{output}",
-                                 lambda m: rec.setpoints.append(now()), qos.COMMAND)
+        node.create_subscription(setpoint_type, f"/asyncvla/setpoint/{output}", on_setpoint,
+                                 qos.COMMAND)
         node.create_subscription(PoseStamped, "/robot/ee_pose", on_pose,
                                  qos.sensor_subscriber(1))
         node.create_subscription(ForceOctBatch, "/sensor/force_oct", on_sensor,
@@ -401,8 +409,12 @@ class DdsLoop:
             after = (self.episodes[n + 1]["diag_before"] if n + 1 < len(self.episodes)
                      else getattr(self, "final_diag", {}))
             held = _held(ep["diag_before"].get("executor", {}), after.get("executor", {}))
-            sel = (times >= t0) & (times <= end)
-            setpoint_path = list(zip(times[sel].tolist(), points[sel]))
+            # Handover smoothness from the executor's own targets (pose output: the setpoints
+            # the simulator's measure is taken on), else from the robot's states.
+            setpoint_path = [(t, p) for t, p in rec.setpoint_targets if t0 <= t <= end]
+            if not setpoint_path:
+                sel = (times >= t0) & (times <= end)
+                setpoint_path = list(zip(times[sel].tolist(), points[sel]))
             handovers, jump, jerk = sim.handover_smoothness(
                 setpoint_path, [c[0] for c in chunks][1:], s.loop)
             in_by_seq = {v[2]: v for v in vl_in}
