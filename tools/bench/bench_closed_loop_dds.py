@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     tmp = tempfile.TemporaryDirectory(prefix="bench_closed_loop_dds_")
     workdir = Path(args.workdir).resolve() if args.workdir else Path(tmp.name)
-    data = prepare_task("dynamic", settings, workdir, feedforward=True)
+    data = prepare_task("dynamic", settings, workdir, feedforward=True,
+                        reuse=args.workdir is not None)
     prepared_s = time.time() - started
     final_loss = None
     if args.checkpoint:
@@ -205,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
         loop.finish()
         dds_rows = loop.results()
         world_stats = [line for line in procs["world"].lines if line.startswith("WORLD STATS")]
+        # Whole-run counters (the gaps between episodes included: disabled ticks, the VL
+        # watchdog while the VLM is paused), from the nodes' last /diagnostics.
+        node_counters = {
+            "action_node": {k: v for k, v in loop.final_diag.get("action", {}).items()
+                            if k.startswith(("withheld_", "chunks_published", "inferences",
+                                             "ticks_skipped", "tick_late_ms_p99",
+                                             "inference_ms_p"))},
+            "executor": {k: v for k, v in loop.final_diag.get("executor", {}).items()
+                         if k.startswith(("setpoints", "chunks_", "guard_refusals", "clamped",
+                                          "held_s_"))}}
         process_tails = {name: proc.lines[-3:] for name, proc in procs.items()
                          if name not in ("robot", "relay")}
     finally:
@@ -255,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                               "republishes each VLFeatures (same stamp, latched QoS) "
                               "latency - compute_time after it arrives"}
     result["world"] = world_stats[-1] if world_stats else None
+    result["node_counters"] = node_counters
     result["process_tails"] = process_tails
     result["machine"] = {
         "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),

@@ -148,9 +148,11 @@ class TaskData:
 
 def prepare_task(task: str, settings: StalenessSettings, workdir: Path,
                  lap: Callable[[str], None] = lambda name: None,
-                 feedforward: bool = False) -> TaskData:
+                 feedforward: bool = False, reuse: bool = False) -> TaskData:
     """Write the recordings of ``task`` ("dynamic" or "static"), read them and cache their VL
-    features with the tiny Qwen2.5-VL."""
+    features with the tiny Qwen2.5-VL. ``reuse``: keep recordings an earlier call with the same
+    settings completed in ``workdir`` (``write_tracking_bags``; the model and the feature cache
+    are always reused)."""
     from ..data.vl_cache import VLFeatureCache
     from ..models.devices import resolve_device
     from ..train.config import TrainConfig
@@ -167,10 +169,10 @@ def prepare_task(task: str, settings: StalenessSettings, workdir: Path,
     base_seed = s.data_seed * 10 + (0 if dynamic else 5)
     train_bags = write_tracking_bags(workdir / task / "train", s.train_episodes, base_seed + 1,
                                      dynamic, s.duration, size, prefix="train",
-                                     feedforward=feedforward)
+                                     feedforward=feedforward, reuse=reuse)
     test_bags = write_tracking_bags(workdir / task / "test", s.test_episodes, base_seed + 2,
                                     dynamic, s.duration, size, prefix="test",
-                                    feedforward=feedforward)
+                                    feedforward=feedforward, reuse=reuse)
     lap("write_bags_s")
     cfg = TrainConfig(
         stage=1, vl_model_path=model, image_width=s.image_size, image_height=s.image_size,

@@ -280,19 +280,38 @@ def episode_spec(scene: TrackingScene, duration: float, image_size: tuple[int, i
 
 def write_tracking_bags(directory: str | Path, count: int, seed: int, dynamic: bool = True,
                         duration: float = 3.0, image_size: tuple[int, int] = (140, 140),
-                        prefix: str = "tracking",
-                        feedforward: bool = False) -> list[tuple[Path, TrackingScene]]:
-    """Write ``count`` recordings ``<prefix>_000``... (mcap) under ``directory``."""
+                        prefix: str = "tracking", feedforward: bool = False,
+                        reuse: bool = False) -> list[tuple[Path, TrackingScene]]:
+    """Write ``count`` recordings ``<prefix>_000``... (mcap) under ``directory``.
+
+    ``reuse``: keep the recordings a previous call with the same arguments completed there (a
+    ``<prefix>.complete.json`` records them; the scenes are drawn again from ``seed``, the same),
+    and rewrite them when the arguments differ or that call did not finish."""
+    import json
+    import shutil
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    marker = directory / f"{prefix}.complete.json"
+    key = {"count": count, "seed": seed, "dynamic": dynamic, "duration": duration,
+           "image_size": list(image_size), "feedforward": feedforward, "version": 1}
+    keep = reuse and marker.is_file() and json.loads(marker.read_text()) == key
+    if reuse and not keep:
+        marker.unlink(missing_ok=True)
+        for old in directory.glob(f"{prefix}_[0-9][0-9][0-9]"):
+            shutil.rmtree(old)
     rng = np.random.default_rng(seed)
     written = []
     for n in range(count):
         scene = draw_scene(rng, dynamic, duration, feedforward)
         start_ns = 1_700_000_000_000_000_000 + int(rng.integers(0, 10**9)) + n * 10**11
         path = directory / f"{prefix}_{n:03d}"
-        write_synthetic_bag(path, "mcap", episode_spec(scene, duration, tuple(image_size), start_ns))
+        if not keep:
+            write_synthetic_bag(path, "mcap", episode_spec(scene, duration, tuple(image_size),
+                                                           start_ns))
         written.append((path, scene))
+    if reuse and not keep:
+        marker.write_text(json.dumps(key) + "\n")
     return written
 
 
