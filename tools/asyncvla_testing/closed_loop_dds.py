@@ -360,15 +360,16 @@ class DdsLoop:
         sleep_until_ns(t0_ns - int(0.05 * NS))
         # Inputs fresh: robot state from the bridge at the start, force/OCT of this scene.
         now = time.time_ns()
-        pose_age = (now - m.rec.pose[0]) / 1e6
+        pose_age = (now - m.rec.pose[0]) / 1e6  # receipt, here
         sensor_age = (now - m.rec.sensor[1]) / 1e6 if m.rec.sensor else math.inf
         scene_origin = t0_ns - int(round(FIRST_ACTION_S * NS))
         fresh = {"pose_age_ms": round(pose_age, 1), "sensor_age_ms": round(sensor_age, 1),
                  "sensor_of_this_scene": bool(m.rec.sensor and m.rec.sensor[1] >= scene_origin),
                  "at_start": bool(at_start())}
-        if not (pose_age < 50 and sensor_age < 50 and fresh["sensor_of_this_scene"]
-                and fresh["at_start"]):
-            raise RuntimeError(f"episode {index}: inputs not fresh at t0 - 50 ms: {fresh}")
+        # The scene and the start are the episode's definition: without them it is not run.
+        # Late states or samples are the machine's timing: recorded (the nodes judge them).
+        if not (fresh["sensor_of_this_scene"] and fresh["at_start"]):
+            raise RuntimeError(f"episode {index}: not set up at t0 - 50 ms: {fresh}")
         diag_before = m.diagnostics()
         sleep_until_ns(t0_ns)
         m.enable(True)
