@@ -69,7 +69,7 @@ def staleness_verdicts() -> str:
         for name, entry in run[group].items():
             value = entry["value"]
             interval = entry.get("interval")
-            shown = _fmt(value) if isinstance(value, float) else str(value)
+            shown = str(value) if isinstance(value, int) else _fmt(value)
             if interval:
                 shown += f" [{_fmt(interval[0])}, {_fmt(interval[1])}]"
             rows.append(f"| {group[:-1]}: `{name}` | {shown} | {entry['target']} | "
@@ -101,8 +101,9 @@ def check(path: Path, write: bool) -> list[str]:
             return match.group(0)
         want = RENDERERS[name]()
         if match.group("body") != want:
-            problems.append(f"{path.relative_to(ROOT)}: table {name!r} differs from its run "
-                            "(python tools/docs_tables.py --write)")
+            problems.append(f"{path.relative_to(ROOT)}: table {name!r} "
+                            + ("rewritten from its run" if write else
+                               "differs from its run (python tools/docs_tables.py --write)"))
         return match.group(1) + want + match.group(4)
 
     new = BLOCK.sub(replace, text)

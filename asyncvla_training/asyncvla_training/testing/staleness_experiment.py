@@ -130,7 +130,8 @@ def bootstrap_ratio(num: np.ndarray, den: np.ndarray, draws: int, seed: int = 1)
 
 
 def _entry(value: float, target: str, met: bool, **extra: Any) -> dict[str, Any]:
-    return {"value": round(float(value), 4), "target": target, "met": bool(met), **extra}
+    value = value if isinstance(value, int) else round(float(value), 4)
+    return {"value": value, "target": target, "met": bool(met), **extra}
 
 
 @dataclass

@@ -86,7 +86,7 @@ class SyntheticMotion:
 class SyntheticContent:
     """What the force/OCT probe and the cameras record; this default is the analytic test pattern.
 
-    Why a class: a task family (``testing/insertion_task.py``) records a scene whose pictures and
+    Why a class: a task family (``testing/tracking_task.py``) records a scene whose pictures and
     contact signals depend on the episode, through the same writer. ``t`` is seconds since the
     recording start.
     """
