@@ -17,16 +17,29 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("device", "cpu", "torch device for the action expert (cpu, cuda, cuda:0)",
               read_only=True),
-    ParamSpec("expert_runtime", "torch_float32", "How the action expert runs (same checkpoint "
-              "for all; tolerance = max |diff| vs float32 in normalised units): torch_float32 "
-              "(reference), torch_bf16_autocast, torch_bf16_weights, torch_compile, torchao_int8, "
-              "ort_float32, ort_int8, openvino_float32, openvino_int8 (int8 = weight-only). "
-              "Figures per CPU: tools/bench/bench_expert_cpu.py", read_only=True),
+    ParamSpec("expert_runtime", "auto", "How the action expert runs (same checkpoint for "
+              "all; tolerance = max |diff| vs float32 in normalised units). auto (default): at "
+              "start-up, measure the installed runtimes on this checkpoint with expert_threads "
+              "and take the fastest within max_runtime_error of float32 (cached in "
+              "expert_cache_dir; reported on /diagnostics, 'expert runtime'). Or name one: "
+              "torch_float32 (reference), torch_bf16_autocast, torch_bf16_weights, torch_compile, "
+              "torchao_int8, ort_float32, ort_int8, openvino_float32, openvino_int8 (int8 "
+              "weights, float32 activations), openvino_int8_dynamic (int8 activations too on "
+              "VNNI/AMX CPUs). Figures per CPU: tools/bench/bench_expert_cpu.py", read_only=True),
+    ParamSpec("max_runtime_error", 1e-2, "auto: the largest difference from float32 a runtime "
+              "may have on this checkpoint (max |diff| / action_std over random probe inputs at "
+              "the checkpoint's normalisation scale, VL ages 0-0.7 s)", read_only=True,
+              min_value=1e-7, max_value=1.0),
+    ParamSpec("expert_auto_budget_s", 60.0, "auto: seconds of start-up after which no further "
+              "runtime is measured (one already converting finishes); the choice is made among "
+              "those measured. A cached choice skips the measuring", read_only=True,
+              min_value=0.0, max_value=3600.0),
     ParamSpec("expert_threads", 0, "Intra-op threads of the expert runtime (0 = the library's "
               "default)", read_only=True, min_value=0, max_value=256),
-    ParamSpec("expert_cache_dir", "", "Keep converted models (ONNX/OpenVINO) here, keyed by the "
-              "weights' hash, so a restart skips the conversion ('' = convert at every start)",
-              read_only=True),
+    ParamSpec("expert_cache_dir", "~/.cache/asyncvla/expert", "Keep converted models "
+              "(ONNX/OpenVINO) and auto's choice here, keyed by the weights' hash (and, for the "
+              "choice, the CPU and library versions), so a restart skips the conversion and the "
+              "measuring ('' = convert and measure at every start)", read_only=True),
     ParamSpec("expert_dtype", "", "Replaced by expert_runtime (float32 -> torch_float32, "
               "bfloat16 -> torch_bf16_autocast); any value stops the node with that message",
               read_only=True),
