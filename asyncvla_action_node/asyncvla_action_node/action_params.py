@@ -45,13 +45,14 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("action_rate_hz", 10.0, "Action ticks per second", read_only=True,
               min_value=0.5, max_value=200.0),
-    ParamSpec("tick_source", "executor_timer", f"Who ticks: {TICK_SOURCES}. timing_thread: a "
-              "thread of its own on absolute deadlines publishes, every tick, the newest "
-              "finished inference re-timed to the tick, while the expert runs on another thread; "
-              "executor_timer: an rclpy timer runs the expert inline at each tick; "
-              "publisher_process: as timing_thread, but each tick is prepared publish_lead_ms "
-              "ahead and a child process (<node>_publisher) publishes it at the deadline, "
-              "away from the node's other Python", read_only=True),
+    ParamSpec("tick_source", "publisher_process", f"Who ticks: {TICK_SOURCES}. "
+              "publisher_process (default): a thread of its own on absolute deadlines prepares "
+              "each tick publish_lead_ms ahead (the newest finished inference re-timed to the "
+              "tick; the expert runs on another thread) and a child process (<node>_publisher) "
+              "publishes it at the deadline, away from the node's other Python: the steadiest "
+              "period; timing_thread: as publisher_process, but the tick thread publishes "
+              "itself; executor_timer: an rclpy timer runs the expert inline at each tick "
+              "(fewest threads; the period follows the expert)", read_only=True),
     ParamSpec("publish_lead_ms", 8.0, "publisher_process: how long before its deadline a tick "
               "is prepared and handed to the publisher process (ms; below the period; above the tick "
               "thread's wake-up lateness, tick_late_ms_p99 in diagnostics); a tick "

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from asyncvla_training.cpu_info import cpu_record
+
 
 def main(argv: list[str] | None = None) -> int:
     from asyncvla_training.testing.learning_experiment import (
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{workdir} is not empty: give an empty --workdir", file=sys.stderr)
             return 2
         result = run_experiment(settings, workdir, log=lambda line: print(line, file=sys.stderr))
+    result["cpu"] = cpu_record()
     result["plot"] = str(plot_result(result, out / "learning.png"))
     text = json.dumps(result, indent=2, sort_keys=True)
     (out / "result.json").write_text(text + "\n")
