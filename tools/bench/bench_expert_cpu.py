@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     within = {n: result[n]["p50_ms"] for n in AUTO_CANDIDATES
               if "p50_ms" in result.get(n, {}) and result[n]["probe_error"] <= args.max_error}
     print(json.dumps({
+        "benchmark": "expert_cpu",
         "config": args.config,
         "parameters": sum(p.numel() for p in policy.parameters()),
         "threads": args.threads,
