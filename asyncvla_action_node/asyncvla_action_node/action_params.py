@@ -60,9 +60,9 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True, min_value=0.5, max_value=50.0),
     ParamSpec("inference_trigger", "deadline", f"timing_thread, publisher_process: what "
               f"starts the expert {TRIGGERS}: 'deadline' (default) = a tick plans the next run "
-              "to end 2 ms before the next tick is prepared, by the p90 of the last 20 inference "
-              "times (at most one run per tick; its inputs are one inference time old when "
-              "published, not one period); 'tick' = a tick starts it at once (published at the "
+              "to end 2 ms before the next tick is prepared, by the longest of the last 20 "
+              "inference times (at most one run per tick; its inputs are about one inference "
+              "time old when published, not one period); 'tick' = a tick starts it at once (published at the "
               "next tick); 'sensor' = a new force/OCT batch (the expert runs up to "
               "inference_max_rate_hz whatever the tick rate); only when the previous run has "
               "finished", read_only=True),

@@ -32,8 +32,8 @@ TICK_SOURCES = ("timing_thread", "executor_timer", "publisher_process")
 TRIGGERS = ("deadline", "tick", "sensor")
 #: "deadline": how long before the next tick an inference is planned to end.
 DEADLINE_MARGIN_S = 0.002
-#: "deadline": the inference time planned for is this percentile of the last runs.
-DEADLINE_PERCENTILE = 90
+#: "deadline": the inference time planned for is the longest of this many last runs (a run that
+#: misses its tick leaves that tick to re-publish the previous inference, a period older).
 DEADLINE_HISTORY = 20
 
 
@@ -208,15 +208,12 @@ class InferenceTrigger:
 def start_ahead_ns(next_tick_ns: int, now_ns: int, recent_s: list[float],
                    margin_s: float = DEADLINE_MARGIN_S) -> int:
     """When a "deadline"-triggered inference should start (monotonic ns): so that it ends
-    `margin_s` before `next_tick_ns` (the next tick's wake-up) if it takes what the recent runs
-    took (their DEADLINE_PERCENTILE), but never before `now_ns`; `now_ns` while no run has been
-    timed yet.
+    `margin_s` before `next_tick_ns` (the next tick's wake-up) if it takes as long as the longest
+    of the recent runs, but never before `now_ns`; `now_ns` while no run has been timed yet.
 
     Why: a tick-started inference is published at the next tick, one period after its inputs
     were taken (100 ms of latency at 10 Hz); started this late, its inputs are about one inference
     time old when it is published, and the expert still runs at most once per tick."""
     if not recent_s:
         return now_ns
-    expected_s = float(sorted(recent_s)[min(len(recent_s) - 1,
-                                            int(len(recent_s) * DEADLINE_PERCENTILE / 100))])
-    return max(now_ns, next_tick_ns - int(round((expected_s + margin_s) * NS_PER_S)))
+    return max(now_ns, next_tick_ns - int(round((max(recent_s) + margin_s) * NS_PER_S)))

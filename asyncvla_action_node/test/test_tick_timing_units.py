@@ -86,7 +86,7 @@ class TestInferenceTrigger:
 def test_deadline_start_ends_the_run_a_margin_before_the_next_tick():
     next_tick, now = 1_000 * MS, 900 * MS
     assert start_ahead_ns(next_tick, now, []) == now  # nothing timed yet: start at once
-    recent = [0.010] * 17 + [0.030] * 3  # p90 of 20 runs: the 19th smallest, 30 ms
+    recent = [0.010] * 19 + [0.030]  # planned for the longest recent run
     assert start_ahead_ns(next_tick, now, recent) == next_tick - int(
         (0.030 + DEADLINE_MARGIN_S) * 1e9)
     assert start_ahead_ns(next_tick, now, [0.010]) == next_tick - 12 * MS

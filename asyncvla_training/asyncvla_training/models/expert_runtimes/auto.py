@@ -164,6 +164,16 @@ def probe_inputs(policy, count: int = 8, seed: int = 0) -> list[Probe]:
     return probes
 
 
+def float32_reference(policy, probe: Probe) -> np.ndarray:
+    """``ActionPolicy.infer`` in float32 on one probe (whatever ``inference_dtype`` says)."""
+    import torch
+
+    vl, window, state = policy.validated_inputs(*probe[:3])
+    with torch.no_grad():
+        out = policy.infer(vl, window, state, policy.validated_age(probe[3]))
+    return out[0].float().cpu().numpy().astype(np.float64)
+
+
 def largest_error(predict: Callable[..., np.ndarray], references: list[np.ndarray],
                   probes: list[Probe], action_std: np.ndarray) -> float:
     """The largest |predict - reference| / action_std over the probes (normalised units)."""
@@ -242,7 +252,7 @@ def choose_runtime(policy, *, threads: int = 0, cache_dir: str | Path | None = N
     key = cache_key(fields)
     cache_file = Path(cache_dir) / f"auto-{key}.json" if cache_dir else None
     probe_list = probe_inputs(policy, probes)
-    references = [np.asarray(policy.predict(*p), dtype=np.float64) for p in probe_list]
+    references = [float32_reference(policy, p) for p in probe_list]
     action_std = policy.action_std.detach().cpu().numpy().astype(np.float64)
 
     if cache_file is not None and cache_file.exists():
@@ -289,7 +299,11 @@ def choose_runtime(policy, *, threads: int = 0, cache_dir: str | Path | None = N
     choice = AutoChoice(runtime.name, max_error, results, False, clock() - start, key,
                         str(cache_file or ""), probes=len(probe_list))
     if cache_file is not None:
-        _write(cache_file, fields, choice)
+        try:
+            _write(cache_file, fields, choice)
+        except OSError as exc:  # a read-only cache must not stop the node
+            choice.notes.append(f"choice not cached: {exc}")
+            choice.cache_file = ""
     else:
         choice.notes.append("not cached (no expert_cache_dir): measured again at every start")
     return runtime, choice
