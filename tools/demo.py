@@ -35,6 +35,14 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 
+def policy_chunk_shape(checkpoint: str) -> list[int]:
+    """(horizon, action dim) of the checkpoint's policy (its config.json)."""
+    from asyncvla_training.models.checkpoint import read_checkpoint_config
+
+    config, _ = read_checkpoint_config(checkpoint)
+    return [config.horizon, config.action_dim]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds to run")
@@ -188,9 +196,12 @@ def main() -> int:
         "mean_vl_age_ms": mean([m.vl_age * 1e3 for _, m in chunks]),
         "max_vl_age_ms": round(max((m.vl_age * 1e3 for _, m in chunks), default=0.0), 1),
         "vl_reuse_histogram": dict(sorted(reuse.items())),
-        # the policy's chunk: a chunk re-timed to a later tick drops the steps before it
+        # the largest published: a chunk re-timed to a tick after its inference's time keeps
+        # only the steps the inference covers (one fewer than the policy's horizon, or more
+        # when it is published again at later ticks)
         "chunk_shape": [max(m.horizon for _, m in chunks), chunks[0][1].action_dim]
         if chunks else None,
+        "policy_chunk_shape": policy_chunk_shape(checkpoint),
         "chunks_republished": sum(1 for _, m in chunks if m.inference_reuse_count > 0),
         "views": len(views),
         "model": assets.model_id,

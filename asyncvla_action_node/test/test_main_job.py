@@ -45,7 +45,10 @@ def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env, assets):
     assert summary["actions_published"] >= 40, summary
     assert 6.0 <= summary["action_rate_hz"] <= 11.0, summary
     assert 0 < summary["vl_rate_hz"] < summary["action_rate_hz"]
-    assert summary["chunk_shape"] == [8, 7]
+    assert summary["policy_chunk_shape"] == [8, 7]
+    # the default design re-times each inference to its tick: the freshest chunks keep the
+    # policy's steps after the tick (the last step, beyond the inference's, is not extrapolated)
+    assert summary["chunk_shape"] in ([7, 7], [8, 7]), summary
     assert summary["max_vl_age_ms"] <= 1000.0
 
 

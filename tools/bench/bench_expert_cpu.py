@@ -44,6 +44,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -364,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                              *(sys.argv[1:] if argv is None else argv)]),
         "torch": torch.__version__,
         "lock_wait_s": round(waited, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # at the end of the run
         "bandwidth": {**bandwidth, "bytes_per_s": round(bw)},
         "arithmetic": {**arithmetic, "flops_per_s": round(arithmetic["flops_per_s"]),
                        "flops": flop_counts,

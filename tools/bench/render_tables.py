@@ -72,7 +72,9 @@ def expert_cpu(data: dict) -> str:
              f"{arith['compute_floor_ms']} ms ({arith['flops']['plan_tick'] / 1e9:.2f} GFLOP per "
              f"tick at {arith['flops_per_s'] / 1e9:.1f} GFLOP/s); VL context "
              f"{data['vl_context_ms']['p50']} ms p50 once per VL message; auto (bound "
-             f"{auto.get('max_error', 0):g}) would choose `{auto.get('name')}`.\n")
+             f"{auto.get('max_error', 0):g}) would choose `{auto.get('name')}`"
+             + (f"; load average (1 min) at the end: {data['load_avg_1m']}"
+                if "load_avg_1m" in data else "") + ".\n")
     return "\n".join(rows) + "\n" + notes
 
 
