@@ -2,10 +2,13 @@
 """Render the docs' measured tables from the committed benchmark runs in docs/benchmarks/.
 
 Why: a figure typed by hand drifts from the run it came from. Every measured table in a Markdown
-file sits between ``<!-- table: NAME -->`` and ``<!-- /table -->``; NAME is a renderer below,
-which reads its JSON run(s) from docs/benchmarks/ and returns the table. ``--write`` rewrites the
-tables in place; without it the script exits 1 (and says where) when a table differs from its
-run, which is what asyncvla_common/test/test_docs_tables.py checks in CI.
+file sits between ``<!-- table: NAME -->`` and ``<!-- /table -->``. NAME is either a renderer of
+``RENDERERS`` (e.g. ``staleness-dynamic``, reading its run) or the path of a timing run,
+``docs/benchmarks/<benchmark>-<cpu kind>.json``, rendered by what the benchmark was (expert_cpu,
+action_period, sensor_latency: one table per CPU kind measured). Numbers are printed as the JSON
+holds them; a tail over fewer than 100 samples is printed as ``max``, not p99. ``--write``
+rewrites the tables in place; without it the script exits 1 (and says where) when a table
+differs from its run, which is what asyncvla_common/test/test_docs_tables.py checks in CI.
 
 Usage: python tools/docs_tables.py [--write] [FILE.md ...]   (default: every tracked *.md)
 """
@@ -21,7 +24,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "docs" / "benchmarks"
-BLOCK = re.compile(r"(<!-- table: (?P<name>[a-z0-9_:.-]+) -->\n)(?P<body>.*?)(<!-- /table -->)",
+BLOCK = re.compile(r"(<!-- table: (?P<name>[A-Za-z0-9_:./-]+) -->\n)(?P<body>.*?)(<!-- /table -->)",
                    re.DOTALL)
 
 
@@ -77,6 +80,117 @@ def staleness_verdicts() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _err(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _tail(summary: dict) -> str:
+    """"p50 / p99" of a percentile summary, the tail named max under 100 samples."""
+    if not summary or summary.get("n", 0) == 0:
+        return "-"
+    if summary["n"] >= 100:
+        return f"{summary['p50']} / {summary['p99']} (p99, n={summary['n']})"
+    return f"{summary['p50']} / {summary['max']} (max, n={summary['n']})"
+
+
+def expert_cpu(data: dict) -> str:
+    cands = data["candidates"]
+    plain = cands.get("policy_predict_unsplit", {}).get("p50_ms")
+    auto = data.get("auto_choice", {})
+    rows = ["| runtime | p50 / tail (ms) | difference from float32: probes (timed input) | "
+            "weights read per tick | weight-read floor (p50 / floor) | vs plain path |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, e in cands.items():
+        label = f"`{name}`" + ("" if e.get("registered", True) else " (bench only)")
+        if name == auto.get("name"):
+            label += " **auto's choice**"
+        if "error" in e:
+            rows.append(f"| {label} | failed: {e['error'][:80]} | | | | |")
+            continue
+        tail = (f"{e['p99_ms']} (p99)" if "p99_ms" in e else f"{e['max_ms']} (max)")
+        floor = (f"{e['limit_ms']} ms ({e['p50_over_limit']}x)" if "limit_ms" in e else "-")
+        ratio = f"{plain / e['p50_ms']:.2f}x" if plain else "-"
+        rows.append(f"| {label} | {e['p50_ms']} / {tail} | {_err(e.get('probe_error'))} "
+                    f"({_err(e['max_abs_diff_normalised'])}) | "
+                    f"{e['weight_bytes'] / 1e6:.0f} MB | {floor} | {ratio} |")
+    arith = data["arithmetic"]
+    notes = (f"\n{data['samples_per_candidate']} calls per candidate, {data['threads']} threads, "
+             f"{data['probes']} probe inputs; bandwidth "
+             f"{data['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s (float32 GEMV), arithmetic floor "
+             f"{arith['compute_floor_ms']} ms ({arith['flops']['plan_tick'] / 1e9:.2f} GFLOP per "
+             f"tick at {arith['flops_per_s'] / 1e9:.1f} GFLOP/s); VL context "
+             f"{data['vl_context_ms']['p50']} ms p50 once per VL message; auto (bound "
+             f"{auto.get('max_error', 0):g}) would choose `{auto.get('name')}`"
+             + (f"; load average (1 min) at the end: {data['load_avg_1m']}"
+                if "load_avg_1m" in data else "") + ".\n")
+    return "\n".join(rows) + "\n" + notes
+
+
+def _refusals(window: dict) -> str:
+    keys = {k: v for k, v in window.items() if (k.startswith("withheld_") or k == "ticks_skipped")
+            and v}
+    return ", ".join(f"{k.replace('withheld_', '').replace('ticks_', '')} {v}"
+                     for k, v in sorted(keys.items())) or "none"
+
+
+def action_period(data: dict) -> str:
+    rows = ["| rate | design (tick_source, trigger) | runtime | chunks/s | deviation p50 / tail "
+            "(ms) | adjacent tail | ticks missing | refusals in the window | inference p50 / "
+            "age of the published inference p50 (ms) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["runs"]:
+        if "error" in r:
+            rows.append(f"| {r['rate_hz']:g} Hz | {r['design']} | | {r['error']} | | | | | |")
+            continue
+        design = r["design"]
+        source = r.get("tick_source", design)
+        detail = source + (f", {r['inference_trigger']}" if "inference_trigger" in r else "")
+        runtime = r.get("expert", {}).get("runtime", data.get("expert_runtime", ""))
+        if r.get("expert", {}).get("auto"):
+            runtime += " (auto)"
+        adj = r["recv_dev_adjacent"]
+        adj_tail = ("-" if not adj.get("n") else
+                    f"{adj['p99']} (p99)" if adj["n"] >= 100 else f"{adj['max']} (max)")
+        floor = design == "publisher_floor"
+        rows.append(f"| {r['rate_hz']:g} Hz | {design} ({detail}) | {'-' if floor else runtime} | "
+                    f"{r['chunk_rate_hz']} | {_tail(r['recv_dev'])} | {adj_tail} | "
+                    f"{r['ticks_missing']} | {_refusals(r.get('node_window', {}))} | "
+                    + ("- |" if floor else f"{r['inference']['p50']} / "
+                       f"{r['inference_age']['p50']} |"))
+    return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
+
+
+def sensor_latency(data: dict) -> str:
+    rows = ["| rate | design (tick_source, trigger) | runtime | steps seen (not seen) | "
+            "step sent to chunk received p50 / tail (ms) | chunk stamp - step sample p50 (ms) |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in data["runs"]:
+        source = r.get("tick_source", r["design"])
+        detail = source + ("" if source == "executor_timer" else f", {r['inference_trigger']}")
+        runtime = r.get("expert", {}).get("runtime", data.get("expert_runtime", ""))
+        if r.get("expert", {}).get("auto"):
+            runtime += " (auto)"
+        rows.append(f"| {r['rate_hz']:g} Hz | {r['design']} ({detail}) | {runtime} | "
+                    f"{r['steps']} ({r['steps_not_seen']}) | {_tail(r['from_send'])} | "
+                    f"{r['stamp_from_sample']['p50']} |")
+    return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
+
+
+def render_run(path: Path) -> str:
+    """The markdown table (and its note) of one timing benchmark's JSON (expert_cpu,
+    action_period, sensor_latency), headed by the CPU it ran on."""
+    data = json.loads(path.read_text())
+    kind = "expert_cpu" if "candidates" in data else data.get("benchmark", "")
+    renderers = {"expert_cpu": expert_cpu, "action_period": action_period,
+                 "sensor_latency": sensor_latency}
+    if kind not in renderers:
+        raise ValueError(f"{path}: no table for benchmark {kind!r}")
+    cpu = data.get("cpu", {})
+    head = (f"*{path.name}: {cpu.get('model', '?')} ({cpu.get('kind', '?')}, "
+            f"{cpu.get('cpu_count', '?')} CPUs); `{data.get('command', '')}`*\n\n")
+    return head + renderers[kind](data)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "staleness-dynamic": staleness_curves("dynamic"),
     "staleness-static": staleness_curves("static"),
@@ -96,10 +210,13 @@ def check(path: Path, write: bool) -> list[str]:
 
     def replace(match: re.Match) -> str:
         name = match.group("name")
-        if name not in RENDERERS:
+        if name.endswith(".json") and (ROOT / name).is_file():
+            want = render_run(ROOT / name)
+        elif name in RENDERERS:
+            want = RENDERERS[name]()
+        else:
             problems.append(f"{path.relative_to(ROOT)}: unknown table {name!r}")
             return match.group(0)
-        want = RENDERERS[name]()
         if match.group("body") != want:
             problems.append(f"{path.relative_to(ROOT)}: table {name!r} "
                             + ("rewritten from its run" if write else

@@ -48,10 +48,32 @@ def test_runtime_agrees_with_float32_within_its_tolerance(case, name, tmp_path):
     assert out.dtype == np.float32 and out.shape == exact.shape
     diff = np.abs(out - exact) / policy.action_std.numpy()  # normalised units
     assert float(diff.max()) <= max(runtime.tolerance, 1e-5), (name, float(diff.max()))
-    if name in ("torch_bf16_weights", "torchao_int8", "ort_int8", "openvino_int8"):
+    if name in ("torch_bf16_weights", "torchao_int8", "ort_int8", "openvino_int8",
+                "openvino_int8_dynamic"):
         assert float(diff.max()) > 0, "a lower precision that changes nothing did not run"
     assert runtime.weight_bytes() > 0
     np.testing.assert_array_equal(policy.predict(*inputs), exact)  # the policy is untouched
+
+
+def test_openvino_int8_is_weight_only_on_every_cpu_and_the_dynamic_one_is_not(case, tmp_path):
+    """The CPU plugin quantises activations at run time on VNNI/AMX CPUs unless told not to:
+    ``openvino_int8`` compiles with it off (float32 activations everywhere), the dynamic one
+    with groups of 32; where the CPU has VNNI or AMX the two compute differently."""
+    pytest.importorskip("nncf")
+    from asyncvla_training.cpu_info import cpu_flags
+
+    policy, inputs, _ = case
+    weight_only = build_runtime("openvino_int8", policy, threads=1, cache_dir=tmp_path)
+    dynamic = build_runtime("openvino_int8_dynamic", policy, threads=1, cache_dir=tmp_path)
+    assert weight_only.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == 0
+    assert dynamic.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == 32
+    assert str(weight_only.compiled.get_property("INFERENCE_PRECISION_HINT")) in (
+        "<Type: 'float32'>", "f32")
+    # one conversion for both (the dynamic runtime compiles openvino_int8's cached model)
+    assert len(list(tmp_path.glob("openvino_int8-*.xml"))) == 1
+    assert not list(tmp_path.glob("openvino_int8_dynamic-*"))
+    if {"avx512_vnni", "avx_vnni", "amx_int8"} & set(cpu_flags()):
+        assert not np.array_equal(weight_only.predict(*inputs), dynamic.predict(*inputs))
 
 
 def test_converted_models_are_cached_by_weight_hash(case, tmp_path):
@@ -170,6 +192,17 @@ def test_speed_benchmark_prints_one_json_with_the_plain_path_beside(tmp_path):
         assert entry["samples"] == 2 and "max_ms" in entry and "p99_ms" not in entry, entry
         assert entry["limit_ms"] > 0 and entry["p50_over_limit"] > 0, entry
     assert report["vl_context_ms"]["p50"] > 0
+    # the CPU is named (one table per CPU kind), and every candidate's error is also taken over
+    # auto's probe inputs; auto_choice is the fastest auto candidate within the bound
+    assert report["cpu"]["model"] and report["cpu"]["kind"].endswith(
+        ("-amx", "-avx512", "-avx2", "-baseline"))
+    for name in ("torch_float32", "openvino_int8"):
+        assert 0 <= report["candidates"][name]["probe_error"] < 0.05
+    choice = report["auto_choice"]
+    assert choice["measured"] == ["torch_float32", "openvino_int8"]
+    within = [n for n in choice["measured"]
+              if report["candidates"][n]["probe_error"] <= choice["max_error"]]
+    assert choice["name"] == min(within, key=lambda n: report["candidates"][n]["p50_ms"])
 
 
 def test_openvino_conversion_warns_while_telemetry_is_on_and_setup_declines_it(tmp_path,

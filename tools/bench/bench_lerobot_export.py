@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from asyncvla_training.cpu_info import cpu_record
+
 CHILD = """
 import json, resource, sys, time
 sys.argv = ["export"] + sys.argv[1:]
@@ -56,7 +58,7 @@ def main() -> int:
         child = json.loads(result.stderr.strip().splitlines()[-1])
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         size = sum(p.stat().st_size for p in Path(tmp, "ds").rglob("*") if p.is_file())
-    print(json.dumps({**child, "process_seconds": round(wall, 2), "samples": summary["samples"],
+    print(json.dumps({**child, "cpu": cpu_record(), "process_seconds": round(wall, 2), "samples": summary["samples"],
                       "episodes": summary["episodes"], "dataset_mb": round(size / 2**20)}))
     return 0
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from asyncvla_training.cpu_info import cpu_record
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{workdir} is not empty: give an empty --workdir", file=sys.stderr)
             return 2
         result = run_experiment(settings, workdir, log=lambda line: print(line, file=sys.stderr))
-    result["machine"] = {"cpu": platform.processor() or platform.machine(),
+    result["machine"] = {"cpu": cpu_record(),
                          "cpu_count": os.cpu_count(), "threads": args.threads,
                          "torch": torch.__version__, "wall_s": round(time.time() - started, 1),
                          "date": time.strftime("%Y-%m-%d"), "command": " ".join(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .base import BackendUnavailable, ExpertRuntime
 from .onnx_runtime import OrtFloat32, OrtInt8
-from .openvino_runtime import OvFloat32, OvInt8
+from .openvino_runtime import OvFloat32, OvInt8, OvInt8Dynamic
 from .torch_runtimes import (TorchaoInt8, TorchBf16Autocast, TorchBf16Weights, TorchCompile,
                              TorchRuntime)
 
@@ -22,6 +22,7 @@ RUNTIMES: dict[str, type[ExpertRuntime]] = {cls.name: cls for cls in (
     OrtInt8,
     OvFloat32,
     OvInt8,
+    OvInt8Dynamic,
 )}
 
 

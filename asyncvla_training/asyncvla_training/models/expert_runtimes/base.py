@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import weakref
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -39,6 +40,36 @@ def graph_source_digest() -> bytes:
     return digest.digest()
 
 
+_TENSOR_DIGESTS: "weakref.WeakKeyDictionary[ActionPolicy, tuple[tuple, bytes]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def policy_digest(policy: ActionPolicy) -> str:
+    """A hash of the graph's code, the policy's config and every tensor (24 hex digits): the key
+    of converted models and of ``expert_runtime: auto``'s choice.
+
+    Hashing the full-size expert's 475 MB of tensors takes about a second, so that part is kept
+    per policy object while none of its tensors changed (their storage and in-place version
+    counters); the code and the config are hashed at every call."""
+    digest = hashlib.sha256(graph_source_digest() + policy.cfg.to_json().encode())
+    digest.update(_tensor_digest(policy))
+    return digest.hexdigest()[:24]
+
+
+def _tensor_digest(policy: ActionPolicy) -> bytes:
+    state = policy.state_dict()
+    versions = tuple((key, t.data_ptr(), t._version) for key, t in state.items())
+    known = _TENSOR_DIGESTS.get(policy)
+    if known is not None and known[0] == versions:
+        return known[1]
+    digest = hashlib.sha256()
+    for key, tensor in sorted(state.items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    _TENSOR_DIGESTS[policy] = (versions, digest.digest())
+    return digest.digest()
+
+
 class BackendUnavailable(RuntimeError):
     """A runtime's Python package is not installed; the message names the pip package."""
 
@@ -55,6 +86,8 @@ class ExpertRuntime(ABC):
     tolerance: ClassVar[float]
     #: (importable module, pip requirement) pairs the runtime needs beyond torch.
     requires: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: How ``expert_runtime: auto`` chose this runtime (its ``AutoChoice``; None when named).
+    auto_choice: object | None = None
 
     def __init__(self, policy: ActionPolicy, threads: int = 0,
                  cache_dir: str | Path | None = None) -> None:
@@ -132,12 +165,7 @@ class ExpertRuntime(ABC):
         if self.cache_dir is None:
             return None
         if getattr(self, "_digest", None) is None:
-            digest = hashlib.sha256(graph_source_digest() + self.policy.cfg.to_json().encode())
-            for key, tensor in sorted(self.policy.state_dict().items()):
-                digest.update(key.encode())
-                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-                              .numpy())
-            self._digest = digest.hexdigest()[:24]
+            self._digest = policy_digest(self.policy)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         return self.cache_dir / f"{runtime or self.name}-{self._digest}.{suffix}"
 
