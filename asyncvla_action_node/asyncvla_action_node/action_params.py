@@ -4,11 +4,11 @@ SROS2 policy test compares its topic names with them.
 """
 from __future__ import annotations
 
-from asyncvla_action_node.chunk_blending import blending_modes
+from asyncvla_core.chunk_blending import blending_modes
 from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS
 from asyncvla_action_node.tick_timing import TICK_SOURCES, TRIGGERS
 from asyncvla_common.params import ParamSpec
-from asyncvla_training.conventions import JOINT_NAMES
+from asyncvla_core.conventions import JOINT_NAMES
 
 #: Every parameter of the action node (name, default, description, range); declared in order.
 #: The horizon and action dimension come from the checkpoint, not from parameters.

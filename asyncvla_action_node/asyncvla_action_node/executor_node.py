@@ -21,7 +21,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64
 
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
-from asyncvla_action_node.chunk_blending import ChunkBlender
+from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.report import ERROR, OK, WARN, Report
@@ -34,7 +34,7 @@ from asyncvla_common.stats import Counters, RateMeter
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_action_node.executor_core import ERROR_CATEGORIES, ExecutorConfig, ExecutorCore
 from asyncvla_action_node.executor_outputs import OUTPUTS, output_class
-from asyncvla_action_node.output_guard import OutputGuard
+from asyncvla_core.output_guard import OutputGuard
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_action_node.operator_inputs import OperatorInputs
 from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, guard_limits, operator_graphs,

@@ -24,7 +24,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_common import qos
 from asyncvla_action_node.executor_core import Setpoint, TickResult
-from asyncvla_training.rotations import matrix_to_quaternion, rotvec_to_matrix
+from asyncvla_core.rotations import matrix_to_quaternion, rotvec_to_matrix
 
 
 class SetpointOutput:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from asyncvla_action_node.output_guard import GUARD_MODES, GuardLimits
+from asyncvla_core.output_guard import GUARD_MODES, GuardLimits
 from asyncvla_action_node.publisher_lock import PublisherVerdict
 from asyncvla_action_node.rejection_tracker import RejectionStatus
 from asyncvla_common.report import Report

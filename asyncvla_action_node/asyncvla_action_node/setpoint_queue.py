@@ -1,6 +1,6 @@
 """The executor's queue of future targets by time: absolute targets, interpolation, joining.
 
-An action chunk holds offsets from its reference state (``asyncvla_training.conventions``); the
+An action chunk holds offsets from its reference state (``asyncvla_core.conventions``); the
 executor needs absolute targets on its own, faster clock. This module turns a chunk into absolute
 targets at ``stamp + (i + 1) * step_period`` and samples them at any time between the first and
 the last one: linear for joints and positions, along the shortest rotation (slerp) for
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_training.rotations import matrix_to_rotvec, rotvec_to_matrix
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.rotations import matrix_to_rotvec, rotvec_to_matrix
 
 SPACES = ("ee_delta", "joint_delta")
 

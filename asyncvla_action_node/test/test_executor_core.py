@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.chunk_blending import ChunkBlender, blending_modes
+from asyncvla_core.chunk_blending import ChunkBlender, blending_modes
 from asyncvla_action_node.executor_core import ExecutorConfig, ExecutorCore
-from asyncvla_action_node.output_guard import GuardLimits, OutputGuard
+from asyncvla_core.output_guard import GuardLimits, OutputGuard
 from asyncvla_common.safety import SafetyGate, WatchdogSet
 from asyncvla_action_node.setpoint_queue import SetpointQueue, difference, interpolate
-from asyncvla_training.conventions import ACTION_SPACES, reference_components
-from asyncvla_training.rotations import matrix_to_quaternion, rotvec_to_matrix
+from asyncvla_core.conventions import ACTION_SPACES, reference_components
+from asyncvla_core.rotations import matrix_to_quaternion, rotvec_to_matrix
 
 MS = 1_000_000
 PERIOD = 0.01

@@ -18,7 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from std_msgs.msg import Bool
 
-from asyncvla_action_node.chunk_blending import blending_modes
+from asyncvla_core.chunk_blending import blending_modes
 from asyncvla_common import qos
 from asyncvla_common.timeconv import stamp_to_ns
 from asyncvla_msgs.msg import ActionChunk

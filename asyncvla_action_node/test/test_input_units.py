@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.input_checks import future_stamp_reason
+from asyncvla_core.input_checks import future_stamp_reason
 from asyncvla_action_node.rejection_tracker import ERROR, OK, WARN, RejectionSet, RejectionTracker
 from asyncvla_action_node.robot_state_input import RobotStateInput, check_joint_names
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
-from asyncvla_training.conventions import JOINT_NAMES, joint_positions_by_name
+from asyncvla_core.conventions import JOINT_NAMES, joint_positions_by_name
 
 MS = 1_000_000
 S = 1_000_000_000

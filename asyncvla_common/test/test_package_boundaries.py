@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("asyncvla_msgs", "asyncvla_common", "asyncvla_training", "asyncvla_bridges",
+PROJECT = ("asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_training", "asyncvla_bridges",
            "asyncvla_vlm_node", "asyncvla_action_node", "asyncvla_bringup")
 #: package -> project packages its code may import (besides itself).
 ALLOWED = {
+    "asyncvla_core": set(),
     "asyncvla_common": {"asyncvla_msgs"},
-    "asyncvla_training": set(),
-    "asyncvla_bridges": {"asyncvla_msgs", "asyncvla_common", "asyncvla_training"},
-    "asyncvla_vlm_node": {"asyncvla_msgs", "asyncvla_common", "asyncvla_training"},
-    "asyncvla_action_node": {"asyncvla_msgs", "asyncvla_common", "asyncvla_training"},
+    "asyncvla_training": {"asyncvla_core"},
+    "asyncvla_bridges": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common"},
+    "asyncvla_vlm_node": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_training"},
+    "asyncvla_action_node": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_training"},
     "asyncvla_bringup": set(PROJECT) - {"asyncvla_bringup"},
 }
 

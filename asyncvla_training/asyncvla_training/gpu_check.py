@@ -41,7 +41,7 @@ import torch
 
 from .check_report import EXIT_PART_FAILED, CheckReport, Put, error_text
 from .models.expert_runtimes.torch_runtimes import mha_fastpath_off
-from .conventions import DEFAULT_PROMPT, MAX_VIEWS
+from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
 from .profile_cli import (
     _peak_memory_mb,
     _percentiles,

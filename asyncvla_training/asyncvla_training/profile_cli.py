@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .conventions import DEFAULT_PROMPT, MAX_VIEWS
+from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
 
 
 

@@ -14,8 +14,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.conventions import reference_components, robot_state_vector  # noqa: E402
-from asyncvla_training.rotations import (  # noqa: E402
+from asyncvla_core.conventions import reference_components, robot_state_vector  # noqa: E402
+from asyncvla_core.rotations import (  # noqa: E402
     matrix_to_rotvec,
     quat_slerp,
     quat_to_rotvec,

@@ -33,7 +33,7 @@ def test_seed_defaults() -> None:
 
 
 def test_defaults_match_project_conventions() -> None:
-    conventions = pytest.importorskip("asyncvla_training.conventions")
+    conventions = pytest.importorskip("asyncvla_core.conventions")
     cfg = PolicyConfig()
     assert cfg.robot_state_dim == conventions.ROBOT_STATE_DIM
     assert cfg.sensor.in_channels == conventions.SENSOR_CHANNELS

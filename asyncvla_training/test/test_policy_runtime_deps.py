@@ -18,7 +18,7 @@ import textwrap
 
 PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TRAINING_ONLY = ("rosbags", "yaml", "matplotlib", "tqdm", "pyarrow", "lerobot", "datasets", "PIL")
-RUNTIME_MODULES = ("asyncvla_training.conventions", "asyncvla_training.vl_payload",
+RUNTIME_MODULES = ("asyncvla_core.conventions", "asyncvla_core.vl_payload",
                    "asyncvla_training.models.checkpoint", "asyncvla_training.models.vl_extractor",
                    "asyncvla_training.models.policy", "asyncvla_training.models.expert_runtimes")
 #: Backends of optional expert runtimes: imported only when such a runtime is built.

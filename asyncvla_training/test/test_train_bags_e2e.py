@@ -19,7 +19,7 @@ sys.path.append(
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node"))
 )
 
-from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
+from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
 from asyncvla_training.data import vl_cache  # noqa: E402
 from asyncvla_training.testing.synthetic_bag import (  # noqa: E402
     SyntheticBagSpec,

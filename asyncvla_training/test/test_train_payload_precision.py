@@ -14,7 +14,7 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.trainer import as_payload_precision  # noqa: E402
-from asyncvla_training.vl_payload import decode_features, encode_features  # noqa: E402
+from asyncvla_core.vl_payload import decode_features, encode_features  # noqa: E402
 
 
 def test_rounding_equals_the_wire_and_gradients_pass_through() -> None:

@@ -24,7 +24,7 @@ sys.path.append(
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node"))
 )
 
-from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
+from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
 from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
 from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402

@@ -38,8 +38,8 @@ from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.safety import WatchdogSet
 from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
-from asyncvla_training.conventions import DEFAULT_PROMPT, VIEW_NAMES
-from asyncvla_training.vl_payload import encode_features
+from asyncvla_core.conventions import DEFAULT_PROMPT, VIEW_NAMES
+from asyncvla_core.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.upstream_health import UpstreamHealth
 from asyncvla_vlm_node.view_topics import view_topics
@@ -104,8 +104,8 @@ class VLMNode(Node):
         p = declare_all(self, VLM_NODE_PARAMETERS)
         contract = None
         if p["policy_checkpoint"]:
-            from asyncvla_training.vl_contract import (read_checkpoint_vl,
-                                                              vlm_settings_from_checkpoint)
+            from asyncvla_core.vl_contract import vlm_settings_from_checkpoint
+            from asyncvla_training.models.checkpoint import read_checkpoint_vl  # torch
 
             contract = read_checkpoint_vl(p["policy_checkpoint"])
             p, notes = vlm_settings_from_checkpoint(

@@ -13,10 +13,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from asyncvla_training.conventions import VIEW_NAMES
-from asyncvla_training.vl_contract import (VLSeen, read_checkpoint_vl,
-                                           vlm_settings_from_checkpoint)
+from asyncvla_core.conventions import VIEW_NAMES
+from asyncvla_core.vl_contract import VLSeen, vlm_settings_from_checkpoint
 from asyncvla_testing.pipeline import ros_args, start_action, start_sources
+from asyncvla_training.models.checkpoint import read_checkpoint_vl
 
 pytest.importorskip("rclpy")
 from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS  # noqa: E402

@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from asyncvla_training.conventions import ROBOT_STATE_DIM
+from asyncvla_core.conventions import ROBOT_STATE_DIM
 
 #: Bumped whenever what build_demo_assets writes changes, so cached assets are rebuilt.
 ASSETS_VERSION = 4

@@ -32,14 +32,14 @@ from typing import Callable
 import numpy as np
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_action_node.chunk_blending import ChunkBlender
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_action_node.executor_core import ExecutorConfig, ExecutorCore
-from asyncvla_action_node.output_guard import GuardLimits, OutputGuard
+from asyncvla_core.output_guard import GuardLimits, OutputGuard
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_common.safety import SafetyGate, WatchdogSet
-from asyncvla_training.conventions import ACTION_SPACES, robot_state_vector
+from asyncvla_core.conventions import ACTION_SPACES, robot_state_vector
 from asyncvla_training.testing import tracking_task as task
 
 NS = 1_000_000_000

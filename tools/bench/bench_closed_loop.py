@@ -44,7 +44,7 @@ WIDE_MAX_VL_AGE = 3.5
 
 
 def modes():
-    from asyncvla_action_node.chunk_blending import blending_modes
+    from asyncvla_core.chunk_blending import blending_modes
     from asyncvla_testing.closed_loop_sim import Mode
 
     out = [Mode("synchronous, one action per update", synchronous=True, one_action_per_update=True,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from asyncvla_testing.closed_loop_sim import FeatureSource, LatencyModel, run_episode
     from asyncvla_training.models.expert_runtimes import build_runtime
     from asyncvla_training.testing.staleness_experiment import (StalenessSettings, prepare_task,
-                                                                  train_policy)
+                                                                train_policy)
 
     torch.set_num_threads(args.threads)
     latencies = [float(v) for v in args.latencies.split(",") if v]

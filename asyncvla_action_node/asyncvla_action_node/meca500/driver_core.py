@@ -46,7 +46,7 @@ import numpy as np
 
 from asyncvla_common.report import ERROR, OK, WARN
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_training.rotations import euler_to_quaternion
+from asyncvla_core.rotations import euler_to_quaternion
 
 #: Mecademic's Euler convention for poses: alpha about x, then beta about the new y, then gamma
 #: about the new z (see asyncvla_bridges/README.md).

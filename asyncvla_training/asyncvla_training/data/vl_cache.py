@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import MAX_VIEWS
+from asyncvla_core.conventions import MAX_VIEWS
 from .episode import Episode
 from .errors import CacheError
 

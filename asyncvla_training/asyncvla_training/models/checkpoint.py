@@ -21,6 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from asyncvla_core.vl_contract import CheckpointVL
+
 from .config import CONFIG_SCHEMA_VERSION, PolicyConfig, check_schema_version
 from .devices import resolve_device
 from .policy import ActionPolicy
@@ -156,3 +158,14 @@ def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> Ac
 def load_checkpoint_metadata(directory: str | Path) -> dict[str, Any]:
     """The ``metadata`` dict saved with ``save_policy(extra_metadata=...)``."""
     return read_checkpoint_config(directory)[1]
+
+
+def read_checkpoint_vl(directory: str | Path) -> CheckpointVL:
+    """The checkpoint's VL settings; CheckpointError (the file, the problem) when it has none."""
+    _, metadata = read_checkpoint_config(directory)
+    found = CheckpointVL.from_metadata(metadata, directory)
+    if found is None:
+        raise CheckpointError(f"{Path(directory) / 'config.json'}: no metadata.vl_config (not "
+                              "written by asyncvla-train?): set the VL parameters instead of "
+                              "policy_checkpoint")
+    return found

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..conventions import DEFAULT_PROMPT, MAX_VIEWS
+from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
 
 CONFIG_SCHEMA_VERSION = 1
 """Version of the JSON layout written by :meth:`PolicyConfig.to_dict` and ``save_policy``.
@@ -235,7 +235,7 @@ class PolicyConfig(JsonFileConfig):
 
     ``vl_dim``/``vl_num_tokens`` describe the VL feature input (K tokens of D values, see
     ``VLFeatureExtractor``); ``robot_state_dim`` is an input the original system did not have (layout in
-    ``asyncvla_training.conventions``).
+    ``asyncvla_core.conventions``).
 
     ``vl_age_input``: the expert also takes the VL features' age in seconds (``age_conditioning``).
     ``vl_token_positions``: the ``cross_attention`` fusion adds a learned embedding of each VL

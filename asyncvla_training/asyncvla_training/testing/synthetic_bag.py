@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import DEFAULT_PROMPT, JOINT_NAMES
-from ..rotations import quat_multiply
+from asyncvla_core.conventions import DEFAULT_PROMPT, JOINT_NAMES
+from asyncvla_core.rotations import quat_multiply
 
 SYNTHETIC_START_NS = 1_700_000_000_000_000_000
 _WRITTEN_JOINT_ORDER = (2, 0, 5, 1, 4, 3)  # indices into JOINT_NAMES, as the message lists them

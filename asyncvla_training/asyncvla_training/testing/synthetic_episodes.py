@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conventions import DEFAULT_PROMPT, ACTION_DIM, DEFAULT_HORIZON, DEFAULT_SENSOR_WINDOW, SENSOR_CHANNELS
+from asyncvla_core.conventions import DEFAULT_PROMPT, ACTION_DIM, DEFAULT_HORIZON, DEFAULT_SENSOR_WINDOW, SENSOR_CHANNELS
 from ..data.episode import Episode
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from safetensors.torch import load_file
 
-from ..conventions import ACTION_SPACES
+from asyncvla_core.conventions import ACTION_SPACES
 from ..models.checkpoint import save_policy
 from ..models.config import VLConfig
 from .config import TrainConfig

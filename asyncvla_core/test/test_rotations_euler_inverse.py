@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from asyncvla_training.rotations import (all_conventions, euler_to_quaternion,
-                                         quaternion_to_euler)
+from asyncvla_core.rotations import (all_conventions, euler_to_quaternion,
+                                     quaternion_to_euler)
 
 MECA = "xyz_intrinsic"
 H = math.sqrt(0.5)

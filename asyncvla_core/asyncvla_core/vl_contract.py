@@ -4,8 +4,8 @@ A policy only works with features made exactly as in training: the same model (a
 image size, number of pooled feature tokens and hidden-state layer; the prompt is an input the
 policy was trained on too. The checkpoint stores these (metadata ``vl_config``, ``vl_model_id``,
 ``vl_adapter_id``, ``views``, ``prompts``).
-The module imports no torch (the action node's parameter table is imported by the launch
-catalog). Two users:
+Data and rules only, no torch: reading them from a checkpoint's ``config.json`` is
+``read_checkpoint_vl`` in the policy's checkpoint module. Two users:
 
 * the VLM node, given ``policy_checkpoint``, takes its VL settings from it
   (:func:`vlm_settings_from_checkpoint`) and checks the model it loaded (:meth:`CheckpointVL.
@@ -111,19 +111,6 @@ class CheckpointVL:
             return (f"adapter {adapter_id or '(none)'!r} loaded, but {self.checkpoint} was "
                     f"trained with {self.adapter_id or '(none)'!r}")
         return ""
-
-
-def read_checkpoint_vl(directory: str | Path) -> CheckpointVL:
-    """The checkpoint's VL settings; CheckpointError (the file, the problem) when it has none."""
-    from .models.checkpoint import CheckpointError, read_checkpoint_config  # torch: on use only
-
-    _, metadata = read_checkpoint_config(directory)
-    found = CheckpointVL.from_metadata(metadata, directory)
-    if found is None:
-        raise CheckpointError(f"{Path(directory) / 'config.json'}: no metadata.vl_config (not "
-                              "written by asyncvla-train?): set the VL parameters instead of "
-                              "policy_checkpoint")
-    return found
 
 
 def vlm_settings_from_checkpoint(params: Mapping[str, Any], defaults: Mapping[str, Any],

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.blending import BLENDINGS, BlendingStrategy
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_action_node.chunk_blending import ChunkBlender, blending_modes
+from asyncvla_core.blending import BLENDINGS, BlendingStrategy
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.chunk_blending import ChunkBlender, blending_modes
 
 
 def chunk(stamp_s: float, value: float) -> Chunk:
@@ -44,7 +44,7 @@ def test_rtc_soft_mask_follows_the_papers_weights():
     chunk, weights decaying as c (e^c - 1) / (e - 1), none from step H - s on."""
     import math
 
-    from asyncvla_action_node.blending.rtc_soft_mask import soft_mask
+    from asyncvla_core.blending.rtc_soft_mask import soft_mask
 
     w = soft_mask(8)
     c = [(7 - i) / 7 for i in range(1, 7)]

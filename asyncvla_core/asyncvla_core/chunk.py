@@ -4,7 +4,7 @@ A new chunk is computed every action period while the previous one still covers 
 `horizon - 1` steps; the strategies that join them are in the `blending` package, and
 `chunk_blending.ChunkBlender` picks one by name.
 
-Chunks are offsets from the robot state at their own stamp (see asyncvla_training.conventions), so
+Chunks are offsets from the robot state at their own stamp (see asyncvla_core.conventions), so
 an older chunk is first re-referenced to the new chunk's reference (exact for positions and
 joints, first order for rotation vectors) and resampled at the new chunk's step times by linear
 interpolation (no extrapolation). This also makes blending correct when the action rate differs

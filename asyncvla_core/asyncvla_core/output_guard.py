@@ -5,7 +5,7 @@ allowed, leave the workspace box or jump away from the chunk published just befo
 out as is. Depending on ``mode`` the chunk is either withheld (fail closed, the default) or
 clamped to the limits; both are counted per reason so /diagnostics says exactly what happened.
 
-Chunks are offsets from the reference state at their stamp (``asyncvla_training.conventions``):
+Chunks are offsets from the reference state at their stamp (``asyncvla_core.conventions``):
 step ``i`` targets ``stamp + (i + 1) * step_period``. The guard turns them into absolute targets,
 checks (and clamps) those, and turns them back into offsets.
 
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_training.rotations import matrix_to_rotvec, quaternion_to_matrix, rotvec_to_matrix
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.rotations import matrix_to_rotvec, quaternion_to_matrix, rotvec_to_matrix
 
 GUARD_MODES = ("withhold", "clamp")
 
