@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 
 def policy_chunk_shape(checkpoint: str) -> list[int]:
     """(horizon, action dim) of the checkpoint's policy (its config.json)."""
-    from asyncvla_training.models.checkpoint import read_checkpoint_config
+    from asyncvla_policy.checkpoint import read_checkpoint_config
 
     config, _ = read_checkpoint_config(checkpoint)
     return [config.horizon, config.action_dim]

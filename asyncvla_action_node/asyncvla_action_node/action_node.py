@@ -50,7 +50,7 @@ class ActionNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_action_node")
         p = declare_all(self, ACTION_NODE_PARAMETERS)
-        from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config
+        from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config
 
         config, metadata = read_checkpoint_config(p["checkpoint"])
         policy = load_policy(p["checkpoint"], device=p["device"])

@@ -44,8 +44,8 @@ def build_expert(policy: Any, params: Mapping[str, Any]) -> Any:
     missing (``auto`` passes over such runtimes and says so).
     """
     check_legacy_dtype(params.get("expert_dtype", ""))
-    from asyncvla_training.models.expert_runtimes import build_runtime
-    from asyncvla_training.models.expert_runtimes.auto import AUTO, choose_runtime
+    from asyncvla_policy.expert_runtimes import build_runtime
+    from asyncvla_policy.expert_runtimes.auto import AUTO, choose_runtime
 
     threads = int(params["expert_threads"])
     if params["expert_runtime"] == AUTO:

@@ -12,8 +12,8 @@ import pytest
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
 from asyncvla_action_node.expert_setup import (LEGACY_EXPERT_DTYPES, build_expert,
                                                check_legacy_dtype, expert_report)
-from asyncvla_training.models.expert_runtimes import RUNTIMES
-from asyncvla_training.models.expert_runtimes.auto import AUTO
+from asyncvla_policy.expert_runtimes import RUNTIMES
+from asyncvla_policy.expert_runtimes.auto import AUTO
 
 SPECS = {s.name: s for s in ACTION_NODE_PARAMETERS}
 NODE = ("import sys\nfor name in sys.argv[1].split(','):\n    sys.modules[name] = None\n"
@@ -36,8 +36,8 @@ def _params(**overrides):
 
 
 def test_auto_builds_the_runtime_it_chose_and_reports_the_choice(tmp_path):
-    from asyncvla_training.models.config import tiny_policy_config
-    from asyncvla_training.models.policy import ActionPolicy
+    from asyncvla_policy.config import tiny_policy_config
+    from asyncvla_policy.policy import ActionPolicy
 
     policy = ActionPolicy(tiny_policy_config(vl_dim=8)).eval()
     runtime = build_expert(policy, _params(expert_threads=1, expert_cache_dir=str(tmp_path),
@@ -84,9 +84,9 @@ def test_unknown_runtime_is_refused_with_the_choices():
 
 
 def _tiny_checkpoint(tmp_path) -> str:
-    from asyncvla_training.models.checkpoint import save_policy
-    from asyncvla_training.models.config import tiny_policy_config
-    from asyncvla_training.models.policy import ActionPolicy
+    from asyncvla_policy.checkpoint import save_policy
+    from asyncvla_policy.config import tiny_policy_config
+    from asyncvla_policy.policy import ActionPolicy
 
     save_policy(ActionPolicy(tiny_policy_config(vl_dim=8)), str(tmp_path))
     return str(tmp_path)

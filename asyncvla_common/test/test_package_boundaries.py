@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_training", "asyncvla_bridges",
-           "asyncvla_vlm_node", "asyncvla_action_node", "asyncvla_bringup")
+PROJECT = ("asyncvla_msgs", "asyncvla_core", "asyncvla_policy", "asyncvla_common",
+           "asyncvla_training", "asyncvla_bridges", "asyncvla_vlm_node", "asyncvla_action_node",
+           "asyncvla_bringup")
 #: package -> project packages its code may import (besides itself).
 ALLOWED = {
     "asyncvla_core": set(),
     "asyncvla_common": {"asyncvla_msgs"},
-    "asyncvla_training": {"asyncvla_core"},
+    "asyncvla_policy": {"asyncvla_core"},
+    "asyncvla_training": {"asyncvla_core", "asyncvla_policy"},
     "asyncvla_bridges": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common"},
-    "asyncvla_vlm_node": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_training"},
-    "asyncvla_action_node": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_training"},
+    "asyncvla_vlm_node": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_policy"},
+    "asyncvla_action_node": {"asyncvla_msgs", "asyncvla_core", "asyncvla_common", "asyncvla_policy"},
     "asyncvla_bringup": set(PROJECT) - {"asyncvla_bringup"},
 }
 

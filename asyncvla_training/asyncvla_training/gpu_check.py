@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .check_report import EXIT_PART_FAILED, CheckReport, Put, error_text
-from .models.expert_runtimes.torch_runtimes import mha_fastpath_off
+from asyncvla_policy.expert_runtimes.torch_runtimes import mha_fastpath_off
 from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
 from .profile_cli import (
     _peak_memory_mb,
@@ -188,7 +188,7 @@ def expert_graph(policy: Any, inputs: list[torch.Tensor]) -> tuple[Any, list[tor
     inference plan's tick (``plan_tick``), what the action node runs at every tick, with the VL
     context computed once from the VL tokens as the node does per VL message. It has no
     data-dependent checks inside, so it compiles to one graph and a CUDA graph can capture it."""
-    from .models.inference_plan import InferencePlan
+    from asyncvla_policy.inference_plan import InferencePlan
 
     plan = InferencePlan(policy)
     with torch.no_grad():
@@ -325,7 +325,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 def run_check(args: argparse.Namespace, report: CheckReport) -> None:
     """Build once, then the parts in order of importance (targets first); the report keeps the
     configured order whatever the run order."""
-    from .models.devices import resolve_device
+    from asyncvla_policy.devices import resolve_device
 
     device = resolve_device(args.device)  # ValueError when CUDA is asked for and absent
     report.put(("environment",), **_environment(device))

@@ -104,7 +104,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -> Any:
-    from .models.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
     from .testing.tiny_vlm import make_tiny_qwen_vl
 
     common = {
@@ -136,9 +136,9 @@ def random_vl_extractor(arch: str, workdir: str, device: str, dtype: str, attn_i
     would take minutes that way) and paired with the tiny tokenizer, so nothing is downloaded.
     ``settings`` are the extractor's (image_size, max_views, num_feature_tokens, feature_layer).
     """
-    from .models.devices import resolve_device, resolve_dtype
-    from .models.vl_extractor import VLFeatureExtractor
-    from .models.vl_loading import load_processing_components
+    from asyncvla_policy.devices import resolve_device, resolve_dtype
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.vl_loading import load_processing_components
     from .testing.tiny_vlm import build_random_qwen_vl, make_tiny_qwen_vl, random_qwen_vl_config
 
     dev = resolve_device(device)
@@ -243,8 +243,8 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
 def build_policy(policy_config: str, vl_dim: int, vl_num_tokens: int) -> Any:
     """A random-weight ``ActionPolicy`` in eval mode: "full" (the original system's size, 118.7 M
     parameters with 2048-d VL tokens) or "tiny" (full-shaped inputs, tiny widths)."""
-    from .models.config import PolicyConfig, tiny_policy_config
-    from .models.policy import ActionPolicy
+    from asyncvla_policy.config import PolicyConfig, tiny_policy_config
+    from asyncvla_policy.policy import ActionPolicy
 
     if policy_config == "tiny":
         cfg = tiny_policy_config(vl_dim=vl_dim, vl_num_tokens=vl_num_tokens)

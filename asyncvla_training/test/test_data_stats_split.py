@@ -25,8 +25,8 @@ from asyncvla_training.data import (  # noqa: E402
 )
 from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data.windows import SensorWindows  # noqa: E402
-from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
-from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
+from asyncvla_policy.policy import ActionPolicy  # noqa: E402
+from asyncvla_policy.config import tiny_policy_config  # noqa: E402
 
 KEYS = {"state_mean", "state_std", "sensor_mean", "sensor_std", "action_mean", "action_std"}
 

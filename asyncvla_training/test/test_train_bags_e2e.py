@@ -26,10 +26,10 @@ from asyncvla_training.testing.synthetic_bag import (  # noqa: E402
     SyntheticMotion,
     write_synthetic_bag,
 )
-from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
-from asyncvla_training.models.config import VLConfig  # noqa: E402
+from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
+from asyncvla_policy.config import VLConfig  # noqa: E402
 from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
 from asyncvla_training.train import eval_cli  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.data_sources import cache_feature_provider, load_run_episodes  # noqa: E402

@@ -105,7 +105,7 @@ class VLMNode(Node):
         contract = None
         if p["policy_checkpoint"]:
             from asyncvla_core.vl_contract import vlm_settings_from_checkpoint
-            from asyncvla_training.models.checkpoint import read_checkpoint_vl  # torch
+            from asyncvla_policy.checkpoint import read_checkpoint_vl  # torch
 
             contract = read_checkpoint_vl(p["policy_checkpoint"])
             p, notes = vlm_settings_from_checkpoint(
@@ -116,7 +116,7 @@ class VLMNode(Node):
         if p["image_transport"] not in ("compressed", "raw"):
             raise ValueError("image_transport must be 'compressed' or 'raw'")
         topics = view_topics(views, list(p["image_topics"]), p["image_transport"] == "compressed")
-        from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # torch: slow import
+        from asyncvla_policy.vl_extractor import VLFeatureExtractor  # torch: slow import
 
         self.extractor = VLFeatureExtractor.from_pretrained(
             p["model_path"], adapter_path=p["adapter_path"] or None, device=p["device"],

@@ -16,7 +16,7 @@ import pytest
 from asyncvla_core.conventions import VIEW_NAMES
 from asyncvla_core.vl_contract import VLSeen, vlm_settings_from_checkpoint
 from asyncvla_testing.pipeline import ros_args, start_action, start_sources
-from asyncvla_training.models.checkpoint import read_checkpoint_vl
+from asyncvla_policy.checkpoint import read_checkpoint_vl
 
 pytest.importorskip("rclpy")
 from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS  # noqa: E402
@@ -47,7 +47,7 @@ def test_defaults_take_the_checkpoints_settings_and_conflicts_are_named(assets):
 
 def test_refused_features_name_the_setting_that_differs(assets):
     from asyncvla_action_node.vl_store import VLFeatureStore
-    from asyncvla_training.models.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
 
     ckpt = read_checkpoint_vl(assets.checkpoint_dir)
     store = VLFeatureStore(8, 4, ckpt.model_id, contract=ckpt)

@@ -53,13 +53,13 @@ def policy_checkpoint(kind: str, cache: str) -> tuple[str, str, int, int]:
     from asyncvla_testing.assets import DEMO_ACTION_MEAN, DEMO_ACTION_STD
     directory = os.path.join(cache, f"{kind}_policy")
     model_id = f"bench-random-{kind}"
-    from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
+    from asyncvla_policy.config import PolicyConfig, tiny_policy_config
     cfg = PolicyConfig() if kind == "seed" else tiny_policy_config(vl_dim=64, vl_num_tokens=8)
     if not os.path.exists(os.path.join(directory, "config.json")):
         import torch
 
-        from asyncvla_training.models.checkpoint import save_policy
-        from asyncvla_training.models.policy import ActionPolicy
+        from asyncvla_policy.checkpoint import save_policy
+        from asyncvla_policy.policy import ActionPolicy
         torch.manual_seed(0)
         policy = ActionPolicy(cfg).eval()
         policy.set_normalization(action_mean=DEMO_ACTION_MEAN, action_std=DEMO_ACTION_STD)

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from asyncvla_testing.closed_loop_sim import FeatureSource, LatencyModel, run_episode
-    from asyncvla_training.models.expert_runtimes import build_runtime
+    from asyncvla_policy.expert_runtimes import build_runtime
     from asyncvla_training.testing.staleness_experiment import (StalenessSettings, prepare_task,
                                                                 train_policy)
 

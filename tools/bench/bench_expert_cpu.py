@@ -21,7 +21,7 @@ calls it between VL messages (the steady state); what a new VL message adds once
 ``vl_context_ms``. ``policy_predict_unsplit`` is the plain path before the plan (the whole
 ``ActionPolicy.infer`` at every tick, eager float32), with its FLOPs in ``arithmetic.flops``.
 
-Candidates are the registered runtimes (``asyncvla_training.models.expert_runtimes.RUNTIMES``)
+Candidates are the registered runtimes (``asyncvla_policy.expert_runtimes.RUNTIMES``)
 plus the variants below that were measured but not registered (``BENCH_ONLY``). Weights are
 random with PyTorch's default initialisation; normalisation statistics and inputs are random at
 realistic scale (normalised inputs ~ N(0, 1)). Conversions run first; the timed part (bandwidth
@@ -56,18 +56,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from asyncvla_training.cpu_info import cpu_record
-from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
-from asyncvla_training.models.expert_runtimes import RUNTIMES, ExpertRuntime
-from asyncvla_training.models.expert_runtimes.auto import (AUTO_CANDIDATES, largest_error,
-                                                           probe_inputs)
-from asyncvla_training.models.expert_runtimes.base import tensor_bytes
-from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
-from asyncvla_training.models.expert_runtimes.openvino_runtime import OvFloat32
-from asyncvla_training.models.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
-                                                                    bf16_copy)
-from asyncvla_training.models.inference_plan import InferencePlan
-from asyncvla_training.models.policy import ActionPolicy
+from asyncvla_policy.cpu_info import cpu_record
+from asyncvla_policy.config import PolicyConfig, tiny_policy_config
+from asyncvla_policy.expert_runtimes import RUNTIMES, ExpertRuntime
+from asyncvla_policy.expert_runtimes.auto import (AUTO_CANDIDATES, largest_error,
+                                                  probe_inputs)
+from asyncvla_policy.expert_runtimes.base import tensor_bytes
+from asyncvla_policy.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
+from asyncvla_policy.expert_runtimes.openvino_runtime import OvFloat32
+from asyncvla_policy.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
+                                                            bf16_copy)
+from asyncvla_policy.inference_plan import InferencePlan
+from asyncvla_policy.policy import ActionPolicy
 
 
 class OrtDynamicInt8(OrtInt8):

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asyncvla_training.cpu_info import cpu_record
+from asyncvla_policy.cpu_info import cpu_record
 
 CHILD = """
 import json, resource, sys, time

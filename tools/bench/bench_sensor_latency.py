@@ -45,7 +45,7 @@ from action_bench import (add_common_arguments, bench_env, node_counters,  # noq
 from asyncvla_testing.bridge_harness import start_bridge  # noqa: E402
 from asyncvla_testing.lab_senders import ALINE_LENGTH, SensorSender, sensor_datagram  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
-from asyncvla_training.cpu_info import cpu_record  # noqa: E402
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 
 SAMPLE_HZ = 650.0
 DESIGNS = {"default": {},

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asyncvla_training.cpu_info import cpu_record
+from asyncvla_policy.cpu_info import cpu_record
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -35,7 +35,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     from asyncvla_training.testing.staleness_experiment import (TASKS, StalenessSettings,
-                                                                  plot_result, run_experiment)
+                                                                plot_result, run_experiment)
 
     defaults = StalenessSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

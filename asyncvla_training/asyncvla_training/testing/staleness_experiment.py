@@ -153,7 +153,7 @@ def prepare_task(task: str, settings: StalenessSettings, workdir: Path,
     """Write the recordings of ``task`` ("dynamic" or "static"), read them and cache their VL
     features with the tiny Qwen2.5-VL."""
     from ..data.vl_cache import VLFeatureCache
-    from ..models.devices import resolve_device
+    from asyncvla_policy.devices import resolve_device
     from ..train.config import TrainConfig
     from ..train.data_sources import load_bag_episodes
     from ..train.features import CachedFeatureProvider
@@ -197,8 +197,8 @@ def train_policy(data: TaskData, name: str, settings: StalenessSettings, seed: i
                  log: Callable[[str], None], **overrides: Any):
     """Train policy ``name`` (``policy_overrides``, ``policy_fusion``; ``overrides`` win) on
     ``data``; returns (loaded policy, final training loss)."""
-    from ..models.checkpoint import load_policy
-    from ..models.config import tiny_policy_config
+    from asyncvla_policy.checkpoint import load_policy
+    from asyncvla_policy.config import tiny_policy_config
     from ..train.features import ZeroFeatureProvider
     from ..train.trainer import Trainer
     from .tracking_task import ALINE_LENGTH

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asyncvla_core.conventions import MAX_VIEWS
-from ..models.config import JsonFileConfig
+from asyncvla_policy.config import JsonFileConfig
 
 LOSSES = ("mse", "smooth_l1")
 POLICY_SIZES = ("full", "tiny")

@@ -29,7 +29,7 @@ import torch
 
 from asyncvla_core.conventions import ACTION_SPACES
 from ..data.episode import Episode
-from ..models.policy import ActionPolicy
+from asyncvla_policy.policy import ActionPolicy
 from .features import FeatureProvider
 from .progress import progress_bar
 

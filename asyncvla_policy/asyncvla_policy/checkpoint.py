@@ -98,7 +98,7 @@ def read_checkpoint_config(directory: str | Path) -> tuple[PolicyConfig, dict[st
     if not isinstance(document, dict):
         raise CheckpointError(f"{config_path}: expected a JSON object, got {type(document).__name__}")
     if "schema_version" not in document:
-        raise CheckpointError(f"{config_path}: no schema_version (not an asyncvla_training checkpoint)")
+        raise CheckpointError(f"{config_path}: no schema_version (not an asyncvla_policy checkpoint)")
     try:
         check_schema_version(document["schema_version"], str(config_path))
     except ValueError as exc:

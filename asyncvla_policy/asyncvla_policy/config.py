@@ -34,12 +34,12 @@ def check_schema_version(value: Any, where: str = "config") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(
             f"{where}: schema_version must be an integer, got {value!r}; this file was not written "
-            "by asyncvla_training (or is corrupted)"
+            "by asyncvla_policy (or is corrupted)"
         )
     if value > CONFIG_SCHEMA_VERSION:
         raise ValueError(
             f"{where}: schema_version {value} is newer than the supported version "
-            f"{CONFIG_SCHEMA_VERSION}; upgrade asyncvla_training to read it"
+            f"{CONFIG_SCHEMA_VERSION}; upgrade asyncvla_policy to read it"
         )
     if value != CONFIG_SCHEMA_VERSION:
         raise ValueError(

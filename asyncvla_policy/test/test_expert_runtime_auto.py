@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from asyncvla_training.models.config import tiny_policy_config
-from asyncvla_training.models.expert_runtimes import BackendUnavailable
-from asyncvla_training.models.expert_runtimes import auto
-from asyncvla_training.models.policy import ActionPolicy
+from asyncvla_policy.config import tiny_policy_config
+from asyncvla_policy.expert_runtimes import BackendUnavailable
+from asyncvla_policy.expert_runtimes import auto
+from asyncvla_policy.policy import ActionPolicy
 
 
 @pytest.fixture

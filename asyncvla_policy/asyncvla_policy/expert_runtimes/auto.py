@@ -43,7 +43,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...cpu_info import cpu_flags, cpu_model
+from ..cpu_info import cpu_flags, cpu_model
 from .base import BackendUnavailable, ExpertRuntime, policy_digest
 
 LOG = logging.getLogger("asyncvla.expert_runtime")

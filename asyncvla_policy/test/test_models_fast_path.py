@@ -18,9 +18,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.fast_preprocess import TorchPatchifier  # noqa: E402
+from asyncvla_policy.fast_preprocess import TorchPatchifier  # noqa: E402
 from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
 
 SIZE = (112, 84)  # (width, height), already 28-aligned
 PROMPT = "Insert the needle through the trocar into the eye phantom model"
@@ -124,7 +124,7 @@ def test_token_ids_expanded_in_id_space_equal_the_processor_way(tiny_dir: str) -
 
 
 def test_grouped_vision_attention_equals_the_per_window_loop(tiny_dir: str) -> None:
-    from asyncvla_training.models import vision_attention
+    from asyncvla_policy import vision_attention
 
     extractor = _extractor(tiny_dir)
     modules = vision_attention.vision_attention_modules(extractor.model)

@@ -15,11 +15,11 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.config import VLConfig  # noqa: E402
-from asyncvla_training.models.pooling import adaptive_pool_weights, masked_adaptive_avg_pool  # noqa: E402
+from asyncvla_policy.config import VLConfig  # noqa: E402
+from asyncvla_policy.pooling import adaptive_pool_weights, masked_adaptive_avg_pool  # noqa: E402
 from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl, special_token_ids  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor, resolve_dtype  # noqa: E402
-from asyncvla_training.models.vl_inputs import expected_visual_tokens  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor, resolve_dtype  # noqa: E402
+from asyncvla_policy.vl_inputs import expected_visual_tokens  # noqa: E402
 
 SIZE = (112, 84)  # (width, height): 4x3 merged tokens = 12 visual tokens per view
 K = 8

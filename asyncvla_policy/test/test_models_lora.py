@@ -16,14 +16,14 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.lora import (  # noqa: E402
+from asyncvla_policy.lora import (  # noqa: E402
     LM_ATTENTION_LORA_TARGET,
     LM_LORA_TARGET,
     lora_layer_names,
     lora_target_names,
 )
 from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
 
 SIZE = (112, 84)
 PROMPT = "Insert the needle through the trocar into the eye phantom model"

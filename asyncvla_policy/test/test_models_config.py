@@ -13,14 +13,14 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.config import (  # noqa: E402
+from asyncvla_policy.config import (  # noqa: E402
     CONFIG_SCHEMA_VERSION,
     ActionExpertConfig,
     PolicyConfig,
     SensorEncoderConfig,
     VLConfig,
 )
-from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
+from asyncvla_policy.config import tiny_policy_config  # noqa: E402
 
 
 def test_seed_defaults() -> None:

@@ -18,15 +18,15 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.checkpoint import (  # noqa: E402
+from asyncvla_policy.checkpoint import (  # noqa: E402
     CheckpointError,
     load_checkpoint_metadata,
     load_policy,
     save_policy,
 )
-from asyncvla_training.models.config import CONFIG_SCHEMA_VERSION  # noqa: E402
-from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
-from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
+from asyncvla_policy.config import CONFIG_SCHEMA_VERSION  # noqa: E402
+from asyncvla_policy.policy import ActionPolicy  # noqa: E402
+from asyncvla_policy.config import tiny_policy_config  # noqa: E402
 
 
 def _policy(fusion: str = "gated") -> ActionPolicy:

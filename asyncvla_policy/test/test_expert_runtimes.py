@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from asyncvla_training.models.config import tiny_policy_config
-from asyncvla_training.models.expert_runtimes import (RUNTIMES, ExpertRuntime,
-                                                      build_runtime)
-from asyncvla_training.models.policy import ActionPolicy
+from asyncvla_policy.config import tiny_policy_config
+from asyncvla_policy.expert_runtimes import (RUNTIMES, ExpertRuntime,
+                                             build_runtime)
+from asyncvla_policy.policy import ActionPolicy
 
 PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -60,7 +60,7 @@ def test_openvino_int8_is_weight_only_on_every_cpu_and_the_dynamic_one_is_not(ca
     ``openvino_int8`` compiles with it off (float32 activations everywhere), the dynamic one
     with groups of 32; where the CPU has VNNI or AMX the two compute differently."""
     pytest.importorskip("nncf")
-    from asyncvla_training.cpu_info import cpu_flags
+    from asyncvla_policy.cpu_info import cpu_flags
 
     policy, inputs, _ = case
     weight_only = build_runtime("openvino_int8", policy, threads=1, cache_dir=tmp_path)
@@ -90,7 +90,7 @@ def test_converted_models_are_cached_by_weight_hash(case, tmp_path):
 
 def test_conversion_cache_key_changes_with_the_graphs_code(case, tmp_path, monkeypatch):
     """A model converted by other code (another inference plan) is never loaded for this one."""
-    from asyncvla_training.models.expert_runtimes import base
+    from asyncvla_policy.expert_runtimes import base
 
     before = other_key(case[0], tmp_path)
     monkeypatch.setattr(base, "graph_source_digest", lambda: b"other code")
@@ -146,9 +146,9 @@ CHILD = textwrap.dedent(r'''
     import json, sys
     for name in sys.argv[2].split(","):
         sys.modules[name] = None  # as if not installed: import fails, find_spec is None
-    from asyncvla_training.models.config import tiny_policy_config
-    from asyncvla_training.models.expert_runtimes import build_runtime, BackendUnavailable
-    from asyncvla_training.models.policy import ActionPolicy
+    from asyncvla_policy.config import tiny_policy_config
+    from asyncvla_policy.expert_runtimes import build_runtime, BackendUnavailable
+    from asyncvla_policy.policy import ActionPolicy
     try:
         build_runtime(sys.argv[1], ActionPolicy(tiny_policy_config(vl_dim=8)))
     except BackendUnavailable as exc:
@@ -211,7 +211,7 @@ def test_openvino_conversion_warns_while_telemetry_is_on_and_setup_declines_it(t
     before converting, and the library's own `opt_in_out --opt_out` (what ./dev.sh setup runs
     where no choice was made) is what the check then reads as declined."""
     pytest.importorskip("openvino_telemetry")
-    from asyncvla_training.models.expert_runtimes import openvino_runtime
+    from asyncvla_policy.expert_runtimes import openvino_runtime
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("CI", "TF_BUILD", "JENKINS_URL"):

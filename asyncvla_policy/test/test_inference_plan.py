@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
-from asyncvla_training.models.expert_runtimes import build_runtime
-from asyncvla_training.models.fusions import FUSION_MODES
-from asyncvla_training.models.inference_plan import InferencePlan, VLContextCache
-from asyncvla_training.models.policy import ActionPolicy
+from asyncvla_policy.config import PolicyConfig, tiny_policy_config
+from asyncvla_policy.expert_runtimes import build_runtime
+from asyncvla_policy.fusions import FUSION_MODES
+from asyncvla_policy.inference_plan import InferencePlan, VLContextCache
+from asyncvla_policy.policy import ActionPolicy
 
 
 def scrambled_policy(fusion: str, seed: int = 0, vl_age_input: bool = True) -> ActionPolicy:
@@ -142,7 +142,7 @@ def test_runtime_uses_a_new_vl_message_at_once(name, tmp_path):
 
 
 def test_bf16_plan_keeps_float32_statistics():
-    from asyncvla_training.models.expert_runtimes.torch_runtimes import bf16_copy
+    from asyncvla_policy.expert_runtimes.torch_runtimes import bf16_copy
 
     policy = scrambled_policy("cross_attention")
     plan = bf16_copy(InferencePlan(policy))

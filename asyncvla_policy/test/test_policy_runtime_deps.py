@@ -1,11 +1,12 @@
-"""The policy runtime installs and imports without the training-only dependencies.
+"""The policy runtime imports and runs without the training packages.
 
-What a robot PC runs (the VLM and action nodes) needs the models, the conventions, the VL payload
-and checkpoint loading: torch, transformers, peft, safetensors, numpy and OpenCV (image decode
-and resize). A child Python process makes the training-only packages (rosbags, PyYAML,
-matplotlib, tqdm, pyarrow, lerobot, datasets) unimportable, imports every module the nodes use,
-and runs a tiny policy end to end through a checkpoint. The package metadata must list the same
-split: those packages only under the `train` / `lerobot` extras.
+What a robot PC runs (the VLM and action nodes) needs the models, checkpoint loading and the
+conventions: asyncvla_policy and asyncvla_core, with torch, transformers, peft, safetensors,
+numpy and OpenCV (image decode and resize). A child Python process that sees only those two
+packages' sources makes asyncvla_training and the training-only packages (rosbags, PyYAML,
+matplotlib, tqdm, pyarrow, lerobot, datasets, PIL) unimportable, imports every module the nodes
+use, and runs a tiny policy end to end through a checkpoint. The package metadata must say the
+same: none of those packages among asyncvla_policy's requirements.
 """
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ import sys
 import textwrap
 
 PACKAGE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-TRAINING_ONLY = ("rosbags", "yaml", "matplotlib", "tqdm", "pyarrow", "lerobot", "datasets", "PIL")
+CORE_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), "asyncvla_core")
+TRAINING_ONLY = ("asyncvla_training", "rosbags", "yaml", "matplotlib", "tqdm", "pyarrow",
+                 "lerobot", "datasets", "PIL")
 RUNTIME_MODULES = ("asyncvla_core.conventions", "asyncvla_core.vl_payload",
-                   "asyncvla_training.models.checkpoint", "asyncvla_training.models.vl_extractor",
-                   "asyncvla_training.models.policy", "asyncvla_training.models.expert_runtimes")
+                   "asyncvla_policy.checkpoint", "asyncvla_policy.vl_extractor",
+                   "asyncvla_policy.policy", "asyncvla_policy.expert_runtimes",
+                   "asyncvla_policy.expert_runtimes.auto")
 #: Backends of optional expert runtimes: imported only when such a runtime is built.
 OPTIONAL_BACKENDS = ("onnxruntime", "onnx", "onnxscript", "openvino", "nncf", "torchao")
 
@@ -38,9 +42,11 @@ CHILD = textwrap.dedent(r'''
     for name in sys.argv[1].split(","):
         importlib.import_module(name)
     import torch
-    from asyncvla_training.models.checkpoint import load_policy, save_policy
-    from asyncvla_training.models.policy import ActionPolicy
-    from asyncvla_training.models.config import tiny_policy_config
+    import asyncvla_policy
+    assert asyncvla_policy.__file__.startswith(sys.argv[4]), asyncvla_policy.__file__
+    from asyncvla_policy.checkpoint import load_policy, save_policy
+    from asyncvla_policy.policy import ActionPolicy
+    from asyncvla_policy.config import tiny_policy_config
     policy = ActionPolicy(tiny_policy_config(vl_dim=32))
     with tempfile.TemporaryDirectory() as out:
         save_policy(policy, out)
@@ -53,17 +59,17 @@ CHILD = textwrap.dedent(r'''
 
 
 def test_runtime_imports_and_runs_without_training_extras():
-    env = dict(os.environ, PYTHONPATH=PACKAGE_DIR, OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((PACKAGE_DIR, CORE_DIR)), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", CHILD, ",".join(RUNTIME_MODULES),
-                          ",".join(TRAINING_ONLY), ",".join(OPTIONAL_BACKENDS)], env=env, capture_output=True, text=True,
-                         timeout=240)
+                          ",".join(TRAINING_ONLY), ",".join(OPTIONAL_BACKENDS), PACKAGE_DIR],
+                         env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.split("RESULT ", 1)[1])
     assert result["leaked"] == [] and result["params"] > 0
     assert result["backends"] == []  # optional runtimes import their backend lazily
 
 
-def test_training_only_packages_are_extras_in_the_package_metadata():
+def test_training_only_packages_are_not_policy_requirements():
     tree = ast.parse(open(os.path.join(PACKAGE_DIR, "setup.py")).read())
     call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
                 and getattr(n.func, "id", "") == "setup")
@@ -72,7 +78,7 @@ def test_training_only_packages_are_extras_in_the_package_metadata():
     names = lambda reqs: {r.split(">")[0].split("=")[0].split("[")[0].lower()  # noqa: E731
                           for r in reqs}
     required = names(kwargs["install_requires"])
-    assert not required & {"rosbags", "pyyaml", "matplotlib", "tqdm", "pyarrow"}, required
-    assert {"torch", "transformers", "peft", "safetensors", "numpy"} <= required
     extras = set().union(*(names(v) for v in kwargs["extras_require"].values()))
-    assert {"rosbags", "pyyaml", "matplotlib", "tqdm", "pyarrow"} <= extras
+    assert not (required | extras) & {"rosbags", "pyyaml", "matplotlib", "tqdm", "pyarrow",
+                                      "pillow"}, required | extras
+    assert {"torch", "transformers", "peft", "safetensors", "numpy"} <= required

@@ -15,12 +15,12 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.action_expert import ActionExpert  # noqa: E402
-from asyncvla_training.models.config import PolicyConfig  # noqa: E402
-from asyncvla_training.models.fusions import FUSION_MODES, FUSIONS, Fusion  # noqa: E402
-from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
-from asyncvla_training.models.sensor_encoder import SensorEncoder  # noqa: E402
-from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
+from asyncvla_policy.action_expert import ActionExpert  # noqa: E402
+from asyncvla_policy.config import PolicyConfig  # noqa: E402
+from asyncvla_policy.fusions import FUSION_MODES, FUSIONS, Fusion  # noqa: E402
+from asyncvla_policy.policy import ActionPolicy  # noqa: E402
+from asyncvla_policy.sensor_encoder import SensorEncoder  # noqa: E402
+from asyncvla_policy.config import tiny_policy_config  # noqa: E402
 
 VL_DIM, K, B = 24, 4, 3
 
@@ -288,7 +288,7 @@ def test_a_new_age_modulation_is_the_identity() -> None:
 def test_ages_are_clipped_to_what_a_node_accepts() -> None:
     """A negative age (within the node's future tolerance) acts as 0; beyond MAX_AGE_S it acts
     as MAX_AGE_S: the network is never asked to extrapolate."""
-    from asyncvla_training.models.age_conditioning import MAX_AGE_S
+    from asyncvla_policy.age_conditioning import MAX_AGE_S
 
     policy = _aged_policy()
     vl, window, state = (t[:1] for t in _inputs(policy.cfg))
