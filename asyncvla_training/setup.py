@@ -28,7 +28,6 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "asyncvla-profile = asyncvla_training.profile_cli:main",
             "asyncvla-cache-vl = asyncvla_training.data.vl_cache:main",
             "asyncvla-export-lerobot = asyncvla_training.data.lerobot_export:main",
             "asyncvla-train = asyncvla_training.train.train_cli:main",

@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 
 from asyncvla_testing import closed_loop_sim as sim  # noqa: E402
-from asyncvla_training.testing import tracking_task as task  # noqa: E402
+from asyncvla_testing import tracking_task as task  # noqa: E402
 
 
 class Oracle:

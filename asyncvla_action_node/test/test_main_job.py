@@ -66,7 +66,7 @@ def test_the_held_out_recording_is_another_scene(tmp_path):
     """The two recordings the main job writes differ in motion, start pose, probe signal and
     camera pattern (what they share is only the task's shape), checked on the written bags."""
     from asyncvla_testing.demo_training import TRAIN_SCENE, VAL_SCENE, scene_spec
-    from asyncvla_training.testing.synthetic_bag import write_synthetic_bag
+    from asyncvla_testing.synthetic_bag import write_synthetic_bag
 
     t = np.linspace(0.0, 3.5, 351)
     train = scene_spec(TRAIN_SCENE, 3.5, ["view1"])

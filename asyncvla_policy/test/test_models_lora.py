@@ -22,7 +22,7 @@ from asyncvla_policy.lora import (  # noqa: E402
     lora_layer_names,
     lora_target_names,
 )
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
 from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
 
 SIZE = (112, 84)

@@ -28,7 +28,7 @@ from asyncvla_training.data import (  # noqa: E402
     SensorWindows,
     load_bag,
 )
-from asyncvla_training.testing.synthetic_bag import (  # noqa: E402
+from asyncvla_testing.synthetic_bag import (  # noqa: E402
     SyntheticBagSpec,
     synthetic_jpeg,
     write_synthetic_bag,

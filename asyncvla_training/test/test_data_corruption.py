@@ -17,7 +17,7 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 from asyncvla_training.data import BagDataError, load_bag, load_episodes  # noqa: E402
 from asyncvla_training.data import lerobot_export  # noqa: E402
 from asyncvla_training.data.mcap_crc import chunk_crcs  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data.windows import image_problem  # noqa: E402
 
 SPEC = dict(duration=2.0, image_size=(320, 240))

@@ -23,7 +23,7 @@ from asyncvla_training.data import (  # noqa: E402
     load_episodes,
     split_episodes,
 )
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data.windows import SensorWindows  # noqa: E402
 from asyncvla_policy.policy import ActionPolicy  # noqa: E402
 from asyncvla_policy.config import tiny_policy_config  # noqa: E402

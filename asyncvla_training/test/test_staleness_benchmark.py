@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from asyncvla_training.testing.staleness_experiment import StalenessSettings, run_experiment
+from asyncvla_testing.staleness_experiment import StalenessSettings, run_experiment
 
 CI = StalenessSettings(train_episodes=64, test_episodes=8, steps=1000, warmup_steps=25, batch_size=16,
                        seeds=(0,), eval_ages_ms=(0.0, 300.0, 600.0), tasks=("dynamic",),

@@ -21,7 +21,7 @@ from asyncvla_training.train.data_sources import dataset_config, load_run_episod
 from asyncvla_training.train.sampling import BatchPlan, VLAgeDistribution  # noqa: E402
 from asyncvla_training.train.schedule import lr_factor  # noqa: E402
 from asyncvla_training.train.state_io import load_optimizer_state, save_optimizer_state  # noqa: E402
-from asyncvla_training.testing.synthetic_episodes import make_synthetic_episodes  # noqa: E402
+from asyncvla_training.data.synthetic import make_synthetic_episodes  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -45,8 +45,8 @@ CHILD = textwrap.dedent(r'''
     leaked = sorted(m for m in sys.modules if m.split(".")[0].startswith(ROS_PREFIXES))
     assert not leaked, leaked
 
-    from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
-    from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl
+    from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+    from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl
     from asyncvla_training.train.train_cli import main
     work = sys.argv[2]
     write_synthetic_bag(os.path.join(work, "bag_a"), "mcap", SyntheticBagSpec())

@@ -52,7 +52,7 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
     from asyncvla_policy.checkpoint import save_policy
     from asyncvla_policy.policy import ActionPolicy
     from asyncvla_policy.config import VLConfig, tiny_policy_config
-    from asyncvla_training.testing.tiny_vlm import make_tiny_qwen_vl
+    from asyncvla_testing.tiny_vlm import make_tiny_qwen_vl
     from asyncvla_policy.vl_extractor import VLFeatureExtractor
 
     os.makedirs(directory, exist_ok=True)

@@ -40,7 +40,7 @@ from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_common.safety import SafetyGate, WatchdogSet
 from asyncvla_core.conventions import ACTION_SPACES, robot_state_vector
-from asyncvla_training.testing import tracking_task as task
+from asyncvla_testing import tracking_task as task
 
 NS = 1_000_000_000
 STEP_NS = 1_000_000  # the simulation's resolution: 1 ms

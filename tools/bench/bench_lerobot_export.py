@@ -18,6 +18,8 @@ from pathlib import Path
 
 from asyncvla_policy.cpu_info import cpu_record
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: asyncvla_testing
+
 CHILD = """
 import json, resource, sys, time
 sys.argv = ["export"] + sys.argv[1:]
@@ -39,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     bags = Path(args.bags)
     if args.make:
-        from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+        from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
 
         count, seconds = args.make.split("x")
         for b in range(int(count)):

@@ -22,7 +22,7 @@ from ..data.errors import CacheError
 from ..data.stats import split_episodes
 from .config import TrainConfig
 from .features import CachedFeatureProvider
-from ..testing.synthetic_episodes import make_synthetic_episodes
+from ..data.synthetic import make_synthetic_episodes
 
 SYNTHETIC_IMAGE_SIZE = (56, 56)
 

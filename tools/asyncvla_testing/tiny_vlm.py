@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,10 @@ def ensure_tiny_qwen_vl(directory: str | Path) -> str:
     except OSError:  # built concurrently by another process: keep theirs
         shutil.rmtree(staging, ignore_errors=True)
     return str(directory)
+
+
+if __name__ == "__main__":
+    # python tools/asyncvla_testing/tiny_vlm.py DIR: write (or reuse) the tiny model in DIR.
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tools/asyncvla_testing/tiny_vlm.py DIRECTORY")
+    print(ensure_tiny_qwen_vl(sys.argv[1]))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .cli_errors import one_line
+from asyncvla_training.cli_errors import one_line
 
 #: Exit status when at least one part has an error (the JSON is printed all the same).
 EXIT_PART_FAILED = 1

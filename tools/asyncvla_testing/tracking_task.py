@@ -61,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic_bag import SyntheticBagSpec, SyntheticContent, SyntheticMotion, write_synthetic_bag
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, SyntheticContent, SyntheticMotion, write_synthetic_bag
 
 PROMPT = "Insert the needle into the target"
 SERVO_GAIN = 2.0  # 1/s: lateral/forward servo on the target's current position

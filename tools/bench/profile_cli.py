@@ -1,4 +1,4 @@
-"""``asyncvla-profile``: time VL feature extraction and the action policy separately.
+"""``python tools/bench/profile_cli.py``: time VL feature extraction and the action policy separately.
 
 Successor of the original system's ``profile_vlm_speed.py``. Prints exactly one JSON object on stdout (logs go
 to stderr) so results can be collected by scripts:
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -38,10 +39,14 @@ import torch
 
 from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
 
+#: tools/, for the tiny random model (asyncvla_testing.tiny_vlm) of --tiny and --random-3b.
+TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="asyncvla-profile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="profile_cli.py", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-path", help="local Qwen2.5-VL directory or cached hub id (offline)")
     source.add_argument("--tiny", action="store_true", help="tiny random model built in a temp dir")
@@ -105,7 +110,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def _build_extractor(args: argparse.Namespace, workdir: str, notes: list[str]) -> Any:
     from asyncvla_policy.vl_extractor import VLFeatureExtractor
-    from .testing.tiny_vlm import make_tiny_qwen_vl
+    from asyncvla_testing.tiny_vlm import make_tiny_qwen_vl
 
     common = {
         "image_size": (args.width, args.height),
@@ -139,7 +144,7 @@ def random_vl_extractor(arch: str, workdir: str, device: str, dtype: str, attn_i
     from asyncvla_policy.devices import resolve_device, resolve_dtype
     from asyncvla_policy.vl_extractor import VLFeatureExtractor
     from asyncvla_policy.vl_loading import load_processing_components
-    from .testing.tiny_vlm import build_random_qwen_vl, make_tiny_qwen_vl, random_qwen_vl_config
+    from asyncvla_testing.tiny_vlm import build_random_qwen_vl, make_tiny_qwen_vl, random_qwen_vl_config
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(None if dtype == "auto" else dtype, dev)
@@ -316,7 +321,7 @@ def _profile(args: argparse.Namespace, extractor: Any, notes: list[str], tf_vers
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli_errors import CliError, run_cli
+    from asyncvla_training.cli_errors import CliError, run_cli
 
     args = _parse_args(argv)
 
@@ -328,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    return run_cli("asyncvla-profile", body)
+    return run_cli("profile_cli.py", body)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
-    del sys.modules["asyncvla_training"]
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "tools" / "bench"
+SCRIPT = BENCH / "gpu_check.sh"
+sys.path.insert(0, str(BENCH))
 
-from asyncvla_training import gpu_check  # noqa: E402
-from asyncvla_training.check_report import NOT_RUN, CheckReport  # noqa: E402
-from asyncvla_training.profile_cli import agreement  # noqa: E402
+import gpu_check  # noqa: E402
+from check_report import NOT_RUN, CheckReport  # noqa: E402
+from profile_cli import agreement  # noqa: E402
 
-PACKAGE = Path(__file__).resolve().parents[1]
-ROOT = PACKAGE.parent
-SCRIPT = ROOT / "tools" / "bench" / "gpu_check.sh"
 #: The smoke run's view sizes: the same view counts as the GPU run, smaller views (CPU time).
 SMALL = ["--configs", "1x112x84,5x112x84,5x224x140"]
 TINY = ["--arch", "tiny", "--device", "cpu", "--policy-config", "tiny", "--iters", "2",
@@ -37,7 +35,7 @@ K = 64  # --num-feature-tokens default
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = f"{PACKAGE}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join((str(BENCH), str(ROOT / "tools"), env.get("PYTHONPATH", "")))
     env["PYTHON"] = sys.executable
     return env
 
@@ -92,8 +90,8 @@ def test_configs_option_is_checked() -> None:
 def test_3b_architecture_is_built_where_the_device_context_says() -> None:
     """The GPU run builds the 3B model directly on the GPU (no CPU copy to move): the same call
     on the meta device allocates nothing and shows every parameter made there, in the dtype."""
-    from asyncvla_training.testing.tiny_vlm import (build_random_qwen_vl, build_tiny_tokenizer,
-                                                    random_qwen_vl_config)
+    from asyncvla_testing.tiny_vlm import (build_random_qwen_vl, build_tiny_tokenizer,
+                                           random_qwen_vl_config)
 
     config = random_qwen_vl_config("3b", build_tiny_tokenizer())
     model = build_random_qwen_vl(config, "meta", torch.bfloat16)
@@ -128,7 +126,7 @@ def test_watchdog_prints_the_report_at_the_deadline(tmp_path: Path) -> None:
     partial = tmp_path / "partial.json"
     script = textwrap.dedent(f"""
         import time
-        from asyncvla_training.check_report import CheckReport
+        from check_report import CheckReport
         report = CheckReport({{}}, deadline_s=2.0, partial_path={str(partial)!r})
         report.declare(("fast",), ("slow",), ("later",))
         report.start_watchdog()
@@ -216,7 +214,7 @@ def test_deadline_ends_the_run_with_one_json(tmp_path: Path) -> None:
     slow = list(TINY)
     slow[slow.index("--iters") + 1] = "100000"
     proc = subprocess.run(
-        [sys.executable, "-m", "asyncvla_training.gpu_check", *slow, *SMALL, "--deadline-s", "4"],
+        [sys.executable, str(BENCH / "gpu_check.py"), *slow, *SMALL, "--deadline-s", "4"],
         capture_output=True, text=True, env=_env(), timeout=120)
     assert time.monotonic() - start < 60
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -315,17 +313,17 @@ def test_cuda_graph_variant_runs_only_where_a_capture_can_hold() -> None:
 
 # ---------------------------------------------------------------------------- README's table
 def test_readme_carries_the_unmeasured_gpu_tables() -> None:
-    from asyncvla_training.gpu_check_table import render
+    from gpu_check_table import render
 
     readme = (ROOT / "README.md").read_text()
     assert render(None) in readme  # every GPU figure "not measured" until a GPU run is pasted
     assert "tools/bench/gpu_check.sh > gpu_check.json" in readme
-    assert "python -m asyncvla_training.gpu_check_table gpu_check.json" in readme
+    assert "python tools/bench/gpu_check_table.py gpu_check.json" in readme
 
 
 def test_table_renders_a_result_next_to_targets_and_anchors(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from asyncvla_training.gpu_check_table import main as table_main, render
+    from gpu_check_table import main as table_main, render
 
     stats = {"p50_ms": 40.0, "p99_ms": 44.25, "mean_ms": 41.0, "iters": 20}
     agree = {"max_abs_diff": 0.03125, "reference_max_abs": 12.5, "relative": 0.0025, "elements": 4}

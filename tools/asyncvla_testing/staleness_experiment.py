@@ -152,14 +152,14 @@ def prepare_task(task: str, settings: StalenessSettings, workdir: Path,
                  feedforward: bool = False) -> TaskData:
     """Write the recordings of ``task`` ("dynamic" or "static"), read them and cache their VL
     features with the tiny Qwen2.5-VL."""
-    from ..data.vl_cache import VLFeatureCache
+    from asyncvla_training.data.vl_cache import VLFeatureCache
     from asyncvla_policy.devices import resolve_device
-    from ..train.config import TrainConfig
-    from ..train.data_sources import load_bag_episodes
-    from ..train.features import CachedFeatureProvider
-    from ..train.trainer import load_vl_extractor
-    from .tiny_vlm import ensure_tiny_qwen_vl
-    from .tracking_task import ALINE_LENGTH, write_tracking_bags
+    from asyncvla_training.train.config import TrainConfig
+    from asyncvla_training.train.data_sources import load_bag_episodes
+    from asyncvla_training.train.features import CachedFeatureProvider
+    from asyncvla_training.train.trainer import load_vl_extractor
+    from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl
+    from asyncvla_testing.tracking_task import ALINE_LENGTH, write_tracking_bags
 
     s = settings
     dynamic = task == "dynamic"
@@ -199,9 +199,9 @@ def train_policy(data: TaskData, name: str, settings: StalenessSettings, seed: i
     ``data``; returns (loaded policy, final training loss)."""
     from asyncvla_policy.checkpoint import load_policy
     from asyncvla_policy.config import tiny_policy_config
-    from ..train.features import ZeroFeatureProvider
-    from ..train.trainer import Trainer
-    from .tracking_task import ALINE_LENGTH
+    from asyncvla_training.train.features import ZeroFeatureProvider
+    from asyncvla_training.train.trainer import Trainer
+    from asyncvla_testing.tracking_task import ALINE_LENGTH
 
     fields = {**policy_overrides(name, settings), **overrides}
     spec = tiny_policy_config(vl_dim=1, vl_num_tokens=settings.num_feature_tokens,
@@ -220,8 +220,8 @@ def run_task(task: str, settings: StalenessSettings, workdir: Path,
     """Write, cache, train and evaluate one task; per-episode errors for every policy and age."""
     import torch
 
-    from ..train.evaluate import predict_episode, stale_inputs
-    from ..train.features import ZeroFeatureProvider
+    from asyncvla_training.train.evaluate import predict_episode, stale_inputs
+    from asyncvla_training.train.features import ZeroFeatureProvider
 
     s = settings
     timings: dict[str, float] = {}
@@ -355,7 +355,7 @@ def summarise(results: dict[str, dict[str, Any]], settings: StalenessSettings) -
 def run_experiment(settings: StalenessSettings, workdir: str | Path,
                    log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Every task of ``settings``; the JSON-ready result (curves, gates, claims, settings)."""
-    from .tracking_task import oracle_lateral_nmse
+    from asyncvla_testing.tracking_task import oracle_lateral_nmse
 
     workdir = Path(workdir)
     results = {task: run_task(task, settings, workdir, log) for task in settings.tasks}

@@ -1,4 +1,4 @@
-"""asyncvla-profile prints one JSON object with the documented keys (tiny model, CPU)."""
+"""tools/bench/profile_cli.py prints one JSON object with the documented keys (tiny model, CPU)."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,9 @@ import sys
 
 import pytest
 
-# Run from a plain checkout: put the package dir first; pytest's importlib mode may have registered
-# the ROS package *directory* as a namespace package "asyncvla_training" - drop it for the real one.
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
-    del sys.modules["asyncvla_training"]
-
-from asyncvla_training.profile_cli import main  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                                "bench"))
+from profile_cli import main  # noqa: E402
 
 
 def test_tiny_profile_prints_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""``python -m asyncvla_training.gpu_check_table RESULT.json``: README's GPU tables from a GPU check.
+"""``python tools/bench/gpu_check_table.py RESULT.json``: README's GPU tables from a GPU check.
 
 Why: README shows the GPU figures next to their targets and anchors. Rendering them from the
 JSON that ``tools/bench/gpu_check.sh`` printed means the figures are pasted in whole, from one
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from .gpu_check import (
+from gpu_check import (
     DEFAULT_CONFIGS,
     EXPERT_TARGET_P99_MS,
     ORIGINAL_EXPERT_MS,
@@ -112,13 +112,13 @@ def render(result: dict[str, Any] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli_errors import CliError, run_cli
+    from asyncvla_training.cli_errors import CliError, run_cli
 
     args = sys.argv[1:] if argv is None else argv
 
     def body() -> int:
         if len(args) != 1:
-            raise CliError("usage: python -m asyncvla_training.gpu_check_table RESULT.json "
+            raise CliError("usage: python tools/bench/gpu_check_table.py RESULT.json "
                            "(the JSON tools/bench/gpu_check.sh printed)")
         try:
             with open(args[0], encoding="utf-8") as handle:

@@ -1,4 +1,4 @@
-"""Generated in-memory episodes with a learnable input -> action relation (tests, smoke runs).
+"""Generated in-memory episodes with a learnable input -> action relation (``--synthetic N``).
 
 Why: the trainers must be testable (and a pipeline smoke-runnable) without recordings. The
 episodes follow the :class:`~asyncvla_training.data.episode.Episode` contract exactly - units,
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from asyncvla_core.conventions import DEFAULT_PROMPT, ACTION_DIM, DEFAULT_HORIZON, DEFAULT_SENSOR_WINDOW, SENSOR_CHANNELS
-from ..data.episode import Episode
+from .episode import Episode
 
 
 

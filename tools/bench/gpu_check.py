@@ -1,4 +1,4 @@
-"""``python -m asyncvla_training.gpu_check``: the one-shot GPU check (``tools/bench/gpu_check.sh``).
+"""``python tools/bench/gpu_check.py``: the one-shot GPU check (``tools/bench/gpu_check.sh``).
 
 One run on one NVIDIA GPU, inside a fixed deadline, prints ONE JSON object with:
 
@@ -15,7 +15,7 @@ One run on one NVIDIA GPU, inside a fixed deadline, prints ONE JSON object with:
 
 The model is built once, directly on the device in bfloat16 (``profile_cli.random_vl_extractor``),
 and shared by the three view sizes (``VLFeatureExtractor.at_image_size``). Timing, the optimised
-and plain paths and their comparison are ``asyncvla-profile``'s (``profile_cli``), not a copy.
+and plain paths and their comparison are ``profile_cli.py``'s, not a copy.
 
 Why a deadline and parts: a GPU is lent for minutes, once. Every part runs through
 ``check_report.CheckReport``: a failing part (out of memory, a compiler missing) gets an
@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .check_report import EXIT_PART_FAILED, CheckReport, Put, error_text
+from check_report import EXIT_PART_FAILED, CheckReport, Put, error_text
 from asyncvla_policy.expert_runtimes.torch_runtimes import mha_fastpath_off
 from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
-from .profile_cli import (
+from profile_cli import (
     _peak_memory_mb,
     _percentiles,
     _time,

@@ -86,7 +86,7 @@ class SyntheticMotion:
 class SyntheticContent:
     """What the force/OCT probe and the cameras record; this default is the analytic test pattern.
 
-    Why a class: a task family (``testing/tracking_task.py``) records a scene whose pictures and
+    Why a class: a task family (``tools/asyncvla_testing/tracking_task.py``) records a scene whose pictures and
     contact signals depend on the episode, through the same writer. ``t`` is seconds since the
     recording start.
     """
@@ -183,7 +183,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
     """Write a rosbag2 directory at ``path`` (must not exist); ``storage`` "mcap" or "sqlite3"."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from ..data.bag_types import shipped_typestore
+    from asyncvla_training.data.bag_types import shipped_typestore
 
     spec = spec or SyntheticBagSpec()
     plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -294,7 +294,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap",
         for bag_ns, key, data in events:
             writer.write(connections[key], bag_ns, data)
     if storage == "mcap" and spec.chunk_crcs:
-        from ..data.mcap_crc import add_chunk_crcs
+        from asyncvla_training.data.mcap_crc import add_chunk_crcs
 
         for file in sorted(path.glob("*.mcap")):
             add_chunk_crcs(file)
