@@ -9,7 +9,7 @@ setup(
     packages=find_packages(exclude=["test", "test.*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
-        ("share/" + PACKAGE, ["package.xml", "README.md"]),
+        ("share/" + PACKAGE, ["package.xml", "README.md", "MECA500.md"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -23,6 +23,7 @@ setup(
             "camera_bridge = asyncvla_bridges.camera_bridge:main",
             "robot_bridge = asyncvla_bridges.robot_bridge:main",
             "sensor_bridge = asyncvla_bridges.sensor_bridge:main",
+            "meca500_driver = asyncvla_bridges.meca500.driver_node:main",
         ],
     },
 )

@@ -33,13 +33,13 @@ from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPI
 from asyncvla_action_node.action_runner import RetimedRunner
 from asyncvla_action_node.chunk_outlets import OUTLETS
 from asyncvla_action_node.expert_setup import build_expert, expert_report
-from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator, worse
 from asyncvla_action_node.tick_timing import TICK_SOURCES, DeadlineClock
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.params import declare_all
 from asyncvla_common.report import Report
+from asyncvla_common.safety_ros import publishers_on, subscribe_operator, worse
 from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
 from asyncvla_common.timeconv import stamp_to_ns

@@ -4,13 +4,13 @@ SROS2 policy test compares its topic names with them.
 """
 from __future__ import annotations
 
-from asyncvla_core.chunk_blending import blending_modes
-from asyncvla_action_node.safety_ros import SAFETY_PARAMETERS
 from asyncvla_action_node.tick_timing import TICK_SOURCES, TRIGGERS
 from asyncvla_common.params import ParamSpec
-from asyncvla_core.conventions import JOINT_NAMES
+from asyncvla_common.safety_ros import SAFETY_PARAMETERS
+from asyncvla_common.shared_params import shared
 
 #: Every parameter of the action node (name, default, description, range); declared in order.
+#: Those the executor and the Meca500 driver declare too are `shared_params`'s.
 #: The horizon and action dimension come from the checkpoint, not from parameters.
 ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("checkpoint", "", "Policy checkpoint directory (model.safetensors + config.json)",
@@ -81,39 +81,23 @@ ACTION_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               min_value=0.0),
     ParamSpec("sensor_max_gap", 0.01, "Largest gap (s) allowed between neighbouring samples "
               "inside the window", read_only=True, min_value=0.0),
-    ParamSpec("robot_state_max_age", 0.1, "Max age (s) of the joint state and EE pose at a "
-              "tick", min_value=0.0),
+    *shared("robot_state_max_age"),
     ParamSpec("expected_model_id", "", "Reject VL features from any other model id ('' = the "
               "checkpoint's vl_model_id, or any)", read_only=True),
-    ParamSpec("chunk_blending", "latest_only", f"Overlap handling: {blending_modes()}",
-              read_only=True),
-    ParamSpec("blend_old_weight", 0.3, "weighted_blend: weight of the previously published "
-              "chunk", read_only=True, min_value=0.0, max_value=0.99),
-    ParamSpec("ensemble_decay", 0.1, "temporal_ensemble: exp(-decay*k) weights, k=0 oldest",
-              read_only=True, min_value=0.0),
+    *shared("chunk_blending", "blend_old_weight", "ensemble_decay"),
     ParamSpec("publish_joint_trajectory", False, "Also publish trajectory_msgs/JointTrajectory "
               "(joint_delta policies)", read_only=True),
-    ParamSpec("joint_names", list(JOINT_NAMES), "The 6 joints, base to wrist: JointState is read "
-              "by these names (a message lacking one is refused), and the trajectory uses them",
-              read_only=True),
-    ParamSpec("max_future_stamp", 0.2, "Inputs stamped further ahead of this node's clock (s) "
-              "are refused at arrival and counted (a clock step or a bad sender)",
-              read_only=True, min_value=0.0),
+    *shared("joint_names", "max_future_stamp"),
     ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures input (latched)",
               read_only=True),
     ParamSpec("vl_publisher", "", "The node whose VL features are taken ('' = lock onto the "
               "first node seen alone on the topic); set at run time to re-lock after a second "
               "publisher was reported"),
     ParamSpec("sensor_topic", "/sensor/force_oct", "ForceOctBatch input", read_only=True),
-    ParamSpec("joint_state_topic", "/robot/joint_states", "JointState input", read_only=True),
-    ParamSpec("pose_topic", "/robot/ee_pose", "PoseStamped input (EE in base frame)",
-              read_only=True),
-    ParamSpec("action_topic", "/asyncvla/action_chunk", "ActionChunk output", read_only=True),
+    *shared("joint_state_topic", "pose_topic", "action_topic"),
     ParamSpec("trajectory_topic", "/asyncvla/joint_trajectory", "JointTrajectory output",
               read_only=True),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
-              min_value=0.05),
-    ParamSpec("log_period", 1.0, "Seconds between status log lines (throttle)", min_value=0.0),
+    *shared("diagnostics_period", "log_period"),
 ) + SAFETY_PARAMETERS
 
 #: Float64 topics under ~/ for rqt_plot.

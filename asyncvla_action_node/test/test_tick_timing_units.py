@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from asyncvla_action_node.action_runner import RetimedRunner
-from asyncvla_core.chunk import Chunk, retime
 from asyncvla_action_node.refusals import Refusal
 from asyncvla_action_node.tick_timing import (DEADLINE_MARGIN_S, start_ahead_ns)
 from asyncvla_action_node.tick_timing import (TICK_GIL_SWITCH_INTERVAL_S, DeadlineClock,
                                               InferenceTrigger, TimingThread)
+from asyncvla_core.chunk import Chunk, retime
 from asyncvla_core.conventions import JOINT_NAMES
 
 from test_action_loop_units import GRAPH, MS, Recorder, SHAPE, feed  # noqa: E402

@@ -25,8 +25,8 @@ from asyncvla_policy.checkpoint import (  # noqa: E402
     save_policy,
 )
 from asyncvla_policy.config import CONFIG_SCHEMA_VERSION  # noqa: E402
-from asyncvla_policy.policy import ActionPolicy  # noqa: E402
 from asyncvla_policy.config import tiny_policy_config  # noqa: E402
+from asyncvla_policy.policy import ActionPolicy  # noqa: E402
 
 
 def _policy(fusion: str = "gated") -> ActionPolicy:

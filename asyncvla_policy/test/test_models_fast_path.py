@@ -19,8 +19,8 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
 from asyncvla_policy.fast_preprocess import TorchPatchifier  # noqa: E402
-from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 
 SIZE = (112, 84)  # (width, height), already 28-aligned
 PROMPT = "Insert the needle through the trocar into the eye phantom model"

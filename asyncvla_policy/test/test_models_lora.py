@@ -22,8 +22,8 @@ from asyncvla_policy.lora import (  # noqa: E402
     lora_layer_names,
     lora_target_names,
 )
-from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
 from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl, qwen25_vl_3b_config  # noqa: E402
 
 SIZE = (112, 84)
 PROMPT = "Insert the needle through the trocar into the eye phantom model"

@@ -17,10 +17,10 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 
 from asyncvla_policy.action_expert import ActionExpert  # noqa: E402
 from asyncvla_policy.config import PolicyConfig  # noqa: E402
+from asyncvla_policy.config import tiny_policy_config  # noqa: E402
 from asyncvla_policy.fusions import FUSION_MODES, FUSIONS, Fusion  # noqa: E402
 from asyncvla_policy.policy import ActionPolicy  # noqa: E402
 from asyncvla_policy.sensor_encoder import SensorEncoder  # noqa: E402
-from asyncvla_policy.config import tiny_policy_config  # noqa: E402
 
 VL_DIM, K, B = 24, 4, 3
 

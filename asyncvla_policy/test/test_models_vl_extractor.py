@@ -17,9 +17,9 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 
 from asyncvla_policy.config import VLConfig  # noqa: E402
 from asyncvla_policy.pooling import adaptive_pool_weights, masked_adaptive_avg_pool  # noqa: E402
-from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl, special_token_ids  # noqa: E402
 from asyncvla_policy.vl_extractor import VLFeatureExtractor, resolve_dtype  # noqa: E402
 from asyncvla_policy.vl_inputs import expected_visual_tokens  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl, special_token_ids  # noqa: E402
 
 SIZE = (112, 84)  # (width, height): 4x3 merged tokens = 12 visual tokens per view
 K = 8

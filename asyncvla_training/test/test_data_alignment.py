@@ -22,16 +22,16 @@ from asyncvla_core.rotations import (  # noqa: E402
     quaternion_to_matrix,
     rotvec_to_matrix,
 )
+from asyncvla_testing.synthetic_bag import (  # noqa: E402
+    SyntheticBagSpec,
+    synthetic_jpeg,
+    write_synthetic_bag,
+)
 from asyncvla_training.data import (  # noqa: E402
     AlignmentConfig,
     BagDatasetConfig,
     SensorWindows,
     load_bag,
-)
-from asyncvla_testing.synthetic_bag import (  # noqa: E402
-    SyntheticBagSpec,
-    synthetic_jpeg,
-    write_synthetic_bag,
 )
 from asyncvla_training.data.windows import decode_image  # noqa: E402
 

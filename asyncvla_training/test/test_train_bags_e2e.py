@@ -20,16 +20,16 @@ sys.path.append(
 )
 
 from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
-from asyncvla_training.data import vl_cache  # noqa: E402
+from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
+from asyncvla_policy.config import VLConfig  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
 from asyncvla_testing.synthetic_bag import (  # noqa: E402
     SyntheticBagSpec,
     SyntheticMotion,
     write_synthetic_bag,
 )
-from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
-from asyncvla_policy.config import VLConfig  # noqa: E402
 from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
-from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_training.data import vl_cache  # noqa: E402
 from asyncvla_training.train import eval_cli  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.data_sources import cache_feature_provider, load_run_episodes  # noqa: E402

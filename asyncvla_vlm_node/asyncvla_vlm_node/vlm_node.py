@@ -28,18 +28,18 @@ from std_msgs.msg import Float64, String
 
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
-from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.guard import guarded
+from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.params import ParamSpec, declare_all
+from asyncvla_common.report import ERROR, OK, WARN, Report
+from asyncvla_common.safety import WatchdogSet
+from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
-from asyncvla_common.image_conversion import ImageConverter
-from asyncvla_common.safety import WatchdogSet
-from asyncvla_common.safety_status import fill_status
-from asyncvla_msgs.msg import SafetyStatus, VLFeatures
 from asyncvla_core.conventions import DEFAULT_PROMPT, VIEW_NAMES
 from asyncvla_core.vl_payload import encode_features
+from asyncvla_msgs.msg import SafetyStatus, VLFeatures
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.upstream_health import UpstreamHealth
 from asyncvla_vlm_node.view_topics import view_topics

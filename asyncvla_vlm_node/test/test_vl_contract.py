@@ -15,8 +15,8 @@ import pytest
 
 from asyncvla_core.conventions import VIEW_NAMES
 from asyncvla_core.vl_contract import VLSeen, vlm_settings_from_checkpoint
-from asyncvla_testing.pipeline import ros_args, start_action, start_sources
 from asyncvla_policy.checkpoint import read_checkpoint_vl
+from asyncvla_testing.pipeline import ros_args, start_action, start_sources
 
 pytest.importorskip("rclpy")
 from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS  # noqa: E402

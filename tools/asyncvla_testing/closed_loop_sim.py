@@ -34,7 +34,7 @@ import numpy as np
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig
 from asyncvla_core.chunk import Chunk
 from asyncvla_core.chunk_blending import ChunkBlender
-from asyncvla_action_node.executor_core import ExecutorConfig, ExecutorCore
+from asyncvla_executor.executor_core import ExecutorConfig, ExecutorCore
 from asyncvla_core.output_guard import GuardLimits, OutputGuard
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore

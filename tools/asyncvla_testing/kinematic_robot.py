@@ -41,11 +41,11 @@ from std_msgs.msg import Bool
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asyncvla_common import qos  # noqa: E402
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns  # noqa: E402
-from asyncvla_msgs.msg import ActionChunk  # noqa: E402
 from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
-from asyncvla_testing.lab_senders import RobotPublisher, robot_payload  # noqa: E402
 from asyncvla_core.rotations import (matrix_to_quaternion, quat_to_rotvec,  # noqa: E402
                                      quaternion_to_euler, rotvec_to_matrix)
+from asyncvla_msgs.msg import ActionChunk  # noqa: E402
+from asyncvla_testing.lab_senders import RobotPublisher, robot_payload  # noqa: E402
 
 START = np.array([0.19, 0.0, 0.308])  # m: a Meca500-like home position of the flange
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"]

@@ -45,8 +45,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from action_bench import (RECORDER, add_common_arguments, bench_env,  # noqa: E402
                           node_counters, node_defaults, node_expert, record_chunks, start_action,
                           start_inputs, summary)
-from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
+from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 
 #: The tick designs (`tick_source`) and the floor they are measured against: a publisher-only

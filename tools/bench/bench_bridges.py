@@ -28,9 +28,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.bridge_harness import entry_script, ros_args  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
-from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 
 CAMERAS = {"view1": "ZED_41182735_left", "view2": "ZED_49429257_left",
            "view3": "ZED_44377151_left", "view4": "ZED_49045152_left", "view5": "OAK-D"}

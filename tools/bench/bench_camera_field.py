@@ -26,10 +26,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.bridge_harness import latest_diagnostics, start_bridge  # noqa: E402
 from asyncvla_testing.lab_camera_sender import LabCameraSender, true_capture  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
-from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 
 TOPICS = [f"/camera/view{i}/image_raw/compressed" for i in range(1, 6)]
 

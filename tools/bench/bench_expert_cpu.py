@@ -56,8 +56,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from asyncvla_policy.cpu_info import cpu_record
 from asyncvla_policy.config import PolicyConfig, tiny_policy_config
+from asyncvla_policy.cpu_info import cpu_record
 from asyncvla_policy.expert_runtimes import RUNTIMES, ExpertRuntime
 from asyncvla_policy.expert_runtimes.auto import (AUTO_CANDIDATES, largest_error,
                                                   probe_inputs)

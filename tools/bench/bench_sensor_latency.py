@@ -42,10 +42,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from action_bench import (add_common_arguments, bench_env, node_counters,  # noqa: E402
                           node_defaults, node_expert, record_chunks, start_action, start_inputs,
                           summary)
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.bridge_harness import start_bridge  # noqa: E402
 from asyncvla_testing.lab_senders import ALINE_LENGTH, SensorSender, sensor_datagram  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
-from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 
 SAMPLE_HZ = 650.0
 DESIGNS = {"default": {},

@@ -19,8 +19,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
 from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
+from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(HERE), "asyncvla_testing", "dds_peer.py")
 SIZES = {"pooled_4KiB": 4096, "tokens64_256KiB": 262144, "budget_1MiB": 1048576}

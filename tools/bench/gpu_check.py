@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 from check_report import EXIT_PART_FAILED, CheckReport, Put, error_text
-from asyncvla_policy.expert_runtimes.torch_runtimes import mha_fastpath_off
 from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
+from asyncvla_policy.expert_runtimes.torch_runtimes import mha_fastpath_off
 from profile_cli import (
     _peak_memory_mb,
     _percentiles,

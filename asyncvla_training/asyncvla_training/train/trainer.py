@@ -45,9 +45,9 @@ from ..data.episode import Episode
 from ..data.stats import compute_normalization
 from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config
 from asyncvla_policy.config import PolicyConfig, SensorEncoderConfig
+from asyncvla_policy.config import tiny_policy_config
 from asyncvla_policy.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
 from asyncvla_policy.policy import ActionPolicy
-from asyncvla_policy.config import tiny_policy_config
 from .config import TRAIN_CONFIG_NAME, TrainConfig
 from .distributed import DistContext, init_distributed
 from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt

@@ -41,14 +41,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
 from asyncvla_core.chunk import Chunk
 from asyncvla_core.chunk_blending import ChunkBlender
-from asyncvla_core.output_guard import OutputGuard
-from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_action_node.setpoint_queue import (SetpointQueue, absolute_targets, advance,
-                                                 difference)
 from asyncvla_core.conventions import ACTION_SPACES, reference_components
+from asyncvla_core.output_guard import OutputGuard
 from asyncvla_core.rotations import matrix_to_quaternion, rotvec_to_matrix
+from asyncvla_executor.setpoint_queue import (SetpointQueue, absolute_targets, advance,
+                                              difference)
 
 #: Hold categories that mean "no fresh chunk existed" (the closed-loop summary's held time).
 NO_CHUNK_CATEGORIES = ("queue_empty", "chunk_stale")

@@ -18,9 +18,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from std_msgs.msg import Bool
 
-from asyncvla_core.chunk_blending import blending_modes
 from asyncvla_common import qos
 from asyncvla_common.timeconv import stamp_to_ns
+from asyncvla_core.chunk_blending import blending_modes
 from asyncvla_msgs.msg import ActionChunk
 from asyncvla_testing.pipeline import ros_args
 from asyncvla_testing.ros_listener import RosListener, diagnostic_values
@@ -38,7 +38,7 @@ def _start(processes, output: str, **params):
     base = {"output": output, "rate_hz": 1.0 / PERIOD, "log_period": 0.2,
             "robot_state_max_age": 0.3, "robot_state_timeout": 0.3}
     base.update(params)
-    executor = processes.start("executor", ["-m", "asyncvla_action_node.executor_node",
+    executor = processes.start("executor", ["-m", "asyncvla_executor.executor_node",
                                             *ros_args(base)])
     peer = processes.start("peer", [PEER, "--mode", output, "--setpoint-topic", topic])
     executor.wait_for_line("executor ready", 30)

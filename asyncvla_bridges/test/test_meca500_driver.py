@@ -34,7 +34,7 @@ from asyncvla_testing.meca500_emulator import (FIRMWARE_JSON, FIRMWARE_TEXT, Mec
 from asyncvla_testing.pipeline import ros_args
 from asyncvla_testing.ros_listener import RosListener, diagnostic_values
 
-DRIVER = ["-m", "asyncvla_action_node.meca500.driver_node"]
+DRIVER = ["-m", "asyncvla_bridges.meca500.driver_node"]
 STATUS = "/meca500_driver/safety_status"
 FIRMWARES = [FIRMWARE_TEXT, FIRMWARE_JSON]
 RATE_HZ = 100.0  # the driver's default command rate
@@ -110,7 +110,7 @@ class Rig:
         return call_service(self.ros, name, timeout)
 
     def bring_up_by_services(self) -> None:
-        """The documented order of the individual services (EXECUTOR.md, Meca500 section);
+        """The documented order of the individual services (asyncvla_bridges/MECA500.md);
         ~/reset_error does nothing when the robot is not in error."""
         for name in ("connect", "reset_error", "activate", "home"):
             result = self.call(name)
@@ -453,7 +453,7 @@ def test_chunks_to_emulated_robot_and_estop_stops_it(processes):
     try:
         driver = processes.start("driver", [*DRIVER, *ros_args({
             "robot_address": "127.0.0.1", "control_port": emu.control_port})])
-        executor = processes.start("executor", ["-m", "asyncvla_action_node.executor_node",
+        executor = processes.start("executor", ["-m", "asyncvla_executor.executor_node",
                                                 *ros_args({"output": "twist",
                                                            "robot_state_max_age": 0.3,
                                                            "robot_state_timeout": 0.3})])

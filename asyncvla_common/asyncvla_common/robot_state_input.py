@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asyncvla_core.input_checks import future_stamp_reason
 from asyncvla_core.conventions import (JOINT_NAMES, NUM_JOINTS, joint_positions_by_name,
                                        robot_state_vector)
+from asyncvla_core.input_checks import future_stamp_reason
 
 
 def check_joint_names(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

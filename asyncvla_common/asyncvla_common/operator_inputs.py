@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncvla_action_node.publisher_lock import PublisherLock, PublisherVerdict
-from asyncvla_action_node.safety_ros import worse
+from asyncvla_common.publisher_lock import PublisherLock, PublisherVerdict
 from asyncvla_common.report import OK, Report
+from asyncvla_common.safety_ros import worse
 
 #: The operator topics, in the order their parameters (``<name>_topic``) are declared.
 OPERATOR_TOPICS = ("enable", "estop")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.meca500.driver_core import (LINK, SERVICE_SCOPES, STEPS, DriverCore,
-                                                      DriverLimits, Frames, RobotErrors,
-                                                      RobotView, pose_si, robot_velocity)
+from asyncvla_bridges.meca500.driver_core import (LINK, SERVICE_SCOPES, STEPS, DriverCore,
+                                                  DriverLimits, Frames, RobotErrors,
+                                                  RobotView, pose_si, robot_velocity)
 from asyncvla_common.report import ERROR, OK, WARN
 from asyncvla_common.safety import SafetyGate, SafetyState
 

@@ -20,30 +20,30 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64
 
-from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
-from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
-from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.guard import guarded
 from asyncvla_common.log_throttle import LogThrottle
-from asyncvla_action_node.robot_state_input import RobotStateInput
+from asyncvla_common.operator_inputs import OperatorInputs
 from asyncvla_common.params import ParamSpec, declare_all, select_specs
+from asyncvla_common.report import ERROR, OK, WARN, Report
+from asyncvla_common.robot_state_input import RobotStateInput
+from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
+from asyncvla_common.safety_ros import (SAFETY_PARAMETERS, guard_limits, operator_graphs,
+                                        publishers_on, subscribe_operator)
+from asyncvla_common.safety_status import fill_status, safety_report
+from asyncvla_common.shared_params import shared
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
-from asyncvla_action_node.executor_core import ERROR_CATEGORIES, ExecutorConfig, ExecutorCore
-from asyncvla_action_node.executor_outputs import OUTPUTS, output_class
+from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_core.output_guard import OutputGuard
-from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_action_node.operator_inputs import OperatorInputs
-from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, guard_limits, operator_graphs,
-                                             publishers_on, subscribe_operator)
-from asyncvla_common.safety_status import fill_status, safety_report
+from asyncvla_executor.executor_core import ERROR_CATEGORIES, ExecutorConfig, ExecutorCore
+from asyncvla_executor.executor_outputs import OUTPUTS, output_class
 from asyncvla_msgs.msg import ActionChunk, SafetyStatus
 
 
-#: Every parameter of the executor node; those shared with the action node are its specs.
+#: Every parameter of the executor node; those the action node declares too are shared specs.
 EXECUTOR_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("rate_hz", 100.0, "Setpoints per second (the robot's command rate)",
               read_only=True, min_value=1.0, max_value=1000.0),
@@ -60,11 +60,11 @@ EXECUTOR_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
               "older -> hold", min_value=0.0),
     ParamSpec("future_tolerance", 0.05, "Chunks stamped further ahead (s) are dropped (clock "
               "problem)", read_only=True, min_value=0.0),
-) + select_specs(ACTION_NODE_PARAMETERS, (
+) + shared(
     "chunk_blending", "blend_old_weight", "ensemble_decay", "robot_state_max_age", "joint_names",
     "max_future_stamp",
     "joint_state_topic", "pose_topic", "action_topic", "diagnostics_period", "log_period",
-)) + select_specs(SAFETY_PARAMETERS, (
+) + select_specs(SAFETY_PARAMETERS, (
     "enabled_at_start", "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic",
     "robot_state_timeout", "guard_mode", "joint_position_min", "joint_position_max",
     "max_joint_step", "max_joint_velocity", "max_linear_step", "max_linear_velocity",

@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_core.chunk_blending import ChunkBlender, blending_modes
-from asyncvla_action_node.executor_core import ExecutorConfig, ExecutorCore
-from asyncvla_core.output_guard import GuardLimits, OutputGuard
 from asyncvla_common.safety import SafetyGate, WatchdogSet
-from asyncvla_action_node.setpoint_queue import SetpointQueue, difference, interpolate
+from asyncvla_core.chunk_blending import ChunkBlender, blending_modes
 from asyncvla_core.conventions import ACTION_SPACES, reference_components
+from asyncvla_core.output_guard import GuardLimits, OutputGuard
 from asyncvla_core.rotations import matrix_to_quaternion, rotvec_to_matrix
+from asyncvla_executor.executor_core import ExecutorConfig, ExecutorCore
+from asyncvla_executor.setpoint_queue import SetpointQueue, difference, interpolate
 
 MS = 1_000_000
 PERIOD = 0.01
@@ -264,7 +264,7 @@ def test_out_of_order_chunk_is_dropped_and_reference_is_used():
 
 def test_robot_state_input_orders_joints_and_takes_the_older_stamp():
     """The executor reads the robot state as the action node does (robot_state_input)."""
-    from asyncvla_action_node.robot_state_input import RobotStateInput
+    from asyncvla_common.robot_state_input import RobotStateInput
 
     names = tuple(f"joint_{i}" for i in range(1, 7))
     robot = RobotStateInput(names, max_future=0.2, continuity_gap=1.0)

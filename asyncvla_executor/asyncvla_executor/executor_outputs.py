@@ -23,8 +23,8 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_common import qos
-from asyncvla_action_node.executor_core import Setpoint, TickResult
 from asyncvla_core.rotations import matrix_to_quaternion, rotvec_to_matrix
+from asyncvla_executor.executor_core import Setpoint, TickResult
 
 
 class SetpointOutput:

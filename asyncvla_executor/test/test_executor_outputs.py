@@ -7,8 +7,8 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from trajectory_msgs.msg import JointTrajectory
 
 from asyncvla_common.timeconv import ns_to_stamp
-from asyncvla_action_node.executor_core import Setpoint, TickResult
-from asyncvla_action_node.executor_outputs import OUTPUTS, output_class
+from asyncvla_executor.executor_core import Setpoint, TickResult
+from asyncvla_executor.executor_outputs import OUTPUTS, output_class
 from asyncvla_testing.ros_listener import RosListener
 
 TYPES = {"pose": PoseStamped, "twist": TwistStamped, "joint_trajectory": JointTrajectory}

@@ -30,22 +30,22 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from asyncvla_action_node.action_node import ACTION_NODE_PARAMETERS
+from asyncvla_bridges.meca500.driver_core import (LINK, DriverCore, DriverLimits, Frames,
+                                                  RobotView, joint_positions_rad, pose_si)
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
-from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.guard import guarded
+from asyncvla_common.operator_inputs import OperatorInputs
 from asyncvla_common.params import ParamSpec, declare_all, select_specs
+from asyncvla_common.report import ERROR, OK, WARN, Report
+from asyncvla_common.safety import SafetyGate
+from asyncvla_common.safety_ros import (SAFETY_PARAMETERS, operator_graphs, publishers_on,
+                                        subscribe_operator)
+from asyncvla_common.safety_status import fill_status
+from asyncvla_common.shared_params import shared
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters
 from asyncvla_common.timeconv import ns_to_stamp
-from asyncvla_action_node.meca500.driver_core import (LINK, DriverCore, DriverLimits, Frames,
-                                                      RobotView, joint_positions_rad, pose_si)
-from asyncvla_common.safety import SafetyGate
-from asyncvla_action_node.operator_inputs import OperatorInputs
-from asyncvla_action_node.safety_ros import (SAFETY_PARAMETERS, operator_graphs, publishers_on,
-                                             subscribe_operator)
-from asyncvla_common.safety_status import fill_status
 from asyncvla_msgs.msg import SafetyStatus
 
 _DURATION = re.compile(r"\d+(\.\d+)? ms")
@@ -88,9 +88,9 @@ MECA500_DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
               read_only=True, min_value=0.1),
     ParamSpec("step_timeout", 10.0, "Seconds allowed for each other bring-up step (activation "
               "and homing move the robot for seconds)", read_only=True, min_value=0.1),
-) + select_specs(ACTION_NODE_PARAMETERS, (
+) + shared(
     "joint_names", "joint_state_topic", "pose_topic", "diagnostics_period",
-)) + select_specs(SAFETY_PARAMETERS, (
+) + select_specs(SAFETY_PARAMETERS, (
     "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic"))
 
 

@@ -1,25 +1,27 @@
-"""The action node's safety parameters: enable/e-stop topics, watchdog timeouts, guard limits.
+"""The safety parameters of the nodes that move a robot (the action node, the executor, the
+Meca500 driver): enable/e-stop topics, watchdog timeouts, guard limits; and the ROS side of their
+operator inputs (subscriptions, the topic's publishers as the graph shows them).
 
-The decisions live in ``asyncvla_common.safety`` (gate, watchdogs) and ``output_guard.py``
-(limits); ``asyncvla_common.safety_status`` turns their state into ``asyncvla_msgs/SafetyStatus``
-and a /diagnostics report. Defaults are conservative for a needle on a small robot; every robot needs
-its own limits in the YAML (``asyncvla_bringup/config``).
+The decisions live in ``asyncvla_common.safety`` (gate, watchdogs), ``operator_inputs.py`` (who
+may resume) and ``asyncvla_core.output_guard`` (limits); ``asyncvla_common.safety_status`` turns
+their state into ``asyncvla_msgs/SafetyStatus`` and a /diagnostics report. Defaults are
+conservative for a needle on a small robot; every robot needs its own limits in the YAML
+(``asyncvla_bringup/config``).
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
-from asyncvla_core.output_guard import GUARD_MODES, GuardLimits
-from asyncvla_action_node.publisher_lock import PublisherVerdict
-from asyncvla_action_node.rejection_tracker import RejectionStatus
-from asyncvla_common.report import Report
 from asyncvla_common.params import ParamSpec
+from asyncvla_common.report import Report
 from asyncvla_common.safety import WatchdogSet
+from asyncvla_core.output_guard import GUARD_MODES, GuardLimits
 
 PI = math.pi
 
-#: Safety parameters of the action node (appended to ACTION_NODE_PARAMETERS).
+#: The safety parameters: the action node declares all of them (after its own), the executor
+#: and the Meca500 driver take theirs by name.
 SAFETY_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("enabled_at_start", False, "Start ENABLED instead of waiting for True on the "
               "enable topic (tests and bag replay only; a robot should start disabled)",
@@ -134,7 +136,14 @@ def operator_graphs(node: Any, subscriptions: dict[str, Any]) -> dict[str, dict[
     return {name: publishers_on(node, sub) for name, sub in subscriptions.items()}
 
 
-def worse(report: Report, refusals: RejectionStatus | PublisherVerdict | None) -> Report:
+class Refusals(Protocol):
+    """What `worse` reads of a refusals status (RejectionStatus, PublisherVerdict)."""
+
+    level: int
+    message: str
+
+
+def worse(report: Report, refusals: Refusals | None) -> Report:
     """`report` at the worse of its level and the refusals' (repeated refusals: WARN, then
     ERROR; a second publisher: ERROR), its message naming the refusals too: "VL features stale"
     alone hides the cause when features arrive and are refused."""
