@@ -15,8 +15,9 @@ setup(
     zip_safe=True,
     maintainer="AsyncVLA maintainers",
     maintainer_email="maintainers@asyncvla.dev",
-    description="The lab's camera (ZMQ), robot state (ZMQ) and force/OCT (UDP) senders as "
-                "standard ROS 2 messages, with sender clocks mapped to local time.",
+    description="The hardware interfaces: the lab's camera (ZMQ), robot state (ZMQ) and force/OCT "
+                "(UDP) senders as standard ROS 2 messages, with sender clocks mapped to local "
+                "time; and the Meca500 driver (mecademicpy).",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
