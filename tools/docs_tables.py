@@ -191,7 +191,72 @@ def render_run(path: Path) -> str:
     return head + renderers[kind](data)
 
 
+def ci_runs() -> str:
+    """The README's test figures: every committed fresh-clone CI run (one per condition)."""
+    rows = ["| fresh-clone `./.ci/run` | CPU | passed | skipped | failed | tests | with the install |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for path in sorted(BENCHMARKS.glob("ci_run-*.json")):
+        run = json.loads(path.read_text())
+        total = run["total_s"]
+        rows.append(f"| {run['date']}, {run['note']} | {run['cpu']['kind']} ({run['cpu']['cpu_count']} "
+                    f"cores) | {run['passed']} | {run['skipped']} | {run['failed']} | "
+                    f"{run['tests_s'] / 60:.1f} min | "
+                    + (f"{total / 60:.1f} min |" if total else "- |"))
+    return "\n".join(rows) + "\n"
+
+
+def closed_loop_success() -> str:
+    """Success rate [95 % Wilson interval] per mode (rows) and VLM latency (columns)."""
+    run = load("closed_loop.json")
+    latencies = list(run["results"])
+    modes = list(run["results"][latencies[0]])
+    rows = ["| success within 1 mm, 2.5 s | " + " | ".join(f"VLM {k} s" for k in latencies) + " |",
+            "| --- |" + " --- |" * len(latencies)]
+    for mode in modes:
+        cells = []
+        for k in latencies:
+            r = run["results"][k][mode]
+            lo, hi = r["success_interval"]
+            cells.append(f"{r['success_rate']:.2f} [{lo:.2f}, {hi:.2f}]")
+        rows.append(f"| {mode} | " + " | ".join(cells) + " |")
+    n = run["settings"]["episodes"]
+    rows += ["", f"({n} held-out episodes per cell; run: `docs/benchmarks/closed_loop.json`, "
+                 f"{run['machine']['date']}.)"]
+    return "\n".join(rows) + "\n"
+
+
+def closed_loop_handovers() -> str:
+    """Per mode at each latency: median final error, largest handover kink, median jerk."""
+    run = load("closed_loop.json")
+    rows = ["| VLM latency | mode | final error, median (mm) | largest handover jump (mm) | "
+            "handover jerk, median (m/s^3) | chunks per episode |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for k, modes in run["results"].items():
+        for mode, r in modes.items():
+            jump = "-" if r["handover_jump_mm_max"] is None else f"{r['handover_jump_mm_max']:.3f}"
+            jerk = "-" if r["handover_jerk_median"] is None else f"{r['handover_jerk_median']:.1f}"
+            rows.append(f"| {k} s | {mode} | {r['final_error_mm_median']:.2f} | {jump} | {jerk} | "
+                        f"{r['chunks_per_episode']:.1f} |")
+    return "\n".join(rows) + "\n"
+
+
+def closed_loop_targets() -> str:
+    run = load("closed_loop.json")
+    rows = ["| target at 1.5 s of VLM latency | value | met |", "| --- | --- | --- |"]
+    for name, t in (run.get("targets_at_1.5s") or {}).items():
+        value = t["value"]
+        shown = "-" if value is None else ("inf" if value == float("inf") else f"{value:.2f}")
+        extra = f" ({t['strategy']})" if t.get("strategy") else ""
+        rows.append(f"| `{name}`: {t['target']}{extra} | {shown} | "
+                    f"{'yes' if t['met'] else '**no**'} |")
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "ci-run": ci_runs,
+    "closed-loop-success": closed_loop_success,
+    "closed-loop-handovers": closed_loop_handovers,
+    "closed-loop-targets": closed_loop_targets,
     "staleness-dynamic": staleness_curves("dynamic"),
     "staleness-static": staleness_curves("static"),
     "staleness-verdicts": staleness_verdicts,
