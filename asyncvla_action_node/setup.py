@@ -20,8 +20,6 @@ setup(
     entry_points={
         "console_scripts": [
             "action_node = asyncvla_action_node.action_node:main",
-            "executor_node = asyncvla_action_node.executor_node:main",
-            "meca500_driver = asyncvla_action_node.meca500.driver_node:main",
         ],
     },
 )

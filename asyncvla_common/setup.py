@@ -15,7 +15,8 @@ setup(
     zip_safe=True,
     maintainer="AsyncVLA maintainers",
     maintainer_email="maintainers@asyncvla.dev",
-    description="The small ROS kit every AsyncVLA node shares: declared parameters, QoS, "
-                "/diagnostics, safety gate and watchdogs, safety status, spin.",
+    description="The small ROS kit every AsyncVLA node shares: declared parameters and the specs "
+                "several nodes share, QoS, /diagnostics, statistics, the safety gate and watchdogs, "
+                "safety status, operator and robot-state inputs, image conversion, spin.",
     license="Apache-2.0",
 )

@@ -35,6 +35,14 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 
+def policy_chunk_shape(checkpoint: str) -> list[int]:
+    """(horizon, action dim) of the checkpoint's policy (its config.json)."""
+    from asyncvla_policy.checkpoint import read_checkpoint_config
+
+    config, _ = read_checkpoint_config(checkpoint)
+    return [config.horizon, config.action_dim]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds to run")
@@ -180,8 +188,7 @@ def main() -> int:
         "duration_s": round(elapsed, 2),
         "actions_published": len(chunks),
         "action_rate_hz": round(len(chunks) / elapsed, 2),
-        "actions_per_second": round(len(chunks) * (chunks[0][1].horizon if chunks else 0)
-                                    / elapsed, 1),
+        "actions_per_second": round(sum(m.horizon for _, m in chunks) / elapsed, 1),
         "vl_updates": len(vls),
         "vl_rate_hz": round(len(vls) / elapsed, 2),
         "mean_vl_compute_ms": mean([m.compute_time * 1e3 for _, m in vls]),
@@ -189,7 +196,13 @@ def main() -> int:
         "mean_vl_age_ms": mean([m.vl_age * 1e3 for _, m in chunks]),
         "max_vl_age_ms": round(max((m.vl_age * 1e3 for _, m in chunks), default=0.0), 1),
         "vl_reuse_histogram": dict(sorted(reuse.items())),
-        "chunk_shape": [chunks[0][1].horizon, chunks[0][1].action_dim] if chunks else None,
+        # the largest published: a chunk re-timed to a tick after its inference's time keeps
+        # only the steps the inference covers (one fewer than the policy's horizon, or more
+        # when it is published again at later ticks)
+        "chunk_shape": [max(m.horizon for _, m in chunks), chunks[0][1].action_dim]
+        if chunks else None,
+        "policy_chunk_shape": policy_chunk_shape(checkpoint),
+        "chunks_republished": sum(1 for _, m in chunks if m.inference_reuse_count > 0),
         "views": len(views),
         "model": assets.model_id,
         "policy": checkpoint,

@@ -27,13 +27,13 @@ from typing import Callable
 
 import numpy as np
 
-from asyncvla_action_node.chunk import Chunk, retime
-from asyncvla_action_node.chunk_blending import ChunkBlender
-from asyncvla_action_node.output_guard import GuardResult, OutputGuard
 from asyncvla_action_node.refusals import Refusal
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore, VLSnapshot
-from asyncvla_training.conventions import reference_components
+from asyncvla_core.chunk import Chunk, retime
+from asyncvla_core.chunk_blending import ChunkBlender
+from asyncvla_core.conventions import reference_components
+from asyncvla_core.output_guard import GuardResult, OutputGuard
 
 # predict(vl_tokens (K, D), sensor_window (T, C), robot_state (S,), vl_age (s)) -> actions (H, A).
 # The age is the one this core checks against max_vl_age (the inference's time minus the stamp of

@@ -20,27 +20,27 @@ import numpy as np
 
 from asyncvla_action_node.action_core import (ActionCore, ActionCoreConfig, InferenceInputs,
                                               PolicyRun, TickOutcome)
-from asyncvla_action_node.chunk_blending import ChunkBlender
-from asyncvla_action_node.input_checks import (oversize_reason, sensor_batch_size_reason,
-                                               vl_message_budget)
-from asyncvla_action_node.operator_inputs import OperatorInputs
-from asyncvla_action_node.output_guard import OutputGuard
-from asyncvla_action_node.publisher_lock import PublisherLock
 from asyncvla_action_node.refusals import Refusal
 from asyncvla_action_node.rejection_tracker import RejectionSet
-from asyncvla_action_node.robot_state_input import RobotStateInput
-from asyncvla_action_node.safety_ros import WATCHDOGS, guard_limits, make_watchdogs, worse
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.tick_timing import Tick
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_common.guard import run_all
+from asyncvla_common.operator_inputs import OperatorInputs
+from asyncvla_common.publisher_lock import PublisherLock
 from asyncvla_common.report import ERROR, OK, WARN, Report
+from asyncvla_common.robot_state_input import RobotStateInput
 from asyncvla_common.safety import SafetyGate, SafetyState, hold_required
+from asyncvla_common.safety_ros import WATCHDOGS, guard_limits, make_watchdogs, worse
 from asyncvla_common.safety_status import safety_report
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
-from asyncvla_training.conventions import ACTION_SPACES, sensor_batch_reason
-from asyncvla_training.vl_contract import CheckpointVL, VLSeen
-from asyncvla_training.vl_payload import decode_features
+from asyncvla_core.chunk_blending import ChunkBlender
+from asyncvla_core.conventions import ACTION_SPACES, sensor_batch_reason
+from asyncvla_core.input_checks import (oversize_reason, sensor_batch_size_reason,
+                                        vl_message_budget)
+from asyncvla_core.output_guard import OutputGuard
+from asyncvla_core.vl_contract import CheckpointVL, VLSeen
+from asyncvla_core.vl_payload import decode_features
 
 Log = Callable[[str, str], None]  # (level: "info" | "warning" | "error", text)
 

@@ -8,8 +8,8 @@ from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_action_node.action_core import TickOutcome
-from asyncvla_action_node.chunk import Chunk
 from asyncvla_common.timeconv import ns_to_stamp
+from asyncvla_core.chunk import Chunk
 from asyncvla_msgs.msg import ActionChunk
 
 

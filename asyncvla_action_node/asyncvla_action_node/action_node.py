@@ -32,14 +32,14 @@ from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
 from asyncvla_action_node.action_runner import RetimedRunner
 from asyncvla_action_node.chunk_outlets import OUTLETS
-from asyncvla_action_node.expert_setup import build_expert
-from asyncvla_action_node.safety_ros import publishers_on, subscribe_operator, worse
+from asyncvla_action_node.expert_setup import build_expert, expert_report
 from asyncvla_action_node.tick_timing import TICK_SOURCES, DeadlineClock
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.params import declare_all
 from asyncvla_common.report import Report
+from asyncvla_common.safety_ros import publishers_on, subscribe_operator, worse
 from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
 from asyncvla_common.timeconv import stamp_to_ns
@@ -50,11 +50,13 @@ class ActionNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_action_node")
         p = declare_all(self, ACTION_NODE_PARAMETERS)
-        from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config
+        from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config
 
         config, metadata = read_checkpoint_config(p["checkpoint"])
         policy = load_policy(p["checkpoint"], device=p["device"])
         self.expert = build_expert(policy, p)
+        if self.expert.auto_choice is not None:
+            self.get_logger().info(self.expert.auto_choice.summary())
         shape = PolicyShape.from_checkpoint(config, metadata, p["checkpoint"],
                                             p["expected_model_id"])
         self.loop = ActionLoop(p, shape, self.expert.predict, self._log, self._hold,
@@ -118,6 +120,8 @@ class ActionNode(Node):
         self.diagnostics.add("vl features", self._locked(lambda: self.loop.vl_report(
             self._now_ns(), publishers_on(self, self.vl_sub))))
         self.diagnostics.add("inputs", self._locked(self.loop.inputs_report))
+        expert_status = expert_report(self.expert)  # fixed at start-up
+        self.diagnostics.add("expert runtime", lambda: expert_status)
         self.diagnostics.add("safety", self._locked(lambda: self.loop.safety_report(
             {n: publishers_on(self, sub) for n, sub in self.control_subs.items()})))
         self.create_timer(p["diagnostics_period"], g("status", lambda: self._publish_status(True)),
@@ -128,7 +132,9 @@ class ActionNode(Node):
         self.get_logger().info(
             f"action node ready: {p['action_rate_hz']:.1f} Hz ({p['tick_source']}"
             + (f", expert on {p['inference_trigger']} <= {p['inference_max_rate_hz']:.0f} Hz"
-               if self.runner is not None else "") + f"), horizon {shape.horizon}x"
+               if self.runner is not None else "") + f"), expert {self.expert.name}"
+            + (" (auto)" if self.expert.auto_choice is not None else "")
+            + f", horizon {shape.horizon}x"
             f"{shape.action_dim} ({shape.action_space}), max_vl_age {p['max_vl_age']:.2f} s, "
             f"blending {p['chunk_blending']}, expected VL model "
             f"{self.loop.expected_model or '(any)'}, guard {p['guard_mode']}, "

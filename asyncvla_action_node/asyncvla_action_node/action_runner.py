@@ -12,7 +12,9 @@ Here
   publishes it at the deadline: `publisher_process.py`);
 * a worker thread runs the expert whenever `InferenceTrigger` says so (at a tick, or when a new
   sensor batch arrived, at most `inference_max_rate_hz`), outside the lock, and hands the result
-  back to the loop under it.
+  back to the loop under it. With the "deadline" trigger a tick plans the next run instead of
+  starting it: the worker waits until `tick_timing.start_ahead_ns` (the next tick's wake-up less
+  the recent inference time and a margin), so the run ends just before the tick that publishes it.
 
 Every call into the ActionLoop holds `lock`; the node takes the same lock around its
 subscription callbacks and reports, so the loop is never entered from two threads at once.
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from asyncvla_action_node.action_core import InferenceInputs, TickOutcome
 from asyncvla_action_node.action_loop import ActionLoop
-from asyncvla_action_node.tick_timing import InferenceTrigger, Tick, TimingThread
+from asyncvla_action_node.tick_timing import (DEADLINE_HISTORY, InferenceTrigger, Tick,
+                                              TimingThread, start_ahead_ns)
 
 
 class RetimedRunner:
@@ -43,6 +47,9 @@ class RetimedRunner:
         self._on_error = on_error
         self._job: InferenceInputs | None = None
         self._busy = False  # an inference is queued or running
+        #: "deadline": when the planned inference may start (monotonic ns; None: none planned)
+        self._start_at_ns: int | None = None
+        self._recent_s: deque[float] = deque(maxlen=DEADLINE_HISTORY)  # inference times
         self._wake = threading.Condition(self.lock)
         self._stopping = False
         self.ticker = TimingThread(1.0 / rate_hz, self._on_tick,
@@ -78,12 +85,27 @@ class RetimedRunner:
             self._publish(self.loop.tick(self._now_ns() + ahead_ns, retimed=True),
                           tick.deadline_ns)
             self.trigger.event("tick")
-            self._maybe_start()
+            if self.trigger.mode == "deadline":
+                clock = self.ticker.clock
+                assert clock is not None
+                self._start_at_ns = start_ahead_ns(clock.next_ns - self.ticker.lead_ns,
+                                                   time.monotonic_ns(), list(self._recent_s))
+                self._wake.notify()
+            else:
+                self._maybe_start()
 
     def _maybe_start(self) -> None:
-        """Start an inference if the trigger allows (holding `lock`)."""
-        if self._stopping or not self.trigger.take(time.monotonic_ns(), idle=not self._busy):
+        """Start an inference if the trigger allows (holding `lock`); with "deadline", not before
+        the planned start."""
+        if self._stopping:
             return
+        now = time.monotonic_ns()
+        if self.trigger.mode == "deadline" and (self._start_at_ns is None
+                                                or now < self._start_at_ns):
+            return  # only the planned start starts it (not a sensor batch, not the last run)
+        if not self.trigger.take(now, idle=not self._busy):
+            return
+        self._start_at_ns = None
         inputs = self.loop.inference_inputs(self._now_ns())
         if inputs is None:
             return  # refused: the next tick reports why
@@ -96,13 +118,23 @@ class RetimedRunner:
         while True:
             with self._wake:
                 while self._job is None and not self._stopping:
-                    self._wake.wait()
+                    if self._start_at_ns is None:
+                        self._wake.wait()
+                        continue
+                    wait_ns = self._start_at_ns - time.monotonic_ns()
+                    if wait_ns > 0:
+                        self._wake.wait(wait_ns / 1e9)
+                        continue
+                    self._maybe_start()  # the planned start ("deadline")
+                    if self._job is None:  # refused (rate bound, inputs): the next tick plans
+                        self._start_at_ns = None
                 if self._stopping:
                     return
                 job, self._job = self._job, None
             try:
                 run = self.loop.core.run_policy(job)  # no lock: the expert takes its time
                 with self.lock:
+                    self._recent_s.append(run.seconds)
                     self.loop.inference_done(job, run)
             except Exception as exc:  # noqa: BLE001 - the worker must outlive a bad run
                 self._on_error("inference", exc)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asyncvla_action_node.input_checks import NS_PER_S
+from asyncvla_core.input_checks import NS_PER_S
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ that decide when each happens are here, plain and unit-tested:
   entirely (a stall, an overrun) are counted and skipped, never fired in a burst afterwards: a
   burst of chunks stamped milliseconds apart would tell a consumer nothing new.
 * `InferenceTrigger`: which event starts an inference ("tick": the tick, "sensor": a new sensor
-  batch), never more often than `max_rate_hz`, and only while no inference is running.
+  batch, "deadline": the tick, with the start delayed so that the run ends just before the next
+  tick, `start_ahead_ns`), never more often than `max_rate_hz`, and only while no inference is
+  running.
 """
 from __future__ import annotations
 
@@ -27,7 +29,12 @@ NS_PER_S = 1_000_000_000
 #: The designs of the action node's tick (parameter `tick_source`).
 TICK_SOURCES = ("timing_thread", "executor_timer", "publisher_process")
 #: What may start an inference in the timing-thread design (parameter `inference_trigger`).
-TRIGGERS = ("tick", "sensor")
+TRIGGERS = ("deadline", "tick", "sensor")
+#: "deadline": how long before the next tick an inference is planned to end.
+DEADLINE_MARGIN_S = 0.002
+#: "deadline": the inference time planned for is the longest of this many last runs (a run that
+#: misses its tick leaves that tick to re-publish the previous inference, a period older).
+DEADLINE_HISTORY = 20
 
 
 #: CPython's GIL switch interval while a timing thread runs. A thread that wants the GIL waits
@@ -180,8 +187,9 @@ class InferenceTrigger:
         self.deferred_by_rate = 0  # takes refused only because of the rate bound
 
     def event(self, kind: str) -> None:
-        """A tick ("tick") or a new sensor batch ("sensor") happened."""
-        if kind == self.mode:
+        """A tick ("tick") or a new sensor batch ("sensor") happened ("deadline" listens to
+        ticks)."""
+        if kind == ("tick" if self.mode == "deadline" else self.mode):
             self.pending = True
 
     def take(self, now_ns: int, idle: bool) -> bool:
@@ -195,3 +203,17 @@ class InferenceTrigger:
         self._last_start_ns = now_ns
         self.started += 1
         return True
+
+
+def start_ahead_ns(next_tick_ns: int, now_ns: int, recent_s: list[float],
+                   margin_s: float = DEADLINE_MARGIN_S) -> int:
+    """When a "deadline"-triggered inference should start (monotonic ns): so that it ends
+    `margin_s` before `next_tick_ns` (the next tick's wake-up) if it takes as long as the longest
+    of the recent runs, but never before `now_ns`; `now_ns` while no run has been timed yet.
+
+    Why: a tick-started inference is published at the next tick, one period after its inputs
+    were taken (100 ms of latency at 10 Hz); started this late, its inputs are about one inference
+    time old when it is published, and the expert still runs at most once per tick."""
+    if not recent_s:
+        return now_ns
+    return max(now_ns, next_tick_ns - int(round((max(recent_s) + margin_s) * NS_PER_S)))

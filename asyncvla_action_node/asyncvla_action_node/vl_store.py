@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asyncvla_action_node.input_checks import NS_PER_S, future_stamp_reason
-from asyncvla_training.vl_contract import CheckpointVL, VLSeen
+from asyncvla_core.input_checks import NS_PER_S, future_stamp_reason
+from asyncvla_core.vl_contract import CheckpointVL, VLSeen
 
 
 @dataclass(frozen=True)

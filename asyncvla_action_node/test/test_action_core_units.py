@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_action_node.chunk_blending import ChunkBlender
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
-from asyncvla_training.conventions import robot_state_vector
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.chunk_blending import ChunkBlender
+from asyncvla_core.conventions import robot_state_vector
 
 MS = 1_000_000
 PERIOD_NS = int(1e9 / 650)

@@ -8,8 +8,8 @@ from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
 from asyncvla_action_node.refusals import Refusal
 from asyncvla_common.report import ERROR, OK
-from asyncvla_training.conventions import JOINT_NAMES
-from asyncvla_training.vl_payload import encode_features
+from asyncvla_core.conventions import JOINT_NAMES
+from asyncvla_core.vl_payload import encode_features
 
 MS = 1_000_000
 SHAPE = PolicyShape(vl_num_tokens=2, vl_dim=4, sensor_window=8, aline_length=3, horizon=4,

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 from asyncvla_testing import closed_loop_sim as sim  # noqa: E402
 from asyncvla_testing.closed_loop_dds import (DdsLoop, DdsSettings, Monitor,  # noqa: E402
                                               frame_time_ns, start_processes)
-from asyncvla_training.testing.staleness_experiment import (StalenessSettings,  # noqa: E402
+from asyncvla_testing.staleness_experiment import (StalenessSettings,  # noqa: E402
                                                               prepare_task, train_policy)
 
 LATENCY = 0.3
@@ -60,7 +60,7 @@ def trained(tmp_path_factory):
 
 def test_the_real_nodes_close_the_loop_over_dds(trained, one_thread) -> None:
     from asyncvla_common.timeconv import stamp_to_ns
-    from asyncvla_training.vl_payload import decode_features
+    from asyncvla_core.vl_payload import decode_features
 
     data, checkpoint, model = trained
     settings = DdsSettings(latency_s=LATENCY, max_vl_age=1.0)

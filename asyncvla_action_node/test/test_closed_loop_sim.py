@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 
 from asyncvla_testing import closed_loop_sim as sim  # noqa: E402
-from asyncvla_training.testing import tracking_task as task  # noqa: E402
+from asyncvla_testing import tracking_task as task  # noqa: E402
 
 
 class Oracle:
@@ -73,23 +73,27 @@ def test_the_harness_lets_a_perfect_policy_succeed_and_a_silent_one_fail() -> No
     results = [_oracle_run(s, suite) for s in scenes]
     assert all(r.success for r in results), [r.as_dict() for r in results]
     assert all(r.chunks >= 20 for r in results)
-    # Synchronous at 1.5 s: one action per update, about one in the 2.5 s: the target escapes.
+    # Synchronous at 1.5 s: one action per update (two in the 2.5 s): the target escapes.
     sync = sim.Mode("sync", synchronous=True, one_action_per_update=True, max_vl_age=3.5)
     slow = [_oracle_run(s, sync, latency=1.5) for s in scenes]
     assert not any(r.success for r in slow) and all(r.chunks <= 2 for r in slow)
+    # The suite at 1.5 s: the first features are there at the start (the VLM ran before), then
+    # one update per 1.5 s, acted on at every 100 ms tick: the perfect policy still succeeds.
+    late = [_oracle_run(s, suite, latency=1.5) for s in scenes]
+    assert all(r.success for r in late) and all(r.chunks >= 20 for r in late)
     # Features older than max_vl_age are refused: nothing moves.
     refused = _oracle_run(scenes[0], sim.Mode("shipped", max_vl_age=1.0), latency=1.5)
-    assert not refused.success and refused.chunks == 0 and refused.refusals.get("vl_stale", 0) > 0
+    assert not refused.success and refused.refusals.get("vl_stale", 0) > 10
 
 
 def test_handover_smoothness_sees_a_jump() -> None:
     settings = sim.LoopSettings()
     smooth = [(i * 10_000_000, np.array([i * 1e-4, 0.0, 0.0])) for i in range(50)]
     jumpy = [(t, p + (np.array([2e-3, 0, 0]) if t >= 250_000_000 else 0)) for t, p in smooth]
-    n, step, jerk = sim.handover_smoothness(smooth, [250_000_000], settings)
-    assert n == 1 and step == pytest.approx(1e-4) and jerk < 1e-6
-    _, step, jerk = sim.handover_smoothness(jumpy, [250_000_000], settings)
-    assert step == pytest.approx(2.1e-3) and jerk > 1e3
+    n, jump, jerk = sim.handover_smoothness(smooth, [250_000_000], settings)
+    assert n == 1 and jump < 1e-12 and jerk < 1e-6  # constant speed: no kink, however fast
+    _, jump, jerk = sim.handover_smoothness(jumpy, [250_000_000], settings)
+    assert jump == pytest.approx(2e-3) and jerk > 1e3
 
 
 def test_wilson_interval() -> None:

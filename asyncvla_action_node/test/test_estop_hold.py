@@ -45,7 +45,7 @@ def holds(listener: RosListener, topic: str) -> int:
 
 def test_every_estop_press_publishes_a_hold_in_every_state(one_thread, ros_env, assets,
                                                            tmp_path):
-    from asyncvla_training.models.checkpoint import read_checkpoint_config
+    from asyncvla_policy.checkpoint import read_checkpoint_config
 
     checkpoint = joint_delta_checkpoint(assets, str(tmp_path))
     cfg, _ = read_checkpoint_config(checkpoint)

@@ -1,6 +1,7 @@
 """The action node's expert runtime parameters: the choices its description lists are the
-registry's, the removed ``expert_dtype`` stops the node with the migration, and a runtime whose
-package is missing stops a real node process with one line naming the pip package."""
+registry's, ``auto`` (the default) builds the runtime it chose and reports the choice, the
+removed ``expert_dtype`` stops the node with the migration, and a named runtime whose package is
+missing stops a real node process with one line naming the pip package."""
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +10,10 @@ import sys
 import pytest
 
 from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
-from asyncvla_action_node.expert_setup import LEGACY_EXPERT_DTYPES, build_expert, check_legacy_dtype
-from asyncvla_training.models.expert_runtimes import RUNTIMES
+from asyncvla_action_node.expert_setup import (LEGACY_EXPERT_DTYPES, build_expert,
+                                               check_legacy_dtype, expert_report)
+from asyncvla_policy.expert_runtimes import RUNTIMES
+from asyncvla_policy.expert_runtimes.auto import AUTO
 
 SPECS = {s.name: s for s in ACTION_NODE_PARAMETERS}
 NODE = ("import sys\nfor name in sys.argv[1].split(','):\n    sys.modules[name] = None\n"
@@ -19,10 +22,47 @@ NODE = ("import sys\nfor name in sys.argv[1].split(','):\n    sys.modules[name] 
 
 def test_the_parameter_description_lists_every_registered_runtime():
     text = SPECS["expert_runtime"].description
-    listed = [name for name in RUNTIMES if name in text]
+    listed = [name for name in RUNTIMES if f" {name}" in text]
     assert listed == list(RUNTIMES)
-    assert SPECS["expert_runtime"].default in RUNTIMES
+    assert SPECS["expert_runtime"].default == AUTO and AUTO not in RUNTIMES
+    assert f"{AUTO} (default)" in text
     assert set(LEGACY_EXPERT_DTYPES.values()) <= set(RUNTIMES)
+
+
+def _params(**overrides):
+    params = {s.name: s.default for s in ACTION_NODE_PARAMETERS}
+    params.update({"expert_cache_dir": "", **overrides})
+    return params
+
+
+def test_auto_builds_the_runtime_it_chose_and_reports_the_choice(tmp_path):
+    from asyncvla_policy.config import tiny_policy_config
+    from asyncvla_policy.policy import ActionPolicy
+
+    policy = ActionPolicy(tiny_policy_config(vl_dim=8)).eval()
+    runtime = build_expert(policy, _params(expert_threads=1, expert_cache_dir=str(tmp_path),
+                                           max_runtime_error=1e-3))
+    choice = runtime.auto_choice
+    assert choice is not None and runtime.name == choice.name
+    chosen = choice.candidate(choice.name)
+    assert chosen.status == "chosen" and chosen.max_error <= 1e-3  # the parameter is the bound
+    assert list(tmp_path.glob("auto-*.json"))  # expert_cache_dir holds the choice
+    report = expert_report(runtime)
+    assert report.values["expert_runtime"] == runtime.name
+    assert report.values["max_runtime_error"] == 1e-3
+    assert f"{runtime.name} chosen by auto" in report.message and "ms p50" in report.message
+    named = build_expert(policy, _params(expert_runtime="torch_float32"))
+    assert named.auto_choice is None
+    assert expert_report(named).values == {"expert_runtime": "torch_float32",
+                                           "chosen_by": "parameter"}
+
+
+def test_the_cache_directory_expands_home(monkeypatch, tmp_path):
+    from asyncvla_action_node.expert_setup import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_dir({"expert_cache_dir": "~/x"}) == str(tmp_path / "x")
+    assert cache_dir({"expert_cache_dir": ""}) is None
 
 
 @pytest.mark.parametrize("value,fix", [("bfloat16", "expert_runtime: torch_bf16_autocast"),
@@ -44,9 +84,9 @@ def test_unknown_runtime_is_refused_with_the_choices():
 
 
 def _tiny_checkpoint(tmp_path) -> str:
-    from asyncvla_training.models.checkpoint import save_policy
-    from asyncvla_training.models.config import tiny_policy_config
-    from asyncvla_training.models.policy import ActionPolicy
+    from asyncvla_policy.checkpoint import save_policy
+    from asyncvla_policy.config import tiny_policy_config
+    from asyncvla_policy.policy import ActionPolicy
 
     save_policy(ActionPolicy(tiny_policy_config(vl_dim=8)), str(tmp_path))
     return str(tmp_path)

@@ -172,7 +172,7 @@ def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
     faults = str(tmp_path / "faults")
     write(faults, [])
     start_sources(one_thread, [])
-    from asyncvla_training.models.checkpoint import read_checkpoint_config
+    from asyncvla_policy.checkpoint import read_checkpoint_config
 
     cfg, _ = read_checkpoint_config(assets.checkpoint_dir)
     injector = one_thread.start("injector", [
@@ -245,7 +245,7 @@ def test_enable_estop_and_killed_processes(one_thread, ros_env, assets, tmp_path
     sender = RobotSender()
     bridge_params = {"endpoint": sender.pub.endpoint, "diagnostics_period": 0.5}
     bridge = one_thread.start("robot_bridge", [entry_script("robot"), *bridge_args(bridge_params)])
-    from asyncvla_training.models.checkpoint import read_checkpoint_config
+    from asyncvla_policy.checkpoint import read_checkpoint_config
 
     cfg, _ = read_checkpoint_config(assets.checkpoint_dir)
     one_thread.start("injector", [INJECTOR, "--model-id", assets.model_id, "--tokens",

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.input_checks import future_stamp_reason
 from asyncvla_action_node.rejection_tracker import ERROR, OK, WARN, RejectionSet, RejectionTracker
-from asyncvla_action_node.robot_state_input import RobotStateInput, check_joint_names
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
-from asyncvla_training.conventions import JOINT_NAMES, joint_positions_by_name
+from asyncvla_common.robot_state_input import RobotStateInput, check_joint_names
+from asyncvla_core.conventions import JOINT_NAMES, joint_positions_by_name
+from asyncvla_core.input_checks import future_stamp_reason
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -163,7 +163,7 @@ def test_rejection_set_worst_and_notes():
 
 # --- a second publisher ------------------------------------------------------------------------
 def test_vl_lock_takes_the_first_node_and_refuses_while_another_publishes():
-    from asyncvla_action_node.publisher_lock import PublisherLock
+    from asyncvla_common.publisher_lock import PublisherLock
 
     lock = PublisherLock("/asyncvla/vl_features")
     assert lock.check([], 1, 0).allowed  # the first writer, not named in the graph yet
@@ -188,7 +188,7 @@ def test_vl_lock_takes_the_first_node_and_refuses_while_another_publishes():
 
 
 def test_vl_lock_with_two_publishers_from_the_start_refuses_until_pinned():
-    from asyncvla_action_node.publisher_lock import PublisherLock
+    from asyncvla_common.publisher_lock import PublisherLock
 
     lock = PublisherLock("/vl")
     first = lock.check(["/a", "/b"], 2, 0)
@@ -198,7 +198,7 @@ def test_vl_lock_with_two_publishers_from_the_start_refuses_until_pinned():
 
 
 def test_control_topics_report_a_second_node_and_refuse_go_messages():
-    from asyncvla_action_node.publisher_lock import PublisherLock
+    from asyncvla_common.publisher_lock import PublisherLock
 
     lock = PublisherLock("/asyncvla/enable", lock_identity=False)
     assert lock.check(["/_ros2cli_1"], 1, 0).allowed
@@ -211,7 +211,7 @@ def test_control_topics_report_a_second_node_and_refuse_go_messages():
 
 def test_operator_inputs_obey_every_stop_and_refuse_a_go_while_two_nodes_publish():
     """One rule for the action node, the executor and the Meca500 driver."""
-    from asyncvla_action_node.operator_inputs import OperatorInputs, resumes
+    from asyncvla_common.operator_inputs import OperatorInputs, resumes
     from asyncvla_common.report import Report
 
     ops = OperatorInputs.from_params({"enable_topic": "/e", "estop_topic": "/s"})
@@ -234,7 +234,7 @@ def test_operator_inputs_obey_every_stop_and_refuse_a_go_while_two_nodes_publish
 
 
 def test_vl_lock_graph_lag_at_both_edges_is_closed_by_the_sample_info():
-    from asyncvla_action_node.publisher_lock import PublisherLock
+    from asyncvla_common.publisher_lock import PublisherLock
 
     lock = PublisherLock("/vl")
     vlm = ["/asyncvla_vlm_node"]
@@ -253,7 +253,7 @@ def test_vl_lock_graph_lag_at_both_edges_is_closed_by_the_sample_info():
 def test_vl_lock_restarted_writer_after_the_old_one_expired_is_taken_at_once():
     """kill -9 of the VLM, its entry expires, a new VLM with the same name joins: its sequence
     numbers start at 1 again, and the writer ids tell that it is a new writer."""
-    from asyncvla_action_node.publisher_lock import PublisherLock
+    from asyncvla_common.publisher_lock import PublisherLock
 
     lock = PublisherLock("/vl")
     vlm = ["/asyncvla_vlm_node"]
@@ -275,9 +275,9 @@ def test_vl_lock_is_never_taken_on_a_writer_the_graph_cannot_name_yet():
     refused the real node, once named, as another publisher until an operator re-locked."""
     from types import SimpleNamespace
 
-    from asyncvla_action_node.publisher_lock import PublisherLock
-    from asyncvla_action_node.safety_ros import (UNKNOWN_NODE_NAME, UNKNOWN_NODE_NAMESPACE,
-                                                 publishers_on)
+    from asyncvla_common.publisher_lock import PublisherLock
+    from asyncvla_common.safety_ros import (UNKNOWN_NODE_NAME, UNKNOWN_NODE_NAMESPACE,
+                                            publishers_on)
 
     def info(namespace, name, gid):
         return SimpleNamespace(node_namespace=namespace, node_name=name, endpoint_gid=gid)

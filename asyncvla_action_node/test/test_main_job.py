@@ -53,9 +53,12 @@ def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env, assets):
     assert summary["inputs"] == "replayed recording"
     assert summary["policy"].endswith(os.path.join("run", "best"))
     assert summary["actions_published"] >= 40, summary  # 8 s at 10 Hz, the start-up withheld
-    assert 8.0 <= summary["action_rate_hz"] <= 10.5, summary
+    assert 6.0 <= summary["action_rate_hz"] <= 11.0, summary
     assert 1.5 <= summary["vl_rate_hz"] <= 3.5, summary  # target_period 0.3 s: at most 3.3 Hz
-    assert summary["chunk_shape"] == [8, 7]
+    assert summary["policy_chunk_shape"] == [8, 7]
+    # the default design re-times each inference to its tick: the freshest chunks keep the
+    # policy's steps after the tick (the last step, beyond the inference's, is not extrapolated)
+    assert summary["chunk_shape"] in ([7, 7], [8, 7]), summary
     assert summary["max_vl_age_ms"] <= 800.0, summary
 
 
@@ -63,7 +66,7 @@ def test_the_held_out_recording_is_another_scene(tmp_path):
     """The two recordings the main job writes differ in motion, start pose, probe signal and
     camera pattern (what they share is only the task's shape), checked on the written bags."""
     from asyncvla_testing.demo_training import TRAIN_SCENE, VAL_SCENE, scene_spec
-    from asyncvla_training.testing.synthetic_bag import write_synthetic_bag
+    from asyncvla_testing.synthetic_bag import write_synthetic_bag
 
     t = np.linspace(0.0, 3.5, 351)
     train = scene_spec(TRAIN_SCENE, 3.5, ["view1"])

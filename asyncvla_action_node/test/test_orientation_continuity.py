@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncvla_action_node.robot_state_input import RobotStateInput
-from asyncvla_training.conventions import JOINT_NAMES, continuous_orientation
+from asyncvla_common.robot_state_input import RobotStateInput
+from asyncvla_core.conventions import JOINT_NAMES, continuous_orientation
+from asyncvla_core.rotations import axis_quaternion, quat_sign_continuous, quaternion_to_matrix
+from asyncvla_testing.synthetic_bag import (SyntheticBagSpec, SyntheticMotion,
+                                            write_synthetic_bag)
 from asyncvla_training.data import load_bag
-from asyncvla_training.rotations import axis_quaternion, quat_sign_continuous, quaternion_to_matrix
-from asyncvla_training.testing.synthetic_bag import (SyntheticBagSpec, SyntheticMotion,
-                                                      write_synthetic_bag)
 
 #: Rotation about the base x axis starting at 150 degrees: theta(t) (0.1 + 0.25 t + ...) carries
 #: it through 180 degrees (tool straight down) at about t = 1.5 s of a 2.5 s recording.

@@ -19,7 +19,7 @@ from asyncvla_testing.pipeline import HERE
 pytest.importorskip("rclpy")
 
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "bench"))
-from action_bench import window_counts  # noqa: E402
+from action_bench import node_defaults, node_expert, window_counts  # noqa: E402
 
 RECORDER = os.path.join(HERE, "chunk_recorder.py")
 PUBLISHER = os.path.join(HERE, "deadline_publisher.py")
@@ -41,6 +41,34 @@ def test_window_counts_difference_the_counters_at_the_windows_edge():
     # no report before the window: everything since start-up
     assert window_counts(history, 50)["withheld_watchdog"] == 41
     assert window_counts([], 0) == {}
+
+
+class _Lines:
+    def __init__(self, lines):
+        self.lines = lines
+
+
+def test_the_default_design_is_the_nodes_and_the_runtime_is_read_from_its_log():
+    """`--designs default` runs what the node's ParamSpec table says, and a run records the
+    runtime the node actually ran (for `auto`, the line with the figures it chose by)."""
+    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
+
+    defaults = node_defaults()
+    assert defaults["tick_source"] == next(s.default for s in ACTION_NODE_PARAMETERS
+                                           if s.name == "tick_source")
+    auto = ("[INFO] [1.0] [asyncvla_action_node]: expert_runtime auto: openvino_float32 "
+            "(14.20 ms p50, 1.3e-06 from float32 <= 0.01), cached choice re-checked at 1.1e-06 "
+            "in 0.9 s; torch_float32 ok 40.10 ms 8.8e-07")
+    ready = ("[INFO] [2.0] [asyncvla_action_node]: action node ready: 100.0 Hz "
+             "(publisher_process, expert on tick <= 50 Hz), expert openvino_float32 (auto), "
+             "horizon 8x7 (ee_delta)")
+    got = node_expert(_Lines([auto, ready]))
+    assert got["runtime"] == "openvino_float32" and got["auto"] and got["auto_cached"]
+    assert got["auto_summary"].startswith("expert_runtime auto: openvino_float32 (14.20 ms")
+    named = node_expert(_Lines([ready.replace(" (auto)", "").replace("openvino_float32",
+                                                                      "torch_float32")]))
+    assert named == {"runtime": "torch_float32", "auto": False, "auto_cached": False,
+                     "auto_summary": ""}
 
 
 #: Bounds on |inter-arrival - period| at the subscriber. The README documents the floor at p50

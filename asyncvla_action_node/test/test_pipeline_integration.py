@@ -68,10 +68,13 @@ def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
         assert 1 <= chunk.horizon <= 8 and chunk.action_dim == 7
         assert len(chunk.actions) == 7 * chunk.horizon
         assert chunk.action_space == "ee_delta" and len(chunk.reference) == 6
-    # Features are reused across ticks, and the reuse count restarts for each new feature set.
+    # Features are reused across inferences, and the reuse count restarts for each new feature
+    # set. A re-timed design may publish one inference at several ticks (its chunks carry the
+    # same VL reuse count, and inference_reuse_count > 0): count each inference once.
     by_seq: dict[int, list[int]] = {}
     for chunk in chunks:
-        by_seq.setdefault(chunk.vl_sequence, []).append(chunk.vl_reuse_count)
+        if chunk.inference_reuse_count == 0:
+            by_seq.setdefault(chunk.vl_sequence, []).append(chunk.vl_reuse_count)
     assert any(len(r) > 1 for r in by_seq.values())
     for counts in by_seq.values():
         assert counts == sorted(counts) and len(set(counts)) == len(counts)

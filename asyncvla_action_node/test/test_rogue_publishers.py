@@ -135,7 +135,7 @@ def write(path: str, text: str) -> None:
 
 @pytest.fixture
 def suite(one_thread, ros_env, assets, tmp_path):
-    from asyncvla_training.models.checkpoint import read_checkpoint_config
+    from asyncvla_policy.checkpoint import read_checkpoint_config
 
     cfg, _ = read_checkpoint_config(assets.checkpoint_dir)
     faults = str(tmp_path / "vl_faults")

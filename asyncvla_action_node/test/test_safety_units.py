@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_action_node.output_guard import GuardLimits, OutputGuard, rotation_angle
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_training.conventions import reference_components
-from asyncvla_training.rotations import matrix_to_rotvec, rotvec_to_matrix
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.conventions import reference_components
+from asyncvla_core.output_guard import GuardLimits, OutputGuard, rotation_angle
+from asyncvla_core.rotations import matrix_to_rotvec, rotvec_to_matrix
 
 DT = 0.1
 H = 8
@@ -309,7 +309,7 @@ def test_silent_input_names_the_refusal_and_future_vl_is_an_error():
     from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig
     from asyncvla_action_node.refusals import Refusal
     from asyncvla_action_node.rejection_tracker import RejectionTracker
-    from asyncvla_action_node.safety_ros import worse
+    from asyncvla_common.safety_ros import worse
     from asyncvla_action_node.vl_store import VLSnapshot
     from asyncvla_common.report import Report
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from asyncvla_action_node.action_runner import RetimedRunner
-from asyncvla_action_node.chunk import Chunk, retime
 from asyncvla_action_node.refusals import Refusal
+from asyncvla_action_node.tick_timing import (DEADLINE_MARGIN_S, start_ahead_ns)
 from asyncvla_action_node.tick_timing import (TICK_GIL_SWITCH_INTERVAL_S, DeadlineClock,
                                               InferenceTrigger, TimingThread)
-from asyncvla_training.conventions import JOINT_NAMES
+from asyncvla_core.chunk import Chunk, retime
+from asyncvla_core.conventions import JOINT_NAMES
 
 from test_action_loop_units import GRAPH, MS, Recorder, SHAPE, feed  # noqa: E402
 
@@ -69,10 +70,28 @@ class TestInferenceTrigger:
         trigger.event("tick")
         assert trigger.take(0, idle=True)
 
+    def test_deadline_trigger_listens_to_ticks_not_sensor_batches(self):
+        trigger = InferenceTrigger("deadline", max_rate_hz=100.0)
+        trigger.event("sensor")
+        assert not trigger.take(0, idle=True)
+        trigger.event("tick")
+        assert trigger.take(0, idle=True)
+
     @pytest.mark.parametrize("mode, rate", [("timer", 10.0), ("tick", 0.0)])
     def test_bad_settings(self, mode, rate):
         with pytest.raises(ValueError):
             InferenceTrigger(mode, rate)
+
+
+def test_deadline_start_ends_the_run_a_margin_before_the_next_tick():
+    next_tick, now = 1_000 * MS, 900 * MS
+    assert start_ahead_ns(next_tick, now, []) == now  # nothing timed yet: start at once
+    recent = [0.010] * 19 + [0.030]  # planned for the longest recent run
+    assert start_ahead_ns(next_tick, now, recent) == next_tick - int(
+        (0.030 + DEADLINE_MARGIN_S) * 1e9)
+    assert start_ahead_ns(next_tick, now, [0.010]) == next_tick - 12 * MS
+    # slower than what is left of the period: at once, never in the past
+    assert start_ahead_ns(next_tick, now, [0.2]) == now
 
 
 def test_retime_keeps_absolute_targets_and_drops_uncovered_steps():
@@ -158,7 +177,7 @@ def test_an_inference_running_across_a_refusal_is_discarded():
     assert loop.tick(now + 10 * MS, retimed=True).chunk is None
 
 
-@pytest.mark.parametrize("trigger", ["tick", "sensor"])
+@pytest.mark.parametrize("trigger", ["deadline", "tick", "sensor"])
 def test_runner_publishes_at_rate_while_a_slow_expert_runs(trigger):
     """100 Hz ticks with a 35 ms expert: every tick publishes (re-timed), none bursts, and the
     expert runs back to back, never concurrently, at most inference_max_rate_hz."""
@@ -207,6 +226,56 @@ def test_runner_publishes_at_rate_while_a_slow_expert_runs(trigger):
     seqs = [o.provenance.inference_sequence for _, o in chunks]
     assert seqs == sorted(seqs) and 5 <= seqs[-1] <= 13  # ~35 ms each, at most 20 Hz
     assert any(o.provenance.reuse_count > 0 for _, o in chunks)
+
+
+def run_runner(trigger: str, rate_hz: float, expert_s: float, seconds: float):
+    """A runner at `rate_hz` with an expert of `expert_s` on live inputs: what it published."""
+    calls = []
+
+    def expert(vl, window, state, age):
+        calls.append(time.monotonic_ns())
+        time.sleep(expert_s)
+        return np.zeros((4, 7), np.float32)
+
+    loop = make_loop({"max_inference_age": 1.0}, expert)
+    published: list = []
+    errors: list = []
+    base = time.time_ns()
+    start = time.monotonic_ns()
+    now_ns = lambda: base + time.monotonic_ns() - start  # noqa: E731
+    runner = RetimedRunner(loop, rate_hz, trigger, 50.0, now_ns,
+                           lambda o, deadline: published.append(o),
+                           lambda where, exc: errors.append((where, exc)))
+    with runner.lock:
+        feed(loop, now_ns())
+    runner.start()
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        with runner.lock:
+            t = now_ns()
+            loop.sensor_batch(1, [t], [0.0], [0.0] * 3, 3, t)
+            loop.pose([0.3, 0.0, 0.2], [1.0, 0.0, 0.0, 0.0], t, t)
+            runner.sensor_batch_arrived()
+        time.sleep(0.005)
+    runner.stop()
+    assert not errors
+    return [o for o in published if o.chunk is not None], calls
+
+
+def test_deadline_trigger_publishes_inferences_one_inference_time_old_not_one_period():
+    """10 Hz, a 20 ms expert: with "tick" an inference started at a tick is published at the
+    next one (its inputs 100 ms old); with "deadline" it starts about 22 ms before the next tick
+    (its inputs about that old), still at most one run per tick, sensor batches or not."""
+    ages = {}
+    for trigger in ("tick", "deadline"):
+        chunks, calls = run_runner(trigger, 10.0, 0.020, 1.3)
+        firsts = [o for o in chunks if o.provenance.reuse_count == 0][1:]  # after the first
+        assert len(firsts) >= 6, (trigger, len(firsts))
+        ages[trigger] = float(np.median([(o.chunk.stamp_ns - o.provenance.inference_stamp_ns)
+                                         / 1e6 for o in firsts]))
+        assert len(calls) <= 1.3 * 10 + 2, (trigger, len(calls))  # one run per tick at most
+    assert ages["tick"] > 90.0, ages
+    assert ages["deadline"] < 60.0, ages
 
 
 def test_retimed_tick_applies_the_vl_age_rule_at_the_tick():

@@ -29,15 +29,15 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
 from asyncvla_bridges.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
+from asyncvla_bridges.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
+                                          parse_camera_message)
+from asyncvla_bridges.wire.errors import WireError
 from asyncvla_common import params
 from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.qos import stream_publisher
 from asyncvla_common.stats import RateMeter
 from asyncvla_common.timeconv import seconds_to_stamp
-from asyncvla_bridges.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
-                                              parse_camera_message)
-from asyncvla_bridges.wire.errors import WireError
-from asyncvla_training.conventions import LAB_VIEWS, view_frame_id
+from asyncvla_core.conventions import LAB_VIEWS, view_frame_id
 
 POLL_MS = 100
 DRAIN_MAX = 200

@@ -7,7 +7,7 @@ all stamped with origin_ts mapped to local ROS time by the clock-offset estimato
 - `robot/joint_states` (sensor_msgs/JointState): `joint_names`, positions in radians (REP-103);
   velocity and effort are empty (not on the wire).
 - `robot/ee_pose` (geometry_msgs/PoseStamped, frame `frame_id`): position in metres,
-  orientation from the three wire angles under `euler_convention` (asyncvla_training/rotations.py; default
+  orientation from the three wire angles under `euler_convention` (asyncvla_core/rotations.py; default
   `xyz_intrinsic`, the Mecademic Meca500's mobile-XYZ Euler angles from GetPose).
 - `robot/force` (std_msgs/Float64): the payload's scalar force as sent (N), published right
   after the JointState with the same origin; Float64 has no stamp of its own.
@@ -26,8 +26,8 @@ from asyncvla_common.qos import stream_publisher
 from asyncvla_common.timeconv import seconds_to_stamp
 from .wire.errors import WireError
 from .wire.robot import NUM_JOINTS, TOPIC, parse_robot_message
-from asyncvla_training.conventions import JOINT_NAMES
-from asyncvla_training.rotations import euler_to_quaternion, parse_convention
+from asyncvla_core.conventions import JOINT_NAMES
+from asyncvla_core.rotations import euler_to_quaternion, parse_convention
 
 POLL_MS = 100
 DRAIN_MAX = 1000

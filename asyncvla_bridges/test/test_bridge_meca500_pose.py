@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from asyncvla_bridges.robot_bridge import ROBOT_BRIDGE_PARAMETERS
-from asyncvla_training.rotations import euler_to_quaternion
-from asyncvla_training.rotations import quaternion_to_matrix
+from asyncvla_core.rotations import euler_to_quaternion
+from asyncvla_core.rotations import quaternion_to_matrix
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 

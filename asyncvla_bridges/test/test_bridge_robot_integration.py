@@ -22,7 +22,7 @@ from asyncvla_testing.bridge_harness import (domain_id, drops, start_bridge,  # 
 from asyncvla_testing.lab_senders import RobotPublisher, robot_payload  # noqa: E402
 from asyncvla_testing.ros_listener import RosListener  # noqa: E402
 
-from asyncvla_training.rotations import euler_to_quaternion  # noqa: E402
+from asyncvla_core.rotations import euler_to_quaternion  # noqa: E402
 
 OFFSET = 100.0   # the robot PC's clock is 100 s behind ours
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3"]

@@ -1,4 +1,4 @@
-"""Euler angles -> quaternion against rotations worked out by hand (asyncvla_training/rotations.py)."""
+"""Euler angles -> quaternion against rotations worked out by hand (asyncvla_core/rotations.py)."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from asyncvla_training.rotations import all_conventions, euler_to_quaternion, parse_convention
-from asyncvla_training.rotations import quaternion_to_matrix
+from asyncvla_core.rotations import all_conventions, euler_to_quaternion, parse_convention
+from asyncvla_core.rotations import quaternion_to_matrix
 
 H = math.sqrt(0.5)
 

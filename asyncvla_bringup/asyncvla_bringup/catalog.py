@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from asyncvla_bringup import record
-from asyncvla_bringup.names import default_config_dir, normalize_namespace
 from asyncvla_bringup import security
+from asyncvla_bringup.names import default_config_dir, normalize_namespace
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 
@@ -59,10 +59,10 @@ NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
              "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
     NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",
              "asyncvla_action_node.action_node:ACTION_NODE_PARAMETERS", "action_node.yaml"),
-    NodeKind("executor", "asyncvla_action_node", "executor_node", "asyncvla_executor",
-             "asyncvla_action_node.executor_node:EXECUTOR_NODE_PARAMETERS", "executor_node.yaml"),
-    NodeKind("meca500", "asyncvla_action_node", "meca500_driver", "meca500_driver",
-             "asyncvla_action_node.meca500.driver_node:MECA500_DRIVER_PARAMETERS",
+    NodeKind("executor", "asyncvla_executor", "executor_node", "asyncvla_executor",
+             "asyncvla_executor.executor_node:EXECUTOR_NODE_PARAMETERS", "executor_node.yaml"),
+    NodeKind("meca500", "asyncvla_bridges", "meca500_driver", "meca500_driver",
+             "asyncvla_bridges.meca500.driver_node:MECA500_DRIVER_PARAMETERS",
              "meca500_driver.yaml"),
 )}
 

@@ -175,8 +175,8 @@ def test_seed_defaults():
     assert action["enabled_at_start"] is False, "a robot must start disabled"
     # Horizon, action dim and sensor window come from the checkpoint: the defaults a new
     # policy is built with are the original system's.
-    from asyncvla_training.conventions import DEFAULT_SENSOR_RATE_HZ
-    from asyncvla_training.models.config import PolicyConfig
+    from asyncvla_core.conventions import DEFAULT_SENSOR_RATE_HZ
+    from asyncvla_policy.config import PolicyConfig
 
     config = PolicyConfig()
     assert (config.horizon, config.action_dim) == (8, 7)

@@ -1,4 +1,4 @@
-"""Views are defined once (asyncvla_training.conventions.LAB_VIEWS); every YAML and default that
+"""Views are defined once (asyncvla_core.conventions.LAB_VIEWS); every YAML and default that
 lists them must say the same, in the same order (the model's input order)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from asyncvla_bridges.camera_bridge import CAMERA_BRIDGE_PARAMETERS
-from asyncvla_training.conventions import LAB_VIEWS, VIEW_NAMES
+from asyncvla_core.conventions import LAB_VIEWS, VIEW_NAMES
 from asyncvla_vlm_node.view_topics import view_topics
 from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS
 

@@ -14,9 +14,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_training.data import lerobot_export, vl_cache  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_training.train import eval_cli, train_cli  # noqa: E402
 
 torch.set_num_threads(1)

@@ -14,24 +14,24 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.conventions import reference_components, robot_state_vector  # noqa: E402
-from asyncvla_training.rotations import (  # noqa: E402
+from asyncvla_core.conventions import reference_components, robot_state_vector  # noqa: E402
+from asyncvla_core.rotations import (  # noqa: E402
     matrix_to_rotvec,
     quat_slerp,
     quat_to_rotvec,
     quaternion_to_matrix,
     rotvec_to_matrix,
 )
+from asyncvla_testing.synthetic_bag import (  # noqa: E402
+    SyntheticBagSpec,
+    synthetic_jpeg,
+    write_synthetic_bag,
+)
 from asyncvla_training.data import (  # noqa: E402
     AlignmentConfig,
     BagDatasetConfig,
     SensorWindows,
     load_bag,
-)
-from asyncvla_training.testing.synthetic_bag import (  # noqa: E402
-    SyntheticBagSpec,
-    synthetic_jpeg,
-    write_synthetic_bag,
 )
 from asyncvla_training.data.windows import decode_image  # noqa: E402
 

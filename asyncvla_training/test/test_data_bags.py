@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data import (  # noqa: E402
     DEFAULT_PROMPT,
     BagDataError,
@@ -27,7 +28,6 @@ from asyncvla_training.data import (  # noqa: E402
 )
 from asyncvla_training.data.bag_reader import read_bag_streams  # noqa: E402
 from asyncvla_training.data.bag_types import shipped_msg_texts, shipped_typestore  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = SyntheticBagSpec(duration=1.5)

@@ -14,10 +14,10 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data import BagDataError, load_bag, load_episodes  # noqa: E402
 from asyncvla_training.data import lerobot_export  # noqa: E402
 from asyncvla_training.data.mcap_crc import chunk_crcs  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data.windows import image_problem  # noqa: E402
 
 SPEC = dict(duration=2.0, image_size=(320, 240))

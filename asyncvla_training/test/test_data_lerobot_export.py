@@ -18,11 +18,11 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from asyncvla_training.conventions import ROBOT_STATE_NAMES  # noqa: E402
+from asyncvla_core.conventions import ROBOT_STATE_NAMES  # noqa: E402
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data import Episode, load_episodes  # noqa: E402
 from asyncvla_training.data import lerobot_export  # noqa: E402
 from asyncvla_training.data.lerobot_export import export_lerobot  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data.windows import decode_image  # noqa: E402
 
 

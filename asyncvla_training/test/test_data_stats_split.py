@@ -15,6 +15,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_policy.config import tiny_policy_config  # noqa: E402
+from asyncvla_policy.policy import ActionPolicy  # noqa: E402
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data import (  # noqa: E402
     DEFAULT_STD_FLOORS,
     Episode,
@@ -23,10 +26,7 @@ from asyncvla_training.data import (  # noqa: E402
     load_episodes,
     split_episodes,
 )
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
 from asyncvla_training.data.windows import SensorWindows  # noqa: E402
-from asyncvla_training.models.policy import ActionPolicy  # noqa: E402
-from asyncvla_training.models.config import tiny_policy_config  # noqa: E402
 
 KEYS = {"state_mean", "state_std", "sensor_mean", "sensor_std", "action_mean", "action_std"}
 

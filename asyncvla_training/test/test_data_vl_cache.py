@@ -18,11 +18,11 @@ if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
 
 from safetensors.numpy import load_file  # noqa: E402
 
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_training.data import CacheError, Episode, VLFeatureCache, load_bag  # noqa: E402
 from asyncvla_training.data import vl_cache  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
 
 SIZE = (56, 56)
 K = 4

@@ -6,6 +6,7 @@ document is what gets tested. To fit a 2-core CPU the run is scaled down by thes
 (nothing else in a command is changed):
 
 - ``/tmp/`` -> this test's own temporary directory;
+- ``python tools/...`` (a script of the repository, run from its root) -> that script's absolute path;
 - ``--nproc_per_node 4`` -> ``--nproc_per_node 2`` (still DDP over gloo, two processes);
 - training commands get ``--set total_steps=2 --set warmup_steps=1 --set grad_accum_steps=1
   --set eval_every=2 --set save_every=2`` appended (unless they set ``total_steps`` themselves or
@@ -33,24 +34,22 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
-if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
-    del sys.modules["asyncvla_training"]
-
-from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parents[1]
 ROOT = PACKAGE.parent
 DOCS = (PACKAGE / "TRAINING_DATA.md", PACKAGE / "TRAINING.md")
 SCALE_DOWN = ["--set", "total_steps=2", "--set", "warmup_steps=1", "--set", "grad_accum_steps=1",
               "--set", "eval_every=2", "--set", "save_every=2"]
-INLINE = re.compile(r"`((?:asyncvla-[a-z-]+|python -m asyncvla_training[\w.]*|torchrun) [^`]+)`")
+INLINE = re.compile(r"`((?:asyncvla-[a-z-]+|python -m asyncvla_training[\w.]*|python tools/[\w/]+\.py"
+                    r"|torchrun) [^`]+)`")
 
 
 def documented_commands(doc: Path) -> list[str]:
     """Shell commands of ``doc`` in order: ```bash blocks (continuations joined, comments and
-    ``[--optional ARG]`` groups dropped) and inline `asyncvla-...` / `python -m ...` spans."""
+    ``[--optional ARG]`` groups dropped) and inline `asyncvla-...` / `python -m ...` /
+    `python tools/...` spans."""
     text = doc.read_text()
     commands: list[tuple[int, str]] = []
     for block in re.finditer(r"```bash\n(.*?)```", text, re.S):
@@ -80,6 +79,7 @@ def why_not_run(command: str) -> str | None:
 
 def scaled_down(command: str, tmp: Path) -> str:
     command = command.replace("/tmp/", f"{tmp}/").replace("--nproc_per_node 4", "--nproc_per_node 2")
+    command = command.replace("python tools/", f"python {ROOT}/tools/")  # run from another directory
     training = command.startswith("asyncvla-train") or "train.train_cli" in command
     if training and "total_steps=" not in command and "--resume" not in command:
         command += " " + shlex.join(SCALE_DOWN)

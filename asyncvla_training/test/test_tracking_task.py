@@ -1,6 +1,6 @@
 """The moving-target task is honest: no input but the picture says where the target is, no input
 at all says how much time has passed, and a stale picture is wrong by exactly what the age and
-the velocity say (testing/tracking_task.py, through the real bag writer and reader)."""
+the velocity say (tools/asyncvla_testing/tracking_task.py, through the real bag writer and reader)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asyncvla_training.testing import tracking_task as task
-from asyncvla_training.testing.synthetic_bag import write_synthetic_bag
+from asyncvla_testing import tracking_task as task
+from asyncvla_testing.synthetic_bag import write_synthetic_bag
 from asyncvla_training.train.config import TrainConfig
 from asyncvla_training.train.data_sources import load_bag_episodes
 

@@ -19,17 +19,17 @@ sys.path.append(
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "asyncvla_action_node"))
 )
 
-from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
-from asyncvla_training.data import vl_cache  # noqa: E402
-from asyncvla_training.testing.synthetic_bag import (  # noqa: E402
+from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
+from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
+from asyncvla_policy.config import VLConfig  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_testing.synthetic_bag import (  # noqa: E402
     SyntheticBagSpec,
     SyntheticMotion,
     write_synthetic_bag,
 )
-from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
-from asyncvla_training.models.config import VLConfig  # noqa: E402
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_training.data import vl_cache  # noqa: E402
 from asyncvla_training.train import eval_cli  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.data_sources import cache_feature_provider, load_run_episodes  # noqa: E402

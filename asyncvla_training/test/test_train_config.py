@@ -16,12 +16,12 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_training.data.synthetic import make_synthetic_episodes  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.data_sources import dataset_config, load_run_episodes  # noqa: E402
 from asyncvla_training.train.sampling import BatchPlan, VLAgeDistribution  # noqa: E402
 from asyncvla_training.train.schedule import lr_factor  # noqa: E402
 from asyncvla_training.train.state_io import load_optimizer_state, save_optimizer_state  # noqa: E402
-from asyncvla_training.testing.synthetic_episodes import make_synthetic_episodes  # noqa: E402
 
 torch.set_num_threads(1)
 

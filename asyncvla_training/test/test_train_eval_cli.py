@@ -16,9 +16,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
-from asyncvla_training.models.checkpoint import read_checkpoint_config  # noqa: E402
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
+from asyncvla_policy.checkpoint import read_checkpoint_config  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
 from asyncvla_training.train import eval_cli, train_cli  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 

@@ -12,9 +12,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
+from asyncvla_core.vl_payload import decode_features, encode_features  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.trainer import as_payload_precision  # noqa: E402
-from asyncvla_training.vl_payload import decode_features, encode_features  # noqa: E402
 
 
 def test_rounding_equals_the_wire_and_gradients_pass_through() -> None:

@@ -14,12 +14,12 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 if getattr(sys.modules.get("asyncvla_training"), "__file__", "") is None:
     del sys.modules["asyncvla_training"]
 
-from asyncvla_training.models.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
-from asyncvla_training.testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
-from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config  # noqa: E402
+from asyncvla_policy.vl_extractor import VLFeatureExtractor  # noqa: E402
+from asyncvla_testing.tiny_vlm import ensure_tiny_qwen_vl  # noqa: E402
+from asyncvla_training.data.synthetic import make_synthetic_episodes  # noqa: E402
 from asyncvla_training.train.config import TrainConfig  # noqa: E402
 from asyncvla_training.train.features import ExtractorFeatureProvider  # noqa: E402
-from asyncvla_training.testing.synthetic_episodes import make_synthetic_episodes  # noqa: E402
 from asyncvla_training.train.trainer import Trainer  # noqa: E402
 
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ conventions.LAB_VIEWS; any other view name gets the same pattern.
 """
 from __future__ import annotations
 
-from asyncvla_training.conventions import LAB_VIEWS, CameraView
+from asyncvla_core.conventions import LAB_VIEWS, CameraView
 
 #: Relative prefix of the camera bridge's topics (its topic_prefix default, without the root).
 CAMERA_PREFIX = "camera"

@@ -28,18 +28,18 @@ from std_msgs.msg import Float64, String
 
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
-from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.guard import guarded
+from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.params import ParamSpec, declare_all
+from asyncvla_common.report import ERROR, OK, WARN, Report
+from asyncvla_common.safety import WatchdogSet
+from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
-from asyncvla_common.image_conversion import ImageConverter
-from asyncvla_common.safety import WatchdogSet
-from asyncvla_common.safety_status import fill_status
+from asyncvla_core.conventions import DEFAULT_PROMPT, VIEW_NAMES
+from asyncvla_core.vl_payload import encode_features
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
-from asyncvla_training.conventions import DEFAULT_PROMPT, VIEW_NAMES
-from asyncvla_training.vl_payload import encode_features
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.upstream_health import UpstreamHealth
 from asyncvla_vlm_node.view_topics import view_topics
@@ -104,8 +104,8 @@ class VLMNode(Node):
         p = declare_all(self, VLM_NODE_PARAMETERS)
         contract = None
         if p["policy_checkpoint"]:
-            from asyncvla_training.vl_contract import (read_checkpoint_vl,
-                                                              vlm_settings_from_checkpoint)
+            from asyncvla_core.vl_contract import vlm_settings_from_checkpoint
+            from asyncvla_policy.checkpoint import read_checkpoint_vl  # torch
 
             contract = read_checkpoint_vl(p["policy_checkpoint"])
             p, notes = vlm_settings_from_checkpoint(
@@ -116,7 +116,7 @@ class VLMNode(Node):
         if p["image_transport"] not in ("compressed", "raw"):
             raise ValueError("image_transport must be 'compressed' or 'raw'")
         topics = view_topics(views, list(p["image_topics"]), p["image_transport"] == "compressed")
-        from asyncvla_training.models.vl_extractor import VLFeatureExtractor  # torch: slow import
+        from asyncvla_policy.vl_extractor import VLFeatureExtractor  # torch: slow import
 
         self.extractor = VLFeatureExtractor.from_pretrained(
             p["model_path"], adapter_path=p["adapter_path"] or None, device=p["device"],

@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from asyncvla_training.conventions import VIEW_NAMES
-from asyncvla_training.vl_contract import (VLSeen, read_checkpoint_vl,
-                                           vlm_settings_from_checkpoint)
+from asyncvla_core.conventions import VIEW_NAMES
+from asyncvla_core.vl_contract import VLSeen, vlm_settings_from_checkpoint
+from asyncvla_policy.checkpoint import read_checkpoint_vl
 from asyncvla_testing.pipeline import ros_args, start_action, start_sources
 
 pytest.importorskip("rclpy")
@@ -47,7 +47,7 @@ def test_defaults_take_the_checkpoints_settings_and_conflicts_are_named(assets):
 
 def test_refused_features_name_the_setting_that_differs(assets):
     from asyncvla_action_node.vl_store import VLFeatureStore
-    from asyncvla_training.models.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
 
     ckpt = read_checkpoint_vl(assets.checkpoint_dir)
     store = VLFeatureStore(8, 4, ckpt.model_id, contract=ckpt)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from asyncvla_training.vl_payload import (DTYPE_BFLOAT16, DTYPE_FLOAT16, decode_features,
-                                          encode_features)
+from asyncvla_core.vl_payload import (DTYPE_BFLOAT16, DTYPE_FLOAT16, decode_features,
+                                      encode_features)
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame, decode_frame
 from asyncvla_vlm_node.vl_worker import VLWorker
 

@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from asyncvla_training.conventions import ROBOT_STATE_DIM
+from asyncvla_core.conventions import ROBOT_STATE_DIM
 
 #: Bumped whenever what build_demo_assets writes changes, so cached assets are rebuilt.
 ASSETS_VERSION = 4
@@ -49,11 +49,11 @@ def build_demo_assets(directory: str, num_feature_tokens: int = 8,
                               tuple(image_size))
     import torch
 
-    from asyncvla_training.models.checkpoint import save_policy
-    from asyncvla_training.models.policy import ActionPolicy
-    from asyncvla_training.models.config import VLConfig, tiny_policy_config
-    from asyncvla_training.testing.tiny_vlm import make_tiny_qwen_vl
-    from asyncvla_training.models.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.checkpoint import save_policy
+    from asyncvla_policy.policy import ActionPolicy
+    from asyncvla_policy.config import VLConfig, tiny_policy_config
+    from asyncvla_testing.tiny_vlm import make_tiny_qwen_vl
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
 
     os.makedirs(directory, exist_ok=True)
     make_tiny_qwen_vl(model_dir)

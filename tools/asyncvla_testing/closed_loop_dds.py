@@ -46,7 +46,7 @@ from asyncvla_testing.bridge_harness import start_bridge
 from asyncvla_testing.closed_loop_world import SCENE_TOPIC, scene_message
 from asyncvla_testing.pipeline import KINEMATIC_ROBOT, ros_args
 from asyncvla_testing.processes import ManagedProcess, ProcessGroup
-from asyncvla_training.testing import tracking_task as task
+from asyncvla_testing import tracking_task as task
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORLD = os.path.join(HERE, "closed_loop_world.py")
@@ -87,7 +87,7 @@ def start_processes(group: ProcessGroup, checkpoint: str, model_path: str,
         "--log-period", "0", "--joint-model", "tracking", "--reset-topic", RESET_TOPIC])
     endpoint = procs["robot"].wait_for_line("robot state wire:", timeout).rsplit(" ", 1)[-1]
     procs["robot_bridge"], _ = start_bridge(group, "robot", {"endpoint": endpoint}, timeout)
-    procs["executor"] = group.start("executor", ["-m", "asyncvla_action_node.executor_node",
+    procs["executor"] = group.start("executor", ["-m", "asyncvla_executor.executor_node",
                                                  *ros_args({"output": settings.output,
                                                             "enabled_at_start": False})])
     procs["vlm"] = group.start("vlm", ["-m", "asyncvla_vlm_node.vlm_node", *ros_args({

@@ -33,15 +33,15 @@ from typing import Callable
 import numpy as np
 
 from asyncvla_action_node.action_core import ActionCore, ActionCoreConfig
-from asyncvla_action_node.chunk import Chunk
-from asyncvla_action_node.chunk_blending import ChunkBlender
-from asyncvla_action_node.executor_core import ExecutorConfig, ExecutorCore
-from asyncvla_action_node.output_guard import GuardLimits, OutputGuard
+from asyncvla_core.chunk import Chunk
+from asyncvla_core.chunk_blending import ChunkBlender
+from asyncvla_executor.executor_core import ExecutorConfig, ExecutorCore
+from asyncvla_core.output_guard import GuardLimits, OutputGuard
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore
 from asyncvla_common.safety import SafetyGate, WatchdogSet
-from asyncvla_training.conventions import ACTION_SPACES, robot_state_vector
-from asyncvla_training.testing import tracking_task as task
+from asyncvla_core.conventions import ACTION_SPACES, robot_state_vector
+from asyncvla_testing import tracking_task as task
 
 NS = 1_000_000_000
 STEP_NS = 1_000_000  # the simulation's resolution: 1 ms
@@ -91,7 +91,7 @@ class EpisodeResult:
     min_error_m: float
     chunks: int
     handovers: int
-    max_handover_jump_m: float  # largest setpoint-to-setpoint step within window_ms of a chunk
+    max_handover_jump_m: float  # largest kink within window_ms of a chunk (see handover_smoothness)
     max_handover_jerk: float  # m/s^3, largest third difference there
     held_s: float  # executor time without a setpoint
     refusals: dict[str, int] = field(default_factory=dict)
@@ -153,7 +153,10 @@ def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureS
     sensor_period = 1.0 / SENSOR_RATE
     next_sample = int(math.ceil((t0 / NS - 0.2) * SENSOR_RATE))  # a window's worth before t0
     action_ns, executor_ns = int(settings.action_period_s * NS), int(settings.executor_period_s * NS)
-    vlm_busy_until = t0  # the VLM takes its first frame at t0
+    # Warm start: the VLM has been running, so its first features arrive as the episode starts
+    # (it took that frame compute + transport earlier; the camera records before the episode).
+    first_take = t0 - int(round((latency.compute_s + latency.transport_s) * NS))
+    vlm_busy_until = first_take
     in_flight: list[tuple[int, int, np.ndarray]] = []  # (arrival, frame stamp, features)
     sequence = 0
     result = EpisodeResult(False, None, 0.0, math.inf, 0, 0, 0.0, 0.0, 0.0)
@@ -170,7 +173,7 @@ def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureS
                           DIM_NAMES, now)
         chunk_times.append(now)
 
-    now = t0 - int(round(0.2 * NS))
+    now = min(t0 - int(round(0.2 * NS)), first_take)
     while now <= end:
         # The world's sensors: force/OCT samples up to now, robot state every 10 ms.
         batch_k = []
@@ -189,7 +192,7 @@ def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureS
             state = _state(position)
             core.set_robot_state(state, now)
             executor.set_robot_state(state, now)
-        if now >= t0:
+        if now >= first_take:
             # The VLM: back to back, on the newest frame when it starts.
             if now >= vlm_busy_until and (not mode.synchronous or pending_sync is None):
                 frame = (now // frame_period_ns) * frame_period_ns
@@ -203,6 +206,7 @@ def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureS
                 in_flight.remove(item)
                 sequence += 1
                 store.update(item[2], sequence, item[1], model_id, now)
+        if now >= t0:
             # The action node.
             act = False
             if mode.synchronous:
@@ -251,22 +255,24 @@ def run_episode(scene: task.TrackingScene, predict: Callable, features: FeatureS
 
 def handover_smoothness(setpoints: list[tuple[int, np.ndarray]], handovers: list[int],
                         settings: LoopSettings) -> tuple[int, float, float]:
-    """(handovers, largest setpoint step, largest jerk) within ``window_ms`` of each new chunk
-    after the first: the steps (m) between consecutive 100 Hz setpoints, and their third
-    difference over the period cubed (m/s^3)."""
+    """(handovers, largest jump, largest jerk) within ``window_ms`` of each new chunk after the
+    first. A jump is how far a setpoint lands from where the two before it were heading
+    (``|p_k - (2 p_k-1 - p_k-2)|``, m): 0 on any straight path at constant speed, so it is the
+    kink a handover puts in the stream, not the robot's speed. Jerk: the third difference of the
+    100 Hz setpoints over the period cubed (m/s^3)."""
     if len(setpoints) < 4 or not handovers:
         return len(handovers), 0.0, 0.0
     times = np.array([t for t, _ in setpoints], dtype=np.int64)
     points = np.stack([p for _, p in setpoints])
-    steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    kinks = np.linalg.norm(np.diff(points, n=2, axis=0), axis=1)
     dt = settings.executor_period_s
     jerk = np.linalg.norm(np.diff(points, n=3, axis=0), axis=1) / dt ** 3
     half = int(settings.window_ms * 1e6)
     biggest_step = biggest_jerk = 0.0
     for t in handovers:
-        near = np.flatnonzero(np.abs(times[1:] - t) <= half)
+        near = np.flatnonzero(np.abs(times[2:] - t) <= half)
         if near.size:
-            biggest_step = max(biggest_step, float(steps[near].max()))
+            biggest_step = max(biggest_step, float(kinks[near].max()))
         near_j = np.flatnonzero(np.abs(times[3:] - t) <= half)
         if near_j.size:
             biggest_jerk = max(biggest_jerk, float(jerk[near_j].max()))

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from asyncvla_common import qos  # noqa: E402
 from asyncvla_common.timeconv import ns_to_stamp  # noqa: E402
 from asyncvla_msgs.msg import ForceOctBatch  # noqa: E402
-from asyncvla_training.testing import tracking_task as task  # noqa: E402
+from asyncvla_testing import tracking_task as task  # noqa: E402
 
 SCENE_TOPIC = "/test/world/scene"
 SENSOR_RATE = 650.0  # samples/s (the simulator's)

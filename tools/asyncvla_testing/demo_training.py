@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asyncvla_testing.assets import DemoAssets
-from asyncvla_training.testing.synthetic_bag import SYNTHETIC_START_NS
+from asyncvla_testing.synthetic_bag import SYNTHETIC_START_NS
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ VAL_SCENE = NeedleScene(start=(0.41, -0.04, 0.29), phase=1.9, pace=0.7, joint_of
 def needle_motion(scene: NeedleScene = TRAIN_SCENE):
     """A slow, insertion-like motion (a few mm/s, a few mrad/s), inside the output guard's
     default limits, instead of the data tests' brisk motion (up to 54 mm/s)."""
-    from asyncvla_training.testing.synthetic_bag import SyntheticMotion
+    from asyncvla_testing.synthetic_bag import SyntheticMotion
 
     x0, y0, z0 = scene.start
 
@@ -77,7 +77,7 @@ def needle_motion(scene: NeedleScene = TRAIN_SCENE):
 
 def needle_content(scene: NeedleScene = TRAIN_SCENE):
     """The analytic probe signal and camera pattern, shifted by the scene's offsets."""
-    from asyncvla_training.testing.synthetic_bag import SyntheticContent, synthetic_jpeg
+    from asyncvla_testing.synthetic_bag import SyntheticContent, synthetic_jpeg
 
     class NeedleContent(SyntheticContent):
         def sensor_rows(self, k, t, aline_length):
@@ -90,7 +90,7 @@ def needle_content(scene: NeedleScene = TRAIN_SCENE):
 
 
 def scene_spec(scene: NeedleScene, duration: float, views: list[str]):
-    from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec
+    from asyncvla_testing.synthetic_bag import SyntheticBagSpec
 
     return SyntheticBagSpec(duration=duration, views=tuple(views), motion=needle_motion(scene),
                             content=needle_content(scene), start_ns=scene.start_ns)
@@ -99,7 +99,7 @@ def scene_spec(scene: NeedleScene, duration: float, views: list[str]):
 def train_demo_policy(assets: DemoAssets, views: list[str], directory: str, steps: int,
                       env: dict[str, str] | None = None) -> dict:
     """Record two bags and train; returns the training summary (with `checkpoint`)."""
-    from asyncvla_training.testing.synthetic_bag import write_synthetic_bag
+    from asyncvla_testing.synthetic_bag import write_synthetic_bag
 
     started = time.monotonic()
     bags = os.path.join(directory, "bags")

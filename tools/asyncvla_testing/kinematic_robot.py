@@ -48,11 +48,11 @@ from std_msgs.msg import Bool
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asyncvla_common import qos  # noqa: E402
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns  # noqa: E402
+from asyncvla_core.conventions import ACTION_SPACES  # noqa: E402
+from asyncvla_core.rotations import (matrix_to_quaternion, quat_to_rotvec,  # noqa: E402
+                                     quaternion_to_euler, rotvec_to_matrix)
 from asyncvla_msgs.msg import ActionChunk  # noqa: E402
-from asyncvla_training.conventions import ACTION_SPACES  # noqa: E402
 from asyncvla_testing.lab_senders import RobotPublisher, robot_payload  # noqa: E402
-from asyncvla_training.rotations import (matrix_to_quaternion, quat_to_rotvec,  # noqa: E402
-                                         quaternion_to_euler, rotvec_to_matrix)
 
 START = np.array([0.19, 0.0, 0.308])  # m: a Meca500-like home position of the flange
 JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6"]
@@ -117,7 +117,7 @@ class KinematicRobot(Node):
     def joint_positions(self) -> list[float]:
         """The joints sent with the pose (rad): constant, or the moving-target task's."""
         if self.joint_model == "tracking":
-            from asyncvla_training.testing.tracking_task import joints_at
+            from asyncvla_testing.tracking_task import joints_at
 
             return [float(v) for v in joints_at(self.position)]
         return list(JOINT_POSITIONS)

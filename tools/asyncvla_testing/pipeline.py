@@ -61,7 +61,7 @@ def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ..
     /robot/ee_pose, as on the lab's robot PC. Returns (executor, robot, robot bridge)."""
     base = {"output": "twist", "enabled_at_start": True}
     base.update(params)
-    executor = group.start("executor", ["-m", "asyncvla_action_node.executor_node",
+    executor = group.start("executor", ["-m", "asyncvla_executor.executor_node",
                                         *ros_args(base)])
     robot = group.start("robot", [KINEMATIC_ROBOT, "--roles", "robot", "--mode", "twist",
                                   "--state-out", "wire", "--log-period", "1.0"])

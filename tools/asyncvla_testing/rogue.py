@@ -32,9 +32,9 @@ from std_msgs.msg import Bool
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asyncvla_common import qos  # noqa: E402
 from asyncvla_common.timeconv import ns_to_stamp  # noqa: E402
+from asyncvla_core.conventions import ALINE_LENGTH  # noqa: E402
+from asyncvla_core.vl_payload import DTYPE_FLOAT16, encode_features  # noqa: E402
 from asyncvla_msgs.msg import ForceOctBatch, VLFeatures  # noqa: E402
-from asyncvla_training.conventions import ALINE_LENGTH  # noqa: E402
-from asyncvla_training.vl_payload import DTYPE_FLOAT16, encode_features  # noqa: E402
 
 HOUR_NS = 3600 * 1_000_000_000
 ROGUE_SEQUENCE = 1_000_000

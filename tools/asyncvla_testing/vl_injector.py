@@ -27,8 +27,8 @@ from rclpy.node import Node
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from asyncvla_common import qos  # noqa: E402
 from asyncvla_common.timeconv import ns_to_stamp  # noqa: E402
+from asyncvla_core.vl_payload import DTYPE_FLOAT32, encode_features  # noqa: E402
 from asyncvla_msgs.msg import VLFeatures  # noqa: E402
-from asyncvla_training.vl_payload import DTYPE_FLOAT32, encode_features  # noqa: E402
 
 FAULTS = ("vl_nan", "vl_inf", "vl_model", "vl_dim", "vl_pause")
 

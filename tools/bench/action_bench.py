@@ -24,7 +24,8 @@ SOURCES = os.path.join(TESTING, "synthetic_sources.py")
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both action benchmarks take (policy, precision, expert rate, cache)."""
     parser.add_argument("--policy", choices=["seed", "tiny"], default="seed")
-    parser.add_argument("--expert-runtime", default="torch_bf16_autocast")
+    parser.add_argument("--expert-runtime", default="auto",
+                        help="expert_runtime (auto = the node's default: it measures and picks)")
     parser.add_argument("--expert-threads", type=int, default=0,
                         help="expert_threads (0 = the runtime's default)")
     parser.add_argument("--max-rate", type=float, default=50.0, help="inference_max_rate_hz")
@@ -52,13 +53,13 @@ def policy_checkpoint(kind: str, cache: str) -> tuple[str, str, int, int]:
     from asyncvla_testing.assets import DEMO_ACTION_MEAN, DEMO_ACTION_STD
     directory = os.path.join(cache, f"{kind}_policy")
     model_id = f"bench-random-{kind}"
-    from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
+    from asyncvla_policy.config import PolicyConfig, tiny_policy_config
     cfg = PolicyConfig() if kind == "seed" else tiny_policy_config(vl_dim=64, vl_num_tokens=8)
     if not os.path.exists(os.path.join(directory, "config.json")):
         import torch
 
-        from asyncvla_training.models.checkpoint import save_policy
-        from asyncvla_training.models.policy import ActionPolicy
+        from asyncvla_policy.checkpoint import save_policy
+        from asyncvla_policy.policy import ActionPolicy
         torch.manual_seed(0)
         policy = ActionPolicy(cfg).eval()
         policy.set_normalization(action_mean=DEMO_ACTION_MEAN, action_std=DEMO_ACTION_STD)
@@ -91,8 +92,29 @@ def start_action(group: ProcessGroup, checkpoint: str, model_id: str,
             "expected_model_id": model_id, "log_period": 5.0}
     base.update(params)
     proc = group.start("action", ["-m", "asyncvla_action_node.action_node", *ros_args(base)])
-    proc.wait_for_line("action node ready", 120)
+    # expert_runtime auto measures every runtime at the first start with a checkpoint (about
+    # 30 s for the full-size expert on 2 cores, under its 60 s budget); later starts read its
+    # cached choice
+    proc.wait_for_line("action node ready", 300)
     return proc
+
+
+def node_defaults() -> dict[str, Any]:
+    """The action node's parameter defaults (its ParamSpec table)."""
+    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
+
+    return {spec.name: spec.default for spec in ACTION_NODE_PARAMETERS}
+
+
+def node_expert(proc: ManagedProcess) -> dict[str, Any]:
+    """Which expert runtime the node runs, and for ``auto`` its log line (the figures it chose
+    by) and whether the choice came from its cache."""
+    ready = next((ln for ln in proc.lines if "action node ready" in ln), "")
+    name = ready.split("), expert ", 1)[1].split(",", 1)[0] if "), expert " in ready else ""
+    line = next((ln for ln in proc.lines if "expert_runtime auto:" in ln), "")
+    summary = line[line.index("expert_runtime auto:"):] if line else ""
+    return {"runtime": name.replace(" (auto)", ""), "auto": bool(summary),
+            "auto_cached": "cached choice" in summary, "auto_summary": summary}
 
 
 def record_chunks(group: ProcessGroup, duration: float, warmup: float, rt_priority: int = 0,

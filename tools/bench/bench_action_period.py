@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: the action node's chunk period over DDS, seen by a subscriber in another process.
 
-For each tick design (`tick_source`: the rclpy executor timer running the expert inline, and the
-timing thread publishing the newest inference re-timed to its deadline) and each rate, the real
+For each tick design (`tick_source`: the rclpy executor timer running the expert inline, the
+timing thread publishing the newest inference re-timed to its deadline, the publisher process
+publishing what that thread prepared at the deadline; `default`: the node's own defaults for the
+design, its trigger, lead and priority, only the rate given) and each rate, the real
 action node runs with the chosen policy on synthetic inputs (VL features from vl_injector, force/
 OCT and robot state from synthetic_sources) and `chunk_recorder` records every ActionChunk.
 Beside them, `publisher_floor`: the same loaded node (timing thread), and the chunks measured are
@@ -22,9 +24,12 @@ Prints one JSON object; per run, in ms:
 * `inference`: the expert's time per distinct inference, `inferences_per_s`, and how old the
   published computation was (`inference_age`: header stamp - inference_stamp).
 
+`--expert-runtime auto` (the default) lets the node choose (`expert` in each run: the runtime it
+runs, and auto's log line with the figures it chose by). Every run records the CPU (`cpu`).
+
 Usage: flock /work/bench.lock python tools/bench/bench_action_period.py --policy seed \
-           --expert-runtime openvino_int8 --rates 10,50,100 \
-           [--designs executor_timer,timing_thread,publisher_floor]
+           --expert-runtime auto --rates 10,50,100 \
+           [--designs default,executor_timer,timing_thread,publisher_process,publisher_floor]
 """
 from __future__ import annotations
 
@@ -38,13 +43,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from action_bench import (RECORDER, add_common_arguments, bench_env,  # noqa: E402
-                          node_counters, record_chunks, start_action, start_inputs, summary)
+                          node_counters, node_defaults, node_expert, record_chunks, start_action,
+                          start_inputs, summary)
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 
 #: The tick designs (`tick_source`) and the floor they are measured against: a publisher-only
 #: process on the same deadline grid beside the same loaded node (deadline_publisher.py).
-DESIGNS = ("executor_timer", "timing_thread", "publisher_process", "publisher_floor")
+DESIGNS = ("default", "executor_timer", "timing_thread", "publisher_process", "publisher_floor")
 DEADLINE_PUBLISHER = os.path.join(os.path.dirname(RECORDER), "deadline_publisher.py")
 PROBE_TOPIC = "/asyncvla/deadline_probe"
 
@@ -111,14 +118,16 @@ def main() -> None:
                 parser.error(f"--designs: {design!r} is not one of {', '.join(DESIGNS)}")
             for rate in (float(r) for r in args.rates.split(",")):
                 floor = design == "publisher_floor"
-                node = start_action(group, checkpoint, model_id, action_rate_hz=rate,
-                                    tick_source="timing_thread" if floor else design,
-                                    inference_trigger=args.trigger,
-                                    inference_max_rate_hz=args.max_rate,
-                                    expert_runtime=args.expert_runtime,
-                                    expert_threads=args.expert_threads,
-                                    tick_thread_priority=args.tick_priority,
-                                    publish_lead_ms=args.lead_ms)
+                # "default": only the rate and the runtime are given; the node's defaults decide
+                # the design, its trigger, rate bound, lead and priority
+                params = {"expert_runtime": args.expert_runtime,
+                          "expert_threads": args.expert_threads} if design == "default" else {
+                    "tick_source": "timing_thread" if floor else design,
+                    "inference_trigger": args.trigger, "inference_max_rate_hz": args.max_rate,
+                    "expert_runtime": args.expert_runtime, "expert_threads": args.expert_threads,
+                    "tick_thread_priority": args.tick_priority, "publish_lead_ms": args.lead_ms}
+                node = start_action(group, checkpoint, model_id, action_rate_hz=rate, **params)
+                effective = {**node_defaults(), **params}
                 extra: dict = {}
                 if floor:  # the same load; the chunks measured are the deadline publisher's
                     prober = group.start("deadline", [
@@ -130,16 +139,19 @@ def main() -> None:
                 rows, diag = record_chunks(group, args.duration, args.warmup,
                                            args.recorder_priority,
                                            topic=PROBE_TOPIC if floor else "")
-                result = {"design": design, "rate_hz": rate, **analyse(rows, rate), **extra,
+                result = {"design": design, "rate_hz": rate,
+                          "tick_source": effective["tick_source"], "expert": node_expert(node),
+                          **analyse(rows, rate), **extra,
                           "node_diagnostics": {k: v for k, v in diag.items() if k in NODE_KEYS
                                                or k.startswith(("withheld_", "publisher",
                                                                 "handoff_"))},
                           "node_window": diag.get("window_counts", {}),
                           "node_log": node_counters(node)}
-                if design in ("timing_thread", "publisher_process"):
-                    result["inference_trigger"] = args.trigger
-                if design == "publisher_process":
-                    result["publish_lead_ms"] = args.lead_ms
+                if effective["tick_source"] != "executor_timer":
+                    result["inference_trigger"] = effective["inference_trigger"]
+                    result["inference_max_rate_hz"] = effective["inference_max_rate_hz"]
+                if effective["tick_source"] == "publisher_process":
+                    result["publish_lead_ms"] = effective["publish_lead_ms"]
                 runs.append(result)
                 for proc in ([prober] if floor else []) + [node]:
                     proc.stop()
@@ -147,7 +159,10 @@ def main() -> None:
                 time.sleep(0.5)
     finally:
         group.stop_all()
-    print(json.dumps({"benchmark": "action_period", "policy": args.policy,
+    print(json.dumps({"benchmark": "action_period", "cpu": cpu_record(),
+                      "command": " ".join(["python", "tools/bench/bench_action_period.py",
+                                           *sys.argv[1:]]),
+                      "policy": args.policy,
                       "expert_runtime": args.expert_runtime,
                       "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2),

@@ -28,6 +28,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.bridge_harness import entry_script, ros_args  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
 
@@ -297,6 +298,7 @@ def main() -> None:
     cams.update({f"raw/{v}": counts.get(f"camera_raw/{v}", 0) for v in raw_views})
     result = {
         "benchmark": "bridges", "duration_s": round(wall, 2), "cpu_count": os.cpu_count(),
+        "cpu": cpu_record(),
         "rmw": "rmw_fastrtps_cpp", "downstream_qos": "reliable, depth 100",
         "camera": {**stream(sent["camera"], {"total_compressed": sum(
             v for k, v in cams.items() if not k.startswith("raw/")), **cams}),

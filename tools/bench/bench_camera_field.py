@@ -26,6 +26,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.bridge_harness import latest_diagnostics, start_bridge  # noqa: E402
 from asyncvla_testing.lab_camera_sender import LabCameraSender, true_capture  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
@@ -142,6 +143,7 @@ def main() -> None:
     results["second_generation_5fps"] = s.report(started)
     sender.stop()
     s.close()
+    results["cpu"] = cpu_record()
     print(json.dumps(results))
 
 

@@ -2,7 +2,7 @@
 """Benchmark: closed loop under VLM latency - does the suite reach a moving target, and smoothly?
 
 Trains tiny stage-1 policies on the moving-target task's closed-loop variant (the recorded expert
-closes on the target: asyncvla_training/testing/tracking_task.py, ``feedforward``), then runs
+closes on the target: tools/asyncvla_testing/tracking_task.py, ``feedforward``), then runs
 held-out episodes in closed loop through the suite's own ROS-free cores in simulated time
 (tools/asyncvla_testing/closed_loop_sim.py: ActionCore, blending, output guard, ExecutorCore, a
 kinematic robot, the world camera's frames through the tiny VLM with the VLM's latency modelled),
@@ -46,7 +46,7 @@ WIDE_MAX_VL_AGE = 3.5
 
 
 def modes():
-    from asyncvla_action_node.chunk_blending import blending_modes
+    from asyncvla_core.chunk_blending import blending_modes
     from asyncvla_testing.closed_loop_sim import Mode
 
     out = [Mode("synchronous, one action per update", synchronous=True, one_action_per_update=True,
@@ -168,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from asyncvla_testing.closed_loop_sim import FeatureSource, LatencyModel, run_episode
-    from asyncvla_training.models.expert_runtimes import build_runtime
-    from asyncvla_training.testing.staleness_experiment import (StalenessSettings, prepare_task,
-                                                                  train_policy)
+    from asyncvla_policy.expert_runtimes import build_runtime
+    from asyncvla_testing.staleness_experiment import (StalenessSettings, prepare_task,
+                                                       train_policy)
 
     torch.set_num_threads(args.threads)
     latencies = [float(v) for v in args.latencies.split(",") if v]

@@ -100,7 +100,7 @@ def timing_summary(dds_rows: list[dict], sim_rows: list[dict], latency: float) -
 def feature_agreement(loop, features, episodes_scenes) -> dict:
     """The relayed features against the simulator's for the same scene and frame time."""
     from asyncvla_testing.closed_loop_dds import frame_time_ns
-    from asyncvla_training.vl_payload import decode_features
+    from asyncvla_core.vl_payload import decode_features
 
     diffs, off_grid = [], 0
     for index, msg in loop.vl_messages():
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     from asyncvla_testing import closed_loop_sim as sim
     from asyncvla_testing.closed_loop_dds import DdsLoop, DdsSettings, Monitor, start_processes
     from asyncvla_testing.processes import ProcessGroup, allocate_domain_id
-    from asyncvla_training.models.checkpoint import load_policy
-    from asyncvla_training.models.expert_runtimes import build_runtime
-    from asyncvla_training.testing.staleness_experiment import (StalenessSettings, prepare_task,
+    from asyncvla_policy.checkpoint import load_policy
+    from asyncvla_policy.expert_runtimes import build_runtime
+    from asyncvla_testing.staleness_experiment import (StalenessSettings, prepare_task,
                                                                   train_policy)
     from bench_closed_loop import summarise
 

@@ -3,7 +3,9 @@
 
 Prints one JSON object. For each candidate: p50/p99 latency of ``predict`` (input checks included,
 as the action node calls it) at batch 1, max |output - float32| in normalised action units (the
-reference is plain torch float32 on the same weights and inputs), build/conversion time, the bytes
+reference is plain torch float32 on the same weights and inputs): ``max_abs_diff_normalised`` on
+the timed input and ``probe_error`` over ``--probes`` inputs drawn as ``expert_runtime: auto``
+draws them (the checkpoint's normalisation scale, VL ages 0-0.7 s), build/conversion time, the bytes
 of weights it streams per tick and ``limit_ms`` = those bytes / the machine's streaming bandwidth.
 The bandwidth is measured in the same run: a float32 GEMV (8192 x 8192, 268 MB, read once per
 call) with torch on the same threads. At batch 1 the expert reads every weight once per tick, so
@@ -19,15 +21,21 @@ calls it between VL messages (the steady state); what a new VL message adds once
 ``vl_context_ms``. ``policy_predict_unsplit`` is the plain path before the plan (the whole
 ``ActionPolicy.infer`` at every tick, eager float32), with its FLOPs in ``arithmetic.flops``.
 
-Candidates are the registered runtimes (``asyncvla_training.models.expert_runtimes.RUNTIMES``)
+Candidates are the registered runtimes (``asyncvla_policy.expert_runtimes.RUNTIMES``)
 plus the variants below that were measured but not registered (``BENCH_ONLY``). Weights are
 random with PyTorch's default initialisation; normalisation statistics and inputs are random at
 realistic scale (normalised inputs ~ N(0, 1)). Conversions run first; the timed part (bandwidth
 and every candidate, in interleaved rounds so background load hits all alike) runs under
 ``--lock`` (an flock file shared by everyone who benchmarks on the machine).
 
+``auto_choice`` is what ``expert_runtime: auto`` would take from these figures (its candidates,
+the fastest p50 with ``probe_error`` <= ``--max-error``), and ``cpu`` names the CPU (model, kind,
+SIMD flags): on a CPU with VNNI or AMX, ``openvino_int8_dynamic`` multiplies in int8, elsewhere it
+computes as ``openvino_int8``, and its ``probe_error`` says which happened.
+
 Usage: python tools/bench/bench_expert_cpu.py [--threads 2] [--rounds 6] [--iters 10]
        [--only name,name] [--config full|tiny] [--lock /work/bench.lock] [--cache-dir DIR]
+       [--probes 8] [--max-error 0.01]
 """
 from __future__ import annotations
 
@@ -37,7 +45,6 @@ import fcntl
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -49,15 +56,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from asyncvla_training.models.config import PolicyConfig, tiny_policy_config
-from asyncvla_training.models.expert_runtimes import RUNTIMES, ExpertRuntime
-from asyncvla_training.models.expert_runtimes.base import tensor_bytes
-from asyncvla_training.models.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
-from asyncvla_training.models.expert_runtimes.openvino_runtime import OvFloat32
-from asyncvla_training.models.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
-                                                                    bf16_copy)
-from asyncvla_training.models.inference_plan import InferencePlan
-from asyncvla_training.models.policy import ActionPolicy
+from asyncvla_policy.config import PolicyConfig, tiny_policy_config
+from asyncvla_policy.cpu_info import cpu_record
+from asyncvla_policy.expert_runtimes import RUNTIMES, ExpertRuntime
+from asyncvla_policy.expert_runtimes.auto import (AUTO_CANDIDATES, largest_error,
+                                                  probe_inputs)
+from asyncvla_policy.expert_runtimes.base import tensor_bytes
+from asyncvla_policy.expert_runtimes.onnx_runtime import OrtInt8, float32_onnx
+from asyncvla_policy.expert_runtimes.openvino_runtime import OvFloat32
+from asyncvla_policy.expert_runtimes.torch_runtimes import (TorchaoInt8, TorchCompile,
+                                                            bf16_copy)
+from asyncvla_policy.inference_plan import InferencePlan
+from asyncvla_policy.policy import ActionPolicy
 
 
 class OrtDynamicInt8(OrtInt8):
@@ -260,17 +270,6 @@ def bench_lock(path: str | None) -> Iterator[float]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def cpu_flags() -> list[str]:
-    """The SIMD flags that decide which kernels run (AVX-512 / AMX / VNNI / BF16 or not)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    keep = ("avx", "fma", "amx", "vnni", "bf16", "f16c")
-    return sorted({f for f in line.split()[2:] if f.startswith(keep) or f in keep})
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -281,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lock", default="", help="flock this file while timing")
     ap.add_argument("--cache-dir", default="", help="keep converted models here between runs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--probes", type=int, default=8, help="inputs of probe_error (as auto)")
+    ap.add_argument("--max-error", type=float, default=1e-2,
+                    help="auto_choice: the bound (expert_runtime auto's max_runtime_error)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown candidate(s) {unknown}; choose from {list(candidates)}", file=sys.stderr)
         return 2
     reference = policy.predict(**inputs)
+    probes = probe_inputs(policy, args.probes)
+    probe_refs = [policy.predict(*p) for p in probes]
     built: dict[str, Any] = {}
     result: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -315,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "build_s": round(time.perf_counter() - t0, 2),
             "weight_bytes": runtime.weight_bytes(),
             "max_abs_diff_normalised": float(np.max(np.abs(out - reference) / action_std)),
+            "probe_error": largest_error(runtime.predict, probe_refs, probes, action_std),
         }
     print(f"built {list(built)}; timing", file=sys.stderr, flush=True)
 
@@ -347,16 +352,20 @@ def main(argv: list[str] | None = None) -> int:
             entry["limit_ms"] = float(f"{limit_ms:.3g}")
             entry["p50_over_limit"] = round(float(np.percentile(ms, 50)) / limit_ms, 2)
     ref_scale = float(np.abs((reference - policy.action_mean.numpy()) / action_std).max())
+    within = {n: result[n]["p50_ms"] for n in AUTO_CANDIDATES
+              if "p50_ms" in result.get(n, {}) and result[n]["probe_error"] <= args.max_error}
     print(json.dumps({
+        "benchmark": "expert_cpu",
         "config": args.config,
         "parameters": sum(p.numel() for p in policy.parameters()),
         "threads": args.threads,
         "samples_per_candidate": args.rounds * args.iters,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_flags": cpu_flags(),
-        "cpu_count": os.cpu_count(),
+        "cpu": cpu_record(),
+        "command": " ".join(["python", "tools/bench/bench_expert_cpu.py",
+                             *(sys.argv[1:] if argv is None else argv)]),
         "torch": torch.__version__,
         "lock_wait_s": round(waited, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),  # at the end of the run
         "bandwidth": {**bandwidth, "bytes_per_s": round(bw)},
         "arithmetic": {**arithmetic, "flops_per_s": round(arithmetic["flops_per_s"]),
                        "flops": flop_counts,
@@ -365,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                            flop_counts["unsplit_infer"] / arithmetic["flops_per_s"] * 1e3, 2)},
         "vl_context_ms": vl_context_ms,
         "reference_max_abs_normalised": ref_scale,
+        "probes": args.probes,
+        "auto_choice": {"max_error": args.max_error,
+                        "name": min(within, key=within.get) if within else None,
+                        "measured": [n for n in AUTO_CANDIDATES if n in result]},
         "candidates": result,
     }, indent=1))
     return 0

@@ -16,6 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from asyncvla_policy.cpu_info import cpu_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: asyncvla_testing
+
 CHILD = """
 import json, resource, sys, time
 sys.argv = ["export"] + sys.argv[1:]
@@ -37,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     bags = Path(args.bags)
     if args.make:
-        from asyncvla_training.testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
+        from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
 
         count, seconds = args.make.split("x")
         for b in range(int(count)):
@@ -56,7 +60,7 @@ def main() -> int:
         child = json.loads(result.stderr.strip().splitlines()[-1])
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         size = sum(p.stat().st_size for p in Path(tmp, "ds").rglob("*") if p.is_file())
-    print(json.dumps({**child, "process_seconds": round(wall, 2), "samples": summary["samples"],
+    print(json.dumps({**child, "cpu": cpu_record(), "process_seconds": round(wall, 2), "samples": summary["samples"],
                       "episodes": summary["episodes"], "dataset_mb": round(size / 2**20)}))
     return 0
 

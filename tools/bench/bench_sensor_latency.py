@@ -14,13 +14,17 @@ the bridge's clock mapping. The model's output is never looked at.
 
 Per design x rate, in ms: `from_send` = chunk received - the step's datagram sent (bridge + node
 + DDS), `from_sample` = the same from the step sample's own time (adds the sender's batching),
-`stamp_from_sample` = the chunk's header stamp - the sample's time. Designs: `executor_timer`
-(the expert inline at an rclpy timer tick), `timing_thread/tick` (expert started at a tick,
-published re-timed at later ticks), `timing_thread/sensor` (expert started when a sensor batch
-arrives, at most `--max-rate` Hz). Prints one JSON object.
+`stamp_from_sample` = the chunk's header stamp - the sample's time. Designs: `default` (the
+node's defaults for the tick design and its trigger: only the rate and the runtime are given),
+`executor_timer` (the expert inline at an rclpy timer tick), `timing_thread/tick` (expert
+started at a tick, published re-timed at later ticks), `timing_thread/sensor` (expert started
+when a sensor batch arrives, at most `--max-rate` Hz), `publisher_process/tick` (as
+`timing_thread/tick`, each tick prepared `publish_lead_ms` ahead and published at its deadline by
+a child process). Prints one JSON object, with the CPU (`cpu`) and, per run, the runtime the node
+ran (`expert`; `--expert-runtime auto`, the default, lets the node choose).
 
 Usage: flock /work/bench.lock python tools/bench/bench_sensor_latency.py --policy seed \
-           --expert-runtime torch_bf16_autocast --rates 10,50 --duration 15
+           --expert-runtime auto --rates 10,50,100 --duration 15
 """
 from __future__ import annotations
 
@@ -36,13 +40,16 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from action_bench import (add_common_arguments, bench_env, node_counters,  # noqa: E402
-                          record_chunks, start_action, start_inputs, summary)
+                          node_defaults, node_expert, record_chunks, start_action, start_inputs,
+                          summary)
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.bridge_harness import start_bridge  # noqa: E402
 from asyncvla_testing.lab_senders import ALINE_LENGTH, SensorSender, sensor_datagram  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 SAMPLE_HZ = 650.0
-DESIGNS = {"executor_timer": {"tick_source": "executor_timer"},
+DESIGNS = {"default": {},
+           "executor_timer": {"tick_source": "executor_timer"},
            "timing_thread/tick": {"tick_source": "timing_thread", "inference_trigger": "tick"},
            "timing_thread/sensor": {"tick_source": "timing_thread",
                                     "inference_trigger": "sensor"},
@@ -142,13 +149,21 @@ def main() -> None:
         sender = StepSender(endpoint, args.batch, args.step_every)
         sender.start()
         for design in args.designs.split(","):
+            if design not in DESIGNS:
+                parser.error(f"--designs: {design!r} is not one of {', '.join(DESIGNS)}")
             for rate in (float(r) for r in args.rates.split(",")):
-                node = start_action(group, checkpoint, model_id, action_rate_hz=rate,
-                                    inference_max_rate_hz=args.max_rate,
-                                    expert_runtime=args.expert_runtime,
-                                    expert_threads=args.expert_threads, **DESIGNS[design])
+                params = {"expert_runtime": args.expert_runtime,
+                          "expert_threads": args.expert_threads, **DESIGNS[design]}
+                if design != "default":
+                    params["inference_max_rate_hz"] = args.max_rate
+                node = start_action(group, checkpoint, model_id, action_rate_hz=rate, **params)
+                effective = {**node_defaults(), **params}
                 rows, diag = record_chunks(group, args.duration, 2.0, rt_priority=60)
-                runs.append({"design": design, "rate_hz": rate, "chunks": len(rows),
+                runs.append({"design": design, "rate_hz": rate,
+                             "tick_source": effective["tick_source"],
+                             "inference_trigger": effective["inference_trigger"],
+                             "inference_max_rate_hz": effective["inference_max_rate_hz"],
+                             "expert": node_expert(node), "chunks": len(rows),
                              **latencies(rows, list(sender.steps)),
                              "node_message": diag.get("_message", ""),
                              "node_log": node_counters(node)})
@@ -158,7 +173,10 @@ def main() -> None:
     finally:
         group.stop_all()
         os.unlink(pause.name)
-    print(json.dumps({"benchmark": "sensor_latency", "policy": args.policy,
+    print(json.dumps({"benchmark": "sensor_latency", "cpu": cpu_record(),
+                      "command": " ".join(["python", "tools/bench/bench_sensor_latency.py",
+                                           *sys.argv[1:]]),
+                      "policy": args.policy,
                       "expert_runtime": args.expert_runtime,
                       "expert_threads": args.expert_threads, "cpu_count": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2), "sample_hz": SAMPLE_HZ,

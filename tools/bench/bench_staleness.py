@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: does a policy act well on a stale view? (F vs S vs A on the moving-target task)
 
-Writes the moving-target task's recordings (asyncvla_training/testing/tracking_task.py: a target
+Writes the moving-target task's recordings (tools/asyncvla_testing/tracking_task.py: a target
 drifting at its own speed, seen by a world-fixed camera that colour-codes its velocity; the
 recorded expert servoes on its current position) and the static-target control, caches the tiny
 random Qwen2.5-VL's features, trains stage-1 policies on CPU (F: fresh features only; S: VL ages
@@ -21,11 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from asyncvla_policy.cpu_info import cpu_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: asyncvla_testing
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -33,8 +36,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from asyncvla_training.testing.staleness_experiment import (TASKS, StalenessSettings,
-                                                                  plot_result, run_experiment)
+    from asyncvla_testing.staleness_experiment import (TASKS, StalenessSettings,
+                                                       plot_result, run_experiment)
 
     defaults = StalenessSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{workdir} is not empty: give an empty --workdir", file=sys.stderr)
             return 2
         result = run_experiment(settings, workdir, log=lambda line: print(line, file=sys.stderr))
-    result["machine"] = {"cpu": platform.processor() or platform.machine(),
+    result["machine"] = {"cpu": cpu_record(),
                          "cpu_count": os.cpu_count(), "threads": args.threads,
                          "torch": torch.__version__, "wall_s": round(time.time() - started, 1),
                          "date": time.strftime("%Y-%m-%d"), "command": " ".join(

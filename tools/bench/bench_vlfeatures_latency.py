@@ -19,6 +19,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(HERE), "asyncvla_testing", "dds_peer.py")
@@ -55,7 +56,8 @@ def main() -> None:
     results = {name: measure(size, args.count, args.rate_hz) for name, size in SIZES.items()}
     print(json.dumps({"benchmark": "vlfeatures_latency", "rmw": "rmw_fastrtps_cpp",
                       "transport": "loopback, 2 processes", "rate_hz": args.rate_hz,
-                      "cpu_count": os.cpu_count(), "results": results}, indent=2))
+                      "cpu_count": os.cpu_count(), "cpu": cpu_record(),
+                      "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 # 5 x 1280x720 views on the Qwen2.5-VL-3B architecture with random weights (optimised and plain
 # transformers SDPA paths side by side, feature agreement), the original system-size action expert
 # eager vs torch.compile(mode="reduce-overhead") (CUDA graphs), peak memory, and the targets and
-# anchors next to each figure. Everything is in asyncvla_training/gpu_check.py; this wrapper checks
+# anchors next to each figure. Everything is in tools/bench/gpu_check.py; this wrapper checks
 # the machine, bounds the time and guarantees the one JSON object.
 #
 # Usage:
@@ -85,9 +85,9 @@ if (( RUN_S < 40 )); then
   exit 2
 fi
 rc=0
-PYTHONPATH="$ROOT/asyncvla_training${PYTHONPATH:+:$PYTHONPATH}" \
+PYTHONPATH="$ROOT/asyncvla_core:$ROOT/asyncvla_policy:$ROOT/asyncvla_training:$ROOT/tools${PYTHONPATH:+:$PYTHONPATH}" \
   timeout --signal=TERM --kill-after="$KILL_AFTER_S" "$RUN_S" \
-  "$PYTHON" -m asyncvla_training.gpu_check "${ARGS[@]}" --deadline-s "$((RUN_S - 20))" \
+  "$PYTHON" "$ROOT/tools/bench/gpu_check.py" "${ARGS[@]}" --deadline-s "$((RUN_S - 20))" \
   --partial-json "$WORK/partial.json" "$@" >"$WORK/out.json" || rc=$?
 
 if [[ -s "$WORK/out.json" ]]; then

@@ -3,7 +3,7 @@
 Wire format (the lab's robot PC sender, as in Najongs/Insertion_VLA): ``[b"robot_state", payload]``, payload struct ``<ddf12f``
 (68 bytes): origin_ts (s), send_ts (s), force (float), 6 joint angles (degrees), 6 end-effector
 pose values: x, y, z (mm) then 3 orientation angles (degrees, convention set by the bridge's
-`euler_convention` parameter, see asyncvla_training/rotations.py).
+`euler_convention` parameter, see asyncvla_core/rotations.py).
 
 ZMQ subscriptions match topic prefixes, so a part 0 such as b"robot_state_debug" still reaches
 the subscriber; it is dropped here (reason "topic") instead of being parsed as state.
@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
-from asyncvla_training.conventions import JOINT_NAMES
+from asyncvla_core.conventions import JOINT_NAMES
 
 from .errors import WireError
 

@@ -7,7 +7,7 @@ See asyncvla_training/TRAINING_DATA.md. Main entry points:
 - ``compute_normalization(train)`` -> dict for ``ActionPolicy.load_normalization``
 - ``VLFeatureCache(directory, extractor, prompt).features_for(episode)`` / ``.lookup(episode, i)``
 - ``export_lerobot(episodes, output)`` -> LeRobot v3.0 dataset
-- (``asyncvla_training.testing.synthetic_bag.write_synthetic_bag`` writes a synthetic recording for tests and demos)
+- (``asyncvla_testing.synthetic_bag.write_synthetic_bag`` writes a synthetic recording for tests and demos)
 """
 from .alignment import AlignmentConfig, AlignmentReport, episode_group
 from .bag_dataset import (DEFAULT_PROMPT, BagDatasetConfig, find_bags, iter_episodes, load_bag,

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..conventions import ACTION_DIM, ACTION_SPACES, continuous_orientation
-from ..rotations import quat_conjugate, quat_multiply, quat_slerp, quat_to_rotvec
+from asyncvla_core.conventions import ACTION_DIM, ACTION_SPACES, continuous_orientation
+from asyncvla_core.rotations import quat_conjugate, quat_multiply, quat_slerp, quat_to_rotvec
 from .bag_reader import BagStreams
 from .episode import Episode
 from .errors import BagDataError

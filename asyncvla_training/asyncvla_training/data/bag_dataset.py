@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..conventions import DEFAULT_PROMPT
+from asyncvla_core.conventions import DEFAULT_PROMPT
 from .alignment import AlignmentConfig, AlignmentReport, align_streams
 from .bag_reader import BagTopics, read_bag_streams
 from .episode import Episode

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import JOINT_NAMES, joint_positions_by_name, sensor_batch_reason
+from asyncvla_core.conventions import JOINT_NAMES, joint_positions_by_name, sensor_batch_reason
 from .errors import BagDataError
 from .windows import image_problem
 

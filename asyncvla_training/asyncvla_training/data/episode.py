@@ -3,7 +3,7 @@
 This is the contract between the bag readers (``asyncvla_training.data.bag_dataset``) and the
 trainers (``asyncvla_training.train``): the readers turn a rosbag2 recording into ``Episode``
 objects, the trainers never see a bag. Everything is in the units of
-``asyncvla_training.conventions`` (REP-103), sampled at the policy's ``step_period``.
+``asyncvla_core.conventions`` (REP-103), sampled at the policy's ``step_period``.
 
 Why sample index == action tick: at run time the action node ticks every ``step_period`` and
 acts on the newest VL features, whose age (tick time minus the stamp of the newest camera frame

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import ACTION_DIM, ACTION_SPACES, ROBOT_STATE_NAMES
+from asyncvla_core.conventions import ACTION_DIM, ACTION_SPACES, ROBOT_STATE_NAMES
 from .episode import Episode
 
 LOG = logging.getLogger(__name__)

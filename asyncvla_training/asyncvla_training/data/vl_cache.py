@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import MAX_VIEWS
+from asyncvla_core.conventions import MAX_VIEWS
 from .episode import Episode
 from .errors import CacheError
 
@@ -369,7 +369,7 @@ SKIP_HINT = "fix or remove that recording, or pass --skip-errors to leave unusab
 
 def _run(args: argparse.Namespace) -> int:
     from ..cli_errors import CliError
-    from ..models.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
     from .bag_dataset import dataset_summary, load_episodes
 
     config = dataset_config_from_args(args)

@@ -7,6 +7,6 @@
 * ``schedule``      - warmup + cosine learning-rate factor
 * ``state_io``      - optimiser state as safetensors + JSON
 * ``evaluate``      - metrics in physical units and plots
-* (``asyncvla_training.testing.synthetic_episodes``: generated episodes with a learnable relation, for tests and smoke runs)
+* (``asyncvla_training.data.synthetic``: generated episodes with a learnable relation, for tests and smoke runs)
 * ``cli``           - ``asyncvla-train`` and ``asyncvla-eval``
 """

@@ -13,9 +13,9 @@ from typing import Any
 
 from safetensors.torch import load_file
 
-from ..conventions import ACTION_SPACES
-from ..models.checkpoint import save_policy
-from ..models.config import VLConfig
+from asyncvla_core.conventions import ACTION_SPACES
+from asyncvla_policy.checkpoint import save_policy
+from asyncvla_policy.config import VLConfig
 from .config import TrainConfig
 from .state_io import load_optimizer_state, save_optimizer_state
 

@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conventions import MAX_VIEWS
-from ..models.config import JsonFileConfig
+from asyncvla_core.conventions import MAX_VIEWS
+from asyncvla_policy.config import JsonFileConfig
 
 LOSSES = ("mse", "smooth_l1")
 POLICY_SIZES = ("full", "tiny")
@@ -238,7 +238,7 @@ class TrainConfig(JsonFileConfig):
         for name in ("gradient_checkpointing", "skip_bad_bags", "vl_cache_fill", "vl_age_input"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        from ..conventions import ACTION_SPACES
+        from asyncvla_core.conventions import ACTION_SPACES
 
         if self.action_space not in ACTION_SPACES:
             raise ValueError(

@@ -22,7 +22,7 @@ from ..data.errors import CacheError
 from ..data.stats import split_episodes
 from .config import TrainConfig
 from .features import CachedFeatureProvider
-from ..testing.synthetic_episodes import make_synthetic_episodes
+from ..data.synthetic import make_synthetic_episodes
 
 SYNTHETIC_IMAGE_SIZE = (56, 56)
 
@@ -42,8 +42,8 @@ def synthetic_episodes(count: int, length: int, seed: int, cfg: TrainConfig) -> 
 
 def policy_shapes(cfg: TrainConfig) -> dict[str, int]:
     """Horizon and sensor window the episodes must have: from ``init_from`` or ``policy`` if set."""
-    from ..models.checkpoint import read_checkpoint_config
-    from ..models.config import PolicyConfig
+    from asyncvla_policy.checkpoint import read_checkpoint_config
+    from asyncvla_policy.config import PolicyConfig
 
     if cfg.init_from:
         policy = read_checkpoint_config(cfg.init_from)[0]
@@ -127,7 +127,7 @@ def cache_feature_provider(
     from ..data.vl_cache import VLFeatureCache
 
     if extractor is None and cfg.vl_cache_fill:
-        from ..models.devices import resolve_device
+        from asyncvla_policy.devices import resolve_device
         from .trainer import load_vl_extractor
 
         extractor = load_vl_extractor(cfg, resolve_device(cfg.device))

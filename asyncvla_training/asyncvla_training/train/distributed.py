@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..models.devices import resolve_device
+from asyncvla_policy.devices import resolve_device
 
 
 @dataclass

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..models.checkpoint import CheckpointError, load_policy, read_checkpoint_config
-    from ..models.config import VLConfig
+    from asyncvla_policy.checkpoint import CheckpointError, load_policy, read_checkpoint_config
+    from asyncvla_policy.config import VLConfig
     from .config import TrainConfig
     from .data_sources import cache_feature_provider, load_bag_episodes, synthetic_episodes
     from .evaluate import evaluate
@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
             run_cfg, episodes, model_id=meta["vl_model_id"], adapter_id=meta.get("vl_adapter_id") or ""
         )
     else:
-        from ..models.vl_extractor import VLFeatureExtractor
+        from asyncvla_policy.vl_extractor import VLFeatureExtractor
 
         vl_cfg = VLConfig.from_dict(meta["vl_config"])
         if args.vl_model:

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..conventions import ACTION_SPACES
+from asyncvla_core.conventions import ACTION_SPACES
 from ..data.episode import Episode
-from ..models.policy import ActionPolicy
+from asyncvla_policy.policy import ActionPolicy
 from .features import FeatureProvider
 from .progress import progress_bar
 

@@ -43,11 +43,11 @@ from torch import nn
 
 from ..data.episode import Episode
 from ..data.stats import compute_normalization
-from ..models.checkpoint import load_policy, read_checkpoint_config
-from ..models.config import PolicyConfig, SensorEncoderConfig
-from ..models.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
-from ..models.policy import ActionPolicy
-from ..models.config import tiny_policy_config
+from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config
+from asyncvla_policy.config import PolicyConfig, SensorEncoderConfig
+from asyncvla_policy.config import tiny_policy_config
+from asyncvla_policy.lora import LM_ATTENTION_LORA_TARGET, LM_LORA_TARGET
+from asyncvla_policy.policy import ActionPolicy
 from .config import TRAIN_CONFIG_NAME, TrainConfig
 from .distributed import DistContext, init_distributed
 from .features import ExtractorFeatureProvider, FeatureProvider, episode_prompt
@@ -62,7 +62,7 @@ _VAL_STREAM = 2**31 - 1  # micro-step id of the validation staleness draw (never
 
 def load_vl_extractor(cfg: TrainConfig, device: torch.device, adapter_path: str | None = None):
     """The frozen VLM feature extractor described by ``cfg`` (offline; see vl_extractor)."""
-    from ..models.vl_extractor import VLFeatureExtractor
+    from asyncvla_policy.vl_extractor import VLFeatureExtractor
 
     return VLFeatureExtractor.from_pretrained(
         cfg.vl_model_path,
@@ -313,7 +313,7 @@ class Trainer(CheckpointMixin):
     def _has_unused_parameters(self, policy_cfg: PolicyConfig) -> bool:
         """DDP must look for parameters without gradients: a fusion that ignores the sensor
         leaves the sensor encoder unused; features from a middle LM layer leave the LoRA of the layers above unused."""
-        from ..models.fusions import FUSIONS
+        from asyncvla_policy.fusions import FUSIONS
 
         if not FUSIONS[policy_cfg.fusion].uses_sensor:
             return True

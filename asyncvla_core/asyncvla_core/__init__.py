@@ -1,0 +1,1 @@
+"""What every AsyncVLA package agrees on, with numpy alone: no ROS, no torch (README.md)."""
