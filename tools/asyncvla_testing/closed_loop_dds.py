@@ -8,7 +8,8 @@ this machine (loopback, a private DDS domain):
 * the real VLM node (tiny Qwen2.5-VL, its VL settings from the policy checkpoint) on the world
   camera, publishing on ``VLM_TOPIC``, and the relay (vl_delay_relay.py) that republishes its
   features on /asyncvla/vl_features ``latency - compute`` after they arrive; the VLM node's
-  ``target_period`` is the latency, so updates start ``latency`` apart and each reaches the
+  ``target_period`` is the latency (less 10 ms: ``DdsSettings.period_trim_s``), so updates
+  start ``latency`` apart and each reaches the
   action node ``latency`` (plus encoding and transport) after it started: a VLM whose compute
   takes ``latency``, back to back, as the simulator's ``LatencyModel``;
 * the real action node (the checkpoint, ``max_vl_age``, the default tick design, ``blending``),
@@ -20,12 +21,18 @@ Episodes (:meth:`DdsLoop.run_episode`): with output disabled (/asyncvla/enable F
 VLM paused (``target_period`` set far out through its parameter service), the robot is put at
 the scene's start (kinematic_robot's reset topic), the world is given the scene with its first
 action time ``t0`` on the wall clock, far enough ahead that every VL feature of the previous
-episode is older than ``max_vl_age`` by then (so the action node starts as the simulator does:
-with no usable features); at ``t0`` - 50 ms the inputs are checked fresh (robot pose at the
-start and streaming, force/OCT of the new scene streaming); at ``t0`` output is enabled, and
-10 ms later the VLM's ``target_period`` is set to the latency: its first update takes the
-frame captured at ``t0``, the simulator's first frame. ``duration`` after ``t0`` output is
-disabled and the VLM paused again.
+episode is older than ``max_vl_age`` by then, and current from ``t0 - latency - 0.25 s``. The
+simulator's VLM is warm-started: its first update takes the frame of ``t0 - latency - 5 ms``
+(on the 100 ms grid: ``t0 - latency - 100 ms``) and its features arrive at ``t0``, the next
+updates start ``latency`` later. Here the VLM's ``target_period`` is set to the latency at
+``t0 - latency - 50 ms`` (``RESUME_LEAD_S``), halfway between two frames: its first update
+takes the same frame, the next ones start ``latency`` apart and take the frames the simulator's
+take, and their features reach the action node about 50 ms before the simulator's arrive (the
+action node's own 10 Hz ticks, at a phase of their own, pick them up 0-100 ms after arrival,
+the simulator's ticks at their arrival). At ``t0`` - 50 ms the inputs are checked fresh (robot
+pose at the start and streaming, force/OCT of the new scene streaming, the first features of
+this scene arrived); at ``t0`` output is enabled. ``duration`` after ``t0`` output is disabled
+and the VLM paused again.
 
 Success is measured from the kinematic robot's own logged states (every 10 ms step) against the
 scene's analytic target, exactly as the simulator defines it (closed_loop_sim.LoopSettings).
@@ -67,7 +74,12 @@ class DdsSettings:
     output: str = "pose"  # the executor's setpoints: pose (the simulator's robot) or twist
     loop: sim.LoopSettings = sim.LoopSettings()
     margin_s: float = 0.4  # beyond max_vl_age between the last VLM update and the next t0
-    resume_delay_s: float = 0.01  # after t0: the VLM resumes (its t0 frame has been published)
+    resume_lead_s: float = 0.05  # the VLM resumes latency + this before t0 (between frames)
+    # The VLM node starts an update on its 20 ms timer once target_period has passed since the
+    # last start; target_period = latency - 10 ms makes that exactly latency (a whole number of
+    # timer periods), where latency itself would add a timer period whenever the timer is early.
+    period_trim_s: float = 0.01
+    world_lead_s: float = 0.25  # the scene is current latency + this before t0
 
 
 def start_pose(scene: task.TrackingScene) -> np.ndarray:
@@ -281,8 +293,10 @@ class Monitor:
         o.x, o.y, o.z, o.w = (float(v) for v in task.TOOL_DOWN_XYZW)
         self.reset_pub.publish(msg)
 
-    def set_scene(self, scene_id: int, scene: task.TrackingScene, t0_ns: int) -> None:
-        self.scene_pub.publish(self._String(data=scene_message(scene_id, scene, t0_ns)))
+    def set_scene(self, scene_id: int, scene: task.TrackingScene, t0_ns: int,
+                  current_from_ns: int | None = None) -> None:
+        self.scene_pub.publish(self._String(data=scene_message(scene_id, scene, t0_ns,
+                                                               current_from_ns)))
 
     def diagnostics(self) -> dict[str, dict[str, str]]:
         with self._lock:
@@ -343,10 +357,12 @@ class DdsLoop:
     def run_episode(self, index: int, scene: task.TrackingScene) -> dict[str, Any]:
         s, m = self.settings, self.monitor
         gap_ns = int(round((s.max_vl_age + s.margin_s) * NS))
-        t0_ns = max(time.time_ns() + int(1.2 * NS), self.paused_at_ns + gap_ns)
+        lead_ns = int(round((s.latency_s + s.world_lead_s) * NS))
+        t0_ns = max(time.time_ns() + int(1.2 * NS) + lead_ns, self.paused_at_ns + gap_ns)
+        resume_ns = t0_ns - int(round((s.latency_s + s.resume_lead_s) * NS))
         start = start_pose(scene)
         m.reset_robot(start)
-        m.set_scene(index, scene, t0_ns)
+        m.set_scene(index, scene, t0_ns, t0_ns - lead_ns)
         at_start = lambda: (m.rec.pose is not None  # noqa: E731
                             and np.max(np.abs(m.rec.pose[1] - start)) < 2e-5)
         deadline = time.monotonic() + 3.0
@@ -357,6 +373,10 @@ class DdsLoop:
             time.sleep(0.05)
             if not at_start():
                 m.reset_robot(start)
+        # The VLM warm-started: its first update takes the frame of t0 - latency - 100 ms.
+        sleep_until_ns(resume_ns)
+        m.set_vlm_period(s.latency_s - s.period_trim_s)
+        resumed_ns = time.time_ns()
         sleep_until_ns(t0_ns - int(0.05 * NS))
         # Inputs fresh: robot state from the bridge at the start, force/OCT of this scene.
         now = time.time_ns()
@@ -374,16 +394,17 @@ class DdsLoop:
         sleep_until_ns(t0_ns)
         m.enable(True)
         enabled_ns = time.time_ns()
-        sleep_until_ns(t0_ns + int(round(s.resume_delay_s * NS)))
-        m.set_vlm_period(s.latency_s)
-        resumed_ns = time.time_ns()
+        # The first features of this scene (taken after the resume) had reached the monitor.
+        vl_at_t0 = any(v[1] >= t0_ns - lead_ns for v in m.rec.vl_out)
         sleep_until_ns(t0_ns + int(round((s.loop.duration_s + 0.02) * NS)))
         m.enable(False)
         m.set_vlm_period(PAUSED_PERIOD)
         self.paused_at_ns = time.time_ns()
         episode = {"index": index, "scene": scene, "t0_ns": t0_ns, "fresh": fresh,
                    "enabled_late_ms": (enabled_ns - t0_ns) / 1e6,
-                   "resumed_ms": (resumed_ns - t0_ns) / 1e6, "diag_before": diag_before}
+                   "resumed_ms": (resumed_ns - t0_ns) / 1e6,
+                   "resumed_late_ms": (resumed_ns - resume_ns) / 1e6, "vl_at_t0": vl_at_t0,
+                   "lead_ns": lead_ns, "diag_before": diag_before}
         self.episodes.append(episode)
         return episode
 
@@ -404,8 +425,8 @@ class DdsLoop:
             end = t0 + int(round(s.loop.duration_s * NS))
             row = score_episode(times, points, scene, t0, s.loop)
             chunks = [c for c in rec.chunks if t0 <= c[1] <= end]
-            vl = [v for v in rec.vl_out if t0 - 50_000_000 <= v[1] <= end]
-            vl_in = [v for v in rec.vl_in if t0 - 50_000_000 <= v[1] <= end]
+            vl = [v for v in rec.vl_out if t0 - ep["lead_ns"] <= v[1] <= end]
+            vl_in = [v for v in rec.vl_in if t0 - ep["lead_ns"] <= v[1] <= end]
             setpoints = np.asarray([t for t in rec.setpoints if t0 <= t <= end], dtype=np.int64)
             after = (self.episodes[n + 1]["diag_before"] if n + 1 < len(self.episodes)
                      else getattr(self, "final_diag", {}))
@@ -430,6 +451,10 @@ class DdsLoop:
                 "timing": {
                     "enabled_late_ms": round(ep["enabled_late_ms"], 2),
                     "vlm_resumed_ms": round(ep["resumed_ms"], 2),
+                    "vlm_resumed_late_ms": round(ep["resumed_late_ms"], 2),
+                    "vl_at_t0": ep["vl_at_t0"],
+                    # arrival (at the monitor) of each update, from t0
+                    "vl_arrival_ms": [round((v[0] - t0) / 1e6, 1) for v in vl],
                     "fresh_at_t0": ep["fresh"],
                     # VL updates of this episode: frame stamp from t0, arrival after the frame
                     "vl_frame_offsets_ms": [round((v[1] - t0) / 1e6, 1) for v in vl],
@@ -453,7 +478,8 @@ class DdsLoop:
         for n, ep in enumerate(self.episodes):
             t0 = ep["t0_ns"]
             end = t0 + int(round(self.settings.loop.duration_s * NS))
-            out += [(n, v[4]) for v in self.monitor.rec.vl_out if t0 - 50_000_000 <= v[1] <= end]
+            out += [(n, v[4]) for v in self.monitor.rec.vl_out
+                    if t0 - ep["lead_ns"] <= v[1] <= end]
         return out
 
 

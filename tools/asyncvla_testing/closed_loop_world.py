@@ -14,10 +14,12 @@ simulator (closed_loop_sim.py) computes inline, published as the lab's bridges p
 
 Scenes come on the latched std_msgs/String ``/test/world/scene`` as JSON (:func:`scene_message`):
 the scene's fields, an id and ``t0_ns``, the wall time (ROS clock, this machine) of the scene's
-first action time. Scene time ``t`` is then ``t0_ns / 1e9 - (LEAD_IN + FIRST_SAMPLE_DELAY) + t``
-on the wall clock, as in the recordings: frames on the 100 ms grid from scene time 0 (the
-simulator's frames too), samples ``k`` at ``k / 650`` s. A scene becomes current at its time 0
-(``t0_ns`` - 0.8 s); until then the previous one goes on. Frames and samples are stamped on
+first action time, and optionally ``current_from_ns``. Scene time ``t`` is then
+``t0_ns / 1e9 - (LEAD_IN + FIRST_SAMPLE_DELAY) + t`` on the wall clock, as in the recordings:
+frames on the 100 ms grid of scene time (the simulator's frames too; negative before time 0),
+samples ``k`` at ``k / 650`` s from time 0. A scene becomes current at ``current_from_ns``, at the
+latest at its time 0 (``t0_ns`` - 0.8 s): earlier when a warm-started VLM must see it before
+the recording's start (closed_loop_dds.py); until then the previous one goes on. Frames and samples are stamped on
 their grid and published when the wall clock reaches the stamp (a frame due more than one
 period ago is skipped and counted: its stamp would lie).
 
@@ -54,19 +56,26 @@ FRAME_NS = int(round(1e9 / task.CAMERA_FPS))
 FIRST_ACTION_S = task.LEAD_IN + task.FIRST_SAMPLE_DELAY
 
 
-def scene_message(scene_id: int, scene: task.TrackingScene, t0_ns: int) -> str:
-    """The JSON a world takes: ``scene`` with its first action time at wall time ``t0_ns``."""
-    return json.dumps({"id": int(scene_id), "t0_ns": int(t0_ns),
-                       "scene": dataclasses.asdict(scene)})
+def scene_message(scene_id: int, scene: task.TrackingScene, t0_ns: int,
+                  current_from_ns: int | None = None) -> str:
+    """The JSON a world takes: ``scene`` with its first action time at wall time ``t0_ns``,
+    current from ``current_from_ns`` (default: its time 0; earlier: frames of negative scene
+    time, as the simulator's warm-started VLM takes before the recording's start)."""
+    data = {"id": int(scene_id), "t0_ns": int(t0_ns), "scene": dataclasses.asdict(scene)}
+    if current_from_ns is not None:
+        data["current_from_ns"] = int(current_from_ns)
+    return json.dumps(data)
 
 
-def scene_from_message(text: str) -> tuple[int, task.TrackingScene, int]:
-    """(id, scene, t0_ns) of a :func:`scene_message`."""
+def scene_from_message(text: str) -> tuple[int, task.TrackingScene, int, int]:
+    """(id, scene, t0_ns, current_from_ns) of a :func:`scene_message`."""
     data = json.loads(text)
     fields = dict(data["scene"])
     for name in ("target_start", "offset_start"):
         fields[name] = tuple(float(v) for v in fields[name])
-    return int(data["id"]), task.TrackingScene(**fields), int(data["t0_ns"])
+    t0_ns = int(data["t0_ns"])
+    current_from = min(int(data.get("current_from_ns", origin_ns(t0_ns))), origin_ns(t0_ns))
+    return int(data["id"]), task.TrackingScene(**fields), t0_ns, current_from
 
 
 def origin_ns(t0_ns: int) -> int:
@@ -114,15 +123,18 @@ class World(Node):
         self.z = float(msg.pose.position.z)
 
     def _on_scene(self, msg: String) -> None:
-        scene_id, scene, t0_ns = scene_from_message(msg.data)
-        self.pending.append((origin_ns(t0_ns), scene_id, scene))
+        scene_id, scene, t0_ns, current_from = scene_from_message(msg.data)
+        self.pending.append((current_from, origin_ns(t0_ns), scene_id, scene))
         self.pending.sort(key=lambda item: item[0])
 
     def _switch(self, now_ns: int) -> None:
         while self.pending and self.pending[0][0] <= now_ns:
-            origin, scene_id, scene = self.pending.pop(0)
+            current_from, origin, scene_id, scene = self.pending.pop(0)
             cur = _Current(scene_id, scene, task.TrackingContent(scene, task.TrackingMotion(scene)),
                            origin)
+            # Frames from the one due when the scene becomes current (negative scene time
+            # before its origin: Python's floor division, the simulator's grid).
+            cur.next_frame = int((max(now_ns, current_from) - origin) // FRAME_NS)
             # Samples go on from where the previous scene's stopped (stamps never go back).
             cur.next_sample = max(0, math.ceil((self.last_sample_ns + 1 - origin)
                                                * SENSOR_RATE / 1e9))
