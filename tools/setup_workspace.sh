@@ -61,12 +61,14 @@ SRC_HASH="$( (git ls-files -co --exclude-standard -- 'asyncvla_*' colcon.meta 2>
   || find asyncvla_* colcon.meta -type f) \
   | grep -E '(package\.xml|setup\.py|setup\.cfg|CMakeLists\.txt|\.msg|\.launch\.py|\.yaml|resource/.*|colcon\.meta)$' \
   | grep -v '/test/' | sort | xargs sha256sum | sha256sum | cut -c1-16)"
-if [ "$(cat "$STAMP_DIR/build" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/setup.bash ]; then
+# The stamp is per workspace: worktrees sharing one venv (VENV=...) each have their own install.
+BUILD_STAMP="$STAMP_DIR/build-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+if [ "$(cat "$BUILD_STAMP" 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/setup.bash ]; then
   log "building the workspace with colcon"
   colcon --log-base log build --base-paths . --build-base build --install-base install \
     --symlink-install --event-handlers console_direct- --cmake-args -DBUILD_TESTING=OFF -Wno-dev \
     >&2
-  echo "$SRC_HASH" > "$STAMP_DIR/build"
+  echo "$SRC_HASH" > "$BUILD_STAMP"
 else
   log "workspace build up to date"
 fi
