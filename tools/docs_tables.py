@@ -252,9 +252,86 @@ def closed_loop_targets() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _pair(sim: float | None, dds: float | None, digits: int = 2) -> str:
+    def show(v: float | None) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+    return f"{show(sim)} / {show(dds)}"
+
+
+def closed_loop_dds() -> str:
+    """The simulator and the real nodes over DDS on the same checkpoint and episodes, per VLM
+    latency: success [95 % Wilson interval], agreement, final error, handover jump, chunks."""
+    run = load("closed_loop_dds.json")
+    rows = ["| VLM latency | success, simulator | success, DDS | intervals overlap | episodes "
+            "that differ | final error, median (mm) sim / DDS | largest handover jump (mm) "
+            "sim / DDS | chunks per episode sim / DDS |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key in run["settings"]["latencies_s"]:  # in the order run (the headline latency first)
+        r = run["results"][key]
+        a = r["agreement"]
+        cells = []
+        for side in ("sim", "dds"):
+            s = r[side]
+            lo, hi = s["success_interval"]
+            cells.append(f"{s['successes']}/{s['episodes']} = {s['success_rate']:.2f} "
+                         f"[{lo:.2f}, {hi:.2f}]")
+        final, jump, chunks = (a["final_error_mm_median"], a["handover_jump_mm_max"],
+                               a["chunks_per_episode"])
+        rows.append(f"| {key} s | {cells[0]} | {cells[1]} | "
+                    f"{'yes' if a['intervals_overlap'] else '**no**'} | "
+                    f"{len(a['episodes_that_differ'])} | {_pair(final['sim'], final['dds'])} | "
+                    f"{_pair(jump['sim'], jump['dds'], 3)} | "
+                    f"{_pair(chunks['sim'], chunks['dds'], 1)} |")
+    m, st = run["machine"], run["settings"]
+    rows += ["", f"({st['episodes']} held-out episodes per latency, one checkpoint ({st['train']} "
+                 f"recordings, {st['steps']} steps); run: `docs/benchmarks/closed_loop_dds.json`, "
+                 f"{m['date']}, {m['cpu']['kind']} ({m['cpu_count']} cores), "
+                 f"{m['wall_s'] / 60:.0f} min.)"]
+    return "\n".join(rows) + "\n"
+
+
+def closed_loop_dds_timing() -> str:
+    """What the DDS run's timing was, beside the simulator's model of it, per VLM latency."""
+    run = load("closed_loop_dds.json")
+
+    def p50(e: dict | None, scale: float = 1.0) -> float | None:
+        return None if not e else e["p50"] * scale
+
+    def span(e: dict | None) -> str:
+        return "-" if not e else f"{e['p50']:.0f} ({e['min']:.0f} to {e['max']:.0f})"
+
+    rows = ["| VLM latency | first VL frame from t0 (ms), model / DDS | first VL arrival from "
+            "t0 (ms), DDS | VL delivered age (ms), model / DDS | first chunk from t0 (ms), "
+            "sim / DDS | chunk VL age (s), sim / DDS | setpoint gap p99 / max (ms), DDS | "
+            "features = simulator's |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key in run["settings"]["latencies_s"]:
+        r = run["results"][key]
+        t, model, f = r["timing"], r["timing"]["model"], r["vl_features_vs_sim"]
+        gap_max = t["executor_setpoint_gap_ms_max"]
+        diff = ("-" if f["max_abs_diff"] is None
+                else f"max abs diff {f['max_abs_diff']:g} over {f['messages']} messages")
+        rows.append(
+            f"| {key} s | {model['first_vl_frame_after_t0_ms']:.0f} / "
+            f"{span(t['first_vl_frame_after_t0_ms'])} | "
+            f"{span(t['first_vl_arrival_after_t0_ms'])} | "
+            f"{model['vl_delivered_age_ms']:.0f} / {span(t['vl_delivered_age_ms'])} | "
+            f"{_pair(p50(t['first_chunk_s']['sim'], 1e3), p50(t['first_chunk_s']['dds'], 1e3), 0)} | "
+            f"{_pair(p50(t['chunk_vl_age_s']['sim']), p50(t['chunk_vl_age_s']['dds']))} | "
+            f"{_pair(p50(t['executor_setpoint_gap_ms_p99']), gap_max['max'] if gap_max else None, 1)} | "
+            f"{diff} |")
+    rows += ["", "(DDS: median over episodes (min to max); setpoint gaps: median of the "
+                 "episodes' p99, largest gap of all. The model is the simulator's: its VLM "
+                 "warm-started, updates every L from t0 - L - 5 ms, each on the newest frame of "
+                 "the 100 ms grid, features arriving at t0 + k L; action ticks at t0 + k 100 ms.)"]
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "ci-run": ci_runs,
     "closed-loop-success": closed_loop_success,
+    "closed-loop-dds": closed_loop_dds,
+    "closed-loop-dds-timing": closed_loop_dds_timing,
     "closed-loop-handovers": closed_loop_handovers,
     "closed-loop-targets": closed_loop_targets,
     "staleness-dynamic": staleness_curves("dynamic"),
