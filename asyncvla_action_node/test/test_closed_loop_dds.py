@@ -19,7 +19,8 @@ Checked, over DDS:
 * the VLM node and the relay: every VL message the action node could take is bit for bit the
   simulator's features of the same scene and frame, and left the relay ``latency - compute``
   after it arrived, same stamp and sequence;
-* the nodes published: chunks at 10 Hz from t0 on, setpoints at about 100 Hz;
+* the nodes published: chunks at 10 Hz from within two action periods of t0 (the default tick
+  design's inference runs ahead of its tick), setpoints at about 100 Hz;
 * the figures agree with the simulator's: success rates within each other's 95 % Wilson
   intervals, each episode's final error within 1 mm of the simulator's, the handover jumps
   measured (every chunk after the first) and within 0.5 mm of the simulator's; the robot
@@ -122,12 +123,15 @@ def test_the_real_nodes_close_the_loop_over_dds(trained, one_thread) -> None:
             assert by_seq[seq][1] == stamp
             assert recv - by_seq[seq][0] >= (LATENCY - compute - 0.005) * 1e9
 
-    # The nodes published: chunks from the first tick after t0 (the warm-started VLM's first
-    # features arrived just before it), setpoints at about 100 Hz.
+    # The nodes published: chunks from t0 on, setpoints at about 100 Hz. The warm-started VLM's
+    # first features arrived before t0; the action node's default tick design runs each
+    # inference before its tick (deadline trigger: it ends just before the tick), so the first
+    # chunk is the first tick whose inference started after the enable: within two periods of
+    # t0 (the simulator's synchronous tick publishes at t0).
     for row in rows:
         t = row["timing"]
         assert t["vl_at_t0"], t
-        assert row["first_chunk_s"] is not None and row["first_chunk_s"] <= 0.15, row
+        assert row["first_chunk_s"] is not None and row["first_chunk_s"] <= 0.21, row
         assert row["chunks"] >= 20, row  # 10 Hz for 2.5 s
         assert t["setpoints"] >= 200, t  # 100 Hz for 2.5 s, with room for a loaded machine
 
