@@ -327,11 +327,44 @@ def closed_loop_dds_timing() -> str:
     return "\n".join(rows) + "\n"
 
 
+def closed_loop_dds_diagnosis() -> str:
+    """The simulator with one real-node difference at a time, against the DDS run."""
+    run = load("history/closed_loop_dds_diagnosis.json")
+    dds = load("closed_loop_dds.json")
+    keys = dds["settings"]["latencies_s"]
+    names = {"baseline": "as benchmarked",
+             "tick_phase_50ms": "ticks 50 ms after the features' arrival",
+             "tick_phase_80ms": "ticks 80 ms after the features' arrival",
+             "state_lag_15ms": "robot state 15 ms old",
+             "robot_one_tick_late": "robot one executor tick late"}
+    rows = ["| variant of the simulator | " + " | ".join(
+                f"{k} s: successes, final error median (mm), DDS lower in, paired DDS - "
+                "variant (mm)" for k in keys) + " |",
+            "| --- |" + " --- |" * len(keys)]
+    for name, label in names.items():
+        cells = []
+        for k in keys:
+            v = run["variants"][k][name]
+            cells.append(f"{v['successes']}/{v['episodes']}, {v['final_error_mm_median']:.2f}, "
+                         f"{v['dds_lower_final_in']}/{v['episodes']}, "
+                         f"{v['dds_minus_variant_final_mm_median']:+.2f}")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    cells = []
+    for k in keys:
+        d = dds["results"][k]["dds"]
+        cells.append(f"{d['successes']}/{d['episodes']}, {d['final_error_mm_median']:.2f}, -, -")
+    rows.append("| over DDS | " + " | ".join(cells) + " |")
+    rows += ["", f"(run: `docs/benchmarks/history/closed_loop_dds_diagnosis.json`, "
+                 f"{run['machine']['date']}, against `{run['dds_run']}`.)"]
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "ci-run": ci_runs,
     "closed-loop-success": closed_loop_success,
     "closed-loop-dds": closed_loop_dds,
     "closed-loop-dds-timing": closed_loop_dds_timing,
+    "closed-loop-dds-diagnosis": closed_loop_dds_diagnosis,
     "closed-loop-handovers": closed_loop_handovers,
     "closed-loop-targets": closed_loop_targets,
     "staleness-dynamic": staleness_curves("dynamic"),
