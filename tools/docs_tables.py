@@ -176,11 +176,19 @@ def sensor_latency(data: dict) -> str:
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
 
 
+TIMING_RUN_KINDS = ("expert_cpu", "action_period", "sensor_latency")
+
+
+def run_kind(data: dict) -> str:
+    """Which benchmark wrote this JSON (the expert-CPU benchmark predates the key)."""
+    return "expert_cpu" if "candidates" in data else data.get("benchmark", "")
+
+
 def render_run(path: Path) -> str:
     """The markdown table (and its note) of one timing benchmark's JSON (expert_cpu,
     action_period, sensor_latency), headed by the CPU it ran on."""
     data = json.loads(path.read_text())
-    kind = "expert_cpu" if "candidates" in data else data.get("benchmark", "")
+    kind = run_kind(data)
     renderers = {"expert_cpu": expert_cpu, "action_period": action_period,
                  "sensor_latency": sensor_latency}
     if kind not in renderers:
@@ -252,7 +260,18 @@ def closed_loop_targets() -> str:
     return "\n".join(rows) + "\n"
 
 
+def gpu_check() -> str:
+    """The GPU tables: from docs/benchmarks/gpu_check.json once a GPU run is committed there,
+    every figure "not measured" until then."""
+    sys.path.insert(0, str(ROOT / "tools" / "bench"))
+    from gpu_check_table import render
+
+    path = BENCHMARKS / "gpu_check.json"
+    return render(json.loads(path.read_text()) if path.exists() else None)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "gpu-check": gpu_check,
     "ci-run": ci_runs,
     "closed-loop-success": closed_loop_success,
     "closed-loop-handovers": closed_loop_handovers,
