@@ -24,8 +24,8 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "docs" / "benchmarks"
-BLOCK = re.compile(r"(<!-- table: (?P<name>[A-Za-z0-9_:./-]+) -->\n)(?P<body>.*?)(<!-- /table -->)",
-                   re.DOTALL)
+BLOCK = re.compile(r"(<!-- table: (?P<name>[A-Za-z0-9_:./-]+)(?: (?P<part>[a-z0-9_-]+))? -->\n)"
+                   r"(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 
 
 def load(name: str) -> dict:
@@ -176,19 +176,202 @@ def sensor_latency(data: dict) -> str:
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
 
 
-def render_run(path: Path) -> str:
-    """The markdown table (and its note) of one timing benchmark's JSON (expert_cpu,
-    action_period, sensor_latency), headed by the CPU it ran on."""
+def _tail_ms(stats: dict) -> str:
+    """``_tail`` of a summary whose keys end in ``_ms`` (profile_cli's)."""
+    return _tail({"n": stats.get("n", 0), "p50": stats.get("p50_ms"), "p99": stats.get("p99_ms"),
+                  "max": stats.get("max_ms")})
+
+
+VL_PAYLOADS = {"pooled_4KiB": "4 KiB (one pooled 2048-d fp16 vector)",
+               "tokens64_256KiB": "256 KiB (64 tokens x 2048 fp16, the VLM node's default)",
+               "budget_1MiB": "1 MiB (the budget)"}
+
+
+def vlfeatures_latency(data: dict) -> str:
+    rows = ["| payload | received / sent | publish to receive p50 / tail (ms) |",
+            "| --- | --- | --- |"]
+    for name, r in data["results"].items():
+        lat = r["latency_ms"]
+        rows.append(f"| {VL_PAYLOADS.get(name, name)} | {lat['n']} / {r['sent']} | {_tail(lat)} |")
+    return "\n".join(rows) + (f"\n\n{data['transport']}, {data['rmw']}, latched, "
+                              f"{data['rate_hz']:g} Hz; load average (1 min) at the end: "
+                              f"{data['load_avg_1m']}\n")
+
+
+CAMERA_CONDITIONS = {
+    "backlog_at_start": "bridge starts under a {settle:g} s backlog ({dropped} stale frames dropped)",
+    "clock_step_forward_2s": "sender clock steps +2 s",
+    "clock_step_back_2s": "sender clock steps -2 s (stamps: both steps)",
+    "second_generation_5fps": "second-generation sender, 5 FPS 1280x720, no `send_time`"}
+
+
+def camera_field(data: dict) -> str:
+    res = data["results"]
+    rows = ["| condition | frames flow again after (first frame delivered) | published stamp - true "
+            "capture time p50 / tail (ms) |", "| --- | --- | --- |"]
+    for key, label in CAMERA_CONDITIONS.items():
+        r = res[key]
+        label = label.format(settle=data["settle_s"], dropped=r["dropped_settling"])
+        rows.append(f"| {label} | {r['flows_again_s']} s | {_tail(r['stamp_error_ms'])} |")
+    return "\n".join(rows) + (f"\n\nThe field tests' bounds: {res['bound_recovery_s']:g} s and "
+                              f"{res['bound_stamp_error_ms']:g} ms; load average (1 min) at the "
+                              f"end: {data['load_avg_1m']}\n")
+
+
+def vl_profile(data: dict) -> str:
+    opt, plain = data["vl"], data["vl_plain"]
+    pre, pre_plain = opt["preprocess"], plain["preprocess"]
+    rows = ["| | optimised | plain transformers | plain / optimised (p50) |",
+            "| --- | --- | --- | --- |",
+            f"| inputs (resize, tokens, pixel_values) p50 / tail (ms) | {_tail_ms(pre)} | "
+            f"{_tail_ms(pre_plain)} | {pre_plain['p50_ms'] / pre['p50_ms']:.2f}x |",
+            f"| whole VL update p50 / tail (ms) | {_tail_ms(opt)} | {_tail_ms(plain)} | "
+            f"{plain['p50_ms'] / opt['p50_ms']:.2f}x |",
+            f"| largest feature difference | | | {data['vl_feature_max_abs_diff']:.1e} |"]
+    model = data["model"]
+    return "\n".join(rows) + (
+        f"\n\n{model['model_id']} ({'; '.join(data.get('notes', [])) or 'no notes'}), "
+        f"{opt['views']} views at {opt['width']}x{opt['height']} ({opt['tokens']} tokens), "
+        f"{data['threads']} threads, {data['device']} {data['dtype']}; torch {data['torch']}, "
+        f"transformers {data['transformers']}; load average (1 min) at the end: "
+        f"{data['load_avg_1m']}\n")
+
+
+def spin_cpu(data: dict) -> str:
+    names = {"single": "SingleThreadedExecutor", "multi": "MultiThreadedExecutor"}
+    rows = ["| executor | CPU, share of one core: median (each round) | callbacks/s, median |",
+            "| --- | --- | --- |"]
+    for key, e in data["executors"].items():
+        each = ", ".join(str(r["cpu_share"]) for r in e["rounds"])
+        rows.append(f"| `{names.get(key, key)}` | {e['cpu_share_median']} ({each}) | "
+                    f"{e['callbacks_per_s_median']} |")
+    hz = ", ".join(f"{k} {v:g} Hz" for k, v in data["published_hz"].items())
+    return "\n".join(rows) + (
+        f"\n\nInputs published: {hz}; {data['duration_s']:g} s measured per round after "
+        f"{data['warmup_s']:g} s; MultiThreadedExecutor / SingleThreadedExecutor: "
+        f"{data['multi_over_single']}x; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+FAULTS = {  # the test's fault name: (what is injected, the diagnostic the test waits for)
+    "sensor": ("sensor stream paused", 'safety ERROR "sensor silent"'),
+    "sensor_nan": ("NaN force values",
+                   'safety ERROR "sensor silent" (+ `sensor_dropped_non_finite`)'),
+    "sensor_inf": ("inf force values", 'safety ERROR "sensor silent"'),
+    "robot_nan": ("NaN joint position", 'safety ERROR "joint_states silent"'),
+    "robot_inf": ("infinite EE position", 'safety ERROR "ee_pose silent"'),
+    "robot_clock_forward": ("robot clock 2 s ahead", 'action output ERROR "in the future"'),
+    "robot_clock_backward": ("robot clock 2 s behind",
+                             'action output ERROR "robot state is ... old"'),
+    "view2": ("camera view2 missing", 'VLM cameras ERROR "camera silent: view2"'),
+    "vl_nan": ("VL payload with NaN", "vl features `last_reject_reason`"),
+    "vl_model": ("VL from another model id", "vl features `last_reject_reason`"),
+    "vl_inf": ("VL payload with inf", "vl features `last_reject_reason`"),
+    "vl_dim": ("VL of another feature size", "vl features `last_reject_reason`"),
+    "vl_pause": ("VLM hung (no features)", 'action output ERROR "VL features are ... old"')}
+
+ROGUES = {  # the test's rogue mode: (what it publishes, the diagnostic the test waits for)
+    "vl_future": ("VL message stamped +1 h (the VL publisher's own node)",
+                  'vl features WARN "... in the future" (or the publisher lock)'),
+    "sensor_future": ("sensor batches stamped +1 h (50 Hz)",
+                      'inputs WARN "... stamped in the future"'),
+    "joints_other": ("JointStates of 100 joints `other_*` (100 Hz)",
+                     'inputs ERROR "joint state lacks joint_1, ..."'),
+    "vl_oversize": ("VLFeatures of 50 MB, header consistent with the payload",
+                    'vl features WARN "... refused before deserialization"'),
+    "vl_oversize_header": ("VLFeatures of 50 MB, header of the expected shape",
+                           'vl features WARN "... refused before deserialization"'),
+    "vl_flood": ("a second VL publisher, valid features with the model id copied (100 Hz)",
+                 'vl features ERROR "another publisher on /asyncvla/vl_features: /rogue_vlm"'),
+    "go": ("intruder: e-stop released + enable, 20 times, while the operator's e-stop is "
+           "pressed", 'safety ERROR "... publishers on /asyncvla/..."')}
+
+
+def _s(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f} s"
+
+
+def _outcome(data: dict) -> str:
+    return "; ".join(f"`{Path(t).name}`: {o['passed']} passed, {o['failed']} failed"
+                     + (f", {o['errors']} errors" if o.get("errors") else "")
+                     for t, o in data["tests"].items())
+
+
+def fault_recovery_faults(data: dict) -> str:
+    rows = ["| fault | diagnostic | detected after | last chunk after fault start | bound | "
+            "actions resume after recovery | chunks past the bound |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for f in data["faults"]:
+        label, diag = FAULTS.get(f["fault"], (f"`{f['fault']}`", "-"))
+        rows.append(f"| {label} | {diag} | {_s(f['detected_s'])} | "
+                    f"{_s(f['last_chunk_after_start_s'])} | {f['bound_s']:.2f} s | "
+                    f"{_s(f['recovery_s'])} | {len(f['leaked'])} |")
+    recoveries = [f["recovery_s"] for f in data["faults"]]
+    note = (f"\n\n{len(recoveries)} faults, one injection each: recovery {min(recoveries):.2f}-"
+            f"{max(recoveries):.2f} s (max, n={len(recoveries)}); " if recoveries else "\n\n")
+    return "\n".join(rows) + note + (f"{_outcome(data)}; load average (1 min) at the end: "
+                                     f"{data['load_avg_1m']}\n")
+
+
+OPERATOR_PATH = {"enable_to_first_chunk_s": "enable to the first chunk",
+                 "estop_last_chunk_after_s": "e-stop to the last chunk",
+                 "re_enable_to_first_chunk_s": "release + re-enable to the first chunk",
+                 "bridge_kill_last_chunk_after_s": "`kill -9` of the robot bridge to the last chunk",
+                 "bridge_restart_to_first_chunk_s": "robot bridge restarted to the first chunk",
+                 "action_restart_to_first_chunk_s":
+                     "action node killed and restarted to the first chunk (latched enable)"}
+
+
+def fault_recovery_operator(data: dict) -> str:
+    rows = ["| step (one run each) | time |", "| --- | --- |"]
+    for report in data["operator_path"]:
+        for key, value in report.items():
+            rows.append(f"| {OPERATOR_PATH.get(key, key)} | {_s(value)} |")
+    return "\n".join(rows) + "\n"
+
+
+def fault_recovery_rogues(data: dict) -> str:
+    rows = ["| rogue | diagnostic | messages | diagnostic after | chunks from rogue data | output "
+            "resumed after the rogue stopped | action node RSS before -> after |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["rogues"]:
+        label, diag = ROGUES.get(r["rogue"], (f"`{r['rogue']}`", "-"))
+        if "messages" not in r:  # the intruder: chunks while the operator's e-stop is pressed
+            rows.append(f"| {label} | {diag} | - | {_s(r.get('diagnostic_after_s'))} | "
+                        f"{r['chunks_after_intruder']} chunks | after the operator's own release "
+                        "+ enable | - |")
+            continue
+        rows.append(f"| {label} | {diag} | {r['messages']} | {_s(r['diagnostic_after_s'])} | "
+                    f"{r['rogue_chunks']} | {_s(r['recovery_s'])} | {r['rss_before_mb']} -> "
+                    f"{r['rss_after_mb']} MB |")
+    return "\n".join(rows) + f"\n\n{_outcome(data)}\n"
+
+
+#: Runs with more than one table: ``<!-- table: docs/benchmarks/RUN.json PART -->``.
+RUN_PARTS: dict[str, dict[str, Callable[[dict], str]]] = {
+    "fault_recovery": {"faults": fault_recovery_faults, "operator": fault_recovery_operator,
+                       "rogues": fault_recovery_rogues}}
+
+RUN_RENDERERS: dict[str, Callable[[dict], str]] = {
+    "expert_cpu": expert_cpu, "action_period": action_period, "sensor_latency": sensor_latency,
+    "vlfeatures_latency": vlfeatures_latency, "camera_field": camera_field,
+    "vl_profile": vl_profile, "spin_cpu": spin_cpu}
+
+
+def render_run(path: Path, part: str | None = None) -> str:
+    """The markdown table (and its note) of one timing benchmark's JSON (``RUN_RENDERERS``, by
+    the run's ``benchmark``, or its ``part`` of ``RUN_PARTS``), headed by the CPU it ran on, its
+    command and (when recorded) date."""
     data = json.loads(path.read_text())
     kind = "expert_cpu" if "candidates" in data else data.get("benchmark", "")
-    renderers = {"expert_cpu": expert_cpu, "action_period": action_period,
-                 "sensor_latency": sensor_latency}
-    if kind not in renderers:
-        raise ValueError(f"{path}: no table for benchmark {kind!r}")
+    renderer = RUN_PARTS.get(kind, {}).get(part or "") if kind in RUN_PARTS else (
+        RUN_RENDERERS.get(kind) if part is None else None)
+    if renderer is None:
+        raise ValueError(f"{path}: no table {part or ''!r} for benchmark {kind!r}")
     cpu = data.get("cpu", {})
+    date = f"; {data['date']}" if "date" in data else ""
     head = (f"*{path.name}: {cpu.get('model', '?')} ({cpu.get('kind', '?')}, "
-            f"{cpu.get('cpu_count', '?')} CPUs); `{data.get('command', '')}`*\n\n")
-    return head + renderers[kind](data)
+            f"{cpu.get('cpu_count', '?')} CPUs); `{data.get('command', '')}`{date}*\n\n")
+    return head + renderer(data)
 
 
 def ci_runs() -> str:
@@ -252,6 +435,67 @@ def closed_loop_targets() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _tail_text(summary: dict) -> str:
+    """"0.216 ms p99 (n=794)"; the tail is max under 100 samples."""
+    if summary["n"] >= 100:
+        return f"{summary['p99']} ms p99 (n={summary['n']})"
+    return f"{summary['max']} ms max (n={summary['n']})"
+
+
+def tick_designs(kind: str) -> Callable[[], str]:
+    """What each tick design costs and buys on one CPU kind, in one line each, from its three
+    runs (action_period_designs, action_period_default, sensor_latency)."""
+    def render() -> str:
+        designs = load(f"action_period_designs-{kind}.json")
+        default = load(f"action_period_default-{kind}.json")
+        sensor = load(f"sensor_latency-{kind}.json")
+
+        def period(data: dict, design: str, rate: float) -> dict:
+            return next(r for r in data["runs"] if r["design"] == design and r["rate_hz"] == rate)
+
+        def steps(design: str, rate: float) -> dict:
+            return next(r for r in sensor["runs"] if r["design"] == design
+                        and r["rate_hz"] == rate)["from_send"]
+
+        def step(design: str, rate: float) -> str:
+            return f"{steps(design, rate)['p50']} ms p50 (n={steps(design, rate)['n']})"
+
+        d100, f100 = period(designs, "default", 100), period(default, "default", 100)
+        pp50, pp100 = (period(designs, "publisher_process", r) for r in (50, 100))
+        tt100 = period(designs, "timing_thread", 100)
+        ex50, ex100 = (period(designs, "executor_timer", r) for r in (50, 100))
+        ex10 = steps("executor_timer", 10)
+        tt = [steps(d, r) for d in ("timing_thread/tick", "timing_thread/sensor") for r in (50, 100)]
+        tt_n = sorted({t["n"] for t in tt})
+        lines = [
+            f"- `publisher_process` + `deadline` (the default): holds the period (100 Hz: "
+            f"{_tail_text(d100['recv_dev'])} in the designs run, {_tail_text(f100['recv_dev'])} "
+            f"in the defaults run, at {d100['chunk_rate_hz']} and {f100['chunk_rate_hz']} "
+            f"chunks/s) for one more process and the publish lead; step to chunk "
+            + ", ".join(step("default", r) for r in (10, 50, 100)) + " at 10, 50, 100 Hz.",
+            f"- `publisher_process` + `tick`: the same period, but a chunk's inputs are one period "
+            f"old when published: {step('publisher_process/tick', 10)} at 10 Hz (the "
+            f"default: {step('default', 10)}).",
+            f"- `publisher_process` + `sensor`: deviation {_tail_text(pp50['recv_dev'])} / "
+            f"{_tail_text(pp100['recv_dev'])} at 50 / 100 Hz, but the expert runs on each sensor "
+            f"batch up to `inference_max_rate_hz` whatever the tick rate: on "
+            f"{designs['cpu']['cpu_count']} cores {pp50['ticks_missing']} and "
+            f"{pp100['ticks_missing']} ticks went missing at 50 and 100 Hz (the inputs' "
+            "watchdogs).",
+            f"- `timing_thread`: no child process; step to chunk {min(t['p50'] for t in tt)}-"
+            f"{max(t['p50'] for t in tt)} ms p50 (n={'-'.join(map(str, tt_n[::len(tt_n) - 1 or 1]))}"
+            f" each) at 50-100 Hz (either trigger), but it publishes from the node's interpreter: "
+            f"{_tail_text(tt100['recv_dev'])} at 100 Hz.",
+            f"- `executor_timer`: the fewest threads and each chunk published as its inference "
+            f"ends (step to chunk {ex10['p50']} ms p50 and {_tail_text(ex10)} at 10 Hz), but the "
+            f"period is the expert's: {ex50['chunk_rate_hz']} and {ex100['chunk_rate_hz']} "
+            f"chunks/s at 50 and 100 Hz, deviation p50 {ex50['recv_dev']['p50']} / "
+            f"{ex100['recv_dev']['p50']} ms (n={ex50['recv_dev']['n']} / "
+            f"{ex100['recv_dev']['n']})."]
+        return "\n".join(lines) + "\n"
+    return render
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "ci-run": ci_runs,
     "closed-loop-success": closed_loop_success,
@@ -260,6 +504,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "staleness-dynamic": staleness_curves("dynamic"),
     "staleness-static": staleness_curves("static"),
     "staleness-verdicts": staleness_verdicts,
+    "tick-designs-amd-epyc-avx512": tick_designs("amd-epyc-avx512"),
 }
 
 
@@ -274,10 +519,14 @@ def check(path: Path, write: bool) -> list[str]:
     problems: list[str] = []
 
     def replace(match: re.Match) -> str:
-        name = match.group("name")
+        name, part = match.group("name"), match.group("part")
         if name.endswith(".json") and (ROOT / name).is_file():
-            want = render_run(ROOT / name)
-        elif name in RENDERERS:
+            try:
+                want = render_run(ROOT / name, part)
+            except ValueError as exc:
+                problems.append(f"{path.relative_to(ROOT)}: {exc}")
+                return match.group(0)
+        elif name in RENDERERS and part is None:
             want = RENDERERS[name]()
         else:
             problems.append(f"{path.relative_to(ROOT)}: unknown table {name!r}")
@@ -286,7 +535,7 @@ def check(path: Path, write: bool) -> list[str]:
             problems.append(f"{path.relative_to(ROOT)}: table {name!r} "
                             + ("rewritten from its run" if write else
                                "differs from its run (python tools/docs_tables.py --write)"))
-        return match.group(1) + want + match.group(4)
+        return match.group(1) + want + match.group(5)
 
     new = BLOCK.sub(replace, text)
     if write and new != text:
