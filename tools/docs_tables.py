@@ -351,10 +351,71 @@ RUN_PARTS: dict[str, dict[str, Callable[[dict], str]]] = {
     "fault_recovery": {"faults": fault_recovery_faults, "operator": fault_recovery_operator,
                        "rogues": fault_recovery_rogues}}
 
+def executor_tick(data: dict) -> str:
+    rows = ["| blending | one tick p50 / tail (ms) | joining a chunk p50 / tail (ms) | ticks that "
+            "sent a setpoint |", "| --- | --- | --- | --- |"]
+    for mode, r in data["modes"].items():
+        rows.append(f"| `{mode}` | {_tail(r['tick_ms'])} | {_tail(r['on_chunk_ms'])} | "
+                    f"{r['setpoints']} of {r['ticks']} |")
+    return "\n".join(rows) + (
+        f"\n\nIn process, simulated time: {data['simulated_s']:g} s per strategy at "
+        f"{1 / data['period_s']:g} Hz, a chunk of {data['horizon']} steps every "
+        f"{data['chunk_step_s']:g} s; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+def soak(data: dict) -> str:
+    rows = ["| fault kind | injected | actions resumed after: mean / max (s) |", "| --- | --- | --- |"]
+    for kind, n in sorted(data["faults_injected"].items()):
+        r = data["recovery_s"].get(kind)
+        shown = f"{r['mean']} / {r['max']} (max, n={r['n']})" if r else "never"
+        rows.append(f"| {kind} | {n} | {shown} |")
+    withheld = ", ".join(f"{k} {v}" for k, v in sorted(data["actions_withheld_by_reason"].items(),
+                                                       key=lambda kv: -kv[1])) or "none"
+    memory = "; ".join(
+        f"{name} {m.get('start_mb')} -> {m.get('end_mb', '(killed)')} MB"
+        for name, m in data["memory_rss_mb"].items())
+    not_recovered = ", ".join(f"{k} {v}" for k, v in data["not_recovered"].items()) or "none"
+    return "\n".join(rows) + (
+        f"\n\n{data['minutes']:g} minutes, seed {data['seed']}, {data['views']} views: "
+        f"**{data['unsafe_actions']} unsafe actions**, not recovered: {not_recovered}; "
+        f"{data['actions_published']} chunks published; withheld: {withheld}; largest VL age on "
+        f"a published chunk {data['max_vl_age_ms']} ms; memory (RSS) after warm-up -> at the end: "
+        f"{memory}; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+def bridges(data: dict) -> str:
+    cpu = data["cpu_percent_of_one_core"]
+    cam, rob, sen = data["camera"], data["robot"], data["sensor"]
+    views = cam["latency_capture_to_downstream"]
+    slow = max(views, key=lambda v: views[v]["p99_ms"]) if views else None
+    rows = ["| stream | sent / received downstream (in the window) | rate sent / received (Hz) | "
+            "capture to downstream p50 / tail (ms) | bridge drops (whole run) | bridge CPU (% of "
+            "one core) |", "| --- | --- | --- | --- | --- | --- |"]
+    rows.append(f"| camera, {len(views)} views (tail: the slowest, {slow}) | {cam['sent']} / "
+                f"{cam['received']['total_compressed']} frames | {cam['sent_rate_hz']} / "
+                f"{cam['received_rate_hz']['total_compressed']} | "
+                f"{_tail_ms(views[slow]) if slow else '-'} | {cam['bridge']['drops_total']} | "
+                f"{cpu['camera']} |")
+    rows.append(f"| robot state (joint states) | {rob['sent']} / {rob['received']['joint_states']} "
+                f"| {rob['sent_rate_hz']} / {rob['received_rate_hz']['joint_states']} | "
+                f"{_tail_ms(rob['latency_capture_to_downstream'] or {})} | "
+                f"{rob['bridge']['drops_total']} | {cpu['robot']} |")
+    batch = sen["latency_capture_to_downstream"]["batch"] or {}
+    rows.append(f"| force/OCT, {sen['samples_per_datagram']} samples per datagram (batches) | "
+                f"{sen['sent']} / {sen['received']['force_oct_batches']} | "
+                f"{sen['sent_rate_hz']} / {sen['received_rate_hz']['force_oct_batches']} | "
+                f"{_tail_ms(batch)} | {sen['bridge']['drops_total']} | {cpu['sensor']} |")
+    return "\n".join(rows) + (
+        f"\n\n{data['duration_s']:g} s measured after the warm-up; the downstream subscriber "
+        f"used {cpu['downstream_listener']} % and the senders {cpu['senders_process']} % of one "
+        f"core; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
 RUN_RENDERERS: dict[str, Callable[[dict], str]] = {
     "expert_cpu": expert_cpu, "action_period": action_period, "sensor_latency": sensor_latency,
     "vlfeatures_latency": vlfeatures_latency, "camera_field": camera_field,
-    "vl_profile": vl_profile, "spin_cpu": spin_cpu}
+    "vl_profile": vl_profile, "spin_cpu": spin_cpu, "executor_tick": executor_tick,
+    "soak": soak, "bridges": bridges}
 
 
 def render_run(path: Path, part: str | None = None) -> str:
