@@ -557,6 +557,34 @@ def tick_designs(kind: str) -> Callable[[], str]:
     return render
 
 
+def expert_start(kind: str) -> Callable[[], str]:
+    """What `expert_runtime: auto` and the runtimes cost at a node's start on one CPU kind: the
+    cached choice's re-check in every node start of the committed runs (their log line,
+    ``expert.auto_summary``), and each runtime's build in the expert benchmark (``build_s``)."""
+    def render() -> str:
+        rechecks, names = [], []
+        for path in sorted(BENCHMARKS.glob(f"*-{kind}.json")):
+            run = json.loads(path.read_text())
+            for r in run.get("runs", []):
+                found = re.search(r"re-checked at \S+ in ([0-9.]+) s",
+                                  r.get("expert", {}).get("auto_summary", ""))
+                if found:
+                    rechecks.append(float(found.group(1)))
+                    names.append(path.name)
+        rows = []
+        if rechecks:
+            rows.append(f"`auto`'s cached choice re-checked on the probes at a node's start: "
+                        f"{min(rechecks)}-{max(rechecks)} s (min-max, n={len(rechecks)}: every "
+                        "node start of " + ", ".join(f"`{n}`" for n in sorted(set(names))) + ").")
+        expert = load(f"expert_cpu-{kind}.json")
+        builds = [f"`{n}` {e['build_s']} s" for n, e in expert["candidates"].items()
+                  if "build_s" in e]
+        rows.append(f"Each runtime's build in `expert_cpu-{kind}.json` (one each, converted models "
+                    "from the cache): " + ", ".join(builds) + ".")
+        return "\n\n".join(rows) + "\n"
+    return render
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "ci-run": ci_runs,
     "closed-loop-success": closed_loop_success,
@@ -566,6 +594,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "staleness-static": staleness_curves("static"),
     "staleness-verdicts": staleness_verdicts,
     "tick-designs-amd-epyc-avx512": tick_designs("amd-epyc-avx512"),
+    "expert-start-amd-epyc-avx512": expert_start("amd-epyc-avx512"),
 }
 
 
