@@ -411,11 +411,20 @@ def bridges(data: dict) -> str:
         f"core; load average (1 min) at the end: {data['load_avg_1m']}\n")
 
 
+def lerobot_export(data: dict) -> str:
+    rows = ["| export | bags | episodes | samples | wall time (whole CLI) | peak RSS | dataset |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            f"| streaming | {data['bags'].replace('x', ' of ', 1)} s | {data['episodes']} | "
+            f"{data['samples']} | "
+            f"{data['seconds']} s | {data['peak_rss_mb']} MB | {data['dataset_mb']} MB |"]
+    return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
+
+
 RUN_RENDERERS: dict[str, Callable[[dict], str]] = {
     "expert_cpu": expert_cpu, "action_period": action_period, "sensor_latency": sensor_latency,
     "vlfeatures_latency": vlfeatures_latency, "camera_field": camera_field,
     "vl_profile": vl_profile, "spin_cpu": spin_cpu, "executor_tick": executor_tick,
-    "soak": soak, "bridges": bridges}
+    "soak": soak, "bridges": bridges, "lerobot_export": lerobot_export}
 
 
 def render_run(path: Path, part: str | None = None) -> str:
