@@ -5,7 +5,9 @@ Why: a figure typed by hand drifts from the run it came from. Every measured tab
 file sits between ``<!-- table: NAME -->`` and ``<!-- /table -->``. NAME is either a renderer of
 ``RENDERERS`` (e.g. ``staleness-dynamic``, reading its run) or the path of a timing run,
 ``docs/benchmarks/<benchmark>-<cpu kind>.json``, rendered by what the benchmark was (expert_cpu,
-action_period, sensor_latency: one table per CPU kind measured). Numbers are printed as the JSON
+action_period, sensor_latency, ...: one table per CPU kind measured; ``<!-- table: PATH PART -->``
+for a run with several tables). A single figure in prose is ``<!-- fig: RUN.json KEY/KEY FORMAT
+-->value<!-- /fig -->``. Numbers are printed as the JSON
 holds them; a tail over fewer than 100 samples is printed as ``max``, not p99. ``--write``
 rewrites the tables in place; without it the script exits 1 (and says where) when a table
 differs from its run, which is what asyncvla_common/test/test_docs_tables.py checks in CI.
@@ -26,6 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "docs" / "benchmarks"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[A-Za-z0-9_:./-]+)(?: (?P<part>[a-z0-9_-]+))? -->\n)"
                    r"(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+#: A figure in prose: ``<!-- fig: RUN.json KEY/KEY/... FORMAT -->0.48<!-- /fig -->`` (the value
+#: at that path of docs/benchmarks/RUN.json, through a Python format spec such as ``.2f``).
+FIG = re.compile(r"(<!-- fig: (?P<run>[A-Za-z0-9_./-]+\.json) (?P<path>[A-Za-z0-9_./-]+) "
+                 r"(?P<fmt>[0-9.,a-z%+-]+) -->)(?P<body>[^<\n]*)(<!-- /fig -->)")
 
 
 def load(name: str) -> dict:
@@ -612,6 +618,14 @@ def markdown_files() -> list[Path]:
     return [ROOT / line for line in out.stdout.split()]
 
 
+def figure(run: str, key_path: str, fmt: str) -> str:
+    """The value at ``key_path`` (keys and list indices joined by /) of a committed run."""
+    value: object = load(run)
+    for key in key_path.split("/"):
+        value = value[int(key)] if isinstance(value, list) else value[key]  # type: ignore[index]
+    return format(value, fmt)
+
+
 def check(path: Path, write: bool) -> list[str]:
     """Differences between ``path``'s tables and their runs (rewritten when ``write``)."""
     text = path.read_text()
@@ -636,7 +650,20 @@ def check(path: Path, write: bool) -> list[str]:
                                "differs from its run (python tools/docs_tables.py --write)"))
         return match.group(1) + want + match.group(5)
 
-    new = BLOCK.sub(replace, text)
+    def replace_figure(match: re.Match) -> str:
+        where = f"{match.group('run')} {match.group('path')}"
+        try:
+            want = figure(match.group("run"), match.group("path"), match.group("fmt"))
+        except (OSError, KeyError, IndexError, ValueError, TypeError) as exc:
+            problems.append(f"{path.relative_to(ROOT)}: figure {where}: {exc!r}")
+            return match.group(0)
+        if match.group("body") != want:
+            problems.append(f"{path.relative_to(ROOT)}: figure {where} "
+                            + ("rewritten from its run" if write else
+                               "differs from its run (python tools/docs_tables.py --write)"))
+        return match.group(1) + want + match.group(6)
+
+    new = FIG.sub(replace_figure, BLOCK.sub(replace, text))
     if write and new != text:
         path.write_text(new)
     return problems

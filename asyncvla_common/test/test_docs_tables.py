@@ -165,3 +165,25 @@ def test_a_tail_over_fewer_than_100_samples_is_called_max() -> None:
     tool = _tool()
     assert tool._tail({"n": 99, "p50": 1.0, "p99": 2.0, "max": 3.0}) == "1.0 / 3.0 (max, n=99)"
     assert tool._tail({"n": 100, "p50": 1.0, "p99": 2.0, "max": 3.0}) == "1.0 / 2.0 (p99, n=100)"
+
+
+def test_a_figure_in_prose_is_checked_against_its_run(tmp_path, monkeypatch) -> None:
+    import json
+
+    tool = _tool()
+    tool.ROOT = tmp_path
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "r.json").write_text(json.dumps({"claims": {"x": {"interval": [0.1, 0.56789]}}}))
+    monkeypatch.setattr(tool, "BENCHMARKS", runs)
+    doc = tmp_path / "doc.md"
+    marker = "<!-- fig: r.json claims/x/interval/1 .2f -->"
+    doc.write_text(f"reaches {marker}0.57<!-- /fig -->: close.\n")
+    assert tool.check(doc, write=False) == []
+    doc.write_text(f"reaches {marker}0.55<!-- /fig -->: close.\n")
+    assert tool.check(doc, write=False), "a figure typed by hand was not caught"
+    tool.check(doc, write=True)
+    assert doc.read_text() == f"reaches {marker}0.57<!-- /fig -->: close.\n"
+    doc.write_text("<!-- fig: r.json claims/y .2f -->1<!-- /fig -->\n")
+    problems = tool.check(doc, write=False)
+    assert len(problems) == 1 and "claims/y" in problems[0]
