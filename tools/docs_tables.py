@@ -113,7 +113,8 @@ def expert_cpu(data: dict) -> str:
         if "error" in e:
             rows.append(f"| {label} | failed: {e['error'][:80]} | | | | |")
             continue
-        tail = (f"{e['p99_ms']} (p99)" if "p99_ms" in e else f"{e['max_ms']} (max)")
+        n = f", n={e['samples']}" if "samples" in e else ""
+        tail = (f"{e['p99_ms']} (p99{n})" if "p99_ms" in e else f"{e['max_ms']} (max{n})")
         floor = (f"{e['limit_ms']} ms ({e['p50_over_limit']}x)" if "limit_ms" in e else "-")
         ratio = f"{plain / e['p50_ms']:.2f}x" if plain else "-"
         rows.append(f"| {label} | {e['p50_ms']} / {tail} | {_err(e.get('probe_error'))} "
@@ -156,13 +157,14 @@ def action_period(data: dict) -> str:
             runtime += " (auto)"
         adj = r["recv_dev_adjacent"]
         adj_tail = ("-" if not adj.get("n") else
-                    f"{adj['p99']} (p99)" if adj["n"] >= 100 else f"{adj['max']} (max)")
+                    f"{adj['p99']} (p99, n={adj['n']})" if adj["n"] >= 100 else
+                    f"{adj['max']} (max, n={adj['n']})")
         floor = design == "publisher_floor"
         rows.append(f"| {r['rate_hz']:g} Hz | {design} ({detail}) | {'-' if floor else runtime} | "
                     f"{r['chunk_rate_hz']} | {_tail(r['recv_dev'])} | {adj_tail} | "
                     f"{r['ticks_missing']} | {_refusals(r.get('node_window', {}))} | "
-                    + ("- |" if floor else f"{r['inference']['p50']} / "
-                       f"{r['inference_age']['p50']} |"))
+                    + ("- |" if floor else f"{r['inference']['p50']} (n={r['inference']['n']}) / "
+                       f"{r['inference_age']['p50']} (n={r['inference_age']['n']}) |"))
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
 
 
@@ -178,7 +180,7 @@ def sensor_latency(data: dict) -> str:
             runtime += " (auto)"
         rows.append(f"| {r['rate_hz']:g} Hz | {r['design']} ({detail}) | {runtime} | "
                     f"{r['steps']} ({r['steps_not_seen']}) | {_tail(r['from_send'])} | "
-                    f"{r['stamp_from_sample']['p50']} |")
+                    f"{r['stamp_from_sample']['p50']} (n={r['stamp_from_sample']['n']}) |")
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
 
 
