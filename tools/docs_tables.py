@@ -314,8 +314,9 @@ def fault_recovery_faults(data: dict) -> str:
                     f"{_s(f['last_chunk_after_start_s'])} | {f['bound_s']:.2f} s | "
                     f"{_s(f['recovery_s'])} | {len(f['leaked'])} |")
     recoveries = [f["recovery_s"] for f in data["faults"]]
-    note = (f"\n\n{len(recoveries)} faults, one injection each: recovery {min(recoveries):.2f}-"
-            f"{max(recoveries):.2f} s (max, n={len(recoveries)}); " if recoveries else "\n\n")
+    note = (f"\n\n{len(recoveries)} faults, one injection each: actions resumed "
+            f"{min(recoveries):.2f}-{max(recoveries):.2f} s after a fault ended (min-max, "
+            f"n={len(recoveries)}); " if recoveries else "\n\n")
     return "\n".join(rows) + note + (f"{_outcome(data)}; load average (1 min) at the end: "
                                      f"{data['load_avg_1m']}\n")
 
@@ -333,7 +334,9 @@ def fault_recovery_operator(data: dict) -> str:
     rows = ["| step (one run each) | time |", "| --- | --- |"]
     for report in data["operator_path"]:
         for key, value in report.items():
-            rows.append(f"| {OPERATOR_PATH.get(key, key)} | {_s(value)} |")
+            shown = ("none after it" if key == "estop_last_chunk_after_s" and value == 0
+                     else _s(value))  # the test's max(..., default=0.0): no chunk at all
+            rows.append(f"| {OPERATOR_PATH.get(key, key)} | {shown} |")
     return "\n".join(rows) + "\n"
 
 
@@ -380,7 +383,7 @@ def soak(data: dict) -> str:
     withheld = ", ".join(f"{k} {v}" for k, v in sorted(data["actions_withheld_by_reason"].items(),
                                                        key=lambda kv: -kv[1])) or "none"
     memory = "; ".join(
-        f"{name} {m.get('start_mb')} -> {m.get('end_mb', '(killed)')} MB"
+        f"{name} {m.get('start_mb') or '-'} -> {m.get('end_mb', '(killed)')} MB"
         for name, m in data["memory_rss_mb"].items())
     not_recovered = ", ".join(f"{k} {v}" for k, v in data["not_recovered"].items()) or "none"
     return "\n".join(rows) + (
@@ -397,7 +400,8 @@ def bridges(data: dict) -> str:
     views = cam["latency_capture_to_downstream"]
     slow = max(views, key=lambda v: views[v]["p99_ms"]) if views else None
     rows = ["| stream | sent / received downstream (in the window) | rate sent / received (Hz) | "
-            "capture to downstream p50 / tail (ms) | bridge drops (whole run) | bridge CPU (% of "
+            "capture to downstream p50 / tail (ms) | bridge drops (whole run, start-up included) | "
+            "bridge CPU (% of "
             "one core) |", "| --- | --- | --- | --- | --- | --- |"]
     rows.append(f"| camera, {len(views)} views (tail: the slowest, {slow}) | {cam['sent']} / "
                 f"{cam['received']['total_compressed']} frames | {cam['sent_rate_hz']} / "
