@@ -215,8 +215,8 @@ CAMERA_CONDITIONS = {
 
 def camera_field(data: dict) -> str:
     res = data["results"]
-    rows = ["| condition | frames flow again after (first frame delivered) | published stamp - true "
-            "capture time p50 / tail (ms) |", "| --- | --- | --- |"]
+    rows = ["| condition | frames flow again after (first frame delivered) | \\|published stamp - true "
+            "capture time\\| p50 / tail (ms) |", "| --- | --- | --- |"]
     for key, label in CAMERA_CONDITIONS.items():
         r = res[key]
         label = label.format(settle=data["settle_s"], dropped=r["dropped_settling"])
