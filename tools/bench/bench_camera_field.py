@@ -19,13 +19,10 @@ Usage: flock /tmp/asyncvla-cpu.lock python tools/bench/bench_camera_field.py --s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
 import time
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))

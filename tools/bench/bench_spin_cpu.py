@@ -5,15 +5,15 @@ single-threaded).
 
 A publisher process plays the action node's inputs at their rates over loopback DDS: force/OCT
 batches of 10 samples at 65 Hz (650 samples/s), joint states and EE poses at 100 Hz each (265
-messages/s). For each round and executor, a fresh subscriber process holds the action node's
-three input subscriptions (same types, same QoS: best effort, depth 50 / 10; one mutually
-exclusive callback group, the node's default, as the action node's `inputs` group) with callbacks
-that only count, spins with that executor (MultiThreadedExecutor with its default thread count),
-and once every input has arrived and `--warmup` s more have passed, measures its own CPU time (all threads, user + system) over `--duration`
-s: `cpu_share` = CPU seconds / wall seconds (1.0 = one core busy). Rounds alternate the two
-executors so drift in the machine's load falls on both. Prints one JSON object (and writes it to
-`--out`): per executor the rounds' shares and callbacks/s and their median, with the CPU, date
-and command (tools/bench/run_record.py).
+messages/s). For each round and executor, a fresh subscriber process holds the action node's three
+input subscriptions (same types, same QoS: best effort, depth 50 / 10; one mutually exclusive
+callback group, the node's default, as the action node's `inputs` group) with callbacks that only
+count, spins with that executor (MultiThreadedExecutor with its default thread count), and once
+every input has arrived and `--warmup` s more have passed, measures its own CPU time (all threads,
+user + system) over `--duration` s: `cpu_share` = CPU seconds / wall seconds (1.0 = one core busy).
+Rounds alternate the two executors so drift in the machine's load falls on both. Prints one JSON
+object (and writes it to `--out`): per executor the rounds' shares and callbacks/s and their
+median, with the CPU, date and command (tools/bench/run_record.py).
 
 Usage: flock /tmp/asyncvla-cpu.lock python tools/bench/bench_spin_cpu.py --rounds 3 \
            --duration 6 --out docs/benchmarks/spin_cpu-<cpu kind>.json
