@@ -1,9 +1,9 @@
 """The `main()` every AsyncVLA node shares: init, spin single-threaded, report start-up errors.
 
 Single-threaded on purpose: rclpy's MultiThreadedExecutor costs far more CPU on the action node's
-input callbacks (its inputs at their rates, 265 messages/s) than the single-threaded one, and in
-the committed run it did not even keep up with them (tools/bench/bench_spin_cpu.py; the run is
-docs/benchmarks/spin_cpu-*.json, its table in asyncvla_action_node/TIMING.md). Work that must not
+input callbacks (its inputs at their rates, 265 messages/s) than the single-threaded one, and it
+does not always keep up with them (tools/bench/bench_spin_cpu.py; the runs are in
+docs/benchmarks/, the table in asyncvla_action_node/TIMING.md). Work that must not
 block the executor (VL extraction, socket reads) runs on the node's own threads instead.
 """
 from __future__ import annotations
