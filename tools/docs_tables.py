@@ -511,6 +511,9 @@ def closed_loop_targets() -> str:
     for name, t in (run.get("targets_at_1.5s") or {}).items():
         value = t["value"]
         shown = "-" if value is None else ("inf" if value == float("inf") else f"{value:.2f}")
+        if "suite" in t and "synchronous" in t:  # the ratio's two success rates, not just "inf"
+            shown = f"{t['suite']:.2f} / {t['synchronous']:.2f}" + ("" if value == float("inf")
+                                                                 else f" = {value:.2f}")
         extra = f" ({t['strategy']})" if t.get("strategy") else ""
         rows.append(f"| `{name}`: {t['target']}{extra} | {shown} | "
                     f"{'yes' if t['met'] else '**no**'} |")
