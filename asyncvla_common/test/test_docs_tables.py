@@ -189,3 +189,26 @@ def test_a_figure_in_prose_is_checked_against_its_run(tmp_path, monkeypatch) -> 
     doc.write_text("<!-- fig: r.json claims/y .2f -->1<!-- /fig -->\n")
     problems = tool.check(doc, write=False)
     assert len(problems) == 1 and "claims/y" in problems[0]
+
+
+def test_ci_summary_reads_a_ci_log(tmp_path) -> None:
+    """tools/ci_summary.py turns a `.ci/run` log into the CI-run JSON the README renders; a log
+    without pytest's summary is one line and exit 2, not a traceback."""
+    import json
+    import subprocess
+    import sys
+
+    log = tmp_path / "ci.log"
+    log.write_text("....s..F\n= 3 failed, 870 passed, 3 skipped, 14 warnings in 931.52s (0:15:31) =\n"
+                   "\nreal\t17m11.204s\nuser\t1m0.1s\n")
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "ci_summary.py"), str(log),
+                          "--note", "quiet"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    run = json.loads(out.stdout)
+    assert (run["passed"], run["failed"], run["skipped"]) == (870, 3, 3)
+    assert run["tests_s"] == 931.52 and abs(run["total_s"] - 1031.204) < 1e-6
+    assert run["note"] == "quiet" and run["cpu"]["kind"]
+    log.write_text("no summary here\n")
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "ci_summary.py"), str(log)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "ci.log" in bad.stderr
