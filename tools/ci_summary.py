@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asyncvla_policy"))
 
 def parse(text: str) -> dict:
     """Counts and times from the log; ValueError when the log has no pytest summary line."""
-    summary = re.findall(r"^=*\s*(\d+ passed.*?) in ([\d.]+)s", text, re.M)
+    summary = re.findall(r"^=*\s*(\d+ (?:passed|failed|errors?)\b.*?) in ([\d.]+)s", text, re.M)
     if not summary:
         raise ValueError("no pytest summary line ('N passed ... in Xs') in the log")
     counts_text, seconds = summary[-1]
