@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asyncvla_training"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asyncvla_policy"))
 
 
 def parse(text: str) -> dict:
     """Counts and times from the log; ValueError when the log has no pytest summary line."""
-    summary = re.findall(r"^=*\s*(\d+ passed.*?) in ([\d.]+)s", text, re.M)
+    summary = re.findall(r"^=*\s*(\d+ (?:passed|failed|errors?)\b.*?) in ([\d.]+)s", text, re.M)
     if not summary:
         raise ValueError("no pytest summary line ('N passed ... in Xs') in the log")
     counts_text, seconds = summary[-1]
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"{args.log}: {exc}", file=sys.stderr)
         return 2
-    from asyncvla_training.cpu_info import cpu_record
+    from asyncvla_policy.cpu_info import cpu_record
 
     result.update(benchmark="ci_run", command="./.ci/run (fresh clone, install included in total)",
                   note=args.note, date=time.strftime("%Y-%m-%d"), cpu=cpu_record())

@@ -5,7 +5,9 @@ Why: a figure typed by hand drifts from the run it came from. Every measured tab
 file sits between ``<!-- table: NAME -->`` and ``<!-- /table -->``. NAME is either a renderer of
 ``RENDERERS`` (e.g. ``staleness-dynamic``, reading its run) or the path of a timing run,
 ``docs/benchmarks/<benchmark>-<cpu kind>.json``, rendered by what the benchmark was (expert_cpu,
-action_period, sensor_latency: one table per CPU kind measured). Numbers are printed as the JSON
+action_period, sensor_latency, ...: one table per CPU kind measured; ``<!-- table: PATH PART -->``
+for a run with several tables). A single figure in prose is ``<!-- fig: RUN.json KEY/KEY FORMAT
+-->value<!-- /fig -->``. Numbers are printed as the JSON
 holds them; a tail over fewer than 100 samples is printed as ``max``, not p99. ``--write``
 rewrites the tables in place; without it the script exits 1 (and says where) when a table
 differs from its run, which is what asyncvla_common/test/test_docs_tables.py checks in CI.
@@ -24,8 +26,12 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "docs" / "benchmarks"
-BLOCK = re.compile(r"(<!-- table: (?P<name>[A-Za-z0-9_:./-]+) -->\n)(?P<body>.*?)(<!-- /table -->)",
-                   re.DOTALL)
+BLOCK = re.compile(r"(<!-- table: (?P<name>[A-Za-z0-9_:./-]+)(?: (?P<part>[a-z0-9_-]+))? -->\n)"
+                   r"(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+#: A figure in prose: ``<!-- fig: RUN.json KEY/KEY/... FORMAT -->0.48<!-- /fig -->`` (the value
+#: at that path of docs/benchmarks/RUN.json, through a Python format spec such as ``.2f``).
+FIG = re.compile(r"(<!-- fig: (?P<run>[A-Za-z0-9_./-]+\.json) (?P<path>[A-Za-z0-9_./-]+) "
+                 r"(?P<fmt>[0-9.,a-z%+-]+) -->)(?P<body>[^<\n]*)(<!-- /fig -->)")
 
 
 def load(name: str) -> dict:
@@ -107,7 +113,8 @@ def expert_cpu(data: dict) -> str:
         if "error" in e:
             rows.append(f"| {label} | failed: {e['error'][:80]} | | | | |")
             continue
-        tail = (f"{e['p99_ms']} (p99)" if "p99_ms" in e else f"{e['max_ms']} (max)")
+        n = f", n={e['samples']}" if "samples" in e else ""
+        tail = (f"{e['p99_ms']} (p99{n})" if "p99_ms" in e else f"{e['max_ms']} (max{n})")
         floor = (f"{e['limit_ms']} ms ({e['p50_over_limit']}x)" if "limit_ms" in e else "-")
         ratio = f"{plain / e['p50_ms']:.2f}x" if plain else "-"
         rows.append(f"| {label} | {e['p50_ms']} / {tail} | {_err(e.get('probe_error'))} "
@@ -150,13 +157,14 @@ def action_period(data: dict) -> str:
             runtime += " (auto)"
         adj = r["recv_dev_adjacent"]
         adj_tail = ("-" if not adj.get("n") else
-                    f"{adj['p99']} (p99)" if adj["n"] >= 100 else f"{adj['max']} (max)")
+                    f"{adj['p99']} (p99, n={adj['n']})" if adj["n"] >= 100 else
+                    f"{adj['max']} (max, n={adj['n']})")
         floor = design == "publisher_floor"
         rows.append(f"| {r['rate_hz']:g} Hz | {design} ({detail}) | {'-' if floor else runtime} | "
                     f"{r['chunk_rate_hz']} | {_tail(r['recv_dev'])} | {adj_tail} | "
                     f"{r['ticks_missing']} | {_refusals(r.get('node_window', {}))} | "
-                    + ("- |" if floor else f"{r['inference']['p50']} / "
-                       f"{r['inference_age']['p50']} |"))
+                    + ("- |" if floor else f"{r['inference']['p50']} (n={r['inference']['n']}) / "
+                       f"{r['inference_age']['p50']} (n={r['inference_age']['n']}) |"))
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
 
 
@@ -172,23 +180,280 @@ def sensor_latency(data: dict) -> str:
             runtime += " (auto)"
         rows.append(f"| {r['rate_hz']:g} Hz | {r['design']} ({detail}) | {runtime} | "
                     f"{r['steps']} ({r['steps_not_seen']}) | {_tail(r['from_send'])} | "
-                    f"{r['stamp_from_sample']['p50']} |")
+                    f"{r['stamp_from_sample']['p50']} (n={r['stamp_from_sample']['n']}) |")
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
 
 
-def render_run(path: Path) -> str:
-    """The markdown table (and its note) of one timing benchmark's JSON (expert_cpu,
-    action_period, sensor_latency), headed by the CPU it ran on."""
+def _tail_ms(stats: dict) -> str:
+    """``_tail`` of a summary whose keys end in ``_ms`` (profile_cli's)."""
+    return _tail({"n": stats.get("n", 0), "p50": stats.get("p50_ms"), "p99": stats.get("p99_ms"),
+                  "max": stats.get("max_ms")})
+
+
+VL_PAYLOADS = {"pooled_4KiB": "4 KiB (one pooled 2048-d fp16 vector)",
+               "tokens64_256KiB": "256 KiB (64 tokens x 2048 fp16, the VLM node's default)",
+               "budget_1MiB": "1 MiB (the budget)"}
+
+
+def vlfeatures_latency(data: dict) -> str:
+    rows = ["| payload | received / sent | publish to receive p50 / tail (ms) |",
+            "| --- | --- | --- |"]
+    for name, r in data["results"].items():
+        lat = r["latency_ms"]
+        rows.append(f"| {VL_PAYLOADS.get(name, name)} | {lat['n']} / {r['sent']} | {_tail(lat)} |")
+    return "\n".join(rows) + (f"\n\n{data['transport']}, {data['rmw']}, latched, "
+                              f"{data['rate_hz']:g} Hz; load average (1 min) at the end: "
+                              f"{data['load_avg_1m']}\n")
+
+
+CAMERA_CONDITIONS = {
+    "backlog_at_start": "bridge starts under a {settle:g} s backlog ({dropped} stale frames dropped)",
+    "clock_step_forward_2s": "sender clock steps +2 s",
+    "clock_step_back_2s": "sender clock steps -2 s (stamps: both steps)",
+    "second_generation_5fps": "second-generation sender, 5 FPS 1280x720, no `send_time`"}
+
+
+def camera_field(data: dict) -> str:
+    res = data["results"]
+    rows = ["| condition | frames flow again after (first frame delivered) | \\|published stamp - true "
+            "capture time\\| p50 / tail (ms) |", "| --- | --- | --- |"]
+    for key, label in CAMERA_CONDITIONS.items():
+        r = res[key]
+        label = label.format(settle=data["settle_s"], dropped=r["dropped_settling"])
+        rows.append(f"| {label} | {r['flows_again_s']} s | {_tail(r['stamp_error_ms'])} |")
+    return "\n".join(rows) + (f"\n\nThe field tests' bounds: {res['bound_recovery_s']:g} s and "
+                              f"{res['bound_stamp_error_ms']:g} ms; load average (1 min) at the "
+                              f"end: {data['load_avg_1m']}\n")
+
+
+def vl_profile(data: dict) -> str:
+    opt, plain = data["vl"], data["vl_plain"]
+    pre, pre_plain = opt["preprocess"], plain["preprocess"]
+    rows = ["| | optimised | plain transformers | plain / optimised (p50) |",
+            "| --- | --- | --- | --- |",
+            f"| inputs (resize, tokens, pixel_values) p50 / tail (ms) | {_tail_ms(pre)} | "
+            f"{_tail_ms(pre_plain)} | {pre_plain['p50_ms'] / pre['p50_ms']:.2f}x |",
+            f"| whole VL update p50 / tail (ms) | {_tail_ms(opt)} | {_tail_ms(plain)} | "
+            f"{plain['p50_ms'] / opt['p50_ms']:.2f}x |",
+            f"| largest feature difference | | | {data['vl_feature_max_abs_diff']:.1e} |"]
+    model = data["model"]
+    return "\n".join(rows) + (
+        f"\n\n{model['model_id']} ({'; '.join(data.get('notes', [])) or 'no notes'}), "
+        f"{opt['views']} views at {opt['width']}x{opt['height']} ({opt['tokens']} tokens), "
+        f"{data['threads']} threads, {data['device']} {data['dtype']}; torch {data['torch']}, "
+        f"transformers {data['transformers']}; load average (1 min) at the end: "
+        f"{data['load_avg_1m']}\n")
+
+
+def spin_cpu(data: dict) -> str:
+    names = {"single": "SingleThreadedExecutor", "multi": "MultiThreadedExecutor"}
+    rows = ["| executor | CPU, share of one core: median (each round) | callbacks/s, median |",
+            "| --- | --- | --- |"]
+    for key, e in data["executors"].items():
+        each = ", ".join(str(r["cpu_share"]) for r in e["rounds"])
+        rows.append(f"| `{names.get(key, key)}` | {e['cpu_share_median']} ({each}) | "
+                    f"{e['callbacks_per_s_median']} |")
+    hz = ", ".join(f"{k} {v:g} Hz" for k, v in data["published_hz"].items())
+    return "\n".join(rows) + (
+        f"\n\nInputs published: {hz}; {data['duration_s']:g} s measured per round after "
+        f"{data['warmup_s']:g} s; MultiThreadedExecutor / SingleThreadedExecutor: "
+        f"{data['multi_over_single']}x; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+FAULTS = {  # the test's fault name: (what is injected, the diagnostic the test waits for)
+    "sensor": ("sensor stream paused", 'safety ERROR "sensor silent"'),
+    "sensor_nan": ("NaN force values",
+                   'safety ERROR "sensor silent" (+ `sensor_dropped_non_finite`)'),
+    "sensor_inf": ("inf force values", 'safety ERROR "sensor silent"'),
+    "robot_nan": ("NaN joint position", 'safety ERROR "joint_states silent"'),
+    "robot_inf": ("infinite EE position", 'safety ERROR "ee_pose silent"'),
+    "robot_clock_forward": ("robot clock 2 s ahead", 'action output ERROR "in the future"'),
+    "robot_clock_backward": ("robot clock 2 s behind",
+                             'action output ERROR "robot state is ... old"'),
+    "view2": ("camera view2 missing", 'VLM cameras ERROR "camera silent: view2"'),
+    "vl_nan": ("VL payload with NaN", "vl features `last_reject_reason`"),
+    "vl_model": ("VL from another model id", "vl features `last_reject_reason`"),
+    "vl_inf": ("VL payload with inf", "vl features `last_reject_reason`"),
+    "vl_dim": ("VL of another feature size", "vl features `last_reject_reason`"),
+    "vl_pause": ("VLM hung (no features)", 'action output ERROR "VL features are ... old"')}
+
+ROGUES = {  # the test's rogue mode: (what it publishes, the diagnostic the test waits for)
+    "vl_future": ("VL message stamped +1 h (the VL publisher's own node)",
+                  'vl features WARN "... in the future" (or the publisher lock)'),
+    "sensor_future": ("sensor batches stamped +1 h (50 Hz)",
+                      'inputs WARN "... stamped in the future"'),
+    "joints_other": ("JointStates of 100 joints `other_*` (100 Hz)",
+                     'inputs ERROR "joint state lacks joint_1, ..."'),
+    "vl_oversize": ("VLFeatures of 50 MB, header consistent with the payload",
+                    'vl features WARN "... refused before deserialization"'),
+    "vl_oversize_header": ("VLFeatures of 50 MB, header of the expected shape",
+                           'vl features WARN "... refused before deserialization"'),
+    "vl_flood": ("a second VL publisher, valid features with the model id copied (100 Hz)",
+                 'vl features ERROR "another publisher on /asyncvla/vl_features: /rogue_vlm"'),
+    "go": ("intruder: e-stop released + enable, 20 times, while the operator's e-stop is "
+           "pressed", 'safety ERROR "... publishers on /asyncvla/..."')}
+
+
+def _s(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f} s"
+
+
+def _outcome(data: dict) -> str:
+    return "; ".join(f"`{Path(t).name}`: {o['passed']} passed, {o['failed']} failed"
+                     + (f", {o['errors']} errors" if o.get("errors") else "")
+                     for t, o in data["tests"].items())
+
+
+def fault_recovery_faults(data: dict) -> str:
+    rows = ["| fault | diagnostic | detected after | last chunk after fault start | bound | "
+            "actions resume after recovery | chunks past the bound |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for f in data["faults"]:
+        label, diag = FAULTS.get(f["fault"], (f"`{f['fault']}`", "-"))
+        rows.append(f"| {label} | {diag} | {_s(f['detected_s'])} | "
+                    f"{_s(f['last_chunk_after_start_s'])} | {f['bound_s']:.2f} s | "
+                    f"{_s(f['recovery_s'])} | {len(f['leaked'])} |")
+    recoveries = [f["recovery_s"] for f in data["faults"]]
+    note = (f"\n\n{len(recoveries)} faults, one injection each: actions resumed "
+            f"{min(recoveries):.2f}-{max(recoveries):.2f} s after a fault ended (min-max, "
+            f"n={len(recoveries)}); " if recoveries else "\n\n")
+    return "\n".join(rows) + note + (f"{_outcome(data)}; load average (1 min) at the end: "
+                                     f"{data['load_avg_1m']}\n")
+
+
+OPERATOR_PATH = {"enable_to_first_chunk_s": "enable to the first chunk",
+                 "estop_last_chunk_after_s": "e-stop to the last chunk",
+                 "re_enable_to_first_chunk_s": "release + re-enable to the first chunk",
+                 "bridge_kill_last_chunk_after_s": "`kill -9` of the robot bridge to the last chunk",
+                 "bridge_restart_to_first_chunk_s": "robot bridge restarted to the first chunk",
+                 "action_restart_to_first_chunk_s":
+                     "action node killed and restarted to the first chunk (latched enable)"}
+
+
+def fault_recovery_operator(data: dict) -> str:
+    rows = ["| step (one run each) | time |", "| --- | --- |"]
+    for report in data["operator_path"]:
+        for key, value in report.items():
+            shown = ("none after it" if key == "estop_last_chunk_after_s" and value == 0
+                     else _s(value))  # the test's max(..., default=0.0): no chunk at all
+            rows.append(f"| {OPERATOR_PATH.get(key, key)} | {shown} |")
+    return "\n".join(rows) + "\n"
+
+
+def fault_recovery_rogues(data: dict) -> str:
+    rows = ["| rogue | diagnostic | messages | diagnostic after | chunks from rogue data | output "
+            "resumed after the rogue stopped | action node RSS before -> after |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in data["rogues"]:
+        label, diag = ROGUES.get(r["rogue"], (f"`{r['rogue']}`", "-"))
+        if "messages" not in r:  # the intruder: chunks while the operator's e-stop is pressed
+            rows.append(f"| {label} | {diag} | - | {_s(r.get('diagnostic_after_s'))} | "
+                        f"{r['chunks_after_intruder']} chunks | after the operator's own release "
+                        "+ enable | - |")
+            continue
+        rows.append(f"| {label} | {diag} | {r['messages']} | {_s(r['diagnostic_after_s'])} | "
+                    f"{r['rogue_chunks']} | {_s(r['recovery_s'])} | {r['rss_before_mb']} -> "
+                    f"{r['rss_after_mb']} MB |")
+    return "\n".join(rows) + f"\n\n{_outcome(data)}\n"
+
+
+#: Runs with more than one table: ``<!-- table: docs/benchmarks/RUN.json PART -->``.
+RUN_PARTS: dict[str, dict[str, Callable[[dict], str]]] = {
+    "fault_recovery": {"faults": fault_recovery_faults, "operator": fault_recovery_operator,
+                       "rogues": fault_recovery_rogues}}
+
+def executor_tick(data: dict) -> str:
+    rows = ["| blending | one tick p50 / tail (ms) | joining a chunk p50 / tail (ms) | ticks that "
+            "sent a setpoint |", "| --- | --- | --- | --- |"]
+    for mode, r in data["modes"].items():
+        rows.append(f"| `{mode}` | {_tail(r['tick_ms'])} | {_tail(r['on_chunk_ms'])} | "
+                    f"{r['setpoints']} of {r['ticks']} |")
+    return "\n".join(rows) + (
+        f"\n\nIn process, simulated time: {data['simulated_s']:g} s per strategy at "
+        f"{1 / data['period_s']:g} Hz, a chunk of {data['horizon']} steps every "
+        f"{data['chunk_step_s']:g} s; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+def soak(data: dict) -> str:
+    rows = ["| fault kind | injected | actions resumed after: mean / max (s) |", "| --- | --- | --- |"]
+    for kind, n in sorted(data["faults_injected"].items()):
+        r = data["recovery_s"].get(kind)
+        shown = f"{r['mean']} / {r['max']} (max, n={r['n']})" if r else "never"
+        rows.append(f"| {kind} | {n} | {shown} |")
+    withheld = ", ".join(f"{k} {v}" for k, v in sorted(data["actions_withheld_by_reason"].items(),
+                                                       key=lambda kv: -kv[1])) or "none"
+    memory = "; ".join(
+        f"{name} {m.get('start_mb') or '-'} -> {m.get('end_mb', '(killed)')} MB"
+        for name, m in data["memory_rss_mb"].items())
+    not_recovered = ", ".join(f"{k} {v}" for k, v in data["not_recovered"].items()) or "none"
+    return "\n".join(rows) + (
+        f"\n\n{data['minutes']:g} minutes, seed {data['seed']}, {data['views']} views: "
+        f"**{data['unsafe_actions']} unsafe actions**, not recovered: {not_recovered}; "
+        f"{data['actions_published']} chunks published; withheld: {withheld}; largest VL age on "
+        f"a published chunk {data['max_vl_age_ms']} ms; memory (RSS) after warm-up -> at the end: "
+        f"{memory}; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+def bridges(data: dict) -> str:
+    cpu = data["cpu_percent_of_one_core"]
+    cam, rob, sen = data["camera"], data["robot"], data["sensor"]
+    views = cam["latency_capture_to_downstream"]
+    slow = max(views, key=lambda v: views[v]["p99_ms"]) if views else None
+    rows = ["| stream | sent / received downstream (in the window) | rate sent / received (Hz) | "
+            "capture to downstream p50 / tail (ms) | bridge drops (whole run, start-up included) | "
+            "bridge CPU (% of "
+            "one core) |", "| --- | --- | --- | --- | --- | --- |"]
+    rows.append(f"| camera, {len(views)} views (tail: the slowest, {slow}) | {cam['sent']} / "
+                f"{cam['received']['total_compressed']} frames | {cam['sent_rate_hz']} / "
+                f"{cam['received_rate_hz']['total_compressed']} | "
+                f"{_tail_ms(views[slow]) if slow else '-'} | {cam['bridge']['drops_total']} | "
+                f"{cpu['camera']} |")
+    rows.append(f"| robot state (joint states) | {rob['sent']} / {rob['received']['joint_states']} "
+                f"| {rob['sent_rate_hz']} / {rob['received_rate_hz']['joint_states']} | "
+                f"{_tail_ms(rob['latency_capture_to_downstream'] or {})} | "
+                f"{rob['bridge']['drops_total']} | {cpu['robot']} |")
+    batch = sen["latency_capture_to_downstream"]["batch"] or {}
+    rows.append(f"| force/OCT, {sen['samples_per_datagram']} samples per datagram (batches) | "
+                f"{sen['sent']} / {sen['received']['force_oct_batches']} | "
+                f"{sen['sent_rate_hz']} / {sen['received_rate_hz']['force_oct_batches']} | "
+                f"{_tail_ms(batch)} | {sen['bridge']['drops_total']} | {cpu['sensor']} |")
+    return "\n".join(rows) + (
+        f"\n\n{data['duration_s']:g} s measured after the warm-up; the downstream subscriber "
+        f"used {cpu['downstream_listener']} % and the senders {cpu['senders_process']} % of one "
+        f"core; load average (1 min) at the end: {data['load_avg_1m']}\n")
+
+
+def lerobot_export(data: dict) -> str:
+    rows = ["| export | bags | episodes | samples | wall time (whole CLI) | peak RSS | dataset |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            f"| streaming | {data['bags'].replace('x', ' of ', 1)} s | {data['episodes']} | "
+            f"{data['samples']} | "
+            f"{data['seconds']} s | {data['peak_rss_mb']} MB | {data['dataset_mb']} MB |"]
+    return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
+
+
+RUN_RENDERERS: dict[str, Callable[[dict], str]] = {
+    "expert_cpu": expert_cpu, "action_period": action_period, "sensor_latency": sensor_latency,
+    "vlfeatures_latency": vlfeatures_latency, "camera_field": camera_field,
+    "vl_profile": vl_profile, "spin_cpu": spin_cpu, "executor_tick": executor_tick,
+    "soak": soak, "bridges": bridges, "lerobot_export": lerobot_export}
+
+
+def render_run(path: Path, part: str | None = None) -> str:
+    """The markdown table (and its note) of one timing benchmark's JSON (``RUN_RENDERERS``, by
+    the run's ``benchmark``, or its ``part`` of ``RUN_PARTS``), headed by the CPU it ran on, its
+    command and (when recorded) date."""
     data = json.loads(path.read_text())
     kind = "expert_cpu" if "candidates" in data else data.get("benchmark", "")
-    renderers = {"expert_cpu": expert_cpu, "action_period": action_period,
-                 "sensor_latency": sensor_latency}
-    if kind not in renderers:
-        raise ValueError(f"{path}: no table for benchmark {kind!r}")
+    renderer = RUN_PARTS.get(kind, {}).get(part or "") if kind in RUN_PARTS else (
+        RUN_RENDERERS.get(kind) if part is None else None)
+    if renderer is None:
+        raise ValueError(f"{path}: no table {part or ''!r} for benchmark {kind!r}")
     cpu = data.get("cpu", {})
+    date = f"; {data['date']}" if "date" in data else ""
     head = (f"*{path.name}: {cpu.get('model', '?')} ({cpu.get('kind', '?')}, "
-            f"{cpu.get('cpu_count', '?')} CPUs); `{data.get('command', '')}`*\n\n")
-    return head + renderers[kind](data)
+            f"{cpu.get('cpu_count', '?')} CPUs); `{data.get('command', '')}`{date}*\n\n")
+    return head + renderer(data)
 
 
 def ci_runs() -> str:
@@ -246,6 +511,9 @@ def closed_loop_targets() -> str:
     for name, t in (run.get("targets_at_1.5s") or {}).items():
         value = t["value"]
         shown = "-" if value is None else ("inf" if value == float("inf") else f"{value:.2f}")
+        if "suite" in t and "synchronous" in t:  # the ratio's two success rates, not just "inf"
+            shown = f"{t['suite']:.2f} / {t['synchronous']:.2f}" + ("" if value == float("inf")
+                                                                 else f" = {value:.2f}")
         extra = f" ({t['strategy']})" if t.get("strategy") else ""
         rows.append(f"| `{name}`: {t['target']}{extra} | {shown} | "
                     f"{'yes' if t['met'] else '**no**'} |")
@@ -357,9 +625,107 @@ def closed_loop_dds_diagnosis() -> str:
     rows += ["", f"(run: `docs/benchmarks/history/closed_loop_dds_diagnosis.json`, "
                  f"{run['machine']['date']}, against `{run['dds_run']}`.)"]
     return "\n".join(rows) + "\n"
+def _tail_text(summary: dict) -> str:
+    """"0.216 ms p99 (n=794)"; the tail is max under 100 samples."""
+    if summary["n"] >= 100:
+        return f"{summary['p99']} ms p99 (n={summary['n']})"
+    return f"{summary['max']} ms max (n={summary['n']})"
+
+
+def tick_designs(kind: str) -> Callable[[], str]:
+    """What each tick design costs and buys on one CPU kind, in one line each, from its three
+    runs (action_period_designs, action_period_default, sensor_latency)."""
+    def render() -> str:
+        designs = load(f"action_period_designs-{kind}.json")
+        default = load(f"action_period_default-{kind}.json")
+        sensor = load(f"sensor_latency-{kind}.json")
+
+        def period(data: dict, design: str, rate: float) -> dict:
+            return next(r for r in data["runs"] if r["design"] == design and r["rate_hz"] == rate)
+
+        def steps(design: str, rate: float) -> dict:
+            return next(r for r in sensor["runs"] if r["design"] == design
+                        and r["rate_hz"] == rate)["from_send"]
+
+        def step(design: str, rate: float) -> str:
+            return f"{steps(design, rate)['p50']} ms p50 (n={steps(design, rate)['n']})"
+
+        d100, f100 = period(designs, "default", 100), period(default, "default", 100)
+        pp50, pp100 = (period(designs, "publisher_process", r) for r in (50, 100))
+        tt100 = period(designs, "timing_thread", 100)
+        ex50, ex100 = (period(designs, "executor_timer", r) for r in (50, 100))
+        ex10 = steps("executor_timer", 10)
+        tt = [steps(d, r) for d in ("timing_thread/tick", "timing_thread/sensor") for r in (50, 100)]
+        tt_n = sorted({t["n"] for t in tt})
+        lines = [
+            f"- `publisher_process` + `deadline` (the default): holds the period (100 Hz: "
+            f"{_tail_text(d100['recv_dev'])} in the designs run, {_tail_text(f100['recv_dev'])} "
+            f"in the defaults run, at {d100['chunk_rate_hz']} and {f100['chunk_rate_hz']} "
+            f"chunks/s) for one more process and the publish lead; step to chunk "
+            + ", ".join(step("default", r) for r in (10, 50, 100)) + " at 10, 50, 100 Hz.",
+            f"- `publisher_process` + `tick`: the same period, but a chunk's inputs are one period "
+            f"old when published: {step('publisher_process/tick', 10)} at 10 Hz (the "
+            f"default: {step('default', 10)}).",
+            f"- `publisher_process` + `sensor`: deviation {_tail_text(pp50['recv_dev'])} / "
+            f"{_tail_text(pp100['recv_dev'])} at 50 / 100 Hz, but the expert runs on each sensor "
+            f"batch up to `inference_max_rate_hz` whatever the tick rate: on "
+            f"{designs['cpu']['cpu_count']} cores {pp50['ticks_missing']} and "
+            f"{pp100['ticks_missing']} ticks went missing at 50 and 100 Hz (the inputs' "
+            "watchdogs).",
+            f"- `timing_thread`: no child process; step to chunk {min(t['p50'] for t in tt)}-"
+            f"{max(t['p50'] for t in tt)} ms p50 (n={'-'.join(map(str, tt_n[::len(tt_n) - 1 or 1]))}"
+            f" each) at 50-100 Hz (either trigger), but it publishes from the node's interpreter: "
+            f"{_tail_text(tt100['recv_dev'])} at 100 Hz.",
+            f"- `executor_timer`: the fewest threads and each chunk published as its inference "
+            f"ends (step to chunk {ex10['p50']} ms p50 and {_tail_text(ex10)} at 10 Hz), but the "
+            f"period is the expert's: {ex50['chunk_rate_hz']} and {ex100['chunk_rate_hz']} "
+            f"chunks/s at 50 and 100 Hz, deviation p50 {ex50['recv_dev']['p50']} / "
+            f"{ex100['recv_dev']['p50']} ms (n={ex50['recv_dev']['n']} / "
+            f"{ex100['recv_dev']['n']})."]
+        return "\n".join(lines) + "\n"
+    return render
+
+
+def expert_start(kind: str) -> Callable[[], str]:
+    """What `expert_runtime: auto` and the runtimes cost at a node's start on one CPU kind: the
+    cached choice's re-check in every node start of the committed runs (their log line,
+    ``expert.auto_summary``), and each runtime's build in the expert benchmark (``build_s``)."""
+    def render() -> str:
+        rechecks, names = [], []
+        for path in sorted(BENCHMARKS.glob(f"*-{kind}.json")):
+            run = json.loads(path.read_text())
+            for r in run.get("runs", []):
+                found = re.search(r"re-checked at \S+ in ([0-9.]+) s",
+                                  r.get("expert", {}).get("auto_summary", ""))
+                if found:
+                    rechecks.append(float(found.group(1)))
+                    names.append(path.name)
+        rows = []
+        if rechecks:
+            rows.append(f"`auto`'s cached choice re-checked on the probes at a node's start: "
+                        f"{min(rechecks)}-{max(rechecks)} s (min-max, n={len(rechecks)}: every "
+                        "node start of " + ", ".join(f"`{n}`" for n in sorted(set(names))) + ").")
+        expert = load(f"expert_cpu-{kind}.json")
+        builds = [f"`{n}` {e['build_s']} s" for n, e in expert["candidates"].items()
+                  if "build_s" in e]
+        rows.append(f"Each runtime's build in `expert_cpu-{kind}.json` (one each, converted models "
+                    "from the cache): " + ", ".join(builds) + ".")
+        return "\n\n".join(rows) + "\n"
+    return render
+
+
+def gpu_check() -> str:
+    """The GPU tables: from docs/benchmarks/gpu_check.json once a GPU run is committed there,
+    every figure "not measured" until then."""
+    sys.path.insert(0, str(ROOT / "tools" / "bench"))
+    from gpu_check_table import render
+
+    path = BENCHMARKS / "gpu_check.json"
+    return render(json.loads(path.read_text()) if path.exists() else None)
 
 
 RENDERERS: dict[str, Callable[[], str]] = {
+    "gpu-check": gpu_check,
     "ci-run": ci_runs,
     "closed-loop-success": closed_loop_success,
     "closed-loop-dds": closed_loop_dds,
@@ -370,6 +736,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "staleness-dynamic": staleness_curves("dynamic"),
     "staleness-static": staleness_curves("static"),
     "staleness-verdicts": staleness_verdicts,
+    "tick-designs-amd-epyc-avx512": tick_designs("amd-epyc-avx512"),
+    "expert-start-amd-epyc-avx512": expert_start("amd-epyc-avx512"),
 }
 
 
@@ -378,16 +746,28 @@ def markdown_files() -> list[Path]:
     return [ROOT / line for line in out.stdout.split()]
 
 
+def figure(run: str, key_path: str, fmt: str) -> str:
+    """The value at ``key_path`` (keys and list indices joined by /) of a committed run."""
+    value: object = load(run)
+    for key in key_path.split("/"):
+        value = value[int(key)] if isinstance(value, list) else value[key]  # type: ignore[index]
+    return format(value, fmt)
+
+
 def check(path: Path, write: bool) -> list[str]:
     """Differences between ``path``'s tables and their runs (rewritten when ``write``)."""
     text = path.read_text()
     problems: list[str] = []
 
     def replace(match: re.Match) -> str:
-        name = match.group("name")
+        name, part = match.group("name"), match.group("part")
         if name.endswith(".json") and (ROOT / name).is_file():
-            want = render_run(ROOT / name)
-        elif name in RENDERERS:
+            try:
+                want = render_run(ROOT / name, part)
+            except ValueError as exc:
+                problems.append(f"{path.relative_to(ROOT)}: {exc}")
+                return match.group(0)
+        elif name in RENDERERS and part is None:
             want = RENDERERS[name]()
         else:
             problems.append(f"{path.relative_to(ROOT)}: unknown table {name!r}")
@@ -396,9 +776,22 @@ def check(path: Path, write: bool) -> list[str]:
             problems.append(f"{path.relative_to(ROOT)}: table {name!r} "
                             + ("rewritten from its run" if write else
                                "differs from its run (python tools/docs_tables.py --write)"))
-        return match.group(1) + want + match.group(4)
+        return match.group(1) + want + match.group(5)
 
-    new = BLOCK.sub(replace, text)
+    def replace_figure(match: re.Match) -> str:
+        where = f"{match.group('run')} {match.group('path')}"
+        try:
+            want = figure(match.group("run"), match.group("path"), match.group("fmt"))
+        except (OSError, KeyError, IndexError, ValueError, TypeError) as exc:
+            problems.append(f"{path.relative_to(ROOT)}: figure {where}: {exc!r}")
+            return match.group(0)
+        if match.group("body") != want:
+            problems.append(f"{path.relative_to(ROOT)}: figure {where} "
+                            + ("rewritten from its run" if write else
+                               "differs from its run (python tools/docs_tables.py --write)"))
+        return match.group(1) + want + match.group(6)
+
+    new = FIG.sub(replace_figure, BLOCK.sub(replace, text))
     if write and new != text:
         path.write_text(new)
     return problems

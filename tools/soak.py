@@ -16,12 +16,16 @@ detection bound ("unsafe_actions", must be 0), the largest VL age seen on a publ
 each process's memory (RSS) after warm-up and at the end.
 
     python tools/soak.py --minutes 10 > soak.json
+    flock /tmp/asyncvla-cpu.lock python tools/soak.py --minutes 3 --seed 2 \
+        --out docs/benchmarks/soak-<cpu kind>.json
+
+The JSON carries the CPU, date and command (tools/bench/run_record.py); ``--out`` writes it to a
+file too (the docs' runs live in docs/benchmarks/, asyncvla_action_node/SAFETY.md quotes it).
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import random
 import sys
@@ -61,6 +65,7 @@ def main() -> int:
     parser.add_argument("--mean-interval", type=float, default=6.0,
                         help="mean seconds of healthy running between faults")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the JSON object to this file")
     parser.add_argument("--assets", default=os.path.join(ROOT, "artifacts", "demo"))
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -178,8 +183,12 @@ def main() -> int:
         unsafe += sum(1 for c in published if t0 + BOUNDS[kind] < stamp(c) <= t1)
     withheld = {k[len("withheld_"):]: int(v) for k, v in (final_diag or {}).items()
                 if k.startswith("withheld_")}
+    sys.path.insert(0, os.path.join(HERE, "bench"))
+    from run_record import emit, run_record
+
     summary = {
-        "minutes": args.minutes,
+        **run_record("soak"),
+        "minutes": args.minutes, "views": args.views, "seed": args.seed,
         "actions_published": len(published),
         "actions_withheld_by_reason": withheld,
         "unsafe_actions": unsafe,
@@ -192,7 +201,7 @@ def main() -> int:
         "max_vl_age_ms": round(max((c.vl_age * 1e3 for c in published), default=0.0), 1),
         "memory_rss_mb": memory,
     }
-    print(json.dumps(summary, indent=2))
+    emit(summary, args.out)
     return 0 if unsafe == 0 and not summary["not_recovered"] else 1
 
 

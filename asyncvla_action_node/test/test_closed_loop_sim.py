@@ -100,3 +100,58 @@ def test_wilson_interval() -> None:
     lo, hi = sim.wilson_interval(10, 20)
     assert lo == pytest.approx(0.299, abs=1e-3) and hi == pytest.approx(0.701, abs=1e-3)
     assert sim.wilson_interval(0, 20)[0] == 0.0 and sim.wilson_interval(20, 20)[1] == 1.0
+
+
+# ------------------------------------------------------------------ a CI-sized trained policy
+CI_SETTINGS = dict(train_episodes=64, test_episodes=16, steps=800, warmup_steps=25, batch_size=16,
+                   seeds=(0,))
+
+
+@pytest.mark.timeout(900)
+def test_a_ci_sized_policy_beats_the_synchronous_loop_at_1_5_s(tmp_path) -> None:
+    """At 1.5 s of VLM latency (the original system's 5-view figure) the suite, acting at 10 Hz
+    on features with their age (ages 0-3.5 s in training, temporal ensemble), ends at most half
+    as far from the moving target as the synchronous loop (one action per VL update, as the
+    original's synchronous mode) and succeeds at least as often; at 0.6 s it succeeds at least
+    twice as often. A CI-sized policy (64 recordings, 800 steps) rarely reaches the 1 mm
+    tolerance at 1.5 s (the full-size run, tools/bench/bench_closed_loop.py, does in a third of
+    the episodes: docs/benchmarks/closed_loop.json), so its 1.5 s claim is the final error."""
+    import torch
+
+    from asyncvla_policy.expert_runtimes import build_runtime
+    from asyncvla_testing.staleness_experiment import StalenessSettings, prepare_task, train_policy
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        settings = StalenessSettings(**CI_SETTINGS)
+        data = prepare_task("dynamic", settings, tmp_path, feedforward=True)
+        policy = train_policy(data, "A", settings, 0, tmp_path / "runs" / "A", lambda line: None,
+                              vl_age_ms=[0.0, 3500.0])[0]
+        predict = build_runtime("torch_float32", policy, threads=2).predict
+        features = sim.FeatureSource(data.extractor, settings.image_size)
+        sync = sim.Mode("synchronous, one action per update", synchronous=True,
+                        one_action_per_update=True, max_vl_age=3.5)
+        suite = sim.Mode("suite + age input, temporal_ensemble", blending="temporal_ensemble",
+                         max_vl_age=3.5)
+        runs = {(latency, mode.name): [sim.run_episode(scene, predict, features, data.model_id,
+                                                       sim.LatencyModel(latency), mode)
+                                       for scene in data.test_scenes]
+                for latency in (0.6, 1.5) for mode in (sync, suite)}
+    finally:
+        torch.set_num_threads(threads)
+    wins = {k: sum(r.success for r in rows) for k, rows in runs.items()}
+    final = {k: round(float(np.median([r.final_error_m for r in rows])) * 1e3, 2)
+             for k, rows in runs.items()}
+    print("CLOSED LOOP CI", wins, final)
+    assert all(len(rows) == CI_SETTINGS["test_episodes"] for rows in runs.values())
+    fast_suite, fast_sync = (0.6, suite.name), (0.6, sync.name)
+    slow_suite, slow_sync = (1.5, suite.name), (1.5, sync.name)
+    assert final[slow_suite] <= 0.5 * final[slow_sync], (wins, final)
+    assert wins[slow_suite] >= wins[slow_sync], (wins, final)
+    # Measured (seeded, 2 cores): 0.6 s suite 3/16 successes, final 3.3 mm; synchronous 0/16,
+    # 9.2 mm; 1.5 s suite 0/16, 3.9 mm; synchronous 0/16, 12.7 mm.
+    assert wins[fast_suite] >= max(2 * wins[fast_sync], 2), (wins, final)
+    # the suite acted at 10 Hz on stale features, the synchronous loop twice in 2.5 s
+    assert min(r.chunks for r in runs[slow_suite]) >= 20
+    assert max(r.chunks for r in runs[slow_sync]) <= 2

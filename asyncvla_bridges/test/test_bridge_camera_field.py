@@ -28,8 +28,8 @@ from asyncvla_testing.ros_listener import RosListener  # noqa: E402
 VIEWS = [f"view{i}" for i in range(1, 6)]
 TOPICS = {v: f"/camera/{v}/image_raw/compressed" for v in VIEWS}
 MAX_STAMP_ERROR = 0.05
-#: Frames flow within this of each condition (the README's bench_camera_field.py figures: 0.22-0.34
-#: s). Measured with these tests (2 runs, 40 conditions x views each, on a 2-core machine beside
+#: Frames flow within this of each condition (bench_camera_field.py measured 0.22-0.34 s when it
+#: was set; the committed run is docs/benchmarks/camera_field-*.json). Measured with these tests (2 runs, 40 conditions x views each, on a 2-core machine beside
 #: other engineers' jobs): median 0.20 s, largest 0.31 s, timed from the later of the bridge's
 #: clock lock and the listener discovering the bridge (see Field.wait_new_writers).
 MAX_RECOVERY = 1.0

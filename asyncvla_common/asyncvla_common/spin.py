@@ -1,8 +1,10 @@
 """The `main()` every AsyncVLA node shares: init, spin single-threaded, report start-up errors.
 
-Single-threaded on purpose: measured here, rclpy's MultiThreadedExecutor spent 64% of a core on
-the action node's ~250 callbacks/s versus 18% single-threaded. Work that must not block the
-executor (VL extraction, socket reads) runs on the node's own threads instead.
+Single-threaded on purpose: rclpy's MultiThreadedExecutor costs far more CPU on the action node's
+input callbacks (its inputs at their rates, 265 messages/s) than the single-threaded one, and it
+does not always keep up with them (tools/bench/bench_spin_cpu.py; the runs are in
+docs/benchmarks/, the table in asyncvla_action_node/TIMING.md). Work that must not
+block the executor (VL extraction, socket reads) runs on the node's own threads instead.
 """
 from __future__ import annotations
 

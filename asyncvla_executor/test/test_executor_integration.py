@@ -97,7 +97,7 @@ def test_setpoints_are_continuous_across_chunks_and_stop_on_estop(processes, mod
     chunk_hz = (len(chunk_stamps) - 1) / ((chunk_stamps[-1] - chunk_stamps[0]) / 1e9)
     setpoint_stamps = sorted(stamp_to_ns(m.header.stamp) for m in window)
     setpoint_hz = (len(setpoint_stamps) - 1) / ((setpoint_stamps[-1] - setpoint_stamps[0]) / 1e9)
-    print(f"chunks {chunk_hz:.1f} Hz in, setpoints {setpoint_hz:.1f} Hz out")  # docs figure
+    print(f"chunks {chunk_hz:.1f} Hz in, setpoints {setpoint_hz:.1f} Hz out")
     assert 8.0 <= chunk_hz <= 12.0, chunk_hz
     # 100 Hz out on an idle machine; a loaded shared 2-core CI machine (load 8 measured) drops
     # ticks, which rclpy timers do not catch up, so 60 Hz is the floor here.

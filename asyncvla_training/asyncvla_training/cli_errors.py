@@ -25,7 +25,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
     types: list[type[BaseException]] = [CliError, BagDataError, CacheError, SplitError,
                                         FileNotFoundError, FileExistsError]
-    checkpoint = sys.modules.get(f"{__package__}.models.checkpoint")
+    checkpoint = sys.modules.get("asyncvla_policy.checkpoint")
     if checkpoint is not None:
         types.append(checkpoint.CheckpointError)
     return tuple(types)

@@ -18,7 +18,9 @@ document is what gets tested. To fit a 2-core CPU the run is scaled down by thes
 The two documents run side by side (each in its own order; neither reads what the other writes).
 
 Not run, and said so by the test: templates (``...``, ``HOST``), ``ros2 bag record`` where the
-``ros2 bag`` verb is not installed (rosbag2 is not on PyPI), and ``python -m pytest``.
+``ros2 bag`` verb is not installed (rosbag2 is not on PyPI), ``python -m pytest``, and the
+benchmarks ``python tools/bench/bench_*.py`` (each has a CI-sized test of its own, e.g.
+``test_staleness_benchmark.py``).
 """
 from __future__ import annotations
 
@@ -70,6 +72,8 @@ def why_not_run(command: str) -> str | None:
         return "a template"
     if command.startswith("python -m pytest"):
         return "the test suite itself"
+    if re.match(r"python tools/bench/bench_\w+\.py", command):
+        return "a benchmark (minutes of training): its own test runs it at CI size"
     if command.startswith("ros2 bag"):
         probe = subprocess.run(["bash", "-c", "ros2 bag --help"], capture_output=True)
         if probe.returncode != 0:

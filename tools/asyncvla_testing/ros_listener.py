@@ -24,15 +24,18 @@ RELIABLE_DEEP = QoSProfile(depth=10000, history=HistoryPolicy.KEEP_LAST,
 
 
 class Inbox:
-    """Messages received on one topic, in arrival order, thread-safe."""
+    """Messages received on one topic, in arrival order, with their receive times (wall clock,
+    ``time.time()``), thread-safe."""
 
     def __init__(self) -> None:
         self._msgs: list[Any] = []
+        self._times: list[float] = []
         self._cond = threading.Condition()
 
     def _put(self, msg: Any) -> None:
         with self._cond:
             self._msgs.append(msg)
+            self._times.append(time.time())
             self._cond.notify_all()
 
     def __len__(self) -> int:
@@ -43,9 +46,15 @@ class Inbox:
         with self._cond:
             return list(self._msgs)
 
+    def timed(self) -> list[tuple[float, Any]]:
+        """(receive time, message) of every message so far."""
+        with self._cond:
+            return list(zip(self._times, self._msgs))
+
     def clear(self) -> None:
         with self._cond:
             self._msgs.clear()
+            self._times.clear()
 
     def wait_for(self, count: int, timeout: float) -> list[Any]:
         """All messages once at least `count` arrived; raise TimeoutError otherwise."""

@@ -12,7 +12,10 @@ time - header stamp (the stamp is the capture time mapped to local time, so this
 above the smallest one seen), drops the bridge reported, and the CPU use (100 = one core) and
 memory of each bridge process, of the downstream subscriber and of the sender process.
 
-Usage: python tools/bench/bench_bridges.py [--duration 20] [--sensor-batch 10] [--camera-raw N]
+With the CPU, date and command (tools/bench/run_record.py); `--out FILE` writes the object too.
+
+Usage: flock /tmp/asyncvla-cpu.lock python tools/bench/bench_bridges.py --duration 20 \
+           [--sensor-batch 10] [--camera-raw N] --out docs/benchmarks/bridges-<cpu kind>.json
 """
 from __future__ import annotations
 
@@ -28,9 +31,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
+sys.path.insert(0, HERE)
 from asyncvla_testing.bridge_harness import entry_script, ros_args  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
+from run_record import emit, run_record  # noqa: E402
 
 CAMERAS = {"view1": "ZED_41182735_left", "view2": "ZED_49429257_left",
            "view3": "ZED_44377151_left", "view4": "ZED_49045152_left", "view5": "OAK-D"}
@@ -107,8 +111,9 @@ def run_listener(raw: int) -> None:
                 latency.clear()
                 print("RESET_DONE", flush=True)
             elif cmd == "REPORT":
-                lat = {k: {"p50_ms": round(1e3 * float(np.percentile(v, 50)), 2),
-                           "p99_ms": round(1e3 * float(np.percentile(v, 99)), 2)}
+                lat = {k: {"n": len(v), "p50_ms": round(1e3 * float(np.percentile(v, 50)), 2),
+                           "p99_ms": round(1e3 * float(np.percentile(v, 99)), 2),
+                           "max_ms": round(1e3 * float(np.max(v)), 2)}
                        for k, v in latency.items() if v}
                 print("REPORT " + json.dumps({"counts": counts, "latency": lat,
                                               "diagnostics": diag}), flush=True)
@@ -210,6 +215,7 @@ def main() -> None:
                         metavar="0..5", help="number of views (view1..) the camera bridge also "
                         "decodes and publishes as rgb8 Image")
     parser.add_argument("--role", default="bench", choices=["bench", "listener"])
+    parser.add_argument("--out", help="also write the JSON object to this file")
     args = parser.parse_args()
     if args.role == "listener":
         run_listener(args.camera_raw)
@@ -297,8 +303,7 @@ def main() -> None:
     cams = {v: counts.get(f"camera/{v}", 0) for v in CAMERAS}
     cams.update({f"raw/{v}": counts.get(f"camera_raw/{v}", 0) for v in raw_views})
     result = {
-        "benchmark": "bridges", "duration_s": round(wall, 2), "cpu_count": os.cpu_count(),
-        "cpu": cpu_record(),
+        **run_record("bridges"), "duration_s": round(wall, 2),
         "rmw": "rmw_fastrtps_cpp", "downstream_qos": "reliable, depth 100",
         "camera": {**stream(sent["camera"], {"total_compressed": sum(
             v for k, v in cams.items() if not k.startswith("raw/")), **cams}),
@@ -322,7 +327,7 @@ def main() -> None:
         "rss_mb": {k: round(v / 2**20, 1) for k, v in rss.items()},
         "sender_late_ticks": {k: s.late for k, s in senders.items()},
     }
-    print(json.dumps(result, indent=2))
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -5,31 +5,32 @@ stamps stay, side by side with the bound the field tests hold it to (1 s, 50 ms)
 Runs the camera bridge (installed entry point, default parameters) as a process on loopback
 against `asyncvla_testing.lab_camera_sender` (the lab's Jetson sender as it behaves: a queue of
 up to 1000 frames while nobody listens, its own clock, steps, views out of order, the 5 FPS
-second generation) and a listener in this process. For each scenario it prints the time from the
-condition to the first published frame captured after it (for a bridge start: to the bridge's
-"sender clock locked" log, since a new node is discovered by DDS a moment later), the published
-stamps' error against the true capture time (p50, p99, max), and the frames dropped while the
-bridge was settling. One JSON object on stdout.
+second generation) and a listener in this process, subscribed before the bridge starts. For each
+scenario it reports `flows_again_s`: from the condition to the first frame *delivered* to the
+listener that was captured at or after it (for a bridge start under a backlog: from the bridge's
+"ready" line, its socket open, to the first delivered frame, DDS discovery included); the published stamps'
+error against the true capture time (summary: n, p50, p99, max in ms, over every delivered
+frame); and the frames dropped while the bridge was settling. One JSON object on stdout (and in
+`--out`), with the CPU, date and command (tools/bench/run_record.py).
 
-Usage: python tools/bench/bench_camera_field.py [--settle 3.0]
+Usage: flock /tmp/asyncvla-cpu.lock python tools/bench/bench_camera_field.py --settle 3 \
+           --out docs/benchmarks/camera_field-<cpu kind>.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
+sys.path.insert(0, HERE)
 from asyncvla_testing.bridge_harness import latest_diagnostics, start_bridge  # noqa: E402
 from asyncvla_testing.lab_camera_sender import LabCameraSender, true_capture  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
+from run_record import emit, run_record, summary  # noqa: E402
 
 TOPICS = [f"/camera/view{i}/image_raw/compressed" for i in range(1, 6)]
 
@@ -38,16 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def lock_time(proc) -> float:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in proc.output().splitlines():
-            if "sender clock locked" in line:
-                return float(line.split("] [")[1].split("]")[0])
-        time.sleep(0.05)
-    return float("nan")
 
 
 class Scenario:
@@ -73,25 +64,23 @@ class Scenario:
             time.sleep(0.3)
         return started
 
-    def frames(self) -> list[tuple[float, float]]:
-        """(stamp, true capture) of every published frame."""
+    def frames(self) -> list[tuple[float, float, float]]:
+        """(receive time, published stamp, true capture time) of every delivered frame."""
         out = []
         for topic in TOPICS:
-            for msg in self.ros[topic].snapshot():
+            for received, msg in self.ros[topic].timed():
                 stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-                out.append((stamp, true_capture(bytes(msg.data))[0]))
-        return sorted(out, key=lambda f: f[1])
+                out.append((received, stamp, true_capture(bytes(msg.data))[0]))
+        return sorted(out)
 
-    def report(self, since: float, flow_from: float | None = None) -> dict[str, object]:
+    def report(self, since: float) -> dict[str, object]:
+        """Frames flow again: the first frame captured at or after `since` that reached the
+        listener, `flows_again_s` after `since`."""
         frames = self.frames()
-        errors = np.array([abs(s - c) for s, c in frames]) * 1e3
-        first = next((c for _, c in frames if c >= since), float("nan"))
+        first = next((r for r, _, c in frames if c >= since), float("nan"))
         diag = latest_diagnostics(self.ros, "camera_bridge") or {}
-        recovery = (flow_from if flow_from is not None else first) - since
-        return {"recovery_s": round(recovery, 3), "published": len(frames),
-                "stamp_error_ms_p50": round(float(np.percentile(errors, 50)), 2),
-                "stamp_error_ms_p99": round(float(np.percentile(errors, 99)), 2),
-                "stamp_error_ms_max": round(float(errors.max()), 2),
+        return {"flows_again_s": round(first - since, 3), "delivered": len(frames),
+                "stamp_error_ms": summary(abs(s - c) * 1e3 for _, s, c in frames),
                 "dropped_settling": int(diag.get("drop.clock_settling", 0)),
                 "clock_jumps": int(diag.get("clock_jumps", 0))}
 
@@ -103,7 +92,10 @@ class Scenario:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settle", type=float, default=3.0, help="seconds per phase")
+    parser.add_argument("--out", help="also write the JSON object to this file")
     args = parser.parse_args()
+    if args.settle <= 0:
+        parser.error("--settle must be > 0")
     results: dict[str, object] = {"bound_recovery_s": 1.0, "bound_stamp_error_ms": 50.0}
 
     def scenario() -> Scenario:
@@ -117,7 +109,7 @@ def main() -> None:
     time.sleep(args.settle)
     started = s.start_bridge(wait_discovery=False)
     time.sleep(args.settle)
-    results["backlog_at_start"] = s.report(started, flow_from=lock_time(s.proc))
+    results["backlog_at_start"] = s.report(started)
     results["backlog_at_start"]["sender_frames_before_start"] = int(args.settle * 150)
     sender.stop()
     s.close()
@@ -143,8 +135,7 @@ def main() -> None:
     results["second_generation_5fps"] = s.report(started)
     sender.stop()
     s.close()
-    results["cpu"] = cpu_record()
-    print(json.dumps(results))
+    emit({**run_record("camera_field"), "settle_s": args.settle, "results": results}, args.out)
 
 
 if __name__ == "__main__":

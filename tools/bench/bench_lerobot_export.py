@@ -1,10 +1,11 @@
 """Time and peak memory of the LeRobot export CLI (bags -> dataset), in a fresh process.
 
-    python tools/bench/bench_lerobot_export.py BAGS_DIR [--make 3x25.5] [--module MOD]
+    python tools/bench/bench_lerobot_export.py BAGS_DIR [--make 3x25.5] [--module MOD] [--out F]
 
 ``--make NxSECONDS`` first writes N synthetic bags of SECONDS each (5 views at 640x360, 15 FPS,
 650 Hz force/OCT, 100 Hz robot) under BAGS_DIR. Prints one JSON line: seconds (wall, whole CLI
-including reading the bags), peak_rss_mb (ru_maxrss of the export process), samples.
+including reading the bags), peak_rss_mb (ru_maxrss of the export process), samples, with the CPU,
+date and command (tools/bench/run_record.py); ``--out`` writes the object to a file too.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from asyncvla_policy.cpu_info import cpu_record
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: asyncvla_testing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/bench: run_record
+from run_record import emit, run_record  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -38,7 +39,10 @@ def main() -> int:
     parser.add_argument("bags")
     parser.add_argument("--make", default="", help="NxSECONDS: write N synthetic bags first")
     parser.add_argument("--module", default="asyncvla_training.data.lerobot_export")
+    parser.add_argument("--out", help="also write the JSON object to this file")
     args = parser.parse_args()
+    if args.make and not re_make(args.make):
+        parser.error("--make must be NxSECONDS, e.g. 3x25.5")
     bags = Path(args.bags)
     if args.make:
         from asyncvla_testing.synthetic_bag import SyntheticBagSpec, write_synthetic_bag
@@ -60,9 +64,15 @@ def main() -> int:
         child = json.loads(result.stderr.strip().splitlines()[-1])
         summary = json.loads(result.stdout.strip().splitlines()[-1])
         size = sum(p.stat().st_size for p in Path(tmp, "ds").rglob("*") if p.is_file())
-    print(json.dumps({**child, "cpu": cpu_record(), "process_seconds": round(wall, 2), "samples": summary["samples"],
-                      "episodes": summary["episodes"], "dataset_mb": round(size / 2**20)}))
+    emit({**run_record("lerobot_export"), **child, "process_seconds": round(wall, 2),
+          "samples": summary["samples"], "episodes": summary["episodes"],
+          "dataset_mb": round(size / 2**20), "bags": args.make or str(bags)}, args.out)
     return 0
+
+
+def re_make(text: str) -> bool:
+    import re
+    return re.fullmatch(r"[1-9][0-9]*x[0-9]+(\.[0-9]+)?", text) is not None
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark: VLFeatures publish-to-receive latency across two processes over Fast DDS (loopback).
 
-Prints one JSON object: for each payload size, p50/p99/max latency in ms over `--count` messages
-published at `--rate-hz` (latched QoS, as the VLM node publishes). Sizes are the payloads the
+Prints one JSON object (and writes it to `--out`): for each payload size, the latency summary in
+ms (n, p50, p99, max) over the messages received of `--count` published at `--rate-hz` (latched
+QoS, as the VLM node publishes), with the CPU, date and command (tools/bench/run_record.py). Sizes are the payloads the
 suite actually uses: one pooled 2048-d fp16 vector (4 KiB), 64 tokens x 2048 fp16 (256 KiB,
 the VLM node's default), and the 1 MiB budget.
 
-Usage: python tools/bench/bench_vlfeatures_latency.py [--count 100] [--rate-hz 10]
+Usage: flock /tmp/asyncvla-cpu.lock python tools/bench/bench_vlfeatures_latency.py --count 120 \
+           --out docs/benchmarks/vlfeatures_latency-<cpu kind>.json
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
+sys.path.insert(0, HERE)
 from asyncvla_testing.processes import ProcessGroup, allocate_domain_id  # noqa: E402
+from run_record import emit, run_record, summary  # noqa: E402
 
 PEER = os.path.join(os.path.dirname(HERE), "asyncvla_testing", "dds_peer.py")
 SIZES = {"pooled_4KiB": 4096, "tokens64_256KiB": 262144, "budget_1MiB": 1048576}
@@ -42,22 +45,21 @@ def measure(size: int, count: int, rate_hz: float) -> dict:
                         if line.startswith("RECV ")])
     finally:
         group.stop_all()
-    return {"payload_bytes": size, "received": int(lat.size), "sent": count,
-            "p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
-            "max_ms": round(float(lat.max()), 3) if lat.size else None}
+    return {"payload_bytes": size, "sent": count, "latency_ms": summary(lat)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--rate-hz", type=float, default=10.0)
+    parser.add_argument("--out", help="also write the JSON object to this file")
     args = parser.parse_args()
+    if args.count < 1 or args.rate_hz <= 0:
+        parser.error("--count must be >= 1 and --rate-hz > 0")
     results = {name: measure(size, args.count, args.rate_hz) for name, size in SIZES.items()}
-    print(json.dumps({"benchmark": "vlfeatures_latency", "rmw": "rmw_fastrtps_cpp",
-                      "transport": "loopback, 2 processes", "rate_hz": args.rate_hz,
-                      "cpu_count": os.cpu_count(), "cpu": cpu_record(),
-                      "results": results}, indent=2))
+    emit({**run_record("vlfeatures_latency"), "rmw": "rmw_fastrtps_cpp",
+          "transport": "loopback, 2 processes", "rate_hz": args.rate_hz, "results": results},
+         args.out)
 
 
 if __name__ == "__main__":

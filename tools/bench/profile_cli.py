@@ -41,8 +41,9 @@ from asyncvla_core.conventions import DEFAULT_PROMPT, MAX_VIEWS
 
 #: tools/, for the tiny random model (asyncvla_testing.tiny_vlm) of --tiny and --random-3b.
 TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
+for _path in (TOOLS, os.path.join(TOOLS, "bench")):  # tools/bench: run_record
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,6 +72,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
+    parser.add_argument("--out", help="also write the JSON object (indented) to this file")
     parser.add_argument(
         "--attn-implementation", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"]
     )
@@ -88,8 +90,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _percentiles(samples_s: list[float]) -> dict[str, float]:
     ms = np.asarray(samples_s) * 1000.0
     return {
+        "n": int(ms.size),
         "p50_ms": round(float(np.percentile(ms, 50)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "max_ms": round(float(ms.max()), 3),
         "mean_ms": round(float(ms.mean()), 3),
     }
 
@@ -196,8 +200,9 @@ def time_vl(extractor: Any, views: list[np.ndarray], prompt: str, warmup: int, i
     """Time ``extractor.extract`` on the given ``paths`` - the optimised path (True) and the
     plain transformers path (False) - on the same inputs: {optimized: (stats, last result)}.
 
-    Stats: p50/p99/mean ms, ``iters`` timed, tokens, views, width, height, and the p50 of building
-    the inputs alone (resize, tokens, pixel values). Leaves the extractor on the optimised path.
+    Stats: n, p50/p99/max/mean ms, ``iters`` timed, tokens, views, width, height, and building
+    the inputs alone (resize, tokens, pixel values): ``preprocess`` (the same summary) and its
+    ``preprocess_p50_ms``. Leaves the extractor on the optimised path.
     """
     height, width = views[0].shape[:2]
     device = extractor.device
@@ -210,9 +215,10 @@ def time_vl(extractor: Any, views: list[np.ndarray], prompt: str, warmup: int, i
             prep_times, _ = _time(lambda: extractor._build([(views, prompt)]), 1, len(times),
                                   device)
             stats = _percentiles(times)
+            preprocess = _percentiles(prep_times)
             stats.update(iters=len(times), tokens=result.token_count, views=len(views),
                          width=int(width), height=int(height),
-                         preprocess_p50_ms=_percentiles(prep_times)["p50_ms"])
+                         preprocess_p50_ms=preprocess["p50_ms"], preprocess=preprocess)
             out[optimized] = (stats, result)
     finally:
         extractor.optimized = True
@@ -330,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
             result = run_profile(args)
         except ValueError as exc:  # settings the model cannot take (feature layer, image size)
             raise CliError(f"{exc} (change the option)") from exc
+        from run_record import run_record
+
+        script = os.path.abspath(__file__)
+        record = run_record("vl_profile", [script, *(sys.argv[1:] if argv is None else argv)])
+        result = {**record, **result}
+        if args.out:
+            try:
+                with open(args.out, "w") as f:
+                    f.write(json.dumps(result, indent=1) + "\n")
+            except OSError as exc:
+                raise CliError(f"--out {args.out}: {exc.strerror}") from exc
         print(json.dumps(result))
         return 0
 
