@@ -133,6 +133,16 @@ def _refusals(window: dict) -> str:
                      for k, v in sorted(keys.items())) or "none"
 
 
+#: Tick designs the action node no longer has (`timing.tick_source`): their measured rows stay as
+#: the measurement that removed them, labelled so (asyncvla_action_node/TIMING.md).
+REMOVED_DESIGNS = ("executor_timer",)
+
+
+def _design(design: str, source: str, detail: str) -> str:
+    """The design cell: `design (detail)`, marked when the node no longer has that design."""
+    return f"{design} ({detail}{'; removed, history' if source in REMOVED_DESIGNS else ''})"
+
+
 def action_period(data: dict) -> str:
     rows = ["| rate | design (tick_source, trigger) | runtime | chunks/s | deviation p50 / tail "
             "(ms) | adjacent tail | ticks missing | refusals in the window | inference p50 / "
@@ -152,7 +162,8 @@ def action_period(data: dict) -> str:
         adj_tail = ("-" if not adj.get("n") else
                     f"{adj['p99']} (p99)" if adj["n"] >= 100 else f"{adj['max']} (max)")
         floor = design == "publisher_floor"
-        rows.append(f"| {r['rate_hz']:g} Hz | {design} ({detail}) | {'-' if floor else runtime} | "
+        rows.append(f"| {r['rate_hz']:g} Hz | {_design(design, source, detail)} | "
+                    f"{'-' if floor else runtime} | "
                     f"{r['chunk_rate_hz']} | {_tail(r['recv_dev'])} | {adj_tail} | "
                     f"{r['ticks_missing']} | {_refusals(r.get('node_window', {}))} | "
                     + ("- |" if floor else f"{r['inference']['p50']} / "
@@ -170,7 +181,7 @@ def sensor_latency(data: dict) -> str:
         runtime = r.get("expert", {}).get("runtime", data.get("expert_runtime", ""))
         if r.get("expert", {}).get("auto"):
             runtime += " (auto)"
-        rows.append(f"| {r['rate_hz']:g} Hz | {r['design']} ({detail}) | {runtime} | "
+        rows.append(f"| {r['rate_hz']:g} Hz | {_design(r['design'], source, detail)} | {runtime} | "
                     f"{r['steps']} ({r['steps_not_seen']}) | {_tail(r['from_send'])} | "
                     f"{r['stamp_from_sample']['p50']} |")
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"

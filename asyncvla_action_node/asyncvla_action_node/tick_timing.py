@@ -1,8 +1,9 @@
 """When the action node ticks and when it runs the expert, without ROS: deadlines and rate bounds.
 
-Why a module of its own: rclpy's executor timer wakes the single executor thread, which also
-serves every subscription, and the tick ran the expert inline, so one slow inference delayed the
-next tick and every message behind it. The timing-thread design (`action_runner.RetimedRunner`)
+Why a module of its own: an rclpy executor timer (the node's first design, measured and removed:
+TIMING.md) wakes the single executor thread, which also serves every subscription, and the tick
+ran the expert inline, so one slow inference delayed the next tick and every message behind it.
+The timing-thread design (`action_runner.RetimedRunner`)
 ticks from a thread of its own on absolute deadlines and runs the expert on another; the rules
 that decide when each happens are here, plain and unit-tested:
 
@@ -26,9 +27,9 @@ from typing import Callable
 
 NS_PER_S = 1_000_000_000
 
-#: The designs of the action node's tick (parameter `tick_source`).
-TICK_SOURCES = ("timing_thread", "executor_timer", "publisher_process")
-#: What may start an inference in the timing-thread design (parameter `inference_trigger`).
+#: Who publishes the action node's tick (parameter `timing.tick_source`; TIMING.md: why two).
+TICK_SOURCES = ("publisher_process", "timing_thread")
+#: What may start an inference (parameter `timing.inference_trigger`).
 TRIGGERS = ("deadline", "tick", "sensor")
 #: "deadline": how long before the next tick an inference is planned to end.
 DEADLINE_MARGIN_S = 0.002
