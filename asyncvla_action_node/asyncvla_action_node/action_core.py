@@ -167,7 +167,7 @@ class ActionCore:
             return None, Refusal.VL_MISSING, "no usable VL features yet" + note
         if vl.age > cfg.max_vl_age:
             return vl, Refusal.VL_STALE, (f"VL features are {vl.age * 1e3:.0f} ms old "
-                                          f"(max_vl_age {cfg.max_vl_age * 1e3:.0f} ms)")
+                                          f"(freshness.max_vl_age {cfg.max_vl_age * 1e3:.0f} ms)")
         if vl.age < -cfg.future_tolerance:
             return vl, Refusal.VL_FUTURE, (f"VL features stamped {-vl.age * 1e3:.0f} ms in the "
                                            f"future (clock jump?)")
@@ -202,8 +202,8 @@ class ActionCore:
             return refuse(f"robot state stamped {-state_age * 1e3:.0f} ms in the future "
                           f"(clock jump?)", Refusal.ROBOT_STATE_FUTURE)
         if state_age > cfg.robot_state_max_age:
-            return refuse(f"robot state is {state_age * 1e3:.0f} ms old "
-                          f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)",
+            return refuse(f"robot state is {state_age * 1e3:.0f} ms old (freshness."
+                          f"robot_state_max_age {cfg.robot_state_max_age * 1e3:.0f} ms)",
                           Refusal.ROBOT_STATE_STALE)
         return state
 
@@ -270,13 +270,14 @@ class ActionCore:
                                self.vl_store.snapshot(now_ns), 0.0)
         age = (now_ns - latest.provenance.inference_stamp_ns) / 1e9
         if age > self.config.max_inference_age:
-            return self.refuse(f"newest inference is {age * 1e3:.0f} ms old (max_inference_age "
+            return self.refuse(f"newest inference is {age * 1e3:.0f} ms old "
+                               f"(freshness.max_inference_age "
                                f"{self.config.max_inference_age * 1e3:.0f} ms)",
                                Refusal.INFERENCE_STALE, latest.vl, discard_running=False)
         vl_age = (now_ns - latest.vl.stamp_ns) / 1e9
         if vl_age > self.config.max_vl_age:  # the same rule as at the inference, at this tick
             return self.refuse(f"VL features are {vl_age * 1e3:.0f} ms old at this tick "
-                               f"(max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
+                               f"(freshness.max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
                                Refusal.VL_STALE, latest.vl, discard_running=False)
         state = self._fresh_state(now_ns, latest.vl, discard_running=False)
         if isinstance(state, TickOutcome):

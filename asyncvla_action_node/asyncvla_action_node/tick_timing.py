@@ -103,7 +103,7 @@ def make_realtime(priority: int) -> str:
     the returned note says why. Returns a note for the node's diagnostics.
     """
     if priority <= 0:
-        return "normal priority (tick_thread_priority 0)"
+        return "normal priority (timing.tick_thread_priority 0)"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError) as exc:
@@ -179,7 +179,7 @@ class InferenceTrigger:
         if mode not in TRIGGERS:
             raise ValueError(f"unknown inference trigger {mode!r}; expected one of {TRIGGERS}")
         if not max_rate_hz > 0:
-            raise ValueError(f"inference_max_rate_hz must be positive, got {max_rate_hz}")
+            raise ValueError(f"timing.inference_max_rate_hz must be positive, got {max_rate_hz}")
         self.mode = mode
         self.min_interval_ns = int(round(NS_PER_S / max_rate_hz))
         self.pending = False
