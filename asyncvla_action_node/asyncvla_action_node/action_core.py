@@ -7,11 +7,12 @@ after any refusal, so a chunk is never blended with one from before a gap. The b
 passes the output guard (limits, workspace, jumps; see output_guard.py), which may clamp it or
 withhold it; what the guard lets through is what the next chunk is blended with and compared to.
 
-Two ways to use it. `tick` is the inline design: gather the inputs, run the expert, publish, all
-at the tick. The timing-thread design splits it: `gather` takes the inputs (under the node's
-lock), `run_policy` runs the expert on another thread (touching no shared state), `accept` stores
-the result as the newest inference, and every tick `publish_latest` re-times that inference to
-the tick (`chunk.retime`: the same absolute targets, seen from the tick's stamp and robot state).
+Two ways to use it. `tick` does it all at once: gather the inputs, run the expert, publish (the
+synchronous path of the unit tests and the closed-loop simulation, which step time themselves;
+the node's inline executor-timer design was removed, TIMING.md). The node splits it, in both its
+tick designs: `gather` takes the inputs (under the node's lock), `run_policy` runs the expert on
+another thread (touching no shared state), `accept` stores the result as the newest inference,
+and every tick `publish_latest` re-times that inference to the tick (`chunk.retime`: the same absolute targets, seen from the tick's stamp and robot state).
 Each published chunk carries its `Provenance` (which inference, computed for when, from which
 sensor sample, published how many times before), so a chunk re-timed from an old computation is
 never mistaken for a new one. A refusal of the gate, a watchdog or an input at inference time
@@ -249,7 +250,7 @@ class ActionCore:
                            self._latest.provenance, new_inference=True)
 
     def tick(self, now_ns: int) -> TickOutcome:
-        """The inline design: gather, run the expert and publish, all at this tick."""
+        """Gather, run the expert and publish, all at this tick (synchronous callers)."""
         inputs = self.gather(now_ns)
         if isinstance(inputs, TickOutcome):
             return inputs
