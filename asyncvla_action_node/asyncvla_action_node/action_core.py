@@ -12,8 +12,8 @@ synchronous path of the unit tests and the closed-loop simulation, which step ti
 the node's inline executor-timer design was removed, TIMING.md). The node splits it, in both its
 tick designs: `gather` takes the inputs (under the node's lock), `run_policy` runs the expert on
 another thread (touching no shared state), `accept` stores the result as the newest inference,
-and every tick `publish_latest` re-times that inference to the tick (`chunk.retime`: the same absolute targets, seen from the tick's stamp and robot state).
-Each published chunk carries its `Provenance` (which inference, computed for when, from which
+and every tick `publish_latest` re-times that inference to the tick (`chunk.retime`: the same
+absolute targets, seen from the tick's stamp and robot state). Each published chunk carries its `Provenance` (which inference, computed for when, from which
 sensor sample, published how many times before), so a chunk re-timed from an old computation is
 never mistaken for a new one. A refusal of the gate, a watchdog or an input at inference time
 bumps a generation counter: an inference whose inputs were taken before it is discarded when it
