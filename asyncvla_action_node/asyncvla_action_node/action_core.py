@@ -8,16 +8,16 @@ passes the output guard (limits, workspace, jumps; see output_guard.py), which m
 withhold it; what the guard lets through is what the next chunk is blended with and compared to.
 
 Two ways to use it. `tick` does it all at once: gather the inputs, run the expert, publish (the
-synchronous path of the unit tests and the closed-loop simulation, which step time themselves;
-the node's inline executor-timer design was removed, TIMING.md). The node splits it, in both its
-tick designs: `gather` takes the inputs (under the node's lock), `run_policy` runs the expert on
-another thread (touching no shared state), `accept` stores the result as the newest inference,
-and every tick `publish_latest` re-times that inference to the tick (`chunk.retime`: the same
-absolute targets, seen from the tick's stamp and robot state). Each published chunk carries its `Provenance` (which inference, computed for when, from which
-sensor sample, published how many times before), so a chunk re-timed from an old computation is
-never mistaken for a new one. A refusal of the gate, a watchdog or an input at inference time
-bumps a generation counter: an inference whose inputs were taken before it is discarded when it
-finishes, so no plan spans such a gap.
+synchronous path of the unit tests and the closed-loop simulation, which step time themselves; the
+node's inline executor-timer design was removed, TIMING.md). The node splits it, in both its tick
+designs: `gather` takes the inputs (under the node's lock), `run_policy` runs the expert on another
+thread (touching no shared state), `accept` stores the result as the newest inference, and every
+tick `publish_latest` re-times that inference to the tick (`chunk.retime`: the same absolute
+targets, seen from the tick's stamp and robot state). Each published chunk carries its `Provenance`
+(which inference, computed for when, from which sensor sample, published how many times before), so
+a chunk re-timed from an old computation is never mistaken for a new one. A refusal of the gate, a
+watchdog or an input at inference time bumps a generation counter: an inference whose inputs were
+taken before it is discarded when it finishes, so no plan spans such a gap.
 """
 from __future__ import annotations
 
