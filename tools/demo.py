@@ -212,7 +212,7 @@ def main() -> int:
         else:
             start_sources(group, views)
         vlm = start_vlm(group, assets, views)
-        action = start_action(group, assets, action_rate_hz=args.action_rate_hz,
+        action = start_action(group, assets, timing={"action_rate_hz": args.action_rate_hz},
                               checkpoint=checkpoint)
         vlm.wait_for_line("VLM node ready", 120)
         action.wait_for_line("action node ready", 120)

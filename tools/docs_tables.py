@@ -140,6 +140,16 @@ def _refusals(window: dict) -> str:
                      for k, v in sorted(keys.items())) or "none"
 
 
+#: Tick designs the action node no longer has (`timing.tick_source`): their measured rows stay as
+#: the measurement that removed them, labelled so (asyncvla_action_node/TIMING.md).
+REMOVED_DESIGNS = ("executor_timer",)
+
+
+def _design(design: str, source: str, detail: str) -> str:
+    """The design cell: `design (detail)`, marked when the node no longer has that design."""
+    return f"{design} ({detail}{'; removed, history' if source in REMOVED_DESIGNS else ''})"
+
+
 def action_period(data: dict) -> str:
     rows = ["| rate | design (tick_source, trigger) | runtime | chunks/s | deviation p50 / tail "
             "(ms) | adjacent tail | ticks missing | refusals in the window | inference p50 / "
@@ -160,7 +170,8 @@ def action_period(data: dict) -> str:
                     f"{adj['p99']} (p99, n={adj['n']})" if adj["n"] >= 100 else
                     f"{adj['max']} (max, n={adj['n']})")
         floor = design == "publisher_floor"
-        rows.append(f"| {r['rate_hz']:g} Hz | {design} ({detail}) | {'-' if floor else runtime} | "
+        rows.append(f"| {r['rate_hz']:g} Hz | {_design(design, source, detail)} | "
+                    f"{'-' if floor else runtime} | "
                     f"{r['chunk_rate_hz']} | {_tail(r['recv_dev'])} | {adj_tail} | "
                     f"{r['ticks_missing']} | {_refusals(r.get('node_window', {}))} | "
                     + ("- |" if floor else f"{r['inference']['p50']} (n={r['inference']['n']}) / "
@@ -178,7 +189,7 @@ def sensor_latency(data: dict) -> str:
         runtime = r.get("expert", {}).get("runtime", data.get("expert_runtime", ""))
         if r.get("expert", {}).get("auto"):
             runtime += " (auto)"
-        rows.append(f"| {r['rate_hz']:g} Hz | {r['design']} ({detail}) | {runtime} | "
+        rows.append(f"| {r['rate_hz']:g} Hz | {_design(r['design'], source, detail)} | {runtime} | "
                     f"{r['steps']} ({r['steps_not_seen']}) | {_tail(r['from_send'])} | "
                     f"{r['stamp_from_sample']['p50']} (n={r['stamp_from_sample']['n']}) |")
     return "\n".join(rows) + f"\n\nload average (1 min) at the end: {data['load_avg_1m']}\n"
@@ -668,20 +679,23 @@ def tick_designs(kind: str) -> Callable[[], str]:
             f"default: {step('default', 10)}).",
             f"- `publisher_process` + `sensor`: deviation {_tail_text(pp50['recv_dev'])} / "
             f"{_tail_text(pp100['recv_dev'])} at 50 / 100 Hz, but the expert runs on each sensor "
-            f"batch up to `inference_max_rate_hz` whatever the tick rate: on "
+            f"batch up to `timing.inference_max_rate_hz` whatever the tick rate: on "
             f"{designs['cpu']['cpu_count']} cores {pp50['ticks_missing']} and "
             f"{pp100['ticks_missing']} ticks went missing at 50 and 100 Hz (the inputs' "
             "watchdogs).",
-            f"- `timing_thread`: no child process; step to chunk {min(t['p50'] for t in tt)}-"
+            f"- `timing_thread` (kept for this): no child process and the lowest latency, step to "
+            f"chunk {min(t['p50'] for t in tt)}-"
             f"{max(t['p50'] for t in tt)} ms p50 (n={'-'.join(map(str, tt_n[::len(tt_n) - 1 or 1]))}"
             f" each) at 50-100 Hz (either trigger), but it publishes from the node's interpreter: "
             f"{_tail_text(tt100['recv_dev'])} at 100 Hz.",
-            f"- `executor_timer`: the fewest threads and each chunk published as its inference "
+            f"- `executor_timer` (removed; its rows are history): the fewest threads and each "
+            f"chunk published as its inference "
             f"ends (step to chunk {ex10['p50']} ms p50 and {_tail_text(ex10)} at 10 Hz), but the "
             f"period is the expert's: {ex50['chunk_rate_hz']} and {ex100['chunk_rate_hz']} "
             f"chunks/s at 50 and 100 Hz, deviation p50 {ex50['recv_dev']['p50']} / "
             f"{ex100['recv_dev']['p50']} ms (n={ex50['recv_dev']['n']} / "
-            f"{ex100['recv_dev']['n']})."]
+            f"{ex100['recv_dev']['n']}); `timing_thread` + `sensor` had the lower latency at every "
+            f"rate."]
         return "\n".join(lines) + "\n"
     return render
 

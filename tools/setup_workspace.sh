@@ -73,7 +73,7 @@ else
   log "workspace build up to date"
 fi
 # 5. OpenVINO's and NNCF's telemetry is on unless the user declined it: converting the expert
-# (expert_runtime openvino_*) would fork processes from the action node to reach Google
+# (expert.runtime openvino_*) would fork processes from the action node to reach Google
 # Analytics. Decline it for this user, with the library's own tool, unless a choice was made.
 if [ -x "$VENV/bin/opt_in_out" ] && [ ! -e "$HOME/intel/openvino_telemetry" ]; then
   log "declining OpenVINO/NNCF telemetry for this user (opt_in_out --opt_in to allow it)"

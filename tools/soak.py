@@ -103,7 +103,8 @@ def main() -> int:
     try:
         start_sources(group, views, ["--pause-file", fault_file])
         vlm = start_vlm(group, assets, views, camera_timeout=0.5)
-        action = start_action(group, assets, max_vl_age=MAX_VL_AGE, enabled_at_start=False)
+        action = start_action(group, assets, freshness={"max_vl_age": MAX_VL_AGE},
+                              safety={"enabled_at_start": False})
         vlm.wait_for_line("VLM node ready", 120)
         action.wait_for_line("action node ready", 120)
         listener = RosListener(int(env["ROS_DOMAIN_ID"]), {

@@ -7,16 +7,17 @@ after any refusal, so a chunk is never blended with one from before a gap. The b
 passes the output guard (limits, workspace, jumps; see output_guard.py), which may clamp it or
 withhold it; what the guard lets through is what the next chunk is blended with and compared to.
 
-Two ways to use it. `tick` is the inline design: gather the inputs, run the expert, publish, all
-at the tick. The timing-thread design splits it: `gather` takes the inputs (under the node's
-lock), `run_policy` runs the expert on another thread (touching no shared state), `accept` stores
-the result as the newest inference, and every tick `publish_latest` re-times that inference to
-the tick (`chunk.retime`: the same absolute targets, seen from the tick's stamp and robot state).
-Each published chunk carries its `Provenance` (which inference, computed for when, from which
-sensor sample, published how many times before), so a chunk re-timed from an old computation is
-never mistaken for a new one. A refusal of the gate, a watchdog or an input at inference time
-bumps a generation counter: an inference whose inputs were taken before it is discarded when it
-finishes, so no plan spans such a gap.
+Two ways to use it. `tick` does it all at once: gather the inputs, run the expert, publish (the
+synchronous path of the unit tests and the closed-loop simulation, which step time themselves; the
+node's inline executor-timer design was removed, TIMING.md). The node splits it, in both its tick
+designs: `gather` takes the inputs (under the node's lock), `run_policy` runs the expert on another
+thread (touching no shared state), `accept` stores the result as the newest inference, and every
+tick `publish_latest` re-times that inference to the tick (`chunk.retime`: the same absolute
+targets, seen from the tick's stamp and robot state). Each published chunk carries its `Provenance`
+(which inference, computed for when, from which sensor sample, published how many times before), so
+a chunk re-timed from an old computation is never mistaken for a new one. A refusal of the gate, a
+watchdog or an input at inference time bumps a generation counter: an inference whose inputs were
+taken before it is discarded when it finishes, so no plan spans such a gap.
 """
 from __future__ import annotations
 
@@ -167,7 +168,7 @@ class ActionCore:
             return None, Refusal.VL_MISSING, "no usable VL features yet" + note
         if vl.age > cfg.max_vl_age:
             return vl, Refusal.VL_STALE, (f"VL features are {vl.age * 1e3:.0f} ms old "
-                                          f"(max_vl_age {cfg.max_vl_age * 1e3:.0f} ms)")
+                                          f"(freshness.max_vl_age {cfg.max_vl_age * 1e3:.0f} ms)")
         if vl.age < -cfg.future_tolerance:
             return vl, Refusal.VL_FUTURE, (f"VL features stamped {-vl.age * 1e3:.0f} ms in the "
                                            f"future (clock jump?)")
@@ -202,8 +203,8 @@ class ActionCore:
             return refuse(f"robot state stamped {-state_age * 1e3:.0f} ms in the future "
                           f"(clock jump?)", Refusal.ROBOT_STATE_FUTURE)
         if state_age > cfg.robot_state_max_age:
-            return refuse(f"robot state is {state_age * 1e3:.0f} ms old "
-                          f"(max {cfg.robot_state_max_age * 1e3:.0f} ms)",
+            return refuse(f"robot state is {state_age * 1e3:.0f} ms old (freshness."
+                          f"robot_state_max_age {cfg.robot_state_max_age * 1e3:.0f} ms)",
                           Refusal.ROBOT_STATE_STALE)
         return state
 
@@ -249,7 +250,7 @@ class ActionCore:
                            self._latest.provenance, new_inference=True)
 
     def tick(self, now_ns: int) -> TickOutcome:
-        """The inline design: gather, run the expert and publish, all at this tick."""
+        """Gather, run the expert and publish, all at this tick (synchronous callers)."""
         inputs = self.gather(now_ns)
         if isinstance(inputs, TickOutcome):
             return inputs
@@ -270,13 +271,14 @@ class ActionCore:
                                self.vl_store.snapshot(now_ns), 0.0)
         age = (now_ns - latest.provenance.inference_stamp_ns) / 1e9
         if age > self.config.max_inference_age:
-            return self.refuse(f"newest inference is {age * 1e3:.0f} ms old (max_inference_age "
+            return self.refuse(f"newest inference is {age * 1e3:.0f} ms old "
+                               f"(freshness.max_inference_age "
                                f"{self.config.max_inference_age * 1e3:.0f} ms)",
                                Refusal.INFERENCE_STALE, latest.vl, discard_running=False)
         vl_age = (now_ns - latest.vl.stamp_ns) / 1e9
         if vl_age > self.config.max_vl_age:  # the same rule as at the inference, at this tick
             return self.refuse(f"VL features are {vl_age * 1e3:.0f} ms old at this tick "
-                               f"(max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
+                               f"(freshness.max_vl_age {self.config.max_vl_age * 1e3:.0f} ms)",
                                Refusal.VL_STALE, latest.vl, discard_running=False)
         state = self._fresh_state(now_ns, latest.vl, discard_running=False)
         if isinstance(state, TickOutcome):

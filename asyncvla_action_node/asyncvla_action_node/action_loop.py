@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from asyncvla_action_node.action_config import ActionNodeConfig
 from asyncvla_action_node.action_core import (ActionCore, ActionCoreConfig, InferenceInputs,
                                               PolicyRun, TickOutcome)
 from asyncvla_action_node.refusals import Refusal
@@ -31,7 +32,7 @@ from asyncvla_common.publisher_lock import PublisherLock
 from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.robot_state_input import RobotStateInput
 from asyncvla_common.safety import SafetyGate, SafetyState, hold_required
-from asyncvla_common.safety_ros import WATCHDOGS, guard_limits, make_watchdogs, worse
+from asyncvla_common.safety_ros import WATCHDOG_NAMES, make_watchdogs, worse
 from asyncvla_common.safety_status import safety_report
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_core.chunk_blending import ChunkBlender
@@ -75,55 +76,60 @@ class PolicyShape:
 class ActionLoop:
     """Inputs, the tick, the safety gate and the reports of one action node."""
 
-    def __init__(self, p: dict[str, Any], shape: PolicyShape, predict, log: Log,
+    def __init__(self, cfg: ActionNodeConfig, shape: PolicyShape, predict, log: Log,
                  hold: Callable[[], None], report_now: Callable[[str, int], None]) -> None:
         if shape.action_space not in ACTION_SPACES:
             raise ValueError(f"checkpoint action_space {shape.action_space!r} is unknown")
+        self.cfg = cfg
         self.shape = shape
         self.dim_names = list(ACTION_SPACES[shape.action_space])[:shape.action_dim]
-        self.expected_model = p["expected_model_id"] or shape.vl_model_id
-        max_future = p["max_future_stamp"]
+        self.expected_model = cfg.vl.expected_model_id or shape.vl_model_id
+        fresh = cfg.freshness
+        max_future = fresh.max_future_stamp
         self.vl_store = VLFeatureStore(shape.vl_num_tokens, shape.vl_dim, self.expected_model,
                                        max_future, shape.vl_contract)
         self.sensor = SensorWindow(shape.sensor_window, shape.aline_length,
-                                   max_gap=p["sensor_max_gap"], max_future=max_future)
-        self.robot_input = RobotStateInput(tuple(p["joint_names"]), max_future,
-                                           p["robot_state_max_age"])
+                                   max_gap=fresh.sensor_max_gap, max_future=max_future)
+        self.robot_input = RobotStateInput(tuple(cfg.joint_names), max_future,
+                                           fresh.robot_state_max_age)
         self.vl_budget = vl_message_budget(shape.vl_num_tokens, shape.vl_dim)
-        self.refusals = RejectionSet(tuple(name for name, _ in WATCHDOGS))
-        blender = ChunkBlender(p["chunk_blending"], p["blend_old_weight"], p["ensemble_decay"],
-                               history=shape.horizon)
+        self.refusals = RejectionSet(WATCHDOG_NAMES)
+        blender = ChunkBlender(cfg.blending.mode, cfg.blending.old_weight,
+                               cfg.blending.ensemble_decay, history=shape.horizon)
         core_cfg = ActionCoreConfig(
-            max_vl_age=p["max_vl_age"], sensor_max_age=p["sensor_max_age"],
-            robot_state_max_age=p["robot_state_max_age"], future_tolerance=max_future,
+            max_vl_age=fresh.max_vl_age, sensor_max_age=fresh.sensor_max_age,
+            robot_state_max_age=fresh.robot_state_max_age, future_tolerance=max_future,
             step_period=shape.step_period, action_space=shape.action_space,
             horizon=shape.horizon, action_dim=shape.action_dim,
-            max_inference_age=p["max_inference_age"])
-        self.guard = OutputGuard(guard_limits(p), shape.action_space)
+            max_inference_age=fresh.max_inference_age)
+        self.guard = OutputGuard(cfg.guard.limits(), shape.action_space)
         self.core = ActionCore(predict, self.vl_store, self.sensor, core_cfg, blender, self.guard)
-        self.gate = SafetyGate(p["enabled_at_start"], p["estop_timeout"], now=time.monotonic())
-        self.watchdogs = make_watchdogs(p)
-        self.locks = {"vl_features": PublisherLock(p["vl_features_topic"], True,
-                                                   p["vl_publisher"])}
-        self.operator = OperatorInputs.from_params(p)
+        self.gate = SafetyGate(cfg.safety.enabled_at_start, cfg.safety.estop_timeout,
+                               now=time.monotonic())
+        self.watchdogs = make_watchdogs(dict(zip(WATCHDOG_NAMES, (
+            cfg.watchdog.vl_timeout, cfg.watchdog.sensor_timeout,
+            fresh.robot_state_max_age, fresh.robot_state_max_age))))
+        self.locks = {"vl_features": PublisherLock(cfg.topics.vl_features, True,
+                                                   cfg.vl.publisher)}
+        self.operator = OperatorInputs({"enable": cfg.topics.enable, "estop": cfg.topics.estop})
         self.counters = Counters()
         self.chunk_rate = RateMeter()
         self.inference_stats = RollingStats()
         self.vl_age_stats = RollingStats()
         self.tick_late_stats = RollingStats()  # s from a tick's deadline to its wake-up
         self._skipped_reported = 0  # ticks_skipped when output_report last looked
-        self.tick_note: Callable[[], str] = lambda: "executor timer"  # who ticks, at what priority
+        self.tick_note: Callable[[], str] = lambda: "not started"  # who ticks, at what priority
         self.last_outcome: TickOutcome | None = None
         self.sequence = 0
         self._log, self._hold, self._report_now = log, hold, report_now
-        self._log_period = p["log_period"]
+        self._log_period = cfg.reporting.log_period
         self._throttle: dict[str, float] = {}
         self._last_tick_ns: int | None = None
         self._gate_state = self.gate.state  # the state the last gate report was made for
 
     # --- logging ------------------------------------------------------------------------------
     def log_throttled(self, key: str, level: str, text: str, period: float | None = None) -> None:
-        """At most one line per `key` every `period` s (default: the log_period parameter)."""
+        """At most one line per `key` every `period` s (default: reporting.log_period)."""
         period = self._log_period if period is None else period
         now = time.monotonic()
         if now - self._throttle.get(key, -1e9) >= period:
@@ -202,8 +208,10 @@ class ActionLoop:
 
     # --- the tick -----------------------------------------------------------------------------
     def tick(self, now_ns: int, retimed: bool = False) -> TickOutcome:
-        """One action tick: the inline design runs the expert here; `retimed` (the timing-thread
-        design) publishes the newest finished inference re-timed to `now_ns` instead."""
+        """One action tick. The node always ticks `retimed`: the newest finished inference,
+        re-timed to `now_ns` (the expert runs on the runner's thread). Without `retimed` the
+        expert runs here, inline: the synchronous path of the unit tests and the closed-loop
+        simulation, which step time themselves (no node ticks this way)."""
         if self._last_tick_ns is not None and now_ns < self._last_tick_ns:
             # Time went backwards (bag loop, sim reset): nothing buffered is trustworthy.
             self.counters.inc("clock_jump_backwards")

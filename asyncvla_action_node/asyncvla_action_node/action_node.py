@@ -7,14 +7,14 @@ asyncvla_msgs/SafetyStatus (latched, ~/safety_status) and Float64 topics under ~
 (vl_age, inference_time_ms, vl_reuse_count, sensor_fill, chunk_rate_hz).
 
 Every decision lives in action_loop.ActionLoop (ROS-free, unit-tested); this module turns
-messages into its calls and its outcomes into messages. The node spins a single-threaded executor
-(see asyncvla_common/spin.py for why).
+messages into its calls and its outcomes into messages. Its parameters are one typed config
+(action_config.ActionNodeConfig, dotted names by concern: timing.action_rate_hz, ...). The node
+spins a single-threaded executor (see asyncvla_common/spin.py for why).
 """
 from __future__ import annotations
 
 import functools
 import sys
-import threading
 import time
 
 from geometry_msgs.msg import PoseStamped
@@ -29,15 +29,14 @@ from trajectory_msgs.msg import JointTrajectory
 from asyncvla_action_node import action_messages
 from asyncvla_action_node.action_core import TickOutcome
 from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
-from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS, PLOT_TOPICS
+from asyncvla_action_node.action_config import PLOT_TOPICS, ActionNodeConfig
 from asyncvla_action_node.action_runner import RetimedRunner
 from asyncvla_action_node.chunk_outlets import OUTLETS
 from asyncvla_action_node.expert_setup import build_expert, expert_report
-from asyncvla_action_node.tick_timing import TICK_SOURCES, DeadlineClock
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
-from asyncvla_common.params import declare_all
+from asyncvla_common.params import declare_config
 from asyncvla_common.report import Report
 from asyncvla_common.safety_ros import publishers_on, subscribe_operator, worse
 from asyncvla_common.safety_status import fill_status
@@ -49,73 +48,67 @@ from asyncvla_msgs.msg import ActionChunk, ForceOctBatch, SafetyStatus, VLFeatur
 class ActionNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_action_node")
-        p = declare_all(self, ACTION_NODE_PARAMETERS)
+        cfg = declare_config(self, ActionNodeConfig)
+        cfg.timing.check()
+        self.cfg = cfg
         from asyncvla_policy.checkpoint import load_policy, read_checkpoint_config
 
-        config, metadata = read_checkpoint_config(p["checkpoint"])
-        policy = load_policy(p["checkpoint"], device=p["device"])
-        self.expert = build_expert(policy, p)
+        config, metadata = read_checkpoint_config(cfg.checkpoint)
+        policy = load_policy(cfg.checkpoint, device=cfg.expert.device)
+        self.expert = build_expert(policy, cfg.expert)
         if self.expert.auto_choice is not None:
             self.get_logger().info(self.expert.auto_choice.summary())
-        shape = PolicyShape.from_checkpoint(config, metadata, p["checkpoint"],
-                                            p["expected_model_id"])
-        self.loop = ActionLoop(p, shape, self.expert.predict, self._log, self._hold,
+        shape = PolicyShape.from_checkpoint(config, metadata, cfg.checkpoint,
+                                            cfg.vl.expected_model_id)
+        self.loop = ActionLoop(cfg, shape, self.expert.predict, self._log, self._hold,
                                self._report_now)
         self.counters = self.loop.counters
         self.joint_names = list(self.loop.robot_input.joint_names)
-        self.loop_rate_hz = float(p["action_rate_hz"])
-        publish_trajectory = bool(p["publish_joint_trajectory"])
+        publish_trajectory = cfg.publish_joint_trajectory
         if publish_trajectory and shape.action_space != "joint_delta":
             self.get_logger().error(
                 f"publish_joint_trajectory needs a joint_delta policy; this checkpoint is "
                 f"{shape.action_space}: no JointTrajectory will be published")
             publish_trajectory = False
         self._status_key: tuple | None = None
-        source = p["tick_source"]
-        if source not in TICK_SOURCES:
-            raise ValueError(f"tick_source {source!r}: expected one of {TICK_SOURCES}")
-        # publisher_process: ticks are prepared publish_lead_ms ahead, published at the deadline
-        lead_s = p["publish_lead_ms"] / 1e3 if source == "publisher_process" else 0.0
-        if lead_s * p["action_rate_hz"] >= 1.0:
-            raise ValueError(f"publish_lead_ms {p['publish_lead_ms']:g} must be below the tick "
-                             f"period ({1e3 / p['action_rate_hz']:g} ms at action_rate_hz "
-                             f"{p['action_rate_hz']:g})")
+        timing, topics = cfg.timing, cfg.topics
         self.runner = RetimedRunner(
-            self.loop, p["action_rate_hz"], p["inference_trigger"], p["inference_max_rate_hz"],
-            self._now_ns, self._publish_outcome, self._thread_failed,
-            p["tick_thread_priority"], lead_s) \
-            if source != "executor_timer" else None
+            self.loop, timing.action_rate_hz, timing.inference_trigger,
+            timing.inference_max_rate_hz, self._now_ns, self._publish_outcome,
+            self._thread_failed, timing.tick_thread_priority, timing.lead_s())
         # Every entry into the loop holds this lock (the runner's threads take it too).
-        self._lock = self.runner.lock if self.runner is not None else threading.RLock()
-        self._tick_clock: DeadlineClock | None = None  # executor_timer: overrun accounting
+        self._lock = self.runner.lock
 
         inputs = MutuallyExclusiveCallbackGroup()
         g = lambda name, cb: guarded(self, self.counters, name, self._locked(cb))  # noqa: E731
         # raw: the size is checked before the message is deserialized
         self.vl_sub = self.create_subscription(
-            VLFeatures, p["vl_features_topic"], g("vl", self._on_vl), qos.LATCHED,
+            VLFeatures, topics.vl_features, g("vl", self._on_vl), qos.LATCHED,
             callback_group=inputs, raw=True)
-        self.create_subscription(ForceOctBatch, p["sensor_topic"], g("sensor", self._on_sensor),
+        self.create_subscription(ForceOctBatch, topics.sensor, g("sensor", self._on_sensor),
                                  qos.sensor_subscriber(50), callback_group=inputs)
-        self.create_subscription(JointState, p["joint_state_topic"], g("joints", self._on_joints),
+        self.create_subscription(JointState, topics.joint_state, g("joints", self._on_joints),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
+        self.create_subscription(PoseStamped, topics.pose, g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.control_subs = subscribe_operator(self, p, g("enable", self._control_cb("enable")),
-                                               g("estop", self._control_cb("estop")), inputs)
+        self.control_subs = subscribe_operator(
+            self, {"enable": topics.enable, "estop": topics.estop},
+            g("enable", self._control_cb("enable")), g("estop", self._control_cb("estop")),
+            inputs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"], qos.LATCHED)
+        self.status_pub = self.create_publisher(SafetyStatus, topics.safety_status, qos.LATCHED)
         self.publish_trajectory = publish_trajectory
-        outlets = [(ActionChunk, p["action_topic"])]
+        outlets = [(ActionChunk, topics.action)]
         if publish_trajectory:
-            outlets.append((JointTrajectory, p["trajectory_topic"]))
+            outlets.append((JointTrajectory, topics.trajectory))
         # The chunk (outlet 0) and the trajectory (1) go out as the tick design says.
-        self.outlet = OUTLETS[source](
-            self, outlets, qos.COMMAND, qos_name="COMMAND", priority=p["tick_thread_priority"],
-            max_late_s=0.5 / p["action_rate_hz"], hold_outlets={1})
+        self.outlet = OUTLETS[timing.tick_source](
+            self, outlets, qos.COMMAND, qos_name="COMMAND", priority=timing.tick_thread_priority,
+            max_late_s=0.5 / timing.action_rate_hz, hold_outlets={1})
         self.plot_pubs = {name: self.create_publisher(Float64, f"~/{name}", 10)
                           for name in PLOT_TOPICS}
-        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
+        period = cfg.reporting.diagnostics_period
+        self.diagnostics = DiagnosticsPublisher(self, period=period)
         self.diagnostics.add("action output", self._locked(self._output_report))
         self.diagnostics.add("vl features", self._locked(lambda: self.loop.vl_report(
             self._now_ns(), publishers_on(self, self.vl_sub))))
@@ -124,31 +117,25 @@ class ActionNode(Node):
         self.diagnostics.add("expert runtime", lambda: expert_status)
         self.diagnostics.add("safety", self._locked(lambda: self.loop.safety_report(
             {n: publishers_on(self, sub) for n, sub in self.control_subs.items()})))
-        self.create_timer(p["diagnostics_period"], g("status", lambda: self._publish_status(True)),
+        self.create_timer(period, g("status", lambda: self._publish_status(True)),
                           callback_group=MutuallyExclusiveCallbackGroup())
-        if self.runner is None:
-            self.create_timer(1.0 / p["action_rate_hz"], g("tick", self._on_tick),
-                              callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"action node ready: {p['action_rate_hz']:.1f} Hz ({p['tick_source']}"
-            + (f", expert on {p['inference_trigger']} <= {p['inference_max_rate_hz']:.0f} Hz"
-               if self.runner is not None else "") + f"), expert {self.expert.name}"
-            + (" (auto)" if self.expert.auto_choice is not None else "")
+            f"action node ready: {timing.action_rate_hz:.1f} Hz ({timing.tick_source}, expert "
+            f"on {timing.inference_trigger} <= {timing.inference_max_rate_hz:.0f} Hz), expert "
+            f"{self.expert.name}" + (" (auto)" if self.expert.auto_choice is not None else "")
             + f", horizon {shape.horizon}x"
-            f"{shape.action_dim} ({shape.action_space}), max_vl_age {p['max_vl_age']:.2f} s, "
-            f"blending {p['chunk_blending']}, expected VL model "
-            f"{self.loop.expected_model or '(any)'}, guard {p['guard_mode']}, "
+            f"{shape.action_dim} ({shape.action_space}), max_vl_age "
+            f"{cfg.freshness.max_vl_age:.2f} s, blending {cfg.blending.mode}, expected VL model "
+            f"{self.loop.expected_model or '(any)'}, guard {cfg.guard.mode}, "
             f"{self.loop.gate.state.name}"
-            + ("" if p["enabled_at_start"] else f" (publish True on {p['enable_topic']})"))
+            + ("" if cfg.safety.enabled_at_start else f" (publish True on {topics.enable})"))
         self._publish_status(True)
-        if self.runner is not None:
-            self.loop.tick_note = lambda: (f"timing thread, {self.runner.ticker.priority_note}; "
-                                           f"{self.outlet.note}")
-            self.runner.start()
+        self.loop.tick_note = lambda: (f"timing thread, {self.runner.ticker.priority_note}; "
+                                       f"{self.outlet.note}")
+        self.runner.start()
 
     def destroy_node(self) -> None:
-        if self.runner is not None:
-            self.runner.stop()
+        self.runner.stop()
         self.outlet.stop()
         super().destroy_node()
 
@@ -183,8 +170,7 @@ class ActionNode(Node):
 
     def _on_sensor(self, msg: ForceOctBatch) -> None:
         if self.loop.sensor_batch(msg.num_samples, [stamp_to_ns(s) for s in msg.sample_stamps],
-                                  msg.force, msg.alines, msg.aline_length, self._now_ns()) \
-                and self.runner is not None:
+                                  msg.force, msg.alines, msg.aline_length, self._now_ns()):
             self.runner.sensor_batch_arrived()
 
     def _on_joints(self, msg: JointState) -> None:
@@ -201,20 +187,11 @@ class ActionNode(Node):
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
         for param in params:
-            if param.name == "vl_publisher":  # the operator's re-lock
+            if param.name == "vl.publisher":  # the operator's re-lock
                 self.loop.relock_vl(str(param.value))
         return SetParametersResult(successful=True)
 
     # --- the tick and what the loop asks for ----------------------------------------------------
-    def _on_tick(self) -> None:
-        """executor_timer: the rclpy timer's tick runs the expert inline."""
-        mono = time.monotonic_ns()
-        if self._tick_clock is None:
-            period = 1.0 / self.loop_rate_hz  # the first tick is on time by definition
-            self._tick_clock = DeadlineClock(period, mono - int(period * 1e9))
-        self.loop.tick_timing(self._tick_clock.after_wake(mono))
-        self._publish_outcome(self.loop.tick(self._now_ns()))
-
     def _publish_outcome(self, outcome: TickOutcome, deadline_ns: int = 0) -> None:
         """A tick's outcome as messages (from the tick's thread, holding the loop's lock); the
         chunk and trajectory through the outlet, for the tick's monotonic deadline."""

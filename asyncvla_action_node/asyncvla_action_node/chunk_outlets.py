@@ -1,8 +1,8 @@
 """Where a tick's messages go out (ROS glue): at once from the node, or at the deadline from the
-publisher process. A registry keyed by `tick_source`, so the node never branches on the design.
+publisher process. A registry keyed by `timing.tick_source`, so the node never branches on the
+design.
 
-* `DirectOutlet` (`executor_timer`, `timing_thread`): the node's own publishers, from the
-  thread that ticked.
+* `DirectOutlet` (`timing_thread`): the node's own publishers, from the thread that ticked.
 * `ProcessOutlet` (`publisher_process`): the messages are serialised here, in the node, and
   handed with their deadline to `publisher_process.PublisherProcess`, whose child publishes
   them at the deadline on the same topics with the same QoS. The node then owns no chunk
@@ -108,7 +108,6 @@ class ProcessOutlet:
         self.process.stop()
 
 
-#: `tick_source` -> how its messages go out (`executor_timer` and `timing_thread` alike).
+#: `timing.tick_source` -> how its messages go out.
 OUTLETS: dict[str, Callable[..., DirectOutlet | ProcessOutlet]] = {
-    "executor_timer": DirectOutlet, "timing_thread": DirectOutlet,
-    "publisher_process": ProcessOutlet}
+    "timing_thread": DirectOutlet, "publisher_process": ProcessOutlet}

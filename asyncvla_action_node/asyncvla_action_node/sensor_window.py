@@ -58,7 +58,7 @@ class SensorWindow:
             return ""
         text = f"{sum(drops.values())} of {n} samples dropped: " + ", ".join(parts)
         if drops.get("future"):
-            text += f" (max_future_stamp {self.max_future_ns / 1e6:.0f} ms)"
+            text += f" (freshness.max_future_stamp {self.max_future_ns / 1e6:.0f} ms)"
         return text
 
     def clear(self) -> None:

@@ -1,8 +1,9 @@
 """When the action node ticks and when it runs the expert, without ROS: deadlines and rate bounds.
 
-Why a module of its own: rclpy's executor timer wakes the single executor thread, which also
-serves every subscription, and the tick ran the expert inline, so one slow inference delayed the
-next tick and every message behind it. The timing-thread design (`action_runner.RetimedRunner`)
+Why a module of its own: an rclpy executor timer (the node's first design, measured and removed:
+TIMING.md) wakes the single executor thread, which also serves every subscription, and the tick
+ran the expert inline, so one slow inference delayed the next tick and every message behind it.
+The timing-thread design (`action_runner.RetimedRunner`)
 ticks from a thread of its own on absolute deadlines and runs the expert on another; the rules
 that decide when each happens are here, plain and unit-tested:
 
@@ -26,9 +27,9 @@ from typing import Callable
 
 NS_PER_S = 1_000_000_000
 
-#: The designs of the action node's tick (parameter `tick_source`).
-TICK_SOURCES = ("timing_thread", "executor_timer", "publisher_process")
-#: What may start an inference in the timing-thread design (parameter `inference_trigger`).
+#: Who publishes the action node's tick (parameter `timing.tick_source`; TIMING.md: why two).
+TICK_SOURCES = ("publisher_process", "timing_thread")
+#: What may start an inference (parameter `timing.inference_trigger`).
 TRIGGERS = ("deadline", "tick", "sensor")
 #: "deadline": how long before the next tick an inference is planned to end.
 DEADLINE_MARGIN_S = 0.002
@@ -102,7 +103,7 @@ def make_realtime(priority: int) -> str:
     the returned note says why. Returns a note for the node's diagnostics.
     """
     if priority <= 0:
-        return "normal priority (tick_thread_priority 0)"
+        return "normal priority (timing.tick_thread_priority 0)"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError) as exc:
@@ -178,7 +179,7 @@ class InferenceTrigger:
         if mode not in TRIGGERS:
             raise ValueError(f"unknown inference trigger {mode!r}; expected one of {TRIGGERS}")
         if not max_rate_hz > 0:
-            raise ValueError(f"inference_max_rate_hz must be positive, got {max_rate_hz}")
+            raise ValueError(f"timing.inference_max_rate_hz must be positive, got {max_rate_hz}")
         self.mode = mode
         self.min_interval_ns = int(round(NS_PER_S / max_rate_hz))
         self.pending = False

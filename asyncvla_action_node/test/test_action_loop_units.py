@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
-from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
+from asyncvla_action_node.action_config import ActionNodeConfig
 from asyncvla_action_node.refusals import Refusal
+from asyncvla_common.param_spec import with_values
 from asyncvla_common.report import ERROR, OK
 from asyncvla_core.conventions import JOINT_NAMES
 from asyncvla_core.vl_payload import encode_features
@@ -33,10 +34,11 @@ class Recorder:
 
 @pytest.fixture
 def loop():
-    params = {spec.name: spec.default for spec in ACTION_NODE_PARAMETERS}
-    params.update(enabled_at_start=False, robot_state_max_age=1.0, sensor_max_age=1.0)
+    cfg = with_values(ActionNodeConfig(), {"safety.enabled_at_start": False,
+                                           "freshness.robot_state_max_age": 1.0,
+                                           "freshness.sensor_max_age": 1.0})
     rec = Recorder()
-    lp = ActionLoop(params, SHAPE, lambda vl, window, state, age: np.zeros((4, 7), np.float32),
+    lp = ActionLoop(cfg, SHAPE, lambda vl, window, state, age: np.zeros((4, 7), np.float32),
                     rec.log, rec.hold, rec.report_now)
     lp.recorder = rec
     return lp

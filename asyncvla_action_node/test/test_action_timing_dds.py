@@ -32,9 +32,9 @@ def record_node(processes, assets, duration_s: float, **params):
     start_sources(processes, ["view1"], ["--camera-fps", "2"])
     processes.start("vl", [INJECTOR, "--model-id", assets.model_id, "--tokens",
                            str(assets.num_feature_tokens), "--dim", "64", "--rate", "3"])
-    node = start_action(processes, assets, action_rate_hz=RATE, inference_trigger="sensor",
-                        robot_state_max_age=0.5, sensor_max_age=0.3, max_inference_age=0.5,
-                        **params)
+    timing = {"action_rate_hz": RATE, "inference_trigger": "sensor", **params.pop("timing")}
+    node = start_action(processes, assets, timing=timing, freshness={
+        "robot_state_max_age": 0.5, "sensor_max_age": 0.3, "max_inference_age": 0.5}, **params)
     node.wait_for_line("action node ready", 60)
     rec = processes.start("recorder", [RECORDER, "--duration", str(duration_s),
                                        "--timeout", "60"])
@@ -45,7 +45,7 @@ def record_node(processes, assets, duration_s: float, **params):
 
 
 def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
-    node, data, rows = record_node(processes, assets, 5, tick_source="timing_thread")
+    node, data, rows = record_node(processes, assets, 5, timing={"tick_source": "timing_thread"})
     stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
     gaps_ms = np.diff(stamps) / 1e6
     period_ms = 1e3 / RATE
@@ -55,7 +55,7 @@ def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
     assert np.all(stamps[3:] - stamps[:-3] > 2 * period_ms * 1e6), (gaps_ms, data["diagnostics"])
     # at rate: the typical gap is one period (late wake-ups keep the grid), and at least 40 %
     # of the span's ticks arrived (the rest: ticks withheld while a loaded machine starves the
-    # synthetic inputs; the executor-timer design with a 20 ms+ inline expert fails this)
+    # synthetic inputs; an executor timer running a 20 ms+ expert inline failed this)
     assert abs(float(np.median(gaps_ms)) - period_ms) < 3.0, (gaps_ms, data["diagnostics"])
     span_ticks = (stamps[-1] - stamps[0]) / 1e6 / period_ms
     assert len(rows) >= 0.4 * span_ticks, (len(rows), span_ticks)
@@ -73,11 +73,12 @@ def test_timing_thread_publishes_at_rate_without_bursts(processes, assets):
 
 
 def test_publisher_process_publishes_at_the_deadline_and_ends_with_its_node(processes, assets):
-    """`tick_source: publisher_process`: each tick is prepared 8 ms ahead and its chunk reaches
+    """`timing.tick_source: publisher_process`: each tick is prepared 8 ms ahead and its chunk reaches
     the subscriber at its deadline, not when it was prepared; the child process publishes, and
     stops publishing once its node is killed (SIGKILL: no clean-up of the node's own)."""
-    node, data, rows = record_node(processes, assets, 4, tick_source="publisher_process",
-                                   publish_lead_ms=8.0, diagnostics_period=0.5)
+    node, data, rows = record_node(
+        processes, assets, 4, timing={"tick_source": "publisher_process", "publish_lead_ms": 8.0},
+        reporting={"diagnostics_period": 0.5})
     stamps = np.array([r["stamp_ns"] for r in rows], dtype=np.int64)
     early_ms = (stamps - np.array([r["recv_ns"] for r in rows], dtype=np.int64)) / 1e6
     # published at the deadline the chunk is stamped for: prepared 8 ms ahead, a chunk sent at

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from asyncvla_testing.assets import joint_delta_checkpoint
-from asyncvla_testing.pipeline import HERE, ros_args, start_sources
+from asyncvla_testing.pipeline import HERE, flat_params, ros_args, start_sources
 from asyncvla_testing.ros_listener import RosListener, diagnostic_values
 
 rclpy = pytest.importorskip("rclpy")
@@ -33,8 +33,9 @@ STATUS_A, STATUS_B = "/asyncvla_action_node/safety_status", "/asyncvla_action_b/
 
 
 def start_action_node(group, checkpoint: str, name: str, **params):
-    base = {"checkpoint": checkpoint, "device": "cpu", "action_rate_hz": 10.0,
-            "publish_joint_trajectory": True, "diagnostics_period": 0.25, **params}
+    base = {"checkpoint": checkpoint, "expert.device": "cpu", "timing.action_rate_hz": 10.0,
+            "publish_joint_trajectory": True, "reporting.diagnostics_period": 0.25,
+            **flat_params(params)}
     return group.start(name, ["-m", "asyncvla_action_node.action_node", *ros_args(base),
                               "-r", f"__node:={name}"])
 
@@ -52,9 +53,11 @@ def test_every_estop_press_publishes_a_hold_in_every_state(one_thread, ros_env, 
     start_sources(one_thread, [])
     one_thread.start("injector", [INJECTOR, "--model-id", assets.model_id, "--tokens",
                                   str(cfg.vl_num_tokens), "--dim", str(cfg.vl_dim)])
-    a = start_action_node(one_thread, checkpoint, "asyncvla_action_node", enabled_at_start=False)
-    b = start_action_node(one_thread, checkpoint, "asyncvla_action_b", enabled_at_start=True,
-                          trajectory_topic=TRAJ_B, action_topic="/b/action_chunk")
+    a = start_action_node(one_thread, checkpoint, "asyncvla_action_node",
+                          safety={"enabled_at_start": False})
+    b = start_action_node(one_thread, checkpoint, "asyncvla_action_b",
+                          safety={"enabled_at_start": True},
+                          topics={"trajectory": TRAJ_B, "action": "/b/action_chunk"})
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
             TRAJ_A: JointTrajectory, TRAJ_B: JointTrajectory, STATUS_A: SafetyStatus,
             STATUS_B: SafetyStatus, "/asyncvla/action_chunk": ActionChunk,

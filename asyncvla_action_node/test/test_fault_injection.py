@@ -126,7 +126,8 @@ def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
     start_sources(one_thread, VIEWS, ["--pause-file", faults])
     start_vlm(one_thread, assets, VIEWS, target_period=0.3, camera_timeout=0.5,
               diagnostics_period=0.25)
-    action = start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.25)
+    action = start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
+                          reporting={"diagnostics_period": 0.25})
     safety, output = ": safety", "action output"
     poll = 0.2  # the sources re-read the fault file every 0.2 s
     input_bound = poll + 0.1 + PERIOD + 0.15  # watchdog timeouts are 0.1 s
@@ -179,7 +180,8 @@ def test_bad_vl_features_are_never_used(one_thread, ros_env, assets, tmp_path):
     injector = one_thread.start("injector", [
         INJECTOR, "--model-id", assets.model_id, "--tokens", str(cfg.vl_num_tokens),
         "--dim", str(cfg.vl_dim), "--rate", "3", "--fault-file", faults])
-    start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.25)
+    start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
+                 reporting={"diagnostics_period": 0.25})
     poll, vl_period = 0.1, 1 / 3
     bound = poll + vl_period + MAX_VL_AGE + PERIOD + 0.15
     rejected = lambda needle: (  # noqa: E731
@@ -251,7 +253,9 @@ def test_enable_estop_and_killed_processes(one_thread, ros_env, assets, tmp_path
     cfg, _ = read_checkpoint_config(assets.checkpoint_dir)
     one_thread.start("injector", [INJECTOR, "--model-id", assets.model_id, "--tokens",
                                   str(cfg.vl_num_tokens), "--dim", str(cfg.vl_dim)])
-    action_params = dict(max_vl_age=MAX_VL_AGE, diagnostics_period=0.25, enabled_at_start=False)
+    action_params = {"freshness": {"max_vl_age": MAX_VL_AGE},
+                     "reporting": {"diagnostics_period": 0.25},
+                     "safety": {"enabled_at_start": False}}
     action = start_action(one_thread, assets, **action_params)
     report: dict[str, float] = {}
     try:

@@ -214,7 +214,7 @@ def test_operator_inputs_obey_every_stop_and_refuse_a_go_while_two_nodes_publish
     from asyncvla_common.operator_inputs import OperatorInputs, resumes
     from asyncvla_common.report import Report
 
-    ops = OperatorInputs.from_params({"enable_topic": "/e", "estop_topic": "/s"})
+    ops = OperatorInputs({"enable": "/e", "estop": "/s"})
     one = {"publishers": ["/panel"], "matched": 1, "now_ns": 0}
     two = {"publishers": ["/panel", "/intruder"], "matched": 2, "now_ns": 0}
     assert resumes("enable", True) and resumes("estop", False)

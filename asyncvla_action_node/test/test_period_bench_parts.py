@@ -49,13 +49,13 @@ class _Lines:
 
 
 def test_the_default_design_is_the_nodes_and_the_runtime_is_read_from_its_log():
-    """`--designs default` runs what the node's ParamSpec table says, and a run records the
-    runtime the node actually ran (for `auto`, the line with the figures it chose by)."""
-    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
+    """`--designs default` runs what the node's config says, and a run records the runtime
+    the node actually ran (for `auto`, the line with the figures it chose by)."""
+    from asyncvla_action_node.action_config import ActionNodeConfig
 
     defaults = node_defaults()
-    assert defaults["tick_source"] == next(s.default for s in ACTION_NODE_PARAMETERS
-                                           if s.name == "tick_source")
+    assert defaults["timing.tick_source"] == ActionNodeConfig().timing.tick_source \
+        == "publisher_process"
     auto = ("[INFO] [1.0] [asyncvla_action_node]: expert_runtime auto: openvino_float32 "
             "(14.20 ms p50, 1.3e-06 from float32 <= 0.01), cached choice re-checked at 1.1e-06 "
             "in 0.9 s; torch_float32 ok 40.10 ms 8.8e-07")

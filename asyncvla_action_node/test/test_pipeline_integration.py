@@ -40,7 +40,8 @@ def listen(ros_env) -> RosListener:
 def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
     start_sources(one_thread, VIEWS)
     vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.4)
-    action = start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, action_rate_hz=10.0)
+    action = start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
+                          timing={"action_rate_hz": 10.0})
     with listen(ros_env) as listener:
         chunks = listener["/asyncvla/action_chunk"].wait_for(5, 120)
         listener["/asyncvla/action_chunk"].clear()
@@ -85,7 +86,8 @@ def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
 def test_killing_vlm_stops_actions_with_error_and_restart_resumes(one_thread, ros_env, assets):
     start_sources(one_thread, VIEWS)
     vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.3)
-    start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.5)
+    start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
+                 reporting={"diagnostics_period": 0.5})
     with listen(ros_env) as listener:
         chunks = listener["/asyncvla/action_chunk"]
         vls = listener["/asyncvla/vl_features"]
@@ -137,7 +139,7 @@ def test_late_action_node_gets_last_vl_features_at_once(one_thread, ros_env, ass
         count = len(listener["/asyncvla/vl_features"])
         time.sleep(1.0)
         assert len(listener["/asyncvla/vl_features"]) == count  # nothing new is published
-        action = start_action(one_thread, assets, max_vl_age=60.0)
+        action = start_action(one_thread, assets, freshness={"max_vl_age": 60.0})
         ready = action.wait_for_line("action node ready", 120)
         got = action.wait_for_line(f"[VL #{last.sequence}]", 10)
         assert got and ready
@@ -178,9 +180,9 @@ def test_fast_ticks_joint_trajectory_and_runtime_prompt(one_thread, ros_env, ass
 
     start_sources(one_thread, VIEWS)
     start_vlm(one_thread, assets, VIEWS, target_period=0.3)
-    start_action(one_thread, assets, checkpoint=str(joint_ckpt), action_rate_hz=50.0,
-                 chunk_blending="weighted_blend", publish_joint_trajectory=True,
-                 log_period=5.0, expert_runtime="torch_bf16_autocast")  # a runtime other than the default, end to end
+    start_action(one_thread, assets, checkpoint=str(joint_ckpt), timing={"action_rate_hz": 50.0},
+                 blending={"mode": "weighted_blend"}, publish_joint_trajectory=True,
+                 reporting={"log_period": 5.0}, expert={"runtime": "torch_bf16_autocast"})  # a runtime other than the default, end to end
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
             "/asyncvla/action_chunk": ActionChunk, "/asyncvla/vl_features": VLFeatures,
             "/asyncvla/joint_trajectory": JointTrajectory}) as listener:

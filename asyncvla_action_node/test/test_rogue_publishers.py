@@ -144,7 +144,8 @@ def suite(one_thread, ros_env, assets, tmp_path):
     one_thread.start("injector", [INJECTOR, "--model-id", assets.model_id, "--tokens",
                                   str(cfg.vl_num_tokens), "--dim", str(cfg.vl_dim),
                                   "--fault-file", faults])
-    action = start_action(one_thread, assets, max_vl_age=MAX_VL_AGE, diagnostics_period=0.25)
+    action = start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
+                          reporting={"diagnostics_period": 0.25})
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {
             CHUNKS: ActionChunk, "/diagnostics": DiagnosticArray}) as listener:
         yield Suite(one_thread, listener, action, assets.model_id, cfg.vl_num_tokens, cfg.vl_dim,

@@ -131,16 +131,23 @@ def test_timing_thread_ticks_on_deadlines_and_survives_an_exception():
 
 
 # --- the runner: the loop driven by a tick thread and an expert thread --------------------------
-def make_loop(trigger_params: dict, predict):
+def make_loop(freshness: dict, predict):
+    """A loop on fake clocks: `freshness` overrides the freshness.* limits; the watchdogs (real
+    monotonic time) are off, as nothing here is about an input's silence."""
+    from asyncvla_action_node.action_config import ActionNodeConfig
     from asyncvla_action_node.action_loop import ActionLoop
-    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
-    params = {spec.name: spec.default for spec in ACTION_NODE_PARAMETERS}
-    params.update(enabled_at_start=True, robot_state_max_age=10.0, sensor_max_age=10.0,
-                  max_vl_age=10.0, sensor_max_gap=1.0, vl_timeout=0.0, sensor_timeout=0.0,
-                  robot_state_timeout=0.0)
-    params.update(trigger_params)
+    from asyncvla_common.param_spec import with_values
+    from asyncvla_common.safety_ros import WATCHDOG_NAMES, make_watchdogs
+    values = {"robot_state_max_age": 10.0, "sensor_max_age": 10.0, "max_vl_age": 10.0,
+              "sensor_max_gap": 1.0, **freshness}
+    cfg = with_values(ActionNodeConfig(), {
+        "safety.enabled_at_start": True, "watchdog.vl_timeout": 0.0,
+        "watchdog.sensor_timeout": 0.0,
+        **{f"freshness.{name}": value for name, value in values.items()}})
     rec = Recorder()
-    return ActionLoop(params, SHAPE, predict, rec.log, rec.hold, rec.report_now)
+    loop = ActionLoop(cfg, SHAPE, predict, rec.log, rec.hold, rec.report_now)
+    loop.watchdogs = make_watchdogs({name: 0.0 for name in WATCHDOG_NAMES})
+    return loop
 
 
 def test_loop_retimed_publishes_one_inference_many_times_then_refuses_when_stale():

@@ -25,7 +25,6 @@ import time
 import numpy as np
 import zmq
 from builtin_interfaces.msg import Time
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
 from asyncvla_bridges.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
@@ -67,7 +66,7 @@ CAMERA_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
                      "on <prefix>/<view>/image_raw.", read_only=True),
     params.ParamSpec("raw_views", [], "Views to publish raw images for when publish_raw is true "
                      "(empty = all views).", read_only=True,
-                     param_type=Parameter.Type.STRING_ARRAY),
+                     param_type="STRING_ARRAY"),
 )
 #: Every parameter of the camera bridge, in declaration order.
 CAMERA_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + CAMERA_BRIDGE_OWN_PARAMETERS

@@ -164,10 +164,10 @@ class Rig:
 def rig(processes, firmware: str = FIRMWARE_TEXT, **params) -> Iterator[Rig]:
     if firmware == FIRMWARE_TEXT:
         emu = Meca500Emulator(0, 0, firmware=firmware)
-        address = {"robot_address": "127.0.0.1", "control_port": emu.control_port}
+        address = {"robot.address": "127.0.0.1", "robot.control_port": emu.control_port}
     else:  # JSON mode needs the robot's own port 10000 (mecademicpy enables it only there)
         emu = Meca500Emulator.on_robot_ports(firmware)
-        address = {"robot_address": emu.host, "control_port": 10000}
+        address = {"robot.address": emu.host, "robot.control_port": 10000}
     emu.start()
     try:
         driver = processes.start("driver", [*DRIVER, *ros_args({**address, **params})])
@@ -452,11 +452,11 @@ def test_chunks_to_emulated_robot_and_estop_stops_it(processes):
     emu = Meca500Emulator(0, 0).start()
     try:
         driver = processes.start("driver", [*DRIVER, *ros_args({
-            "robot_address": "127.0.0.1", "control_port": emu.control_port})])
+            "robot.address": "127.0.0.1", "robot.control_port": emu.control_port})])
         executor = processes.start("executor", ["-m", "asyncvla_executor.executor_node",
-                                                *ros_args({"output": "twist",
-                                                           "robot_state_max_age": 0.3,
-                                                           "robot_state_timeout": 0.3})])
+                                                *ros_args({"output.kind": "twist",
+                                                           "freshness.robot_state_max_age":
+                                                               0.3})])
         chunks = processes.start("chunks", [os.path.abspath(peer), "--roles", "chunks"])
         for proc, line in ((driver, "meca500 driver ready"), (executor, "executor ready"),
                            (chunks, "kinematic peer ready")):

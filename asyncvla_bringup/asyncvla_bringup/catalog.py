@@ -9,7 +9,8 @@ Parameters come in three layers, later ones win: the package's config/<node>.yam
 defaults), an optional `params_file:=` YAML, then the launch arguments that were given. An empty
 launch argument keeps the YAML value. Launch argument strings are converted to the parameter's
 declared type (from the node's parameter table), so `action_rate_hz:=20` reaches the node as the
-double 20.0 that it declares, not as an integer it would refuse.
+double 20.0 that it declares (``timing.action_rate_hz``), not as an integer it would refuse. The
+arguments that set a node parameter are described from that parameter's spec (`param_arg`).
 """
 from __future__ import annotations
 
@@ -37,15 +38,25 @@ class NodeKind:
     node_name: str
     table: str  # "module:ATTRIBUTE" of the node's ParamSpec tuple
     config: str  # parameter YAML in config/
+    old: str = ""  # "module:ATTRIBUTE" of {replaced name: new name} ('' = none)
 
     def specs(self) -> tuple:
-        module, attribute = self.table.split(":")
-        return tuple(getattr(importlib.import_module(module), attribute))
+        return tuple(_attribute(self.table))
 
     def spec_map(self) -> dict[str, Any]:
-        from asyncvla_common.params import spec_table
+        from asyncvla_common.param_spec import spec_table
 
         return spec_table(self.specs())
+
+    def old_names(self) -> dict[str, str]:
+        """Names the node used to declare -> the parameter that replaced each (it stops on
+        them)."""
+        return dict(_attribute(self.old)) if self.old else {}
+
+
+def _attribute(ref: str) -> Any:
+    module, attribute = ref.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
@@ -58,12 +69,14 @@ NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
     NodeKind("vlm", "asyncvla_vlm_node", "vlm_node", "asyncvla_vlm_node",
              "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
     NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",
-             "asyncvla_action_node.action_node:ACTION_NODE_PARAMETERS", "action_node.yaml"),
+             "asyncvla_action_node.action_config:ACTION_NODE_PARAMETERS", "action_node.yaml",
+             "asyncvla_action_node.action_config:OLD_NAMES"),
     NodeKind("executor", "asyncvla_executor", "executor_node", "asyncvla_executor",
-             "asyncvla_executor.executor_node:EXECUTOR_NODE_PARAMETERS", "executor_node.yaml"),
+             "asyncvla_executor.executor_config:EXECUTOR_NODE_PARAMETERS", "executor_node.yaml",
+             "asyncvla_executor.executor_config:OLD_NAMES"),
     NodeKind("meca500", "asyncvla_bridges", "meca500_driver", "meca500_driver",
-             "asyncvla_bridges.meca500.driver_node:MECA500_DRIVER_PARAMETERS",
-             "meca500_driver.yaml"),
+             "asyncvla_bridges.meca500.driver_config:MECA500_DRIVER_PARAMETERS",
+             "meca500_driver.yaml", "asyncvla_bridges.meca500.driver_config:OLD_NAMES"),
 )}
 
 
@@ -114,6 +127,20 @@ def _common(use_sim_time: str = "false") -> tuple[Arg, ...]:
 
 
 _KEEP = " ('' = the parameter file's value)"
+_LABELS = {"action": "Action node", "executor": "Executor", "meca500": "Meca500 driver"}
+
+
+def param_arg(name: str, node: str, parameter: str, default: str = "", why: str = "") -> Arg:
+    """A launch argument that sets one node parameter, described from the parameter's own spec
+    (description, type, range): the launch file and `ros2 param describe` say the same.
+    `default` '' keeps the parameter file's value; `why` says why the role sets another."""
+    spec = NODES[node].spec_map()[parameter]
+    lo, hi = spec.min_value, spec.max_value
+    bounds = (f" in [{lo}, {hi}]" if lo is not None and hi is not None else
+              f" >= {lo}" if lo is not None else f" <= {hi}" if hi is not None else "")
+    keep = f" (here {default}: {why})" if default else _KEEP
+    return Arg(name, default, f"{_LABELS[node]} {parameter}: {spec.description} "
+               f"({spec.type_name.lower()}{bounds}){keep}", node, parameter)
 VLM_ARGS = (
     Arg("model_path", "", "VLM: model directory or a model id in the local HF cache" + _KEEP,
         "vlm", "model_path"),
@@ -126,17 +153,14 @@ ACTION_ARGS = (
     Arg("checkpoint", "", "Policy checkpoint directory (required unless a parameter file sets "
         "it): the action node's policy, and the VLM node takes its VL settings from it "
         "(policy_checkpoint)", "action", "checkpoint", (("vlm", "policy_checkpoint"),)),
-    Arg("action_rate_hz", "", "Action node: ticks per second" + _KEEP, "action",
-        "action_rate_hz"),
-    Arg("max_vl_age", "", "Action node: oldest VL features (s) it may act on" + _KEEP,
-        "action", "max_vl_age"),
+    param_arg("action_rate_hz", "action", "timing.action_rate_hz"),
+    param_arg("max_vl_age", "action", "freshness.max_vl_age"),
 )
 VLM_DEVICE = Arg("vlm_device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP,
                  "vlm", "device")
 EXECUTOR_ARG = Arg("executor", "false", "true: also run the chunk executor (setpoints at the "
                    "robot's rate from the action chunks; config/executor_node.yaml)")
-ACTION_DEVICE = Arg("action_device", "", "Action node: torch device (cpu, cuda, cuda:0)" + _KEEP,
-                    "action", "device")
+ACTION_DEVICE = param_arg("action_device", "action", "expert.device")
 
 ROLES: dict[str, Role] = {role.name: role for role in (
     Role("robot", "robot.launch.py",
@@ -150,8 +174,8 @@ ROLES: dict[str, Role] = {role.name: role for role in (
          "bag:= is given).",
          (("vlm", "run_vlm"), ("action", "")),
          _common("true") + VLM_ARGS + (VLM_DEVICE,) + ACTION_ARGS + (ACTION_DEVICE,) + (
-             Arg("enabled_at_start", "true", "Action node: start enabled (no enable topic "
-                 "is replayed)", "action", "enabled_at_start"),
+             param_arg("enabled_at_start", "action", "safety.enabled_at_start", "true",
+                       "no enable topic is replayed"),
              Arg("run_vlm", "true", "true: run the VLM node on the recorded images; false: the "
                  "action node uses the recorded VL features"),
              Arg("bag", "", "rosbag2 directory to play ('' = play it yourself: see "
@@ -176,8 +200,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
          (("action", ""), ("robot_bridge", "bridges"), ("sensor_bridge", "bridges"),
           ("camera_bridge", "camera_bridge"), ("executor", "executor")),
          _common() + ACTION_ARGS + (
-             Arg("device", "", "Action node: torch device (cpu, cuda, cuda:0)" + _KEEP,
-                 "action", "device"),
+             param_arg("device", "action", "expert.device"),
              Arg("bridges", "true", "true: also run the robot and force/OCT bridges"),
              Arg("camera_bridge", "true", "true: also run the camera bridge here (false when "
                  "the Jetson sends to the VLM machine)"),
@@ -230,26 +253,24 @@ def parse_bool(name: str, text: str) -> bool:
 
 def coerce(kind: NodeKind, spec: Any, text: str, arg_name: str) -> Any:
     """Launch argument string -> the declared type of `spec`; range-checked."""
-    from rclpy.parameter import Parameter
-
-    where = f"{arg_name}:={text!r} (parameter {kind.node_name}.{spec.name})"
-    t = spec.type
+    where = f"{arg_name}:={text!r} (parameter {kind.node_name} {spec.name})"
+    t = spec.type_name
     try:
-        if t == Parameter.Type.DOUBLE:
+        if t == "DOUBLE":
             value: Any = float(text)
             if not math.isfinite(value):
                 raise ValueError
-        elif t == Parameter.Type.INTEGER:
+        elif t == "INTEGER":
             value = int(text)
-        elif t == Parameter.Type.BOOL:
+        elif t == "BOOL":
             value = parse_bool(arg_name, text)
-        elif t == Parameter.Type.STRING:
+        elif t == "STRING":
             value = str(text)
         else:
-            raise TypeError(f"{where}: {t.name} parameters cannot be set by a launch argument; "
+            raise TypeError(f"{where}: {t} parameters cannot be set by a launch argument; "
                             "use params_file:=")
     except ValueError:
-        raise ValueError(f"{where} is not a valid {t.name.lower()}") from None
+        raise ValueError(f"{where} is not a valid {t.lower()}") from None
     if spec.min_value is not None and value < spec.min_value \
             or spec.max_value is not None and value > spec.max_value:
         raise ValueError(f"{where} is outside [{spec.min_value}, {spec.max_value}]")
@@ -257,7 +278,8 @@ def coerce(kind: NodeKind, spec: Any, text: str, arg_name: str) -> Any:
 
 
 def yaml_node_parameters(path: str | os.PathLike, node_name: str) -> dict[str, Any]:
-    """The ros__parameters a parameter YAML gives a node named `node_name` (any namespace)."""
+    """The ros__parameters a parameter YAML gives a node named `node_name` (any namespace),
+    by dotted name (nested maps flattened, as rcl reads them)."""
     import yaml
 
     with open(path, encoding="utf-8") as stream:
@@ -266,8 +288,29 @@ def yaml_node_parameters(path: str | os.PathLike, node_name: str) -> dict[str, A
     for key, body in data.items():
         key = str(key)
         if key in ("/**", "**") or key.rstrip("/").split("/")[-1] == node_name:
-            merged.update((body or {}).get("ros__parameters", {}) or {})
+            merged.update(flatten((body or {}).get("ros__parameters", {}) or {}))
     return merged
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML maps -> {dotted name: value} (``timing: {action_rate_hz: 10.0}`` is the
+    parameter ``timing.action_rate_hz``)."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def effective_parameters(kind: NodeKind, files: list[str | os.PathLike]) -> dict[str, Any]:
+    """The values a node of `kind` starts with from these YAMLs: its defaults, then each
+    file's entries for it (later files win), by dotted name."""
+    values = {spec.name: spec.default for spec in kind.specs()}
+    for path in files:
+        values.update(yaml_node_parameters(path, kind.node_name))
+    return values
 
 
 # --- the plan -------------------------------------------------------------------------------

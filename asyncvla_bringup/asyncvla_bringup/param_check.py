@@ -1,12 +1,14 @@
 """Check a parameter YAML against the parameters the AsyncVLA nodes declare, without a node.
 
-    ros2 run asyncvla_bringup check_params my_lab.yaml [--complete]
+    ros2 run asyncvla_bringup check_params my_lab.yaml [--only-overrides]
 
 Finds what would otherwise show up only at start-up, or never: an unknown node key, a
 misspelt parameter (rclpy ignores overrides nobody declares, so a typo silently keeps the
-default), a type the node refuses (`action_rate_hz: 10` is an integer, the node declares a
-double and exits), a value outside the declared range, a mixed-type list. `--complete` also
-reports declared parameters the file does not list (the package's own files list them all).
+default), a replaced name (`robot_state_timeout`: the node stops, naming its successor), a type
+the node refuses (`timing.action_rate_hz: 10` is an integer, the node declares a double and
+exits), a value outside the declared range, a mixed-type list. `--only-overrides` also reports
+entries that repeat the node's default (the package's own files list only what differs, so a
+default is changed in one place: the node's spec).
 """
 from __future__ import annotations
 
@@ -40,16 +42,6 @@ def value_type(value: Any) -> str | None:
     raise ValueError(f"value {value!r} has no ROS parameter type")
 
 
-def _flatten(params: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = value
-    return out
-
-
 def _kinds_for_key(key: str) -> list:
     from asyncvla_bringup.catalog import NODES
 
@@ -59,7 +51,7 @@ def _kinds_for_key(key: str) -> list:
     return [k for k in NODES.values() if k.node_name == name]
 
 
-def check_data(data: Any, source: str = "<yaml>", complete: bool = False) -> list[str]:
+def check_data(data: Any, source: str = "<yaml>", only_overrides: bool = False) -> list[str]:
     """Problems found in parsed YAML `data` (empty list: none)."""
     if not isinstance(data, dict) or not data:
         return [f"{source}: not a mapping of node names to ros__parameters"]
@@ -78,16 +70,29 @@ def check_data(data: Any, source: str = "<yaml>", complete: bool = False) -> lis
             problems.append(f"{where}: expected exactly one key, ros__parameters, holding a "
                             "mapping")
             continue
-        params = _flatten(body["ros__parameters"])
+        from asyncvla_bringup.catalog import flatten
+        from asyncvla_common.param_spec import old_name_message
+
+        params = flatten(body["ros__parameters"])
         specs_by_kind = [k.spec_map() for k in kinds]
+        old = {name: new for k in kinds for name, new in k.old_names().items()}
         for name, value in params.items():
+            if name in old and not any(name in s for s in specs_by_kind):
+                problems.append(f"{where}: {old_name_message(name, old[name])}")
+                continue
             problems += _check_one(where, name, value, specs_by_kind)
-        if complete and len(kinds) == 1:
-            missing = sorted(set(specs_by_kind[0]) - set(params))
-            if missing:
-                problems.append(f"{where}: declared by the node but not listed: {missing} (add "
-                                "them with their defaults)")
+            if only_overrides and len(kinds) == 1 and name in specs_by_kind[0] \
+                    and _same(value, specs_by_kind[0][name].default):
+                problems.append(f"{where}: {name}: {value!r} is the node's default (list only "
+                                "the values that differ)")
     return problems
+
+
+def _same(value: Any, default: Any) -> bool:
+    """A YAML value equals a spec default (lists element-wise, 1 == 1.0 not: a type differs)."""
+    if isinstance(value, list) and isinstance(default, (list, tuple)):
+        return len(value) == len(default) and all(_same(v, d) for v, d in zip(value, default))
+    return type(value) is type(default) and value == default
 
 
 def _check_one(where: str, name: str, value: Any, specs_by_kind: list[dict]) -> list[str]:
@@ -106,7 +111,7 @@ def _check_one(where: str, name: str, value: Any, specs_by_kind: list[dict]) -> 
         return [f"{where}: unknown parameter {name!r}{hint}"]
     out = []
     for spec in specs:
-        want = spec.type.name
+        want = spec.type_name
         if got is None and want.endswith("_ARRAY"):
             continue  # rcl leaves an empty list unset: the node keeps its default
         if got != want:
@@ -121,7 +126,7 @@ def _check_one(where: str, name: str, value: Any, specs_by_kind: list[dict]) -> 
     return out
 
 
-def check_file(path: str | Path, complete: bool = False) -> list[str]:
+def check_file(path: str | Path, only_overrides: bool = False) -> list[str]:
     import yaml
 
     try:
@@ -129,16 +134,16 @@ def check_file(path: str | Path, complete: bool = False) -> list[str]:
             data = yaml.safe_load(stream)
     except (OSError, yaml.YAMLError) as exc:
         return [f"{path}: {exc}"]
-    return check_data(data, str(path), complete)
+    return check_data(data, str(path), only_overrides)
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="check_params", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="parameter YAML files")
-    parser.add_argument("--complete", action="store_true",
-                        help="also report declared parameters a file does not list")
+    parser.add_argument("--only-overrides", action="store_true",
+                        help="also report entries that repeat the node's default")
     args = parser.parse_args(None if argv is None else list(argv))
-    problems = [p for f in args.files for p in check_file(f, args.complete)]
+    problems = [p for f in args.files for p in check_file(f, args.only_overrides)]
     for problem in problems:
         print(problem)
     if not problems:

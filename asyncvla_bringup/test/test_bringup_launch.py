@@ -182,8 +182,8 @@ def test_action_launch_starts_its_nodes(processes, ros_env, tmp_path_factory):
             executor.spin_once(timeout_sec=0.1)
         client = AsyncParameterClient(node, "/lt/asyncvla_action_node")
         assert client.wait_for_services(timeout_sec=20)
-        future = client.get_parameters(["action_rate_hz", "vl_features_topic", "checkpoint",
-                                        "enabled_at_start"])
+        future = client.get_parameters(["timing.action_rate_hz", "topics.vl_features",
+                                        "checkpoint", "safety.enabled_at_start"])
         executor.spin_until_future_complete(future, timeout_sec=20)
         values = [v for v in future.result().values]
         assert values[0].double_value == 20.0                      # launch argument, typed

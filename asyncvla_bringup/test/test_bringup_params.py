@@ -1,10 +1,10 @@
-"""The parameter YAMLs against the parameters the nodes declare (their module-level tables).
+"""The parameter YAMLs against the parameters the nodes declare (their specs).
 
-A typo, a wrong type (int vs float vs string vs list), a value out of range or an unknown node
-key in config/*.yaml fails here, statically (param_check) and through rclpy itself (a node
-declares its table with the YAML as --params-file, as at start-up). A parameter added to a
-node's table without being added to its YAML fails too: the package's YAMLs list every
-parameter with its default, so an operator sees every knob in one place.
+A typo, a wrong type (int vs float vs string vs list), a value out of range, a replaced name or
+an unknown node key in config/*.yaml fails here, statically (param_check) and through rclpy
+itself (a node declares its table with the YAML as --params-file, as at start-up). The package's
+YAMLs list only what differs from the nodes' defaults (a default lives in one place, the node's
+spec): an entry that repeats a default fails too.
 """
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ PARAM_FILES = {"vlm_node.yaml": ["vlm"], "action_node.yaml": ["action"],
                "executor_node.yaml": ["executor"], "meca500_driver.yaml": ["meca500"],
                "bridges.yaml": ["camera_bridge", "robot_bridge", "sensor_bridge"]}
 OTHER_FILES = {"record.yaml", "record_qos_overrides.yaml", "diagnostic_aggregator.yaml"}
-TOPIC_PARAMS = {"vl_features_topic", "sensor_topic", "joint_state_topic", "pose_topic",
-                "action_topic", "trajectory_topic", "enable_topic", "estop_topic",
-                "safety_status_topic"}
+
+
+def _is_topic(name: str) -> bool:
+    """Topic parameters: ``topics.<name>`` in the typed configs, ``<name>_topic`` elsewhere."""
+    return name.startswith("topics.") or name.endswith("_topic")
 
 
 def _load(name: str) -> dict:
@@ -30,7 +32,13 @@ def _load(name: str) -> dict:
 
 
 def _node_params(name: str, kind: catalog.NodeKind) -> dict:
+    """What the YAML itself gives the node (dotted names)."""
     return catalog.yaml_node_parameters(CONFIG / name, kind.node_name)
+
+
+def _start_values(name: str, kind: catalog.NodeKind) -> dict:
+    """What the node starts with: its defaults, then the YAML."""
+    return catalog.effective_parameters(kind, [CONFIG / name])
 
 
 def test_every_config_file_is_classified():
@@ -51,7 +59,7 @@ def test_parameter_table_is_consistent(key):
     for spec in specs:
         assert spec.description.strip(), f"{key}.{spec.name} has no description"
         if spec.param_type is None:
-            assert param_check.value_type(spec.default) == spec.type.name
+            assert param_check.value_type(spec.default) == spec.type_name
         if spec.min_value is not None:
             assert spec.default >= spec.min_value, f"{key}.{spec.name} default below its range"
         if spec.max_value is not None:
@@ -60,10 +68,12 @@ def test_parameter_table_is_consistent(key):
 
 @pytest.mark.parametrize("name", sorted(PARAM_FILES))
 def test_yaml_matches_the_tables_statically(name):
-    assert param_check.check_file(CONFIG / name, complete=True) == []
+    """Known names, declared types and ranges, and only values that differ from the default
+    (a node with nothing to override has no entry)."""
+    assert param_check.check_file(CONFIG / name, only_overrides=True) == []
     keys = list(_load(name))
-    assert all(k.startswith("/**/") for k in keys), "keys /**/<node> match in any namespace"
-    assert sorted(k.split("/")[-1] for k in keys) == sorted(
+    assert keys and all(k.startswith("/**/") for k in keys), "keys /**/<node> match anywhere"
+    assert set(k.split("/")[-1] for k in keys) <= set(
         catalog.NODES[k].node_name for k in PARAM_FILES[name])
 
 
@@ -88,7 +98,7 @@ def test_yaml_is_accepted_by_rclpy(name, namespace):
                 values = declare_all(node, kind.specs())
                 expected = _node_params(name, kind)
                 # Every YAML entry reached this node (the key matched its name and namespace).
-                assert expected and set(expected) <= set(node._parameter_overrides), \
+                assert set(expected) <= set(node._parameter_overrides), \
                     sorted(set(expected) - set(node._parameter_overrides))
                 for param, value in expected.items():
                     got = values[param]
@@ -97,44 +107,107 @@ def test_yaml_is_accepted_by_rclpy(name, namespace):
                     assert got == value and type(got) is type(value) or \
                         isinstance(got, (list, tuple)) and list(got) == value, (param, got, value)
                     assert node.get_parameter(param).type_.name == \
-                        kind.spec_map()[param].type.name or value == []
+                        kind.spec_map()[param].type_name or value == []
             finally:
                 node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
 
 
-def test_checker_catches_typos_types_ranges_and_unknown_nodes(tmp_path):
+def test_checker_catches_typos_types_ranges_old_names_and_unknown_nodes(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "/**/asyncvla_action_node:\n  ros__parameters:\n"
-        "    action_rate_hz: 10\n"              # int where the node declares a double
-        "    max_vl_agee: 1.0\n"                # typo
-        "    blend_old_weight: 2.0\n"           # outside [0, 0.99]
-        "    chunk_blending: [latest_only]\n"   # list where the node declares a string
-        "    joint_names: [a, 1]\n"             # mixed list
+        "    timing:\n      action_rate_hz: 10\n"  # int where the node declares a double
+        "    freshness:\n      max_vl_agee: 1.0\n"  # typo
+        "    blending:\n"
+        "      old_weight: 2.0\n"                   # outside [0, 0.99]
+        "      mode: [latest_only]\n"               # list where the node declares a string
+        "    joint_names: [a, 1]\n"                 # mixed list
+        "    robot_state_timeout: 0.2\n"            # a replaced name
         "/**/asyncvla_vlm_nod:\n  ros__parameters: {}\n")  # unknown node
     problems = param_check.check_file(bad)
     text = "\n".join(problems)
-    assert len(problems) == 6, text
-    assert "action_rate_hz: INTEGER value 10, the node declares DOUBLE" in text
-    assert "unknown parameter 'max_vl_agee' (did you mean 'max_vl_age'?)" in text
-    assert "blend_old_weight: 2.0 is outside the declared range" in text
-    assert "chunk_blending: STRING_ARRAY value" in text
+    assert len(problems) == 7, text
+    assert "timing.action_rate_hz: INTEGER value 10, the node declares DOUBLE" in text
+    assert ("unknown parameter 'freshness.max_vl_agee' (did you mean "
+            "'freshness.max_vl_age'?)") in text
+    assert "blending.old_weight: 2.0 is outside the declared range" in text
+    assert "blending.mode: STRING_ARRAY value" in text
     assert "joint_names: list ['a', 1] mixes types" in text
+    assert ("parameter 'robot_state_timeout' was replaced by 'freshness.robot_state_max_age'"
+            in text)
     assert "no AsyncVLA node is named 'asyncvla_vlm_nod'" in text
     # The command line tool says the same and fails.
     assert param_check.main([str(bad)]) == 1
-    assert param_check.main([str(CONFIG / "action_node.yaml"), "--complete"]) == 0
+    assert param_check.main([str(CONFIG / "action_node.yaml"), "--only-overrides"]) == 0
 
 
-def test_checker_reports_a_parameter_missing_from_a_complete_file(tmp_path):
+def test_checker_reports_an_entry_that_repeats_the_default():
     data = _load("action_node.yaml")
     params = data["/**/asyncvla_action_node"]["ros__parameters"]
-    del params["max_vl_age"]
-    problems = param_check.check_data(data, "copy", complete=True)
-    assert len(problems) == 1 and "['max_vl_age']" in problems[0]
-    assert param_check.check_data(data, "copy", complete=False) == []
+    params["freshness"] = {"max_vl_age": 1.0, "sensor_max_age": 0.07}  # the default; not
+    problems = param_check.check_data(data, "copy", only_overrides=True)
+    assert len(problems) == 1 and "freshness.max_vl_age: 1.0 is the node's default" in \
+        problems[0], problems
+    assert param_check.check_data(data, "copy", only_overrides=False) == []
+
+
+@pytest.mark.parametrize("key", ["action", "executor", "meca500"])
+def test_every_old_flat_name_maps_to_a_declared_parameter(key):
+    """One name per fact: each replaced name points at a parameter the node declares, and no
+    replaced name is still declared (robot_state_max_age and robot_state_timeout, which meant
+    the same, are one parameter now)."""
+    kind = catalog.NODES[key]
+    old, declared = kind.old_names(), kind.spec_map()
+    assert old and set(old.values()) <= set(declared)
+    assert not set(old) & set(declared)
+    if key != "meca500":
+        assert old["robot_state_max_age"] == old["robot_state_timeout"] == \
+            "freshness.robot_state_max_age"
+
+
+@pytest.mark.parametrize("key", ["action", "executor", "meca500"])
+def test_a_node_stops_on_an_old_name_with_one_line_naming_the_new_one(tmp_path, key):
+    """What rclpy would ignore (an override nobody declares) stops the node instead."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from asyncvla_common.params import declare_config
+
+    kind = catalog.NODES[key]
+    old, new = sorted(kind.old_names().items())[0]
+    configs = {"action": "asyncvla_action_node.action_config:ActionNodeConfig",
+               "executor": "asyncvla_executor.executor_config:ExecutorNodeConfig",
+               "meca500": "asyncvla_bridges.meca500.driver_config:Meca500DriverConfig"}
+    module, attribute = configs[key].split(":")
+    cls = getattr(__import__(module, fromlist=[attribute]), attribute)
+    path = tmp_path / "old.yaml"
+    value = kind.spec_map()[new].default
+    path.write_text(yaml.safe_dump({f"/**/{kind.node_name}": {"ros__parameters": {
+        old: list(value) if isinstance(value, tuple) else value}}}))
+
+    def declare():
+        context = Context()
+        rclpy.init(args=["--ros-args", "--params-file", str(path)], context=context)
+        try:
+            node = Node(kind.node_name, context=context, start_parameter_services=False,
+                        enable_rosout=False)
+            try:
+                return declare_config(node, cls)
+            finally:
+                node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)
+
+    with pytest.raises(ValueError) as err:
+        declare()
+    assert str(err.value) == (f"parameter {old!r} was replaced by {new!r}: remove {old} "
+                              f"from the YAML or launch file and set {new}")
+    # the same file with the new (dotted) name starts, with the value it gives
+    path.write_text(path.read_text().replace(f"{old}:", f"{new}:"))
+    assert declare() is not None
 
 
 def test_rclpy_refuses_the_int_for_float_the_checker_flags(tmp_path):
@@ -147,7 +220,8 @@ def test_rclpy_refuses_the_int_for_float_the_checker_flags(tmp_path):
     from asyncvla_common.params import declare_all
 
     path = tmp_path / "int.yaml"
-    path.write_text("/**/asyncvla_action_node:\n  ros__parameters:\n    action_rate_hz: 10\n")
+    path.write_text("/**/asyncvla_action_node:\n  ros__parameters:\n"
+                    "    timing:\n      action_rate_hz: 10\n")
     context = Context()
     rclpy.init(args=["--ros-args", "--params-file", str(path)], context=context)
     try:
@@ -161,7 +235,7 @@ def test_rclpy_refuses_the_int_for_float_the_checker_flags(tmp_path):
 
 
 def test_seed_defaults():
-    vlm = _node_params("vlm_node.yaml", catalog.NODES["vlm"])
+    vlm = _start_values("vlm_node.yaml", catalog.NODES["vlm"])
     from asyncvla_vlm_node.view_topics import view_topics
 
     topics = view_topics(vlm["views"], vlm["image_topics"])
@@ -170,9 +244,9 @@ def test_seed_defaults():
     assert (vlm["resize_width"], vlm["resize_height"]) == (640, 360)
     assert vlm["prompt"] == "Insert the needle through the trocar into the eye phantom model"
     assert vlm["feature_layer"] == -1
-    action = _node_params("action_node.yaml", catalog.NODES["action"])
-    assert action["action_rate_hz"] == 10.0
-    assert action["enabled_at_start"] is False, "a robot must start disabled"
+    action = _start_values("action_node.yaml", catalog.NODES["action"])
+    assert action["timing.action_rate_hz"] == 10.0
+    assert action["safety.enabled_at_start"] is False, "a robot must start disabled"
     # Horizon, action dim and sensor window come from the checkpoint: the defaults a new
     # policy is built with are the original system's.
     from asyncvla_core.conventions import DEFAULT_SENSOR_RATE_HZ
@@ -183,9 +257,8 @@ def test_seed_defaults():
     assert config.sensor.window == 65 and DEFAULT_SENSOR_RATE_HZ == 650.0
     # The window (65 samples, 100 ms at 650 Hz) must pass the gap check: neighbouring samples
     # are 1.5 ms apart, the allowed gap several periods.
-    assert action["sensor_max_gap"] >= 3 / DEFAULT_SENSOR_RATE_HZ
-    bridges = _load("bridges.yaml")
-    camera = bridges["/**/camera_bridge"]["ros__parameters"]
+    assert action["freshness.sensor_max_gap"] >= 3 / DEFAULT_SENSOR_RATE_HZ
+    camera = _start_values("bridges.yaml", catalog.NODES["camera_bridge"])
     assert camera["view_names"] == vlm["views"]
     assert len(camera["camera_keys"]) == len(camera["frame_ids"]) == 5
 
@@ -194,10 +267,10 @@ def test_seed_defaults():
 def test_yaml_topics_resolve_to_the_node_defaults(key):
     """Relative names in the YAMLs (so namespace:= moves them) equal the defaults at the root."""
     kind = catalog.NODES[key]
-    params = _node_params(kind.config, kind)
+    params = _start_values(kind.config, kind)
     specs = kind.spec_map()
     checked = 0
-    for name in TOPIC_PARAMS & set(params):
+    for name in filter(_is_topic, params):
         default, value = specs[name].default, params[name]
         if value.startswith("~"):
             assert value == default

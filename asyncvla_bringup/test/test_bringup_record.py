@@ -52,8 +52,8 @@ def test_recorded_topics_match_what_the_nodes_publish(config):
     action = catalog.NODES["action"].spec_map()
     vlm = catalog.NODES["vlm"].spec_map()
     recorded = set(record.topics(config))
-    for spec in (action["action_topic"], action["trajectory_topic"], action["enable_topic"],
-                 action["estop_topic"], vlm["vl_features_topic"]):
+    for spec in (action["topics.action"], action["topics.trajectory"], action["topics.enable"],
+                 action["topics.estop"], vlm["vl_features_topic"]):
         assert spec.default in recorded, spec.name
     for node, fields in PLOT_TOPICS.items():
         for name in fields:

@@ -90,10 +90,10 @@ def allowed(patterns: set[str], topic: str) -> bool:
     return any(fnmatch.fnmatchcase(topic, p) for p in patterns)
 
 
-def action_defaults() -> dict:
-    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
+def action_topics():
+    from asyncvla_action_node.action_config import ActionTopics
 
-    return {s.name: s.default for s in ACTION_NODE_PARAMETERS}
+    return ActionTopics()
 
 
 def test_policy_is_well_formed_sros2_policy():
@@ -126,29 +126,28 @@ def test_governance_controls_access_on_every_topic():
 
 
 def test_action_node_topics_match_the_code_and_only_the_right_enclave_publishes_them():
-    pytest.importorskip("rclpy")
-    p = action_defaults()
+    t = action_topics()
     root = policy_root()
     pub, sub = rules(root, "publish"), rules(root, "subscribe")
     action = security.ENCLAVES["action"]
     # Every topic the action node subscribes to, and who alone may publish it.
-    inputs = {p["vl_features_topic"]: security.ENCLAVES["vlm"],
-              p["sensor_topic"]: security.ENCLAVES["sensor_bridge"],
-              p["joint_state_topic"]: security.ENCLAVES["robot_bridge"],
-              p["pose_topic"]: security.ENCLAVES["robot_bridge"],
-              p["enable_topic"]: security.OPERATOR_ENCLAVE,
-              p["estop_topic"]: security.OPERATOR_ENCLAVE}
+    inputs = {t.vl_features: security.ENCLAVES["vlm"],
+              t.sensor: security.ENCLAVES["sensor_bridge"],
+              t.joint_state: security.ENCLAVES["robot_bridge"],
+              t.pose: security.ENCLAVES["robot_bridge"],
+              t.enable: security.OPERATOR_ENCLAVE,
+              t.estop: security.OPERATOR_ENCLAVE}
     for topic, owner in inputs.items():
         assert allowed(sub[action], topic), topic
         publishers = {e for e, patterns in pub.items() if allowed(patterns, topic)}
         assert publishers == {owner}, (topic, publishers)
-    for name in ("action_topic", "trajectory_topic"):
-        publishers = {e for e, patterns in pub.items() if allowed(patterns, p[name])}
-        assert publishers == {action}, (name, publishers)
-    status = "/asyncvla_action_node/" + p["safety_status_topic"].removeprefix("~/")
+    for topic in (t.action, t.trajectory):
+        publishers = {e for e, patterns in pub.items() if allowed(patterns, topic)}
+        assert publishers == {action}, (topic, publishers)
+    status = "/asyncvla_action_node/" + t.safety_status.removeprefix("~/")
     assert allowed(pub[action], status)
     assert allowed(sub[security.OPERATOR_ENCLAVE], status)
-    from asyncvla_action_node.action_params import PLOT_TOPICS
+    from asyncvla_action_node.action_config import PLOT_TOPICS
 
     for name in PLOT_TOPICS:
         assert allowed(pub[action], f"/asyncvla_action_node/{name}"), name

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from asyncvla_bridges.camera_bridge import CAMERA_BRIDGE_PARAMETERS
+from asyncvla_bringup import catalog
 from asyncvla_core.conventions import LAB_VIEWS, VIEW_NAMES
 from asyncvla_vlm_node.view_topics import view_topics
 from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS
@@ -15,7 +16,9 @@ CONFIG = Path(__file__).resolve().parents[1] / "config"
 
 
 def node_params(file: str, node: str) -> dict:
-    return yaml.safe_load((CONFIG / file).read_text())[f"/**/{node}"]["ros__parameters"]
+    """What the node starts with from the package YAML (which lists only overrides)."""
+    kind = next(k for k in catalog.NODES.values() if k.node_name == node)
+    return catalog.effective_parameters(kind, [CONFIG / file])
 
 
 def test_bridge_yaml_and_defaults_follow_the_lab_views():

@@ -19,7 +19,7 @@ from asyncvla_common.publisher_lock import PublisherLock, PublisherVerdict
 from asyncvla_common.report import OK, Report
 from asyncvla_common.safety_ros import worse
 
-#: The operator topics, in the order their parameters (``<name>_topic``) are declared.
+#: The operator topics (their parameters: ``topics.<name>``).
 OPERATOR_TOPICS = ("enable", "estop")
 
 _OBEYED = PublisherVerdict(True, OK, "")
@@ -38,10 +38,6 @@ class OperatorInputs:
     def __init__(self, topics: dict[str, str]) -> None:
         self.locks = {name: PublisherLock(topics[name], lock_identity=False)
                       for name in OPERATOR_TOPICS}
-
-    @classmethod
-    def from_params(cls, p: dict[str, Any]) -> "OperatorInputs":
-        return cls({name: p[f"{name}_topic"] for name in OPERATOR_TOPICS})
 
     def admit(self, name: str, data: bool, graph: dict[str, Any]) -> PublisherVerdict:
         """May this message be applied to the safety gate? Stops always; resumes only from a

@@ -1,45 +1,29 @@
-"""Declare ROS parameters with descriptors, from module-level tables.
+"""Declare ROS parameters with descriptors, from specs (the rclpy side of `param_spec`).
 
 Every node parameter carries a description (what `ros2 param describe` shows), a type and, where
 it makes sense, a range; read-only ones cannot be changed after start-up.
 
-Each node module holds its parameters as a tuple of `ParamSpec` (e.g. `ACTION_NODE_PARAMETERS`),
-so tools and tests (launch files, parameter YAML checks) can read names, defaults, types and
-ranges without starting a node; the node declares them with `declare_all`.
+The specs are ROS-free data (`param_spec.ParamSpec`; a node's typed config dataclass lists
+them), so tools and tests (launch files, parameter YAML checks) read names, defaults, types and
+ranges without starting a node; the node declares them with `declare_config` (a typed config)
+or `declare_all` (a flat table).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from asyncvla_common.param_spec import (ParamSpec, build_config, flat_specs, old_name_problems,
+                                        old_names, select_specs, spec_table)
 
-@dataclass(frozen=True)
-class ParamSpec:
-    """One node parameter: what `declare` gets, as data."""
+__all__ = ["ParamSpec", "declare", "declare_all", "declare_config", "refuse_old_names",
+           "select_specs", "spec_table"]
 
-    name: str
-    default: Any
-    description: str
-    read_only: bool = False
-    min_value: float | int | None = None
-    max_value: float | int | None = None
-    #: Typed declaration without a value (an empty list, whose type rclpy cannot infer).
-    param_type: Parameter.Type | None = None
-    #: Default computed from the values declared before this one (by name); `default` is what
-    #: it gives when those keep their own defaults.
-    default_from: Callable[[dict[str, Any]], Any] | None = None
-
-    @property
-    def type(self) -> Parameter.Type:
-        """The ROS parameter type (from `param_type`, else inferred from the default)."""
-        if self.param_type is not None:
-            return self.param_type
-        return Parameter.Type.from_parameter_value(self.default)
+C = TypeVar("C")
 
 
 def declare_all(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
@@ -49,25 +33,29 @@ def declare_all(node: Node, specs: Iterable[ParamSpec]) -> dict[str, Any]:
         default = spec.default if spec.default_from is None else spec.default_from(values)
         values[spec.name] = declare(node, spec.name, default, spec.description,
                                     read_only=spec.read_only, min_value=spec.min_value,
-                                    max_value=spec.max_value, param_type=spec.param_type)
+                                    max_value=spec.max_value,
+                                    param_type=(Parameter.Type[spec.param_type]
+                                                if spec.param_type else None))
     return values
 
 
-def spec_table(specs: Iterable[ParamSpec]) -> dict[str, ParamSpec]:
-    """{name: spec}; raise ValueError on a duplicate name."""
-    table: dict[str, ParamSpec] = {}
-    for spec in specs:
-        if spec.name in table:
-            raise ValueError(f"parameter {spec.name!r} is declared twice")
-        table[spec.name] = spec
-    return table
+def declare_config(node: Node, cls: type[C], extra_old: dict[str, str] | None = None) -> C:
+    """Declare every parameter of config class `cls` (dotted names, descriptors, ranges) and
+    return the typed config built from their values. A replaced name given to the node (its
+    fields' `was`, or `extra_old`) stops it first: ValueError with the one-line message."""
+    refuse_old_names(node, {**old_names(cls), **(extra_old or {})})
+    return build_config(cls, declare_all(node, flat_specs(cls)))
 
 
-def select_specs(table: Iterable[ParamSpec], names: Iterable[str]) -> tuple[ParamSpec, ...]:
-    """The specs named `names` from another node's table: one definition of a shared knob
-    (KeyError names a missing one)."""
-    by_name = {s.name: s for s in table}
-    return tuple(by_name[n] for n in names)
+def refuse_old_names(node: Node, replaced: dict[str, str]) -> None:
+    """ValueError naming the new parameter when an override (YAML, -p, launch) sets a replaced
+    one: rclpy keeps overrides nobody declares and ignores them, which would silently run the
+    default. rclpy has no public accessor for the overrides, hence `_parameter_overrides`."""
+    given = getattr(node, "_parameter_overrides", {}) or {}
+    problems = old_name_problems(sorted(given), replaced)
+    if problems:
+        raise ValueError(problems[0] + (f" (and {len(problems) - 1} more)"
+                                        if len(problems) > 1 else ""))
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, read_only: bool = False,

@@ -7,9 +7,9 @@ decides from the ROS graph: the publishers' node names (`get_publishers_info_by_
 number of DDS writers matched to the subscription. ROS-free; the node passes both in.
 
 VL features (``lock_identity``): the lock is taken on the first node seen alone on the topic (or
-pinned by the operator, the ``vl_publisher`` parameter). While any other node publishes there,
-or a writer the graph cannot name yet, every message is refused (which one sent it cannot be
-told) and the status is ERROR, naming the topic and the nodes. When the other node leaves the
+pinned by the operator, the action node's ``vl.publisher`` parameter). While any other node
+publishes there, or a writer the graph cannot name yet, every message is refused (which one sent
+it cannot be told) and the status is ERROR, naming the topic and the nodes. When the other node leaves the
 lock's node is alone again and features are taken again, by themselves. A restarted VLM has the
 same node name, so it is taken at once even while DDS still lists its dead predecessor (Fast DDS
 forgets a killed participant only after its lease, 20 s measured). When the locked node is gone
@@ -112,12 +112,12 @@ class PublisherLock:
                 return PublisherVerdict(True, OK, "")
             else:
                 return PublisherVerdict(False, ERROR, f"{matched} publishers on {self.topic} "
-                                        f"({named}) and none locked: set vl_publisher")
+                                        f"({named}) and none locked: set vl.publisher")
         others = [n for n in nodes if n != self.locked]
         if others:
             return PublisherVerdict(False, ERROR, f"another publisher on {self.topic}: "
                                     f"{', '.join(others)} (locked on {self.locked}); refusing "
-                                    f"its features until it stops or vl_publisher is set")
+                                    f"its features until it stops or vl.publisher is set")
         if unnamed and matched > 1:
             return PublisherVerdict(False, ERROR, f"{matched} writers on {self.topic}, "
                                     f"{unnamed} not yet named in the graph; refusing")

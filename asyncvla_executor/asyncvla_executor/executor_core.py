@@ -245,13 +245,14 @@ class ExecutorCore:
         state_age = (now_ns - self._state_stamp_ns) / 1e9
         if state_age > cfg.robot_state_max_age or state_age < -cfg.future_tolerance:
             return self._stop(now_ns, "robot_state_stale",
-                              f"robot state is {state_age * 1e3:.0f} ms old (max "
+                              f"robot state is {state_age * 1e3:.0f} ms old "
+                              f"(freshness.robot_state_max_age "
                               f"{cfg.robot_state_max_age * 1e3:.0f} ms)")
         chunk_age = None if self._newest_stamp_ns is None else \
             (now_ns - self._newest_stamp_ns) / 1e9
         if chunk_age is not None and chunk_age > cfg.max_chunk_age:
             return self._stop(now_ns, "chunk_stale", f"newest chunk is {chunk_age * 1e3:.0f} ms "
-                              f"old (max_chunk_age {cfg.max_chunk_age * 1e3:.0f} ms)")
+                              f"old (freshness.max_chunk_age {cfg.max_chunk_age * 1e3:.0f} ms)")
         if self._queue.empty:
             return self._stop(now_ns, "queue_empty", "no chunk to execute")
         target_ns = now_ns + self._period_ns

@@ -2,11 +2,12 @@
 
 Subscribes: asyncvla_msgs/ActionChunk, the robot's JointState and PoseStamped, the latched
 enable and e-stop std_msgs/Bool topics.
-Publishes: one setpoint stream chosen by `output` (executor_outputs: PoseStamped, TwistStamped
-or JointTrajectory) at `rate_hz`, asyncvla_msgs/SafetyStatus (latched, ~/safety_status),
-/diagnostics and ~/tracking_error (Float64, m or rad: measured state to the setpoint due now).
+Publishes: one setpoint stream chosen by `output.kind` (executor_outputs: PoseStamped,
+TwistStamped or JointTrajectory) at `timing.rate_hz`, asyncvla_msgs/SafetyStatus (latched,
+~/safety_status), /diagnostics and ~/tracking_error (Float64, m or rad: measured state to the setpoint due now).
 
-The decisions (queue, joining, interpolation, stops, guard) live in executor_core.ExecutorCore.
+The decisions (queue, joining, interpolation, stops, guard) live in executor_core.ExecutorCore;
+the parameters are one typed config (executor_config.ExecutorNodeConfig).
 """
 from __future__ import annotations
 
@@ -25,107 +26,79 @@ from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.log_throttle import LogThrottle
 from asyncvla_common.operator_inputs import OperatorInputs
-from asyncvla_common.params import ParamSpec, declare_all, select_specs
+from asyncvla_common.params import declare_config
 from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.robot_state_input import RobotStateInput
-from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
-from asyncvla_common.safety_ros import (SAFETY_PARAMETERS, guard_limits, operator_graphs,
-                                        publishers_on, subscribe_operator)
+from asyncvla_common.safety import SafetyGate, SafetyState
+from asyncvla_common.safety_ros import (make_watchdogs, operator_graphs, publishers_on,
+                                        subscribe_operator)
 from asyncvla_common.safety_status import fill_status, safety_report
-from asyncvla_common.shared_params import shared
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
 from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_core.output_guard import OutputGuard
-from asyncvla_executor.executor_core import ERROR_CATEGORIES, ExecutorConfig, ExecutorCore
-from asyncvla_executor.executor_outputs import OUTPUTS, output_class
+from asyncvla_executor.executor_config import ExecutorNodeConfig
+from asyncvla_executor.executor_core import ERROR_CATEGORIES, ExecutorCore
+from asyncvla_executor.executor_outputs import output_class
 from asyncvla_msgs.msg import ActionChunk, SafetyStatus
-
-
-#: Every parameter of the executor node; those the action node declares too are shared specs.
-EXECUTOR_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("rate_hz", 100.0, "Setpoints per second (the robot's command rate)",
-              read_only=True, min_value=1.0, max_value=1000.0),
-    ParamSpec("action_space", "ee_delta", "Action space of the chunks it executes (ee_delta or "
-              "joint_delta); chunks of another space are dropped", read_only=True),
-    ParamSpec("output", "twist", f"Setpoint output: {sorted(OUTPUTS)} (pose and twist carry "
-              "ee_delta, joint_trajectory joint_delta)", read_only=True),
-    ParamSpec("output_topic", "", "Topic of the setpoint output ('' = the output's default: "
-              + ", ".join(f"{k} {c.default_topic}" for k, c in sorted(OUTPUTS.items())) + ")",
-              read_only=True),
-    ParamSpec("frame_id", "base_link", "frame_id of pose and twist setpoints (the chunks' base "
-              "frame)", read_only=True),
-    ParamSpec("max_chunk_age", 0.3, "Oldest chunk (s, its stamp to the tick) still executed; "
-              "older -> hold", min_value=0.0),
-    ParamSpec("future_tolerance", 0.05, "Chunks stamped further ahead (s) are dropped (clock "
-              "problem)", read_only=True, min_value=0.0),
-) + shared(
-    "chunk_blending", "blend_old_weight", "ensemble_decay", "robot_state_max_age", "joint_names",
-    "max_future_stamp",
-    "joint_state_topic", "pose_topic", "action_topic", "diagnostics_period", "log_period",
-) + select_specs(SAFETY_PARAMETERS, (
-    "enabled_at_start", "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic",
-    "robot_state_timeout", "guard_mode", "joint_position_min", "joint_position_max",
-    "max_joint_step", "max_joint_velocity", "max_linear_step", "max_linear_velocity",
-    "max_angular_step", "max_angular_velocity", "workspace_min", "workspace_max",
-))
 
 
 class ExecutorNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_executor")
-        p = declare_all(self, EXECUTOR_NODE_PARAMETERS)
-        space = p["action_space"]
-        out_cls = output_class(p["output"], space)
-        period = 1.0 / p["rate_hz"]
-        # Jumps between chunks are the action node's check; here every step is checked instead.
-        limits = guard_limits({**p, "max_jump_joint": 0.0, "max_jump_linear": 0.0,
-                               "max_jump_angular": 0.0})
-        dogs = WatchdogSet()
-        dogs.add("joint_states", p["robot_state_timeout"])
-        dogs.add("ee_pose", p["robot_state_timeout"])
+        cfg = declare_config(self, ExecutorNodeConfig)
+        self.cfg = cfg
+        space = cfg.output.action_space
+        out_cls = output_class(cfg.output.kind, space)
+        core = cfg.core()
+        dogs = make_watchdogs({"joint_states": core.robot_state_max_age,
+                               "ee_pose": core.robot_state_max_age})
+        blending = cfg.blending
         self.core = ExecutorCore(
-            ExecutorConfig(space, period, p["max_chunk_age"], p["future_tolerance"],
-                           p["robot_state_max_age"]),
-            OutputGuard(limits, space),
-            ChunkBlender(p["chunk_blending"], p["blend_old_weight"], p["ensemble_decay"]),
-            SafetyGate(p["enabled_at_start"], p["estop_timeout"], now=time.monotonic()), dogs)
-        self.joint_names = list(p["joint_names"])
-        self.output = out_cls(self, p["output_topic"], p["frame_id"], self.joint_names, period)
+            core, OutputGuard(cfg.guard.limits(), space),
+            ChunkBlender(blending.mode, blending.old_weight, blending.ensemble_decay),
+            SafetyGate(cfg.safety.enabled_at_start, cfg.safety.estop_timeout,
+                       now=time.monotonic()), dogs)
+        self.joint_names = list(cfg.joint_names)
+        self.output = out_cls(self, cfg.output.topic, cfg.output.frame_id, self.joint_names,
+                              core.period)
         self.counters = Counters()
         self.setpoint_rate = RateMeter()
         self.chunk_rate = RateMeter()
-        self.robot_input = RobotStateInput(tuple(self.joint_names), p["max_future_stamp"],
-                                           p["robot_state_max_age"])
+        self.robot_input = RobotStateInput(tuple(self.joint_names),
+                                           cfg.freshness.max_future_stamp,
+                                           core.robot_state_max_age)
         self._status_key: tuple | None = None
-        self._log = LogThrottle(self.get_logger(), p["log_period"])
+        self._log = LogThrottle(self.get_logger(), cfg.reporting.log_period)
 
+        topics = cfg.topics
         inputs = MutuallyExclusiveCallbackGroup()
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
-        self.create_subscription(ActionChunk, p["action_topic"], g("chunk", self._on_chunk),
+        self.create_subscription(ActionChunk, topics.action, g("chunk", self._on_chunk),
                                  qos.COMMAND, callback_group=inputs)
-        self.create_subscription(JointState, p["joint_state_topic"], g("joints", self._on_joints),
+        self.create_subscription(JointState, topics.joint_state, g("joints", self._on_joints),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.create_subscription(PoseStamped, p["pose_topic"], g("pose", self._on_pose),
+        self.create_subscription(PoseStamped, topics.pose, g("pose", self._on_pose),
                                  qos.sensor_subscriber(), callback_group=inputs)
-        self.operator = OperatorInputs.from_params(p)
-        self.operator_subs = subscribe_operator(self, p, g("enable", self._on_enable),
+        operator_topics = {"enable": topics.enable, "estop": topics.estop}
+        self.operator = OperatorInputs(operator_topics)
+        self.operator_subs = subscribe_operator(self, operator_topics, g("enable", self._on_enable),
                                                 g("estop", self._on_estop), inputs)
-        self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
-                                                qos.LATCHED)
+        self.status_pub = self.create_publisher(SafetyStatus, topics.safety_status, qos.LATCHED)
         self.tracking_pub = self.create_publisher(Float64, "~/tracking_error", 10)
-        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
+        period = cfg.reporting.diagnostics_period
+        self.diagnostics = DiagnosticsPublisher(self, period=period)
         self.diagnostics.add("executor output", self._diag_output)
         self.diagnostics.add("safety", self._diag_safety)
-        self.create_timer(p["diagnostics_period"], g("status", lambda: self._publish_status(True)),
+        self.create_timer(period, g("status", lambda: self._publish_status(True)),
                           callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(period, g("tick", self._on_tick),
+        self.create_timer(core.period, g("tick", self._on_tick),
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"executor ready: {p['rate_hz']:.0f} Hz, {space} -> {self.output.key} on "
-            f"{self.output.topic}, blending {p['chunk_blending']}, max_chunk_age "
-            f"{p['max_chunk_age']:.2f} s, guard {p['guard_mode']}, {self.core.gate.state.name}")
+            f"executor ready: {cfg.timing.rate_hz:.0f} Hz, {space} -> {self.output.key} on "
+            f"{self.output.topic}, blending {blending.mode}, max_chunk_age "
+            f"{core.max_chunk_age:.2f} s, guard {cfg.guard.mode}, {self.core.gate.state.name}")
         self._publish_status(True)
 
     # --- inputs -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from asyncvla_common import qos
 from asyncvla_core.rotations import matrix_to_quaternion, rotvec_to_matrix
+from asyncvla_executor.executor_config import OUTPUT_TOPICS
 from asyncvla_executor.executor_core import Setpoint, TickResult
 
 
@@ -62,7 +63,7 @@ class SetpointOutput:
 
 
 class PoseOutput(SetpointOutput):
-    key, message, default_topic = "pose", PoseStamped, "/asyncvla/setpoint/pose"
+    key, message, default_topic = "pose", PoseStamped, OUTPUT_TOPICS["pose"]
     action_spaces = ("ee_delta",)
 
     def _pose(self, target, stamp) -> PoseStamped:
@@ -83,7 +84,7 @@ class PoseOutput(SetpointOutput):
 
 
 class TwistOutput(SetpointOutput):
-    key, message, default_topic = "twist", TwistStamped, "/asyncvla/setpoint/twist"
+    key, message, default_topic = "twist", TwistStamped, OUTPUT_TOPICS["twist"]
     action_spaces = ("ee_delta",)
 
     def fill(self, setpoint: Setpoint, stamp: Any) -> TwistStamped:
@@ -102,7 +103,7 @@ class TwistOutput(SetpointOutput):
 
 class JointTrajectoryOutput(SetpointOutput):
     key, message = "joint_trajectory", JointTrajectory
-    default_topic = "/asyncvla/setpoint/joint_trajectory"
+    default_topic = OUTPUT_TOPICS["joint_trajectory"]
     action_spaces = ("joint_delta",)
 
     def fill(self, setpoint: Setpoint, stamp: Any) -> JointTrajectory:
@@ -127,7 +128,7 @@ class JointTrajectoryOutput(SetpointOutput):
         return msg
 
 
-#: The outputs by `output` parameter value.
+#: The outputs by `output.kind` value (the keys of `executor_config.OUTPUT_TOPICS`).
 OUTPUTS: dict[str, type[SetpointOutput]] = {cls.key: cls for cls in (
     PoseOutput, TwistOutput, JointTrajectoryOutput)}
 

@@ -35,9 +35,8 @@ def _start(processes, output: str, **params):
     topic = f"/asyncvla/setpoint/{output}"
     # A shared 2-core CI machine delays 100 Hz robot states by > 100 ms at times: the robot
     # state bounds are widened so the test is about the executor, not the machine's load.
-    base = {"output": output, "rate_hz": 1.0 / PERIOD, "log_period": 0.2,
-            "robot_state_max_age": 0.3, "robot_state_timeout": 0.3}
-    base.update(params)
+    base = {"output.kind": output, "timing.rate_hz": 1.0 / PERIOD, "reporting.log_period": 0.2,
+            "freshness.robot_state_max_age": 0.3, **params}
     executor = processes.start("executor", ["-m", "asyncvla_executor.executor_node",
                                             *ros_args(base)])
     peer = processes.start("peer", [PEER, "--mode", output, "--setpoint-topic", topic])
@@ -74,7 +73,7 @@ def _logged_ns(proc, needle: str, timeout: float = 5.0) -> int:
 
 @pytest.mark.parametrize("mode", blending_modes())
 def test_setpoints_are_continuous_across_chunks_and_stop_on_estop(processes, mode):
-    executor, peer, ros, topic, pubs = _start(processes, "pose", chunk_blending=mode)
+    executor, peer, ros, topic, pubs = _start(processes, "pose", **{"blending.mode": mode})
     try:
         pubs["asyncvla/enable"].publish(Bool(data=True))
         ros.wait_until(lambda: len(ros[topic]) > 20, 15, "pose setpoints")
@@ -124,7 +123,7 @@ def test_setpoints_are_continuous_across_chunks_and_stop_on_estop(processes, mod
 
 @pytest.mark.parametrize("stop", ["disable", "stale", "dry"])
 def test_twist_is_zero_within_one_period_of_a_stop(processes, stop):
-    params = {"max_chunk_age": 2.0} if stop == "dry" else {}
+    params = {"freshness.max_chunk_age": 2.0} if stop == "dry" else {}
     executor, peer, ros, topic, pubs = _start(processes, "twist", **params)
     try:
         pubs["asyncvla/enable"].publish(Bool(data=True))

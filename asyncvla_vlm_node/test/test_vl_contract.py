@@ -87,7 +87,7 @@ def test_policy_checkpoint_alone_gives_a_working_pair(one_thread, ros_env, asset
                          target_period=0.5)
     line = vlm.wait_for_line("VLM node ready", 120)
     assert "8 tokens from layer -1 at 112x112 (from" in line
-    start_action(one_thread, assets, max_vl_age=1.5)
+    start_action(one_thread, assets, freshness={"max_vl_age": 1.5})
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {"/asyncvla/action_chunk": ActionChunk}) as ls:
         chunks = ls["/asyncvla/action_chunk"].wait_for(3, 120)
     assert all(c.vl_sequence >= 1 for c in chunks)  # acted on the VLM node's features

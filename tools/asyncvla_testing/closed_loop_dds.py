@@ -100,8 +100,8 @@ def start_processes(group: ProcessGroup, checkpoint: str, model_path: str,
     endpoint = procs["robot"].wait_for_line("robot state wire:", timeout).rsplit(" ", 1)[-1]
     procs["robot_bridge"], _ = start_bridge(group, "robot", {"endpoint": endpoint}, timeout)
     procs["executor"] = group.start("executor", ["-m", "asyncvla_executor.executor_node",
-                                                 *ros_args({"output": settings.output,
-                                                            "enabled_at_start": False})])
+                                                 *ros_args({"output": {"kind": settings.output},
+                                                            "safety": {"enabled_at_start": False}})])
     procs["vlm"] = group.start("vlm", ["-m", "asyncvla_vlm_node.vlm_node", *ros_args({
         "policy_checkpoint": checkpoint, "model_path": model_path, "device": "cpu",
         "target_period": PAUSED_PERIOD, "vl_features_topic": VLM_TOPIC})])
@@ -110,11 +110,12 @@ def start_processes(group: ProcessGroup, checkpoint: str, model_path: str,
                                            VL_TOPIC])
     procs["action"] = group.start("action", ["-m", "asyncvla_action_node.action_node",
                                              *ros_args({
-                                                 "checkpoint": checkpoint, "device": "cpu",
-                                                 "max_vl_age": settings.max_vl_age,
-                                                 "vl_timeout": settings.max_vl_age,
-                                                 "chunk_blending": settings.blending,
-                                                 "enabled_at_start": False})])
+                                                 "checkpoint": checkpoint,
+                                                 "expert": {"device": "cpu"},
+                                                 "freshness": {"max_vl_age": settings.max_vl_age},
+                                                 "watchdog": {"vl_timeout": settings.max_vl_age},
+                                                 "blending": {"mode": settings.blending},
+                                                 "safety": {"enabled_at_start": False}})])
     for name, needle in (("world", "WORLD READY"), ("relay", "RELAY READY"),
                          ("executor", "executor ready"), ("vlm", "VLM node ready"),
                          ("action", "action node ready")):

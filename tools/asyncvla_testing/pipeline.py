@@ -13,9 +13,22 @@ BAG_PLAYER = os.path.join(HERE, "bag_player.py")
 KINEMATIC_ROBOT = os.path.join(HERE, "kinematic_robot.py")
 
 
-def ros_args(params: dict[str, object]) -> list[str]:
-    out = ["--ros-args"]
+def flat_params(params: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested groups -> dotted parameter names: {"timing": {"action_rate_hz": 10.0}} is
+    {"timing.action_rate_hz": 10.0} (a name may also be given dotted already)."""
+    out: dict[str, object] = {}
     for name, value in params.items():
+        if isinstance(value, dict):
+            out.update(flat_params(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def ros_args(params: dict[str, object]) -> list[str]:
+    """`--ros-args -p name:=value ...`; nested groups become dotted names (`flat_params`)."""
+    out = ["--ros-args"]
+    for name, value in flat_params(params).items():
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (list, tuple)):
@@ -47,10 +60,12 @@ def start_vlm(group: ProcessGroup, assets: DemoAssets, views: list[str],
 
 def start_action(group: ProcessGroup, assets: DemoAssets, name: str = "action",
                  **params) -> ManagedProcess:
+    """The action node on the demo checkpoint; `params` by group, as in its YAML
+    (``timing={"action_rate_hz": 20.0}``), or dotted."""
     # Synthetic inputs and no operator: start enabled unless a test drives the enable topic.
-    base = {"checkpoint": assets.checkpoint_dir, "device": "cpu", "action_rate_hz": 10.0,
-            "enabled_at_start": True}
-    base.update(params)
+    base = {"checkpoint": assets.checkpoint_dir, "expert.device": "cpu",
+            "timing.action_rate_hz": 10.0, "safety.enabled_at_start": True}
+    base.update(flat_params(params))
     return group.start(name, ["-m", "asyncvla_action_node.action_node", *ros_args(base)])
 
 
@@ -59,8 +74,8 @@ def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ..
     executes them and sends its state in the lab's robot wire format (ZMQ, degrees, mm, Meca500
     Euler angles), and the real robot bridge that turns it into /robot/joint_states and
     /robot/ee_pose, as on the lab's robot PC. Returns (executor, robot, robot bridge)."""
-    base = {"output": "twist", "enabled_at_start": True}
-    base.update(params)
+    base = {"output.kind": "twist", "safety.enabled_at_start": True}
+    base.update(flat_params(params))
     executor = group.start("executor", ["-m", "asyncvla_executor.executor_node",
                                         *ros_args(base)])
     robot = group.start("robot", [KINEMATIC_ROBOT, "--roles", "robot", "--mode", "twist",

@@ -12,7 +12,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from asyncvla_testing.pipeline import ros_args  # noqa: E402
+from asyncvla_testing.pipeline import flat_params, ros_args  # noqa: E402
 from asyncvla_testing.processes import ManagedProcess, ProcessGroup, allocate_domain_id  # noqa: E402
 
 TESTING = os.path.join(os.path.dirname(HERE), "asyncvla_testing")
@@ -25,10 +25,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both action benchmarks take (policy, precision, expert rate, cache)."""
     parser.add_argument("--policy", choices=["seed", "tiny"], default="seed")
     parser.add_argument("--expert-runtime", default="auto",
-                        help="expert_runtime (auto = the node's default: it measures and picks)")
+                        help="expert.runtime (auto = the node's default: it measures and picks)")
     parser.add_argument("--expert-threads", type=int, default=0,
-                        help="expert_threads (0 = the runtime's default)")
-    parser.add_argument("--max-rate", type=float, default=50.0, help="inference_max_rate_hz")
+                        help="expert.threads (0 = the runtime's default)")
+    parser.add_argument("--max-rate", type=float, default=50.0,
+                        help="timing.inference_max_rate_hz")
     parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache",
                                                         "asyncvla_bench"))
 
@@ -88,11 +89,12 @@ def start_vl(group: ProcessGroup, model_id: str, tokens: int, dim: int) -> Manag
 
 def start_action(group: ProcessGroup, checkpoint: str, model_id: str,
                  **params: Any) -> ManagedProcess:
-    base = {"checkpoint": checkpoint, "device": "cpu", "enabled_at_start": True,
-            "expected_model_id": model_id, "log_period": 5.0}
-    base.update(params)
+    """The action node; `params` by dotted name (``timing.action_rate_hz``) or group."""
+    base = {"checkpoint": checkpoint, "expert.device": "cpu", "safety.enabled_at_start": True,
+            "vl.expected_model_id": model_id, "reporting.log_period": 5.0}
+    base.update(flat_params(params))
     proc = group.start("action", ["-m", "asyncvla_action_node.action_node", *ros_args(base)])
-    # expert_runtime auto measures every runtime at the first start with a checkpoint (about
+    # expert.runtime auto measures every runtime at the first start with a checkpoint (about
     # 30 s for the full-size expert on 2 cores, under its 60 s budget); later starts read its
     # cached choice
     proc.wait_for_line("action node ready", 300)
@@ -100,8 +102,8 @@ def start_action(group: ProcessGroup, checkpoint: str, model_id: str,
 
 
 def node_defaults() -> dict[str, Any]:
-    """The action node's parameter defaults (its ParamSpec table)."""
-    from asyncvla_action_node.action_params import ACTION_NODE_PARAMETERS
+    """The action node's parameter defaults, by dotted name (its spec)."""
+    from asyncvla_action_node.action_config import ACTION_NODE_PARAMETERS
 
     return {spec.name: spec.default for spec in ACTION_NODE_PARAMETERS}
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: the action node's chunk period over DDS, seen by a subscriber in another process.
 
-For each tick design (`tick_source`: the rclpy executor timer running the expert inline, the
-timing thread publishing the newest inference re-timed to its deadline, the publisher process
-publishing what that thread prepared at the deadline; `default`: the node's own defaults for the
-design, its trigger, lead and priority, only the rate given) and each rate, the real
+For each tick design (`timing.tick_source`: the timing thread publishing the newest inference
+re-timed to its deadline, the publisher process publishing what that thread prepared at the
+deadline; `default`: the node's own defaults for the design, its trigger, lead and priority, only
+the rate given) and each rate, the real
 action node runs with the chosen policy on synthetic inputs (VL features from vl_injector, force/
 OCT and robot state from synthetic_sources) and `chunk_recorder` records every ActionChunk.
 Beside them, `publisher_floor`: the same loaded node (timing thread), and the chunks measured are
@@ -29,7 +29,10 @@ runs, and auto's log line with the figures it chose by). Every run records the C
 
 Usage: flock /work/bench.lock python tools/bench/bench_action_period.py --policy seed \
            --expert-runtime auto --rates 10,50,100 \
-           [--designs default,executor_timer,timing_thread,publisher_process,publisher_floor]
+           [--designs default,timing_thread,publisher_process,publisher_floor]
+
+The rclpy executor-timer design (the expert inline at an rclpy timer tick) was measured by this
+benchmark too and removed from the node (TIMING.md); its rows in docs/benchmarks are history.
 """
 from __future__ import annotations
 
@@ -49,9 +52,10 @@ from asyncvla_policy.cpu_info import cpu_record  # noqa: E402
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 
-#: The tick designs (`tick_source`) and the floor they are measured against: a publisher-only
-#: process on the same deadline grid beside the same loaded node (deadline_publisher.py).
-DESIGNS = ("default", "executor_timer", "timing_thread", "publisher_process", "publisher_floor")
+#: The tick designs (`timing.tick_source`) and the floor they are measured against: a
+#: publisher-only process on the same deadline grid beside the same loaded node
+#: (deadline_publisher.py).
+DESIGNS = ("default", "timing_thread", "publisher_process", "publisher_floor")
 DEADLINE_PUBLISHER = os.path.join(os.path.dirname(RECORDER), "deadline_publisher.py")
 PROBE_TOPIC = "/asyncvla/deadline_probe"
 
@@ -97,17 +101,18 @@ def main() -> None:
     add_common_arguments(parser)
     parser.add_argument("--rates", default="10,50,100")
     parser.add_argument("--designs", default=",".join(DESIGNS))
-    parser.add_argument("--trigger", default="sensor", help="timing_thread: inference_trigger")
+    parser.add_argument("--trigger", default="sensor", help="timing.inference_trigger")
     parser.add_argument("--duration", type=float, default=8.0, help="s measured per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="s dropped per run")
     parser.add_argument("--recorder-priority", type=int, default=60,
                         help="SCHED_FIFO priority of the recording subscriber (0 = normal)")
-    parser.add_argument("--tick-priority", type=int, default=50, help="tick_thread_priority")
+    parser.add_argument("--tick-priority", type=int, default=50,
+                        help="timing.tick_thread_priority")
     parser.add_argument("--raw-floor", action="store_true",
                         help="publisher_floor: publish serialised chunks, as the publisher "
                              "process does")
     parser.add_argument("--lead-ms", type=float, default=8.0,
-                        help="publisher_process: publish_lead_ms")
+                        help="publisher_process: timing.publish_lead_ms")
     args = parser.parse_args()
     group = ProcessGroup(bench_env())
     runs = []
@@ -120,13 +125,16 @@ def main() -> None:
                 floor = design == "publisher_floor"
                 # "default": only the rate and the runtime are given; the node's defaults decide
                 # the design, its trigger, rate bound, lead and priority
-                params = {"expert_runtime": args.expert_runtime,
-                          "expert_threads": args.expert_threads} if design == "default" else {
-                    "tick_source": "timing_thread" if floor else design,
-                    "inference_trigger": args.trigger, "inference_max_rate_hz": args.max_rate,
-                    "expert_runtime": args.expert_runtime, "expert_threads": args.expert_threads,
-                    "tick_thread_priority": args.tick_priority, "publish_lead_ms": args.lead_ms}
-                node = start_action(group, checkpoint, model_id, action_rate_hz=rate, **params)
+                expert = {"expert.runtime": args.expert_runtime,
+                          "expert.threads": args.expert_threads}
+                params = expert if design == "default" else {
+                    **expert, "timing.tick_source": "timing_thread" if floor else design,
+                    "timing.inference_trigger": args.trigger,
+                    "timing.inference_max_rate_hz": args.max_rate,
+                    "timing.tick_thread_priority": args.tick_priority,
+                    "timing.publish_lead_ms": args.lead_ms}
+                node = start_action(group, checkpoint, model_id,
+                                    **{"timing.action_rate_hz": rate, **params})
                 effective = {**node_defaults(), **params}
                 extra: dict = {}
                 if floor:  # the same load; the chunks measured are the deadline publisher's
@@ -140,18 +148,18 @@ def main() -> None:
                                            args.recorder_priority,
                                            topic=PROBE_TOPIC if floor else "")
                 result = {"design": design, "rate_hz": rate,
-                          "tick_source": effective["tick_source"], "expert": node_expert(node),
+                          "tick_source": effective["timing.tick_source"],
+                          "expert": node_expert(node),
                           **analyse(rows, rate), **extra,
                           "node_diagnostics": {k: v for k, v in diag.items() if k in NODE_KEYS
                                                or k.startswith(("withheld_", "publisher",
                                                                 "handoff_"))},
                           "node_window": diag.get("window_counts", {}),
                           "node_log": node_counters(node)}
-                if effective["tick_source"] != "executor_timer":
-                    result["inference_trigger"] = effective["inference_trigger"]
-                    result["inference_max_rate_hz"] = effective["inference_max_rate_hz"]
-                if effective["tick_source"] == "publisher_process":
-                    result["publish_lead_ms"] = effective["publish_lead_ms"]
+                result["inference_trigger"] = effective["timing.inference_trigger"]
+                result["inference_max_rate_hz"] = effective["timing.inference_max_rate_hz"]
+                if effective["timing.tick_source"] == "publisher_process":
+                    result["publish_lead_ms"] = effective["timing.publish_lead_ms"]
                 runs.append(result)
                 for proc in ([prober] if floor else []) + [node]:
                     proc.stop()

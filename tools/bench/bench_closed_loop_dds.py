@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     result["settings"] = {
         "episodes": args.episodes, "latencies_s": list(results), "train": args.train,
         "steps": args.steps, "wide_ages_ms": WIDE_AGES_MS, "max_vl_age_s": MAX_VL_AGE,
-        "vl_timeout_s": MAX_VL_AGE, "blending": "latest_only", "tick_source": "executor_timer",
+        "vl_timeout_s": MAX_VL_AGE, "blending": "latest_only", "tick_source": "publisher_process (the default)",
         "executor_output": args.output, "mode": MODE_NAME, "tolerance_mm": 1.0,
         "settle_s": 0.3, "duration_s": 2.5, "checkpoint": str(checkpoint),
         "final_train_loss": final_loss,

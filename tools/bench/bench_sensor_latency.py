@@ -16,11 +16,12 @@ Per design x rate, in ms: `from_send` = chunk received - the step's datagram sen
 + DDS), `from_sample` = the same from the step sample's own time (adds the sender's batching),
 `stamp_from_sample` = the chunk's header stamp - the sample's time. Designs: `default` (the
 node's defaults for the tick design and its trigger: only the rate and the runtime are given),
-`executor_timer` (the expert inline at an rclpy timer tick), `timing_thread/tick` (expert
+`timing_thread/tick` (expert
 started at a tick, published re-timed at later ticks), `timing_thread/sensor` (expert started
 when a sensor batch arrives, at most `--max-rate` Hz), `publisher_process/tick` (as
-`timing_thread/tick`, each tick prepared `publish_lead_ms` ahead and published at its deadline by
-a child process). Prints one JSON object, with the CPU (`cpu`) and, per run, the runtime the node
+`timing_thread/tick`, each tick prepared `timing.publish_lead_ms` ahead and published at its
+deadline by a child process). The removed `executor_timer` design (the expert inline at an rclpy
+timer tick) was measured here too; its rows in docs/benchmarks are history (TIMING.md). Prints one JSON object, with the CPU (`cpu`) and, per run, the runtime the node
 ran (`expert`; `--expert-runtime auto`, the default, lets the node choose).
 
 Usage: flock /work/bench.lock python tools/bench/bench_sensor_latency.py --policy seed \
@@ -48,8 +49,8 @@ from asyncvla_testing.lab_senders import ALINE_LENGTH, SensorSender, sensor_data
 from asyncvla_testing.processes import ProcessGroup  # noqa: E402
 
 SAMPLE_HZ = 650.0
+#: design -> its timing.* parameters (the default design: the node's own)
 DESIGNS = {"default": {},
-           "executor_timer": {"tick_source": "executor_timer"},
            "timing_thread/tick": {"tick_source": "timing_thread", "inference_trigger": "tick"},
            "timing_thread/sensor": {"tick_source": "timing_thread",
                                     "inference_trigger": "sensor"},
@@ -152,17 +153,21 @@ def main() -> None:
             if design not in DESIGNS:
                 parser.error(f"--designs: {design!r} is not one of {', '.join(DESIGNS)}")
             for rate in (float(r) for r in args.rates.split(",")):
-                params = {"expert_runtime": args.expert_runtime,
-                          "expert_threads": args.expert_threads, **DESIGNS[design]}
+                timing = dict(DESIGNS[design])
                 if design != "default":
-                    params["inference_max_rate_hz"] = args.max_rate
-                node = start_action(group, checkpoint, model_id, action_rate_hz=rate, **params)
+                    timing["inference_max_rate_hz"] = args.max_rate
+                params = {"expert.runtime": args.expert_runtime,
+                          "expert.threads": args.expert_threads,
+                          **{f"timing.{name}": value for name, value in timing.items()}}
+                node = start_action(group, checkpoint, model_id,
+                                    **{"timing.action_rate_hz": rate, **params})
                 effective = {**node_defaults(), **params}
                 rows, diag = record_chunks(group, args.duration, 2.0, rt_priority=60)
                 runs.append({"design": design, "rate_hz": rate,
-                             "tick_source": effective["tick_source"],
-                             "inference_trigger": effective["inference_trigger"],
-                             "inference_max_rate_hz": effective["inference_max_rate_hz"],
+                             "tick_source": effective["timing.tick_source"],
+                             "inference_trigger": effective["timing.inference_trigger"],
+                             "inference_max_rate_hz":
+                                 effective["timing.inference_max_rate_hz"],
                              "expert": node_expert(node), "chunks": len(rows),
                              **latencies(rows, list(sender.steps)),
                              "node_message": diag.get("_message", ""),

@@ -285,7 +285,7 @@ class DriverCore:
         dog = next(d for d in self.dogs.snapshot(mono) if d.name == LINK)
         age = "none received on this connection" if dog.last_seen is None else \
             f"none for {dog.age(mono) * 1e3:.0f} ms"
-        return (f"lost link to the robot: monitoring data {age} (link_timeout "
+        return (f"lost link to the robot: monitoring data {age} (timing.link_timeout "
                 f"{self.limits.link_timeout * 1e3:.0f} ms); check the cable and the robot's "
                 "power (the R3's e-stop cuts it), then ~/bring_up and enable")
 
@@ -362,12 +362,13 @@ class DriverCore:
             return self._stop("disabled", f"{why} (waiting for enable)", WARN)
         if self._refused_frame is not None:
             return self._stop("refused_frame", f"setpoint frame {self._refused_frame!r} is "
-                              f"neither world_frame {self.frames.world!r} nor tool_frame "
-                              f"{self.frames.tool!r} ({self.refused_frames} refused)", ERROR)
+                              f"neither robot.world_frame {self.frames.world!r} nor "
+                              f"robot.tool_frame {self.frames.tool!r} ({self.refused_frames} "
+                              "refused)", ERROR)
         age = mono - self._twist_at
         if self._twist is None or age > self.limits.setpoint_timeout:
             return self._stop("no_setpoint", "no setpoint" if self._twist is None else
-                              f"newest setpoint is {age * 1e3:.0f} ms old (setpoint_timeout "
+                              f"newest setpoint is {age * 1e3:.0f} ms old (timing.setpoint_timeout "
                               f"{self.limits.setpoint_timeout * 1e3:.0f} ms)", WARN)
         velocity = robot_velocity(self._twist, self.limits)
         command = VELOCITY_COMMANDS[self._twist_command]

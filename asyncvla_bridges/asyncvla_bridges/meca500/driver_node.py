@@ -30,19 +30,18 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
+from asyncvla_bridges.meca500.driver_config import Meca500DriverConfig
 from asyncvla_bridges.meca500.driver_core import (LINK, DriverCore, DriverLimits, Frames,
                                                   RobotView, joint_positions_rad, pose_si)
 from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.operator_inputs import OperatorInputs
-from asyncvla_common.params import ParamSpec, declare_all, select_specs
+from asyncvla_common.params import declare_config
 from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.safety import SafetyGate
-from asyncvla_common.safety_ros import (SAFETY_PARAMETERS, operator_graphs, publishers_on,
-                                        subscribe_operator)
+from asyncvla_common.safety_ros import operator_graphs, publishers_on, subscribe_operator
 from asyncvla_common.safety_status import fill_status
-from asyncvla_common.shared_params import shared
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters
 from asyncvla_common.timeconv import ns_to_stamp
@@ -53,56 +52,16 @@ _DURATION = re.compile(r"\d+(\.\d+)? ms")
 #: sends once SetRealTimeMonitoring lists them (mecademicpy RobotRtData: "Not enabled by default").
 MEASURED = ("rt_joint_pos", "rt_cart_pos")
 
-MECA500_DRIVER_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("robot_address", "192.168.0.100", "IP address of the Meca500 (its factory "
-              "default)", read_only=True),
-    ParamSpec("control_port", 10000, "TCP control port (10000 on a robot; mecademicpy enables "
-              "firmware 11's JSON API only there)", read_only=True, min_value=1,
-              max_value=65535),
-    ParamSpec("setpoint_topic", "/asyncvla/setpoint/twist", "TwistStamped setpoints (the "
-              "executor's twist output; m/s, rad/s, in world_frame or tool_frame)",
-              read_only=True),
-    ParamSpec("world_frame", "base_link", "frame_id of twists sent as MoveLinVelWrf (the "
-              "robot's WRF, its base unless SetWrf was used) and of the published EE pose",
-              read_only=True),
-    ParamSpec("tool_frame", "tool0", "frame_id of twists sent as MoveLinVelTrf (the robot's "
-              "TRF, its flange unless SetTrf was used); other frames are refused",
-              read_only=True),
-    ParamSpec("rate_hz", 100.0, "Command and monitoring ticks per second", read_only=True,
-              min_value=1.0, max_value=1000.0),
-    ParamSpec("setpoint_timeout", 0.05, "Oldest setpoint (s since arrival) still sent to the "
-              "robot", read_only=True, min_value=0.001),
-    ParamSpec("link_timeout", 0.2, "Seconds without a new monitoring cycle (the robot sends "
-              "one every ~17 ms) after which the link counts as lost: ERROR, nothing sent, "
-              "enable again once it is back", read_only=True, min_value=0.02, max_value=1.0),
-    ParamSpec("max_linear_velocity", 0.05, "Largest EE speed sent (m/s); also the robot's "
-              "SetCartLinVel", read_only=True, min_value=0.001),
-    ParamSpec("max_angular_velocity", 0.5, "Largest EE angular speed sent (rad/s); also the "
-              "robot's SetCartAngVel", read_only=True, min_value=0.001),
-    ParamSpec("joint_velocity_percent", 10.0, "The robot's SetJointVel (% of its maximum joint "
-              "speeds)", read_only=True, min_value=0.001, max_value=100.0),
-    ParamSpec("velocity_timeout", 0.05, "The robot's SetVelTimeout (s): it stops by itself when "
-              "no velocity command arrives for this long", read_only=True, min_value=0.001,
-              max_value=1.0),
-    ParamSpec("connect_timeout", 2.0, "Seconds allowed for connecting to the robot",
-              read_only=True, min_value=0.1),
-    ParamSpec("step_timeout", 10.0, "Seconds allowed for each other bring-up step (activation "
-              "and homing move the robot for seconds)", read_only=True, min_value=0.1),
-) + shared(
-    "joint_names", "joint_state_topic", "pose_topic", "diagnostics_period",
-) + select_specs(SAFETY_PARAMETERS, (
-    "enable_topic", "estop_topic", "estop_timeout", "safety_status_topic"))
-
-
 class Meca500Driver(Node):
     def __init__(self) -> None:
         super().__init__("meca500_driver")
-        p = declare_all(self, MECA500_DRIVER_PARAMETERS)
+        cfg = declare_config(self, Meca500DriverConfig)
         import mecademicpy.robot as mdr
         from mecademicpy.mx_robot_def import robot_status_code_info
         from mecademicpy.robot_classes import RobotCallbacks
 
-        self.p = p
+        self.cfg = cfg
+        robot, limits, timing, topics = cfg.robot, cfg.limits, cfg.timing, cfg.topics
         self._code_info = robot_status_code_info
         self.robot = mdr.Robot()
         callbacks = RobotCallbacks()
@@ -110,28 +69,29 @@ class Meca500Driver(Node):
         # a thread of mecademicpy's own, so the robot's messages are read while ROS is busy
         self.robot.RegisterCallbacks(callbacks, run_callbacks_in_separate_thread=True)
         self.core = DriverCore(
-            DriverLimits(p["max_linear_velocity"], p["max_angular_velocity"],
-                         p["setpoint_timeout"], p["link_timeout"]),
+            DriverLimits(limits.max_linear_velocity, limits.max_angular_velocity,
+                         timing.setpoint_timeout, timing.link_timeout),
             # never enabled at start: the robot cannot be ready yet, and the latch needs an
             # enable that comes after the bring-up
-            SafetyGate(False, p["estop_timeout"], now=time.monotonic()),
-            Frames(p["world_frame"], p["tool_frame"]))
+            SafetyGate(False, cfg.safety.estop_timeout, now=time.monotonic()),
+            Frames(robot.world_frame, robot.tool_frame))
         self.counters = Counters()
-        self.joint_names = list(p["joint_names"])
+        self.joint_names = list(cfg.joint_names)
         self._rt_stamp = -1
         self._status_key: tuple | None = None
         self._checkpoint = 0
         g = lambda name, cb: guarded(self, self.counters, name, cb)  # noqa: E731
         inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(TwistStamped, p["setpoint_topic"], g("setpoint", self._on_twist),
+        self.create_subscription(TwistStamped, topics.setpoint, g("setpoint", self._on_twist),
                                  qos.COMMAND, callback_group=inputs)
-        self.operator = OperatorInputs.from_params(p)
-        self.operator_subs = subscribe_operator(self, p, g("enable", self._on_enable),
+        operator_topics = {"enable": topics.enable, "estop": topics.estop}
+        self.operator = OperatorInputs(operator_topics)
+        self.operator_subs = subscribe_operator(self, operator_topics, g("enable", self._on_enable),
                                                 g("estop", self._on_estop), inputs)
-        self.joint_pub = self.create_publisher(JointState, p["joint_state_topic"],
+        self.joint_pub = self.create_publisher(JointState, topics.joint_state,
                                                qos.stream_publisher())
-        self.pose_pub = self.create_publisher(PoseStamped, p["pose_topic"], qos.stream_publisher())
-        self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
+        self.pose_pub = self.create_publisher(PoseStamped, topics.pose, qos.stream_publisher())
+        self.status_pub = self.create_publisher(SafetyStatus, topics.safety_status,
                                                 qos.LATCHED)
         services = MutuallyExclusiveCallbackGroup()
         for name in ("bring_up", "connect", "reset_error", "activate", "home"):
@@ -146,16 +106,16 @@ class Meca500Driver(Node):
             "reset_error": self._step_reset_error, "monitoring": self._step_monitoring,
             "activate": self._step_activate, "home": self._step_home,
             "resume": self._step_resume, "configure": self._step_configure}
-        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
+        self.diagnostics = DiagnosticsPublisher(self, period=cfg.reporting.diagnostics_period)
         self.diagnostics.add("robot", self._diag_robot)
-        self.create_timer(1.0 / p["rate_hz"], g("tick", self._on_tick),
+        self.create_timer(1.0 / timing.rate_hz, g("tick", self._on_tick),
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
-            f"meca500 driver ready: robot {p['robot_address']}:{p['control_port']} (not "
-            f"connected: call ~/bring_up, then enable), setpoints {p['setpoint_topic']} in "
-            f"{p['world_frame']} (MoveLinVelWrf) or {p['tool_frame']} (MoveLinVelTrf), limits "
-            f"{p['max_linear_velocity']} m/s {p['max_angular_velocity']} rad/s, link_timeout "
-            f"{p['link_timeout']} s")
+            f"meca500 driver ready: robot {robot.address}:{robot.control_port} (not "
+            f"connected: call ~/bring_up, then enable), setpoints {topics.setpoint} in "
+            f"{robot.world_frame} (MoveLinVelWrf) or {robot.tool_frame} (MoveLinVelTrf), limits "
+            f"{limits.max_linear_velocity} m/s {limits.max_angular_velocity} rad/s, "
+            f"link_timeout {timing.link_timeout} s")
 
     # --- services -----------------------------------------------------------------------------
     def _trigger(self, name: str, action: Callable[[], str]) -> Callable:
@@ -207,16 +167,16 @@ class Meca500Driver(Node):
     def _step_connect(self) -> None:
         # disconnect_on_exception=False: a refused command must not drop the link (a dropped
         # control connection pauses the robot); socket errors still disconnect.
-        self.robot.Connect(f"{self.p['robot_address']}:{self.p['control_port']}",
-                           timeout=self.p["connect_timeout"], disconnect_on_exception=False)
+        self.robot.Connect(f"{self.cfg.robot.address}:{self.cfg.robot.control_port}",
+                           timeout=self.cfg.timing.connect_timeout, disconnect_on_exception=False)
         self.core.on_connected()
         self._rt_stamp = -1
         self._wait("the first monitoring cycle", lambda: self._observe().monitoring_token
-                   is not None, self.p["connect_timeout"])
+                   is not None, self.cfg.timing.connect_timeout)
 
     def _step_reset_error(self) -> None:
         self.robot.ResetError()
-        self.robot.WaitErrorReset(timeout=self.p["step_timeout"])
+        self.robot.WaitErrorReset(timeout=self.cfg.timing.step_timeout)
 
     def _step_monitoring(self) -> None:
         self.robot.SetRealTimeMonitoring(*MEASURED)
@@ -227,33 +187,33 @@ class Meca500Driver(Node):
             return (data.rt_joint_pos.enabled and data.rt_cart_pos.enabled
                     and data.cycle_count >= start + 2)
         self._wait("the measured joints and pose in the monitoring", flowing,
-                   self.p["step_timeout"])
+                   self.cfg.timing.step_timeout)
 
     def _step_activate(self) -> None:
         self.robot.ActivateRobot()
-        self.robot.WaitActivated(timeout=self.p["step_timeout"])
+        self.robot.WaitActivated(timeout=self.cfg.timing.step_timeout)
 
     def _step_home(self) -> None:
         self.robot.Home()
-        self.robot.WaitHomed(timeout=self.p["step_timeout"])
+        self.robot.WaitHomed(timeout=self.cfg.timing.step_timeout)
 
     def _step_resume(self) -> None:
         """ClearMotion first: whatever is still queued (e.g. velocity commands written into a
         link that came back) must not run when motion resumes."""
         self.robot.ClearMotion()  # leaves motion paused; the robot runs commands in order
         self.robot.ResumeMotion()
-        self.robot.WaitMotionResumed(timeout=self.p["step_timeout"])
+        self.robot.WaitMotionResumed(timeout=self.cfg.timing.step_timeout)
 
     def _step_configure(self) -> None:
         """The velocity settings, after homing (motion-queue commands: refused before, reset at
         every activation), confirmed by a checkpoint the robot reaches only after them."""
-        p = self.p
-        self.robot.SetVelTimeout(p["velocity_timeout"])
-        self.robot.SetCartLinVel(p["max_linear_velocity"] * 1e3)
-        self.robot.SetCartAngVel(math.degrees(p["max_angular_velocity"]))
-        self.robot.SetJointVel(p["joint_velocity_percent"])
+        robot, limits = self.cfg.robot, self.cfg.limits
+        self.robot.SetVelTimeout(robot.velocity_timeout)
+        self.robot.SetCartLinVel(limits.max_linear_velocity * 1e3)
+        self.robot.SetCartAngVel(math.degrees(limits.max_angular_velocity))
+        self.robot.SetJointVel(robot.joint_velocity_percent)
         self._checkpoint = self._checkpoint % 8000 + 1
-        self.robot.SetCheckpoint(self._checkpoint).wait(timeout=self.p["step_timeout"])
+        self.robot.SetCheckpoint(self._checkpoint).wait(timeout=self.cfg.timing.step_timeout)
         self.core.on_configured()
 
     def _deactivate(self) -> str:
@@ -281,8 +241,9 @@ class Meca500Driver(Node):
         if not self.core.on_setpoint([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z],
                                      msg.header.frame_id, time.monotonic()):
             self.get_logger().warning(
-                f"setpoint refused (frame {msg.header.frame_id!r}: world_frame "
-                f"{self.p['world_frame']!r}, tool_frame {self.p['tool_frame']!r}; or not finite)",
+                f"setpoint refused (frame {msg.header.frame_id!r}: robot.world_frame "
+                f"{self.cfg.robot.world_frame!r}, robot.tool_frame "
+                f"{self.cfg.robot.tool_frame!r}; or not finite)",
                 throttle_duration_sec=2.0)
 
     def _on_enable(self, msg: Bool) -> None:
@@ -359,7 +320,7 @@ class Meca500Driver(Node):
         js.position = joint_positions_rad(joints.data[:6])
         position, quat = pose_si(pose.data[:6])
         ps = PoseStamped()
-        ps.header.stamp, ps.header.frame_id = stamp, self.p["world_frame"]
+        ps.header.stamp, ps.header.frame_id = stamp, self.cfg.robot.world_frame
         ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = position
         o = ps.pose.orientation
         o.x, o.y, o.z, o.w = quat

@@ -1,0 +1,79 @@
+"""The nodes' typed parameter specs (action_config, executor_config, driver_config): readable
+without rclpy or the node modules, one definition of each shared fact, and the config the node
+hands its core is the one its parameters describe."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from asyncvla_action_node.action_config import ACTION_NODE_PARAMETERS, ActionNodeConfig
+from asyncvla_bridges.meca500.driver_config import MECA500_DRIVER_PARAMETERS
+from asyncvla_common.param_spec import with_values
+from asyncvla_executor.executor_config import EXECUTOR_NODE_PARAMETERS, ExecutorNodeConfig
+
+
+def test_specs_and_the_yaml_check_need_neither_rclpy_nor_the_node_modules():
+    """A launch tool, a training machine or a reviewer reads every name, default and range, and
+    checks a parameter YAML, with rclpy made unimportable."""
+    code = textwrap.dedent("""
+        import sys
+        for name in ("rclpy", "rcl_interfaces", "launch", "launch_ros"):
+            sys.modules[name] = None
+        from asyncvla_action_node.action_config import ACTION_NODE_PARAMETERS, OLD_NAMES
+        from asyncvla_executor.executor_config import EXECUTOR_NODE_PARAMETERS
+        from asyncvla_bridges.meca500.driver_config import MECA500_DRIVER_PARAMETERS
+        from asyncvla_bringup import param_check
+        from asyncvla_bringup.names import default_config_dir
+        problems = [p for f in ("action_node.yaml", "executor_node.yaml", "meca500_driver.yaml")
+                    for p in param_check.check_file(default_config_dir() / f,
+                                                    only_overrides=True)]
+        assert problems == [], problems
+        loaded = [m for m in sys.modules if m.endswith((".action_node", ".executor_node",
+                                                        ".driver_node"))]
+        assert loaded == [], loaded
+        print(len(ACTION_NODE_PARAMETERS), len(EXECUTOR_NODE_PARAMETERS),
+              len(MECA500_DRIVER_PARAMETERS), OLD_NAMES["robot_state_timeout"])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    action, executor, driver, merged = proc.stdout.split()
+    assert (int(action), int(executor), int(driver)) == (
+        len(ACTION_NODE_PARAMETERS), len(EXECUTOR_NODE_PARAMETERS),
+        len(MECA500_DRIVER_PARAMETERS))
+    assert merged == "freshness.robot_state_max_age"
+
+
+def test_a_fact_several_nodes_declare_has_one_spec():
+    """The same dotted name means the same parameter (default, range, description) in every
+    node that declares it: the groups and specs are asyncvla_common.node_config's."""
+    tables = [{s.name: s for s in t} for t in (ACTION_NODE_PARAMETERS, EXECUTOR_NODE_PARAMETERS,
+                                                 MECA500_DRIVER_PARAMETERS)]
+    shared = 0
+    for i, a in enumerate(tables):
+        for b in tables[i + 1:]:
+            for name in set(a) & set(b):
+                if name.startswith(("timing.", "topics.setpoint")):
+                    continue  # per-node rates (action ticks, setpoints, driver ticks)
+                assert a[name] == b[name], name
+                shared += 1
+    assert shared >= 20  # blending, guard, safety, topics, reporting, joint names, freshness
+
+
+def test_the_core_gets_the_config_its_parameters_describe():
+    cfg = with_values(ActionNodeConfig(), {"freshness.robot_state_max_age": 0.25,
+                                           "guard.max_jump_linear": 0.002})
+    from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
+
+    shape = PolicyShape(2, 4, 8, 3, 4, 7, "ee_delta", 0.1, "m")
+    loop = ActionLoop(cfg, shape, lambda *a: None, lambda *a: None, lambda: None,
+                      lambda *a: None)
+    # one parameter for the age limit and the watchdog of the robot state
+    assert loop.core.config.robot_state_max_age == 0.25
+    assert {d.name: d.timeout for d in loop.watchdogs.snapshot(0.0)} == {
+        "vl_features": 1.5, "sensor": 0.1, "joint_states": 0.25, "ee_pose": 0.25}
+    assert loop.guard.limits.max_jump_linear == 0.002
+    executor = with_values(ExecutorNodeConfig(), {"timing.rate_hz": 50.0}).core()
+    assert executor.period == 0.02 and executor.robot_state_max_age == 0.1
+    assert ExecutorNodeConfig().guard.limits().max_jump_joint == 0.0  # the action node's check
