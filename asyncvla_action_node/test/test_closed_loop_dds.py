@@ -95,7 +95,12 @@ def test_the_real_nodes_close_the_loop_over_dds(trained, one_thread) -> None:
     for row in rows:
         t = row["timing"]
         offsets = t["vl_frame_offsets_ms"]
-        assert offsets and offsets[0] == first_frame_ms, t  # the simulator's first frame
+        # The simulator's first frame; one frame later when the resume reached the VLM node more
+        # than resume_lead_s late (a loaded machine: 60 ms measured beside other jobs). Its
+        # features are still checked below against the simulator's for the frame it took.
+        assert offsets and offsets[0] in (first_frame_ms, first_frame_ms + 100.0), t
+        if offsets[0] != first_frame_ms:
+            assert t["vlm_resumed_late_ms"] > 1e3 * DdsSettings.resume_lead_s - 10.0, t
         assert all(o % 100 == 0 for o in offsets), t  # frames on the scene's 100 ms grid
         assert all(300 <= b - a <= 400 for a, b in zip(offsets, offsets[1:])), t
         assert len(offsets) >= 9, t  # t0 - 0.4 s to t0 + 2.5 s at 0.3 s per update
