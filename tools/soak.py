@@ -10,10 +10,15 @@ injects one fault at a time at random intervals:
     view<N> (a camera missing) / kill_vlm (kill -9, restarted) / estop (pressed, released,
     re-enabled)
 
-and measures, per fault kind, how long until actions resume, and overall: actions published,
+and measures, per fault kind, how long until actions resume (the next fault is injected only
+after that, or after 60 s without actions: faults never overlap), and overall: actions published,
 actions withheld by reason (the action node's own counters), actions that leaked past a fault's
 detection bound ("unsafe_actions", must be 0), the largest VL age seen on a published chunk, and
-each process's memory (RSS) after warm-up and at the end.
+each process's memory (RSS) after warm-up and at the end. Every fault is listed in order
+("faults": kind, start and length in s from the first fault's start, actions resumed after s or
+null); for one after which actions did not resume, "not_recovered_why" counts the action node's
+own "action output" diagnostic messages in that window (figures replaced by #), so that a run
+says which input kept the node refusing.
 
     python tools/soak.py --minutes 10 > soak.json
     flock /tmp/asyncvla-cpu.lock python tools/soak.py --minutes 3 --seed 2 \
@@ -28,6 +33,7 @@ import argparse
 import collections
 import os
 import random
+import re
 import sys
 import time
 
@@ -47,6 +53,22 @@ def write(path: str, names: list[str]) -> None:
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(names) + "\n")
     os.replace(path + ".tmp", path)
+
+
+def refusal_reasons(arrays: list[tuple[float, object]], start: float, end: float,
+                    top: int = 3) -> list[str]:
+    """The most frequent non-OK "action output" diagnostic messages received in [start, end]
+    (receive times), figures replaced by #, as "<count> x <message>"."""
+    from asyncvla_testing.ros_listener import diagnostic_values
+
+    counts: collections.Counter[str] = collections.Counter()
+    for received, array in arrays:
+        if not start <= received <= end:
+            continue
+        values = diagnostic_values(array, "action output")
+        if values is not None and values["_level"] != "0":
+            counts[re.sub(r"\d+(\.\d+)?", "#", values["_message"])] += 1
+    return [f"{n} x {message}" for message, n in counts.most_common(top)]
 
 
 def rss_mb(pid: int) -> float | None:
@@ -98,6 +120,8 @@ def main() -> int:
     injected: collections.Counter[str] = collections.Counter()
     recovery: dict[str, list[float]] = collections.defaultdict(list)
     windows: list[tuple[str, float, float]] = []  # (kind, start, end) of every fault
+    timeline: list[dict[str, object]] = []  # every fault in order (the JSON's "faults")
+    why: dict[str, list[list[str]]] = collections.defaultdict(list)
     memory: dict[str, dict[str, float | None]] = {}
     listener = None
     try:
@@ -157,8 +181,16 @@ def main() -> int:
             injected[kind] += 1
             windows.append((kind, t0, t1))
             resumed = wait_action(t1)
+            first = windows[0][1]
+            timeline.append({"kind": kind, "start_s": round(t0 - first, 2),
+                             "length_s": round(t1 - t0, 2),
+                             "resumed_after_s": None if resumed is None
+                             else round(resumed - t1, 3)})
             if resumed is not None:
                 recovery[kind].append(resumed - t1)
+            else:
+                why[kind].append(refusal_reasons(listener["/diagnostics"].timed(), t1,
+                                                 time.time()))
             print(f"[soak] {kind} for {t1 - t0:.2f} s: "
                   + (f"actions resumed {resumed - t1:.3f} s after" if resumed is not None
                      else "NOT RECOVERED within 60 s"), file=sys.stderr, flush=True)
@@ -199,6 +231,8 @@ def main() -> int:
                        for k, v in sorted(recovery.items())},
         "not_recovered": {k: n - len(recovery.get(k, [])) for k, n in sorted(injected.items())
                           if n > len(recovery.get(k, []))},
+        "not_recovered_why": dict(why),
+        "faults": timeline,
         "max_vl_age_ms": round(max((c.vl_age * 1e3 for c in published), default=0.0), 1),
         "memory_rss_mb": memory,
     }

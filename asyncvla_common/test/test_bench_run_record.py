@@ -65,3 +65,27 @@ def test_executor_tick_bench_times_a_running_executor() -> None:
     assert result["setpoints"] >= 90  # it executes, so the tick is timed doing its work
     tick = result["tick_ms"]
     assert tick["n"] == 100 and 0 < tick["p50"] <= tick["max"]
+
+
+def test_soak_names_what_kept_the_action_node_refusing() -> None:
+    """soak.py's "not_recovered_why": the action node's own non-OK "action output" messages in
+    the window, counted with their figures replaced, the most frequent first; OK statuses,
+    other statuses and messages outside the window are not counted."""
+    from types import SimpleNamespace as NS
+
+    pytest.importorskip("rclpy")
+    sys.path.insert(0, os.path.abspath(os.path.join(BENCH, "..")))
+    from soak import refusal_reasons
+
+    def array(level: int, message: str, name: str = "asyncvla_action_node: action output"):
+        return NS(status=[NS(name=name, level=bytes([level]), message=message, values=[])])
+
+    silent = "no action: input silent: sensor silent for {} ms (timeout 100 ms)"
+    arrays = [(1.0, array(2, silent.format(544))), (1.5, array(2, "no action: VL stale")),
+              (2.0, array(2, silent.format(1105))), (2.2, array(0, "publishing")),
+              (2.4, array(2, "no action: estop", name="asyncvla_action_node: safety")),
+              (9.0, array(2, silent.format(7)))]
+    assert refusal_reasons(arrays, 0.5, 3.0) == [
+        "2 x no action: input silent: sensor silent for # ms (timeout # ms)",
+        "1 x no action: VL stale"]
+    assert refusal_reasons(arrays, 3.0, 8.0) == []
