@@ -246,7 +246,8 @@ def test_enable_estop_and_killed_processes(one_thread, ros_env, assets, tmp_path
     write(pause, ["robot"])  # robot state comes from the real bridge instead
     start_sources(one_thread, [], ["--pause-file", pause])
     sender = RobotSender()
-    bridge_params = {"endpoint": sender.pub.endpoint, "diagnostics_period": 0.5}
+    bridge_params = {"wire": {"endpoint": sender.pub.endpoint},
+                     "reporting": {"diagnostics_period": 0.5}}
     bridge = one_thread.start("robot_bridge", [entry_script("robot"), *bridge_args(bridge_params)])
     from asyncvla_policy.checkpoint import read_checkpoint_config
 

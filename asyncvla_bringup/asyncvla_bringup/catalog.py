@@ -61,11 +61,14 @@ def _attribute(ref: str) -> Any:
 
 NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
     NodeKind("camera_bridge", "asyncvla_bridges", "camera_bridge", "camera_bridge",
-             "asyncvla_bridges.camera_bridge:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml"),
+             "asyncvla_bridges.bridge_config:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml",
+             "asyncvla_bridges.bridge_config:CAMERA_OLD_NAMES"),
     NodeKind("robot_bridge", "asyncvla_bridges", "robot_bridge", "robot_bridge",
-             "asyncvla_bridges.robot_bridge:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml"),
+             "asyncvla_bridges.bridge_config:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml",
+             "asyncvla_bridges.bridge_config:ROBOT_OLD_NAMES"),
     NodeKind("sensor_bridge", "asyncvla_bridges", "sensor_bridge", "sensor_bridge",
-             "asyncvla_bridges.sensor_bridge:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml"),
+             "asyncvla_bridges.bridge_config:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml",
+             "asyncvla_bridges.bridge_config:SENSOR_OLD_NAMES"),
     NodeKind("vlm", "asyncvla_vlm_node", "vlm_node", "asyncvla_vlm_node",
              "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
     NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",

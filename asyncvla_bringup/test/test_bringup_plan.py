@@ -75,7 +75,8 @@ def test_checkpoint_is_required(role, tmp_path):
 
 def test_overrides_reach_the_nodes_with_the_declared_types(tmp_path):
     extra = tmp_path / "lab.yaml"
-    extra.write_text("/**/robot_bridge:\n  ros__parameters:\n    endpoint: tcp://10.0.0.2:5556\n")
+    extra.write_text("/**/robot_bridge:\n  ros__parameters:\n    wire:\n"
+                     "      endpoint: tcp://10.0.0.2:5556\n")
     plan = _plan("robot", checkpoint="/data/policy", model_path="/data/qwen",
                  adapter="/data/lora", prompt="yes", vl_period="1", action_rate_hz="20",
                  max_vl_age="0.5", vlm_device="cuda:0", action_device="cuda:1",

@@ -98,7 +98,8 @@ def start_processes(group: ProcessGroup, checkpoint: str, model_path: str,
         "--setpoint-topic", f"/asyncvla/setpoint/{settings.output}", "--state-out", "wire",
         "--log-period", "0", "--joint-model", "tracking", "--reset-topic", RESET_TOPIC])
     endpoint = procs["robot"].wait_for_line("robot state wire:", timeout).rsplit(" ", 1)[-1]
-    procs["robot_bridge"], _ = start_bridge(group, "robot", {"endpoint": endpoint}, timeout)
+    procs["robot_bridge"], _ = start_bridge(group, "robot", {"wire": {"endpoint": endpoint}},
+                                          timeout)
     procs["executor"] = group.start("executor", ["-m", "asyncvla_executor.executor_node",
                                                  *ros_args({"output": {"kind": settings.output},
                                                             "safety": {"enabled_at_start": False}})])

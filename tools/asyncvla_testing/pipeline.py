@@ -4,25 +4,13 @@ from __future__ import annotations
 import os
 
 from asyncvla_testing.assets import DemoAssets
-from asyncvla_testing.bridge_harness import start_bridge
+from asyncvla_testing.bridge_harness import flat_params, start_bridge
 from asyncvla_testing.processes import ManagedProcess, ProcessGroup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = os.path.join(HERE, "synthetic_sources.py")
 BAG_PLAYER = os.path.join(HERE, "bag_player.py")
 KINEMATIC_ROBOT = os.path.join(HERE, "kinematic_robot.py")
-
-
-def flat_params(params: dict[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested groups -> dotted parameter names: {"timing": {"action_rate_hz": 10.0}} is
-    {"timing.action_rate_hz": 10.0} (a name may also be given dotted already)."""
-    out: dict[str, object] = {}
-    for name, value in params.items():
-        if isinstance(value, dict):
-            out.update(flat_params(value, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = value
-    return out
 
 
 def ros_args(params: dict[str, object]) -> list[str]:
@@ -81,5 +69,5 @@ def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ..
     robot = group.start("robot", [KINEMATIC_ROBOT, "--roles", "robot", "--mode", "twist",
                                   "--state-out", "wire", "--log-period", "1.0"])
     endpoint = robot.wait_for_line("robot state wire:", 60).rsplit(" ", 1)[-1]
-    bridge, _ = start_bridge(group, "robot", {"endpoint": endpoint})
+    bridge, _ = start_bridge(group, "robot", {"wire": {"endpoint": endpoint}})
     return executor, robot, bridge
