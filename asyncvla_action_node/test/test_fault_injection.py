@@ -124,8 +124,8 @@ def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
     faults = str(tmp_path / "faults")
     write(faults, [])
     start_sources(one_thread, VIEWS, ["--pause-file", faults])
-    start_vlm(one_thread, assets, VIEWS, target_period=0.3, camera_timeout=0.5,
-              diagnostics_period=0.25)
+    start_vlm(one_thread, assets, VIEWS, watchdog={"camera_timeout": 0.5},
+              reporting={"diagnostics_period": 0.25})
     action = start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
                           reporting={"diagnostics_period": 0.25})
     safety, output = ": safety", "action output"

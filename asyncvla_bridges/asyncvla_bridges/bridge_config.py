@@ -110,8 +110,7 @@ class CameraViews:
         [v.camera_key for v in LAB_VIEWS], "Substrings of the sender's camera name (ZED "
         "serials, 'OAK'), one per view; the first key contained in the name wins.",
         read_only=True, was="camera_keys")
-    names: tuple[str, ...] = param([v.name for v in LAB_VIEWS], "View name for each camera key "
-                                   "(topic segment).", read_only=True, was="view_names")
+    names: tuple[str, ...] = common.VIEW_NAMES_SPEC.as_field(was="view_names")
     #: Default computed from views.names (each view's conventional frame), so renaming the
     #: views does not leave the lab's frame ids behind.
     frame_ids: tuple[str, ...] = ParamSpec(

@@ -104,8 +104,8 @@ def start_processes(group: ProcessGroup, checkpoint: str, model_path: str,
                                                  *ros_args({"output": {"kind": settings.output},
                                                             "safety": {"enabled_at_start": False}})])
     procs["vlm"] = group.start("vlm", ["-m", "asyncvla_vlm_node.vlm_node", *ros_args({
-        "policy_checkpoint": checkpoint, "model_path": model_path, "device": "cpu",
-        "target_period": PAUSED_PERIOD, "vl_features_topic": VLM_TOPIC})])
+        "policy_checkpoint": checkpoint, "model": {"path": model_path, "device": "cpu"},
+        "timing": {"target_period": PAUSED_PERIOD}, "topics": {"vl_features": VLM_TOPIC}})])
     procs["relay"] = group.start("relay", [RELAY, "--latency", str(settings.latency_s),
                                            "--input-topic", VLM_TOPIC, "--output-topic",
                                            VL_TOPIC])
@@ -279,11 +279,12 @@ class Monitor:
         self.enable_pub.publish(self._Bool(data=bool(on)))
 
     def set_vlm_period(self, seconds: float):
-        """Set the VLM node's target_period (its parameter service); returns the future."""
+        """Set the VLM node's timing.target_period (its parameter service); returns the
+        future."""
         from rclpy.parameter import Parameter
 
         request = self._SetParameters.Request()
-        request.parameters = [Parameter("target_period", value=float(seconds)).to_parameter_msg()]
+        request.parameters = [Parameter("timing.target_period", value=float(seconds)).to_parameter_msg()]
         return self.params.call_async(request)
 
     def reset_robot(self, position: np.ndarray) -> None:

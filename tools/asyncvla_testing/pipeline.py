@@ -38,11 +38,14 @@ def start_bag_player(group: ProcessGroup, bag: str, name: str = "player") -> Man
 
 def start_vlm(group: ProcessGroup, assets: DemoAssets, views: list[str],
               name: str = "vlm", **params) -> ManagedProcess:
-    base = {"model_path": assets.model_dir, "device": "cpu", "views": views,
-            "image_topics": [f"/camera/{v}/image_raw/compressed" for v in views],
-            "resize_width": assets.image_size[0], "resize_height": assets.image_size[1],
-            "num_feature_tokens": assets.num_feature_tokens, "target_period": 0.3}
-    base.update(params)
+    """The VLM node on the demo model; `params` by group, as in its YAML
+    (``timing={"target_period": 0.4}``), or dotted."""
+    base = {"model.path": assets.model_dir, "model.device": "cpu", "views.names": views,
+            "views.image_topics": [f"/camera/{v}/image_raw/compressed" for v in views],
+            "views.resize_width": assets.image_size[0],
+            "views.resize_height": assets.image_size[1],
+            "features.num_tokens": assets.num_feature_tokens, "timing.target_period": 0.3}
+    base.update(flat_params(params))
     return group.start(name, ["-m", "asyncvla_vlm_node.vlm_node", *ros_args(base)])
 
 
