@@ -8,7 +8,7 @@ this machine (loopback, a private DDS domain):
 * the real VLM node (tiny Qwen2.5-VL, its VL settings from the policy checkpoint) on the world
   camera, publishing on ``VLM_TOPIC``, and the relay (vl_delay_relay.py) that republishes its
   features on /asyncvla/vl_features ``latency - compute`` after they arrive; the VLM node's
-  ``target_period`` is the latency (less 10 ms: ``DdsSettings.period_trim_s``), so updates
+  ``timing.target_period`` is the latency (less 10 ms: ``DdsSettings.period_trim_s``), so updates
   start ``latency`` apart and each reaches the
   action node ``latency`` (plus encoding and transport) after it started: a VLM whose compute
   takes ``latency``, back to back, as the simulator's ``LatencyModel``;
@@ -18,13 +18,13 @@ this machine (loopback, a private DDS domain):
   real robot bridge, whose /robot/joint_states and /robot/ee_pose the nodes and the world read.
 
 Episodes (:meth:`DdsLoop.run_episode`): with output disabled (/asyncvla/enable False) and the
-VLM paused (``target_period`` set far out through its parameter service), the robot is put at
+VLM paused (``timing.target_period`` set far out through its parameter service), the robot is put at
 the scene's start (kinematic_robot's reset topic), the world is given the scene with its first
 action time ``t0`` on the wall clock, far enough ahead that every VL feature of the previous
 episode is older than ``max_vl_age`` by then, and current from ``t0 - latency - 0.25 s``. The
 simulator's VLM is warm-started: its first update takes the frame of ``t0 - latency - 5 ms``
 (on the 100 ms grid: ``t0 - latency - 100 ms``) and its features arrive at ``t0``, the next
-updates start ``latency`` later. Here the VLM's ``target_period`` is set to the latency at
+updates start ``latency`` later. Here the VLM's ``timing.target_period`` is set to the latency at
 ``t0 - latency - 50 ms`` (``RESUME_LEAD_S``), halfway between two frames: its first update
 takes the same frame, the next ones start ``latency`` apart and take the frames the simulator's
 take, and their features reach the action node about 50 ms before the simulator's arrive (the
