@@ -126,7 +126,7 @@ def main() -> int:
     listener = None
     try:
         start_sources(group, views, ["--pause-file", fault_file])
-        vlm = start_vlm(group, assets, views, camera_timeout=0.5)
+        vlm = start_vlm(group, assets, views, watchdog={"camera_timeout": 0.5})
         action = start_action(group, assets, freshness={"max_vl_age": MAX_VL_AGE},
                               safety={"enabled_at_start": False})
         vlm.wait_for_line("VLM node ready", 120)
@@ -164,7 +164,7 @@ def main() -> int:
                 time.sleep(duration)
                 t1 = time.time()
                 vlm = start_vlm(group, assets, views, name=f"vlm_{injected[kind] + 2}",
-                                camera_timeout=0.5)
+                                watchdog={"camera_timeout": 0.5})
             elif kind == "estop":
                 estop.publish(Bool(data=True))
                 time.sleep(duration)

@@ -154,8 +154,7 @@ class VLConfig:
 class ActionTopics:
     """The node's topics."""
 
-    vl_features: str = param("/asyncvla/vl_features", "VLFeatures input (latched)",
-                             read_only=True, was="vl_features_topic")
+    vl_features: str = common.VL_FEATURES_TOPIC.as_field(was="vl_features_topic")
     sensor: str = param("/sensor/force_oct", "ForceOctBatch input", read_only=True,
                         was="sensor_topic")
     joint_state: str = common.JOINT_STATE_TOPIC.as_field(was="joint_state_topic")

@@ -124,8 +124,8 @@ def test_sensor_robot_and_camera_faults(one_thread, ros_env, assets, tmp_path):
     faults = str(tmp_path / "faults")
     write(faults, [])
     start_sources(one_thread, VIEWS, ["--pause-file", faults])
-    start_vlm(one_thread, assets, VIEWS, target_period=0.3, camera_timeout=0.5,
-              diagnostics_period=0.25)
+    start_vlm(one_thread, assets, VIEWS, watchdog={"camera_timeout": 0.5},
+              reporting={"diagnostics_period": 0.25})
     action = start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
                           reporting={"diagnostics_period": 0.25})
     safety, output = ": safety", "action output"
@@ -246,7 +246,8 @@ def test_enable_estop_and_killed_processes(one_thread, ros_env, assets, tmp_path
     write(pause, ["robot"])  # robot state comes from the real bridge instead
     start_sources(one_thread, [], ["--pause-file", pause])
     sender = RobotSender()
-    bridge_params = {"endpoint": sender.pub.endpoint, "diagnostics_period": 0.5}
+    bridge_params = {"wire": {"endpoint": sender.pub.endpoint},
+                     "reporting": {"diagnostics_period": 0.5}}
     bridge = one_thread.start("robot_bridge", [entry_script("robot"), *bridge_args(bridge_params)])
     from asyncvla_policy.checkpoint import read_checkpoint_config
 

@@ -54,7 +54,7 @@ def test_demo_records_trains_and_runs_the_pipeline(tmp_path, ros_env, assets):
     assert summary["policy"].endswith(os.path.join("run", "best"))
     assert summary["actions_published"] >= 40, summary  # 8 s at 10 Hz, the start-up withheld
     assert 6.0 <= summary["action_rate_hz"] <= 11.0, summary
-    assert 1.5 <= summary["vl_rate_hz"] <= 3.5, summary  # target_period 0.3 s: at most 3.3 Hz
+    assert 1.5 <= summary["vl_rate_hz"] <= 3.5, summary  # timing.target_period 0.3 s: at most 3.3 Hz
     assert summary["policy_chunk_shape"] == [8, 7]
     # the default design re-times each inference to its tick: the freshest chunks keep the
     # policy's steps after the tick (the last step, beyond the inference's, is not extrapolated)

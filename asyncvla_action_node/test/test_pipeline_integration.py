@@ -39,7 +39,7 @@ def listen(ros_env) -> RosListener:
 
 def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
     start_sources(one_thread, VIEWS)
-    vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.4)
+    vlm = start_vlm(one_thread, assets, VIEWS, timing={"target_period": 0.4})
     action = start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
                           timing={"action_rate_hz": 10.0})
     with listen(ros_env) as listener:
@@ -85,7 +85,7 @@ def test_actions_flow_at_rate_while_vlm_is_slower(one_thread, ros_env, assets):
 
 def test_killing_vlm_stops_actions_with_error_and_restart_resumes(one_thread, ros_env, assets):
     start_sources(one_thread, VIEWS)
-    vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.3)
+    vlm = start_vlm(one_thread, assets, VIEWS)
     start_action(one_thread, assets, freshness={"max_vl_age": MAX_VL_AGE},
                  reporting={"diagnostics_period": 0.5})
     with listen(ros_env) as listener:
@@ -117,7 +117,7 @@ def test_killing_vlm_stops_actions_with_error_and_restart_resumes(one_thread, ro
         assert len(chunks) == quiet_count  # still nothing published
         # Restart: actions resume by themselves.
         restarted_at = time.time()
-        vlm2 = start_vlm(one_thread, assets, VIEWS, name="vlm2", target_period=0.3)
+        vlm2 = start_vlm(one_thread, assets, VIEWS, name="vlm2")
         vlm2.wait_for_line("VLM node ready", 120)  # the model load: seconds, not asserted
         ready_at = time.time()
         listener.wait_until(lambda: any(stamp_s(c) > restarted_at for c in chunks.snapshot()),
@@ -136,7 +136,7 @@ def test_killing_vlm_stops_actions_with_error_and_restart_resumes(one_thread, ro
 def test_late_action_node_gets_last_vl_features_at_once(one_thread, ros_env, assets, tmp_path):
     pause = tmp_path / "pause"
     start_sources(one_thread, VIEWS, ["--pause-file", str(pause)])
-    start_vlm(one_thread, assets, VIEWS, target_period=0.3)
+    start_vlm(one_thread, assets, VIEWS)
     with listen(ros_env) as listener:
         listener["/asyncvla/vl_features"].wait_for(2, 120)
         # Stop the cameras: the VLM node stops publishing, only the latched sample remains.
@@ -156,8 +156,8 @@ def test_skipped_vl_update_reported_when_a_view_goes_missing(one_thread, ros_env
                                                               tmp_path):
     pause = tmp_path / "pause"
     start_sources(one_thread, VIEWS, ["--pause-file", str(pause)])
-    vlm = start_vlm(one_thread, assets, VIEWS, target_period=0.3, max_frame_age=0.5,
-                    diagnostics_period=0.5)
+    vlm = start_vlm(one_thread, assets, VIEWS, freshness={"max_frame_age": 0.5},
+                    reporting={"diagnostics_period": 0.5})
     with listen(ros_env) as listener:
         vls = listener["/asyncvla/vl_features"]
         vls.wait_for(2, 120)
@@ -186,7 +186,7 @@ def test_fast_ticks_joint_trajectory_and_runtime_prompt(one_thread, ros_env, ass
     joint_ckpt = joint_delta_checkpoint(assets, str(tmp_path))
 
     start_sources(one_thread, VIEWS)
-    start_vlm(one_thread, assets, VIEWS, target_period=0.3)
+    start_vlm(one_thread, assets, VIEWS)
     start_action(one_thread, assets, checkpoint=str(joint_ckpt), timing={"action_rate_hz": 50.0},
                  blending={"mode": "weighted_blend"}, publish_joint_trajectory=True,
                  reporting={"log_period": 5.0}, expert={"runtime": "torch_bf16_autocast"})  # a runtime other than the default, end to end

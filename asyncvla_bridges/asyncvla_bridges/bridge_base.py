@@ -1,6 +1,7 @@
 """ROS glue shared by the three bridges (camera, robot, force/OCT sensor).
 
-What every bridge needs and nothing more: the clock-offset parameters and estimator, drop
+What every bridge needs and nothing more: its typed parameters (`bridge_config`: the shared
+clock, freshness and reporting groups and the bridge's own), the clock-offset estimator, drop
 counters by reason, rates and stamp latency for /diagnostics, throttled logs, the receive thread,
 and a `main` that shuts down cleanly on SIGINT (stop the thread, close the socket, destroy the
 node). Parsing and clock logic live in the ROS-free `wire` package.
@@ -25,49 +26,14 @@ from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.stats import Counters, DropWindow, RateMeter, RollingStats, drop_severity
 from .receive_loop import ReceiveLoop
-from .wire.clock_offset import ClockConfig, ClockOffsetEstimator
+from .bridge_config import BridgeConfig
+from .wire.clock_offset import ClockOffsetEstimator
 from .wire.errors import WireError
 from .wire.clock_offset import Verdict
 from .wire.stamping import Stamper
 
-CLOCK_SOURCES = ("capture", "send")
 LOG_PERIOD_S = 5.0
 RECENT_JUMP_S = 10.0
-
-
-#: Parameters every bridge declares (clock offset, staleness, diagnostics); each bridge module's
-#: own table is these plus its own (e.g. robot_bridge.ROBOT_BRIDGE_PARAMETERS).
-BRIDGE_PARAMETERS: tuple[params.ParamSpec, ...] = (
-    params.ParamSpec(
-        "clock_offset_source", "capture",
-        "Which sender time estimates the sender->local clock offset: 'capture' (the "
-        "sample's own timestamp; stamps are then late by the smallest capture-to-receive "
-        "latency seen) or 'send' (the send time; more exact, but only valid when the sender "
-        "stamps both with the same clock).", read_only=True),
-    params.ParamSpec("clock_window", 5.0, "Sliding window (s) of the minimum filter over "
-                     "(receive - sender) times.", read_only=True, min_value=0.1,
-                     max_value=600.0),
-    params.ParamSpec("clock_bucket", 0.25, "Bucket length (s) of the per-bucket minima the "
-                     "drift is fitted to.", read_only=True, min_value=0.01, max_value=60.0),
-    params.ParamSpec("clock_jump_threshold", 0.05, "A sample whose (receive - sender) time "
-                     "differs from the estimate by more than this (s) is a clock-jump "
-                     "candidate.", read_only=True, min_value=1e-4, max_value=3600.0),
-    params.ParamSpec("clock_jump_confirm_samples", 5, "Consecutive consistent candidates that "
-                     "confirm a clock jump.", read_only=True, min_value=1, max_value=100000),
-    params.ParamSpec("clock_jump_confirm_duration", 0.2, "Local time (s) the candidates must "
-                     "span to confirm a jump; must exceed clock_jump_threshold.",
-                     read_only=True, min_value=1e-3, max_value=3600.0),
-    params.ParamSpec("clock_max_delay", 0.25, "A sample later than the delay floor by more "
-                     "than this (s) is dropped as 'late' (stale, or the sender clock stepped "
-                     "back); a smaller delay is published with its sender-clock stamp.",
-                     read_only=True, min_value=1e-4, max_value=3600.0),
-    params.ParamSpec("clock_max_drift_ppm", 500.0, "Clamp (ppm) of the estimated clock drift.",
-                     read_only=True, min_value=0.0, max_value=1e5),
-    params.ParamSpec("stale_timeout", 2.0, "Diagnostics warn when no input arrived for this "
-                     "long (s).", min_value=0.01, max_value=3600.0),
-    params.ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics publications.",
-                     read_only=True, min_value=0.05, max_value=60.0),
-)
 
 
 class BridgeNode(Node):
@@ -76,7 +42,7 @@ class BridgeNode(Node):
     #: Drop reasons this bridge can report; all appear in /diagnostics from the start (as 0).
     DROP_REASONS: tuple[str, ...] = ()
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, config_class: type[BridgeConfig]) -> None:
         super().__init__(name)
         self.counters = Counters()
         self.rx_rate = RateMeter()
@@ -89,20 +55,14 @@ class BridgeNode(Node):
         self._last_rx: float | None = None
         self._loop: ReceiveLoop | None = None
         self._seen_jumps, self._jump_seen_at = 0, -1e9
-        p = params.declare_all(self, BRIDGE_PARAMETERS)
-        self.clock_source = p["clock_offset_source"]
-        if self.clock_source not in CLOCK_SOURCES:
-            raise ValueError(f"clock_offset_source must be one of {CLOCK_SOURCES}")
-        config = ClockConfig(
-            window=p["clock_window"], bucket=p["clock_bucket"],
-            jump_threshold=p["clock_jump_threshold"],
-            jump_confirm_samples=p["clock_jump_confirm_samples"],
-            jump_confirm_duration=p["clock_jump_confirm_duration"],
-            max_delay=p["clock_max_delay"], max_drift=1e-6 * p["clock_max_drift_ppm"])
-        self.estimator = ClockOffsetEstimator(config)
+        #: The typed parameters (bridge_config); subclasses read their own groups from it.
+        self.config = params.declare_config(self, config_class)
+        self.clock_source = self.config.clock.offset_source
+        self.estimator = ClockOffsetEstimator(self.config.clock.estimator())
         self.stamper = Stamper(self.estimator)
-        self.stale_timeout = p["stale_timeout"]
-        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
+        self.stale_timeout = self.config.freshness.stale_timeout
+        self.diagnostics = DiagnosticsPublisher(
+            self, period=self.config.reporting.diagnostics_period)
         self.diagnostics.add("bridge", self._report)
 
     # -- time ---------------------------------------------------------------------------------
@@ -112,7 +72,7 @@ class BridgeNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def clock_time(self, capture: float, send: float | None) -> float:
-        """The sender time the clock offset is estimated from (`clock_offset_source`)."""
+        """The sender time the clock offset is estimated from (`clock.offset_source`)."""
         return send if self.clock_source == "send" and send is not None else capture
 
     def observe_clock(self, clock_time: float, local_now: float,

@@ -1,16 +1,17 @@
 """Camera bridge: the Jetson's ZMQ camera frames -> sensor_msgs CompressedImage (and Image).
 
-Binds a ZMQ PULL socket at `bind_address`:`port` (default tcp://127.0.0.1:5555; on the robot PC
-set `bind_address` to tcp://0.0.0.0 or the interface the Jetson reaches; port 0 = any free
-port, logged at start). Each message is ``[meta_json, jpeg]`` (wire/camera.py). The camera
-name is mapped to a view by the parallel lists `camera_keys` (substring of the meta "camera",
-first match wins), `view_names` and `frame_ids`. Per view it publishes,
+Binds a ZMQ PULL socket at `wire.bind_address`:`wire.port` (default tcp://127.0.0.1:5555; on the
+robot PC set `wire.bind_address` to tcp://0.0.0.0 or the interface the Jetson reaches; port 0 =
+any free port, logged at start). Each message is ``[meta_json, jpeg]`` (wire/camera.py). The
+camera name is mapped to a view by the parallel lists `views.camera_keys` (substring of the meta
+"camera", first match wins), `views.names` and `views.frame_ids` (parameters:
+bridge_config.CameraBridgeConfig). Per view it publishes,
 stamped with the capture `timestamp` mapped to local ROS time by the clock-offset estimator:
 
-- `<topic_prefix>/<view>/image_raw/compressed` (sensor_msgs/CompressedImage, format "jpeg"):
+- `<topics.prefix>/<view>/image_raw/compressed` (sensor_msgs/CompressedImage, format "jpeg"):
   the sender's JPEG bytes as they are, never re-encoded.
-- `<topic_prefix>/<view>/image_raw` (sensor_msgs/Image, rgb8): decoded, only when
-  `publish_raw` is true, and then for the views in `raw_views` (all views when empty).
+- `<topics.prefix>/<view>/image_raw` (sensor_msgs/Image, rgb8): decoded, only when
+  `raw.publish` is true, and then for the views in `raw.views` (all views when empty).
   Decoding costs CPU and raw frames are large for rclpy: keep it off unless a consumer needs it.
   The Image is built by cv_bridge where it imports and converts correctly, else by the builtin
   conversion (asyncvla_common.image_conversion); diagnostics name which.
@@ -27,49 +28,18 @@ import zmq
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 
-from asyncvla_bridges.bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
+from asyncvla_bridges.bridge_base import BridgeNode, run_bridge
+from asyncvla_bridges.bridge_config import CameraBridgeConfig
 from asyncvla_bridges.wire.camera import (CameraFrame, View, ViewMap, decode_jpeg_rgb,
                                           parse_camera_message)
 from asyncvla_bridges.wire.errors import WireError
-from asyncvla_common import params
 from asyncvla_common.image_conversion import ImageConverter
 from asyncvla_common.qos import stream_publisher
 from asyncvla_common.stats import RateMeter
 from asyncvla_common.timeconv import seconds_to_stamp
-from asyncvla_core.conventions import LAB_VIEWS, view_frame_id
 
 POLL_MS = 100
 DRAIN_MAX = 200
-DEFAULT_KEYS = [v.camera_key for v in LAB_VIEWS]
-DEFAULT_VIEWS = [v.name for v in LAB_VIEWS]
-
-
-#: The camera bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
-CAMERA_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
-    params.ParamSpec(
-        "bind_address", "tcp://127.0.0.1", "ZMQ address to bind the PULL socket to, without "
-        "port. The robot PC sets tcp://0.0.0.0 or the interface the Jetson reaches.",
-        read_only=True),
-    params.ParamSpec("port", 5555, "TCP port to bind (0 = any free port).", read_only=True,
-                     min_value=0, max_value=65535),
-    params.ParamSpec("topic_prefix", "/camera", "Topics are "
-                     "<topic_prefix>/<view>/image_raw[/compressed].", read_only=True),
-    params.ParamSpec("camera_keys", DEFAULT_KEYS, "Substrings of the sender's camera name (ZED "
-                     "serials, 'OAK'), one per view; the first key contained in the name wins.",
-                     read_only=True),
-    params.ParamSpec("view_names", DEFAULT_VIEWS, "View name for each camera key (topic "
-                     "segment).", read_only=True),
-    params.ParamSpec("frame_ids", [v.frame_id for v in LAB_VIEWS], "Header "
-                     "frame_id for each view.", read_only=True,
-                     default_from=lambda p: [view_frame_id(v) for v in p["view_names"]]),
-    params.ParamSpec("publish_raw", False, "Also decode and publish sensor_msgs/Image (rgb8) "
-                     "on <prefix>/<view>/image_raw.", read_only=True),
-    params.ParamSpec("raw_views", [], "Views to publish raw images for when publish_raw is true "
-                     "(empty = all views).", read_only=True,
-                     param_type="STRING_ARRAY"),
-)
-#: Every parameter of the camera bridge, in declaration order.
-CAMERA_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + CAMERA_BRIDGE_OWN_PARAMETERS
 
 
 class CameraBridge(BridgeNode):
@@ -77,15 +47,13 @@ class CameraBridge(BridgeNode):
                     "clock_settling", "clock_suspect", "late", "bad_stamp", "reordered")
 
     def __init__(self) -> None:
-        super().__init__("camera_bridge")
-        p = params.declare_all(self, CAMERA_BRIDGE_OWN_PARAMETERS)
-        bind_address, port = p["bind_address"], p["port"]
-        prefix = p["topic_prefix"].rstrip("/")
-        keys, views, frame_ids = p["camera_keys"], p["view_names"], p["frame_ids"]
-        publish_raw, raw_views = p["publish_raw"], p["raw_views"]
-        if publish_raw and not raw_views:
-            raw_views = list(views)
-        self.views = ViewMap(keys, views, frame_ids, raw_views if publish_raw else [])
+        super().__init__("camera_bridge", CameraBridgeConfig)
+        cfg: CameraBridgeConfig = self.config
+        prefix = cfg.topics.prefix.rstrip("/")
+        views = list(cfg.views.names)
+        raw_views = list(cfg.raw.views) or views
+        self.views = ViewMap(list(cfg.views.camera_keys), views, list(cfg.views.frame_ids),
+                             raw_views if cfg.raw.publish else [])
         # One second of frames per view: a burst after a network hiccup is not overwritten
         # before a reliable subscriber (e.g. ros2 bag record) has acknowledged it.
         qos = stream_publisher(depth=30)
@@ -99,7 +67,7 @@ class CameraBridge(BridgeNode):
         # cv_bridge builds the raw Images where it imports and converts correctly (ROS from
         # apt), else the builtin conversion; chosen (and logged) only when raw images are on.
         self.image_converter = ImageConverter(warn=self.get_logger().warning)
-        if publish_raw:
+        if cfg.raw.publish:
             self.get_logger().info(f"raw images via {self.image_converter.backend}"
                                    + (f" ({self.image_converter.reason})"
                                       if self.image_converter.reason else ""))
@@ -107,7 +75,7 @@ class CameraBridge(BridgeNode):
         self._zmq = zmq.Context()
         self._sock = self._zmq.socket(zmq.PULL)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(f"{bind_address}:{port if port else '*'}")
+        self._sock.bind(f"{cfg.wire.bind_address}:{cfg.wire.port or '*'}")
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.start_zmq_receiving(self._sock, DRAIN_MAX, POLL_MS)
 
@@ -119,7 +87,7 @@ class CameraBridge(BridgeNode):
             if view is None:
                 self._log_unknown(frame.camera)
                 raise WireError("unknown_camera", f"camera {frame.camera[:64]!r} matches no "
-                                "camera_keys entry")
+                                "views.camera_keys entry")
             rgb = decode_jpeg_rgb(frame.jpeg, frame.info) if view.publish_raw else None
             stamp = seconds_to_stamp(self.map_stamp(frame.timestamp, frame.send_time,
                                                     local_now, key=view.name,
@@ -148,8 +116,8 @@ class CameraBridge(BridgeNode):
     def _log_unknown(self, camera: str) -> None:
         if camera not in self._unknown_logged and len(self._unknown_logged) < 32:
             self._unknown_logged.add(camera)
-            self.get_logger().warning(f"camera {camera[:64]!r} matches no camera_keys entry; "
-                                      "its frames are dropped")
+            self.get_logger().warning(f"camera {camera[:64]!r} matches no views.camera_keys "
+                                      "entry; its frames are dropped")
 
     def extra_values(self) -> dict[str, object]:
         now = time.monotonic()

@@ -1,17 +1,20 @@
 """Robot bridge: the robot PC's ZMQ `robot_state` messages -> JointState, PoseStamped, force.
 
-Subscribes (ZMQ SUB, connect) to `endpoint` (default tcp://127.0.0.1:5556; on the lab network
-the robot PC's address) for topic b"robot_state", payload `<ddf12f` (wire/robot.py). Publishes,
-all stamped with origin_ts mapped to local ROS time by the clock-offset estimator:
+Subscribes (ZMQ SUB, connect) to `wire.endpoint` (default tcp://127.0.0.1:5556; on the lab
+network the robot PC's address) for topic b"robot_state", payload `<ddf12f` (wire/robot.py).
+Publishes, all stamped with origin_ts mapped to local ROS time by the clock-offset estimator:
 
 - `robot/joint_states` (sensor_msgs/JointState): `joint_names`, positions in radians (REP-103);
   velocity and effort are empty (not on the wire).
-- `robot/ee_pose` (geometry_msgs/PoseStamped, frame `frame_id`): position in metres,
-  orientation from the three wire angles under `euler_convention` (asyncvla_core/rotations.py; default
-  `xyz_intrinsic`, the Mecademic Meca500's mobile-XYZ Euler angles from GetPose).
+- `robot/ee_pose` (geometry_msgs/PoseStamped, frame `pose.frame_id`): position in metres,
+  orientation from the three wire angles under `pose.euler_convention`
+  (asyncvla_core/rotations.py; default `xyz_intrinsic`, the Mecademic Meca500's mobile-XYZ
+  Euler angles from GetPose).
 - `robot/force` (std_msgs/Float64): the payload's scalar force as sent (N), published right
   after the JointState with the same origin; Float64 has no stamp of its own.
 - `/diagnostics`: rates, drops by reason, clock offset/drift/jumps, last error.
+
+Parameters: bridge_config.RobotBridgeConfig.
 """
 from __future__ import annotations
 
@@ -20,41 +23,16 @@ from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64
 
-from .bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
-from asyncvla_common import params
+from .bridge_base import BridgeNode, run_bridge
+from asyncvla_bridges.bridge_config import RobotBridgeConfig
 from asyncvla_common.qos import stream_publisher
 from asyncvla_common.timeconv import seconds_to_stamp
 from .wire.errors import WireError
 from .wire.robot import NUM_JOINTS, TOPIC, parse_robot_message
-from asyncvla_core.conventions import JOINT_NAMES
 from asyncvla_core.rotations import euler_to_quaternion, parse_convention
 
 POLL_MS = 100
 DRAIN_MAX = 1000
-DEFAULT_JOINTS = list(JOINT_NAMES)
-
-
-#: The robot bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
-ROBOT_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
-    params.ParamSpec(
-        "endpoint", "tcp://127.0.0.1:5556", "ZMQ endpoint of the robot PC's state publisher to "
-        "connect to (the robot PC's address on the lab network).", read_only=True),
-    params.ParamSpec("joint_names", DEFAULT_JOINTS, "Names of the 6 joints, in wire order.",
-                     read_only=True),
-    params.ParamSpec(
-        "euler_convention", "xyz_intrinsic",
-        "Meaning of the 3 orientation angles (degrees, wire order a1 a2 a3): '<axes>_<kind>'. "
-        "The default is the lab's Mecademic Meca500 (GetPose alpha, beta, gamma: mobile XYZ, "
-        "R = Rx(a1) Ry(a2) Rz(a3), 'xyz_intrinsic'). Other robots: 'xyz_extrinsic' is ROS "
-        "roll-pitch-yaw about fixed axes (R = Rz(a3) Ry(a2) Rx(a1)); 'zyx_intrinsic' is "
-        "R = Rz(a1) Ry(a2) Rx(a3); 'zyz_intrinsic' R = Rz(a1) Ry(a2) Rz(a3). Any of the 12 axis "
-        "sequences with '_intrinsic' or '_extrinsic' is accepted.", read_only=True),
-    params.ParamSpec(
-        "frame_id", "base_link", "frame_id of the end-effector PoseStamped (the robot base "
-        "frame the controller reports the pose in).", read_only=True),
-)
-#: Every parameter of the robot bridge, in declaration order.
-ROBOT_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + ROBOT_BRIDGE_OWN_PARAMETERS
 
 
 class RobotBridge(BridgeNode):
@@ -62,15 +40,15 @@ class RobotBridge(BridgeNode):
                     "late", "bad_stamp", "reordered")
 
     def __init__(self) -> None:
-        super().__init__("robot_bridge")
-        p = params.declare_all(self, ROBOT_BRIDGE_OWN_PARAMETERS)
-        self.endpoint = p["endpoint"]
-        self.joint_names = list(p["joint_names"])
+        super().__init__("robot_bridge", RobotBridgeConfig)
+        cfg: RobotBridgeConfig = self.config
+        self.endpoint = cfg.wire.endpoint
+        self.joint_names = list(cfg.joint_names)
         if len(self.joint_names) != NUM_JOINTS:
             raise ValueError(f"joint_names must have {NUM_JOINTS} entries")
-        self.convention = p["euler_convention"]
+        self.convention = cfg.pose.euler_convention
         parse_convention(self.convention)
-        self.frame_id = p["frame_id"]
+        self.frame_id = cfg.pose.frame_id
         # One second of states at 100 Hz: a reliable KEEP_LAST writer overwrites what a slow
         # subscriber (ros2 bag record on a loaded machine) has not acknowledged yet.
         qos = stream_publisher(depth=100)

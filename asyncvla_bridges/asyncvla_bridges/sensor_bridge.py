@@ -1,17 +1,19 @@
 """Force/OCT sensor bridge: the sensor PC's UDP datagrams -> ForceOctBatch and WrenchStamped.
 
-Binds a UDP socket to `address`:`port` (default 127.0.0.1:9999; on the lab network the
-interface the sensor PC sends to, or 0.0.0.0; port 0 = any free port, logged at start),
-SO_RCVBUF `receive_buffer` (4 MiB, as the original; Linux caps it at net.core.rmem_max, the
+Binds a UDP socket to `wire.address`:`wire.port` (default 127.0.0.1:9999; on the lab network
+the interface the sensor PC sends to, or 0.0.0.0; port 0 = any free port, logged at start),
+SO_RCVBUF `wire.receive_buffer` (4 MiB, as the original; Linux caps it at net.core.rmem_max, the
 granted size is reported in /diagnostics). Per datagram (wire/sensor.py) it publishes, with
 every sample's `ts` mapped to local ROS time by the clock-offset estimator:
 
-- `sensor/force_oct` (asyncvla_msgs/ForceOctBatch, frame `frame_id`): the datagram's records
+- `sensor/force_oct` (asyncvla_msgs/ForceOctBatch, frame `probe.frame_id`): the datagram's records
   that passed validation, per-sample stamps, force (N), A-lines, and the clock offset used.
-- `sensor/wrench` (geometry_msgs/WrenchStamped, frame `frame_id`), one per sample: the scalar
-  force on the probe axis `force_axis` (x, y, z, -x, -y or -z), torque zero.
+- `sensor/wrench` (geometry_msgs/WrenchStamped, frame `probe.frame_id`), one per sample: the
+  scalar force on the probe axis `probe.force_axis` (x, y, z, -x, -y or -z), torque zero.
 - `/diagnostics`: rates, drops by reason (datagram_* count datagrams, record_* count records),
   kernel receive-buffer overflows (SO_RXQ_OVFL), clock offset/drift/jumps, last error.
+
+Parameters: bridge_config.SensorBridgeConfig.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ import numpy as np
 from asyncvla_msgs.msg import ForceOctBatch
 from geometry_msgs.msg import WrenchStamped
 
-from .bridge_base import BRIDGE_PARAMETERS, BridgeNode, run_bridge
-from asyncvla_common import params
+from .bridge_base import BridgeNode, run_bridge
+from asyncvla_bridges.bridge_config import SensorBridgeConfig
 from asyncvla_common.qos import stream_publisher
 from asyncvla_common.timeconv import seconds_to_stamp
 from .wire.errors import WireError
@@ -40,41 +42,21 @@ AXES = {"x": (0, 1.0), "y": (1, 1.0), "z": (2, 1.0), "-x": (0, -1.0), "-y": (1, 
         "-z": (2, -1.0)}
 
 
-#: The sensor bridge's own parameters (declared after the common BRIDGE_PARAMETERS).
-SENSOR_BRIDGE_OWN_PARAMETERS: tuple[params.ParamSpec, ...] = (
-    params.ParamSpec(
-        "address", "127.0.0.1", "Local address to bind the UDP socket to (the interface the "
-        "sensor PC sends to, or 0.0.0.0 for all).", read_only=True),
-    params.ParamSpec("port", 9999, "UDP port to bind (0 = any free port).", read_only=True,
-                     min_value=0, max_value=65535),
-    params.ParamSpec("receive_buffer", 4 * 1024 * 1024, "SO_RCVBUF bytes requested for the UDP "
-                     "socket.", read_only=True, min_value=65536, max_value=2**30),
-    params.ParamSpec("frame_id", "oct_probe", "frame_id of the published messages (the "
-                     "force/OCT probe).", read_only=True),
-    params.ParamSpec("force_axis", "z", "Probe axis the scalar force acts along in `frame_id` "
-                     "for the WrenchStamped: x, y, z, -x, -y or -z.", read_only=True),
-    params.ParamSpec("publish_wrench", True, "Also publish one WrenchStamped per sample.",
-                     read_only=True),
-)
-#: Every parameter of the sensor bridge, in declaration order.
-SENSOR_BRIDGE_PARAMETERS = BRIDGE_PARAMETERS + SENSOR_BRIDGE_OWN_PARAMETERS
-
-
 class SensorBridge(BridgeNode):
     DROP_REASONS = ("datagram_size", "datagram_empty", "record_nonfinite",
                     "record_clock_settling", "record_clock_suspect", "record_late",
                     "record_bad_stamp", "record_reordered")
 
     def __init__(self) -> None:
-        super().__init__("sensor_bridge")
-        p = params.declare_all(self, SENSOR_BRIDGE_OWN_PARAMETERS)
-        address, port, rcvbuf = p["address"], p["port"], p["receive_buffer"]
-        self.frame_id = p["frame_id"]
-        axis = p["force_axis"]
+        super().__init__("sensor_bridge", SensorBridgeConfig)
+        cfg: SensorBridgeConfig = self.config
+        address, port, rcvbuf = cfg.wire.address, cfg.wire.port, cfg.wire.receive_buffer
+        self.frame_id = cfg.probe.frame_id
+        axis = cfg.probe.force_axis
         if axis not in AXES:
-            raise ValueError(f"force_axis must be one of {sorted(AXES)}")
+            raise ValueError(f"probe.force_axis must be one of {sorted(AXES)}")
         self._axis_index, self._axis_sign = AXES[axis]
-        self.publish_wrench = p["publish_wrench"]
+        self.publish_wrench = cfg.publish_wrench
         # Deeper than the default history: up to 15 samples arrive in one datagram and are
         # published back to back, and a reliable KEEP_LAST writer overwrites what a subscriber
         # has not acknowledged yet.

@@ -112,7 +112,8 @@ def field(processes):
 
 def bridge(processes, port: int, field: Field | None = None):
     """A camera bridge with default parameters on `port`; with `field`, once it is discovered."""
-    proc, _ = start_bridge(processes, "camera", {"port": port, "diagnostics_period": 0.2})
+    proc, _ = start_bridge(processes, "camera", {"wire": {"port": port},
+                                                        "reporting": {"diagnostics_period": 0.2}})
     if field is not None:
         field.wait_matched()
     return proc

@@ -77,9 +77,10 @@ def test_camera_bridge_end_to_end(processes):
     from sensor_msgs.msg import CompressedImage, Image
 
     proc, endpoint = start_bridge(processes, "camera", {
-        "port": 0, "topic_prefix": "/cams/", "camera_keys": ["41182735", "OAK"],
-        "view_names": ["front", "top"], "frame_ids": [FRAMES["front"], FRAMES["top"]],
-        "publish_raw": True, "raw_views": ["top"], "diagnostics_period": 0.2})
+        "wire": {"port": 0}, "topics": {"prefix": "/cams/"},
+        "views": {"camera_keys": ["41182735", "OAK"], "names": ["front", "top"],
+                  "frame_ids": [FRAMES["front"], FRAMES["top"]]},
+        "raw": {"publish": True, "views": ["top"]}, "reporting": {"diagnostics_period": 0.2}})
     assert endpoint.startswith("tcp://127.0.0.1:")
     jetson = Jetson(endpoint)
     topics = {COMPRESSED["front"]: CompressedImage, COMPRESSED["top"]: CompressedImage,

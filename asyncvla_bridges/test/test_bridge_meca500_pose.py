@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from asyncvla_bridges.robot_bridge import ROBOT_BRIDGE_PARAMETERS
+from asyncvla_bridges.bridge_config import ROBOT_BRIDGE_PARAMETERS
 from asyncvla_core.rotations import euler_to_quaternion
 from asyncvla_core.rotations import quaternion_to_matrix
 
@@ -60,7 +60,7 @@ NEAR_GIMBAL = [((45, 89.999, -45), (0, H, 0, H)), ((10, 89.99, -10), (0, H, 0, H
 
 
 def default_convention() -> str:
-    return next(p.default for p in ROBOT_BRIDGE_PARAMETERS if p.name == "euler_convention")
+    return next(p.default for p in ROBOT_BRIDGE_PARAMETERS if p.name == "pose.euler_convention")
 
 
 def elementary(axis: str, deg: float) -> np.ndarray:
@@ -98,11 +98,11 @@ def test_extrinsic_reading_would_be_180_degrees_off():
 
 
 def test_robot_bridge_with_defaults_publishes_meca500_orientations(processes):
-    """A real bridge process started without an euler_convention parameter."""
+    """A real bridge process started without a pose.euler_convention parameter."""
     from geometry_msgs.msg import PoseStamped
 
     pub = RobotPublisher()
-    start_bridge(processes, "robot", {"endpoint": pub.endpoint})
+    start_bridge(processes, "robot", {"wire": {"endpoint": pub.endpoint}})
     offset = 7.0
     with RosListener(domain_id(processes), {"/robot/ee_pose": PoseStamped}) as ros:
         k, deadline = 0, time.monotonic() + 20

@@ -98,8 +98,9 @@ def test_zyx_intrinsic_quaternion_for_a_hand_case():
 def test_robot_bridge_end_to_end(processes):
     pub = RobotPublisher()
     proc, endpoint = start_bridge(processes, "robot", {
-        "endpoint": pub.endpoint, "joint_names": JOINTS, "euler_convention": "zyx_intrinsic",
-        "frame_id": "robot_base", "diagnostics_period": 0.2})
+        "wire": {"endpoint": pub.endpoint}, "joint_names": JOINTS,
+        "pose": {"euler_convention": "zyx_intrinsic", "frame_id": "robot_base"},
+        "reporting": {"diagnostics_period": 0.2}})
     assert endpoint == pub.endpoint
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseStamped
@@ -225,7 +226,7 @@ def test_second_generation_robot_sender_10hz(processes):
     from sensor_msgs.msg import JointState
 
     pub = RobotPublisher()
-    start_bridge(processes, "robot", {"endpoint": pub.endpoint})
+    start_bridge(processes, "robot", {"wire": {"endpoint": pub.endpoint}})
     offset = -1234.5  # the robot PC's clock is 20 minutes ahead
     clock = {"t": 0.0}
     stop = threading.Event()

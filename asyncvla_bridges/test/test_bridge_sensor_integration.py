@@ -82,7 +82,7 @@ def check_batches(batches, wrenches, sent: list[tuple]) -> None:
     for w, stamp, record in zip(wrenches, flat_stamps, sent):
         assert w.header.frame_id == "probe_tip" and abs(stamp_s(w.header.stamp) - stamp) < 1e-9
         f, t = w.wrench.force, w.wrench.torque
-        assert (f.x, f.y, f.z) == (-record[2], 0.0, 0.0)  # force_axis "-x"
+        assert (f.x, f.y, f.z) == (-record[2], 0.0, 0.0)  # probe.force_axis "-x"
         assert (t.x, t.y, t.z) == (0.0, 0.0, 0.0)
 
 
@@ -92,7 +92,8 @@ def test_sensor_bridge_end_to_end(processes):
     from geometry_msgs.msg import WrenchStamped
 
     proc, endpoint = start_bridge(processes, "sensor", {
-        "port": 0, "frame_id": "probe_tip", "force_axis": "-x", "diagnostics_period": 0.2})
+        "wire": {"port": 0}, "probe": {"frame_id": "probe_tip", "force_axis": "-x"},
+        "reporting": {"diagnostics_period": 0.2}})
     host, port = endpoint[len("udp://"):].rsplit(":", 1)
     sender = SensorSender(host, int(port))
     sensor = Sensor()
@@ -230,7 +231,8 @@ def test_first_published_samples_are_stamped_exactly(processes):
     any of its samples is stamped, and nothing is published before the clock is confirmed)."""
     from asyncvla_msgs.msg import ForceOctBatch
 
-    proc, endpoint = start_bridge(processes, "sensor", {"port": 0, "publish_wrench": False})
+    proc, endpoint = start_bridge(processes, "sensor", {"wire": {"port": 0},
+                                                           "publish_wrench": False})
     host, port = endpoint[len("udp://"):].rsplit(":", 1)
     with RosListener(domain_id(processes), {BATCH: ForceOctBatch}) as ros:
         ros.wait_until(lambda: ros.node.count_publishers(BATCH) > 0, 20, "bridge discovered")

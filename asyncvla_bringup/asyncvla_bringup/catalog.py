@@ -61,13 +61,17 @@ def _attribute(ref: str) -> Any:
 
 NODES: dict[str, NodeKind] = {kind.key: kind for kind in (
     NodeKind("camera_bridge", "asyncvla_bridges", "camera_bridge", "camera_bridge",
-             "asyncvla_bridges.camera_bridge:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml"),
+             "asyncvla_bridges.bridge_config:CAMERA_BRIDGE_PARAMETERS", "bridges.yaml",
+             "asyncvla_bridges.bridge_config:CAMERA_OLD_NAMES"),
     NodeKind("robot_bridge", "asyncvla_bridges", "robot_bridge", "robot_bridge",
-             "asyncvla_bridges.robot_bridge:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml"),
+             "asyncvla_bridges.bridge_config:ROBOT_BRIDGE_PARAMETERS", "bridges.yaml",
+             "asyncvla_bridges.bridge_config:ROBOT_OLD_NAMES"),
     NodeKind("sensor_bridge", "asyncvla_bridges", "sensor_bridge", "sensor_bridge",
-             "asyncvla_bridges.sensor_bridge:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml"),
+             "asyncvla_bridges.bridge_config:SENSOR_BRIDGE_PARAMETERS", "bridges.yaml",
+             "asyncvla_bridges.bridge_config:SENSOR_OLD_NAMES"),
     NodeKind("vlm", "asyncvla_vlm_node", "vlm_node", "asyncvla_vlm_node",
-             "asyncvla_vlm_node.vlm_node:VLM_NODE_PARAMETERS", "vlm_node.yaml"),
+             "asyncvla_vlm_node.vlm_config:VLM_NODE_PARAMETERS", "vlm_node.yaml",
+             "asyncvla_vlm_node.vlm_config:OLD_NAMES"),
     NodeKind("action", "asyncvla_action_node", "action_node", "asyncvla_action_node",
              "asyncvla_action_node.action_config:ACTION_NODE_PARAMETERS", "action_node.yaml",
              "asyncvla_action_node.action_config:OLD_NAMES"),
@@ -127,7 +131,8 @@ def _common(use_sim_time: str = "false") -> tuple[Arg, ...]:
 
 
 _KEEP = " ('' = the parameter file's value)"
-_LABELS = {"action": "Action node", "executor": "Executor", "meca500": "Meca500 driver"}
+_LABELS = {"action": "Action node", "executor": "Executor", "meca500": "Meca500 driver",
+           "vlm": "VLM node"}
 
 
 def param_arg(name: str, node: str, parameter: str, default: str = "", why: str = "") -> Arg:
@@ -141,13 +146,13 @@ def param_arg(name: str, node: str, parameter: str, default: str = "", why: str 
     keep = f" (here {default}: {why})" if default else _KEEP
     return Arg(name, default, f"{_LABELS[node]} {parameter}: {spec.description} "
                f"({spec.type_name.lower()}{bounds}){keep}", node, parameter)
+
+
 VLM_ARGS = (
-    Arg("model_path", "", "VLM: model directory or a model id in the local HF cache" + _KEEP,
-        "vlm", "model_path"),
-    Arg("adapter", "", "VLM: peft LoRA adapter directory" + _KEEP, "vlm", "adapter_path"),
-    Arg("prompt", "", "VLM: task prompt" + _KEEP, "vlm", "prompt"),
-    Arg("vl_period", "", "VLM: seconds between VL update starts (target_period)" + _KEEP,
-        "vlm", "target_period"),
+    param_arg("model_path", "vlm", "model.path"),
+    param_arg("adapter", "vlm", "model.adapter_path"),
+    param_arg("prompt", "vlm", "prompt"),
+    param_arg("vl_period", "vlm", "timing.target_period"),
 )
 ACTION_ARGS = (
     Arg("checkpoint", "", "Policy checkpoint directory (required unless a parameter file sets "
@@ -156,8 +161,7 @@ ACTION_ARGS = (
     param_arg("action_rate_hz", "action", "timing.action_rate_hz"),
     param_arg("max_vl_age", "action", "freshness.max_vl_age"),
 )
-VLM_DEVICE = Arg("vlm_device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP,
-                 "vlm", "device")
+VLM_DEVICE = param_arg("vlm_device", "vlm", "model.device")
 EXECUTOR_ARG = Arg("executor", "false", "true: also run the chunk executor (setpoints at the "
                    "robot's rate from the action chunks; config/executor_node.yaml)")
 ACTION_DEVICE = param_arg("action_device", "action", "expert.device")
@@ -189,8 +193,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
          _common() + VLM_ARGS + (
              Arg("checkpoint", "", "VLM: the policy checkpoint it serves; VL settings left at "
                  "their defaults come from it" + _KEEP, "vlm", "policy_checkpoint"),
-             Arg("device", "", "VLM: torch device (auto, cuda, cuda:0, cpu)" + _KEEP, "vlm",
-                 "device"),
+             param_arg("device", "vlm", "model.device"),
              Arg("camera_bridge", "false", "true: also run the camera bridge here (the Jetson "
                  "sends to this machine)"),
          )),

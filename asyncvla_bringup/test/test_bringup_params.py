@@ -153,7 +153,12 @@ def test_checker_reports_an_entry_that_repeats_the_default():
     assert param_check.check_data(data, "copy", only_overrides=False) == []
 
 
-@pytest.mark.parametrize("key", ["action", "executor", "meca500"])
+#: The nodes whose parameters moved from flat names to a typed, grouped config.
+CONVERTED = ["action", "camera_bridge", "executor", "meca500", "robot_bridge", "sensor_bridge",
+             "vlm"]
+
+
+@pytest.mark.parametrize("key", CONVERTED)
 def test_every_old_flat_name_maps_to_a_declared_parameter(key):
     """One name per fact: each replaced name points at a parameter the node declares, and no
     replaced name is still declared (robot_state_max_age and robot_state_timeout, which meant
@@ -162,12 +167,12 @@ def test_every_old_flat_name_maps_to_a_declared_parameter(key):
     old, declared = kind.old_names(), kind.spec_map()
     assert old and set(old.values()) <= set(declared)
     assert not set(old) & set(declared)
-    if key != "meca500":
+    if key in ("action", "executor"):
         assert old["robot_state_max_age"] == old["robot_state_timeout"] == \
             "freshness.robot_state_max_age"
 
 
-@pytest.mark.parametrize("key", ["action", "executor", "meca500"])
+@pytest.mark.parametrize("key", CONVERTED)
 def test_a_node_stops_on_an_old_name_with_one_line_naming_the_new_one(tmp_path, key):
     """What rclpy would ignore (an override nobody declares) stops the node instead."""
     import rclpy
@@ -180,7 +185,11 @@ def test_a_node_stops_on_an_old_name_with_one_line_naming_the_new_one(tmp_path, 
     old, new = sorted(kind.old_names().items())[0]
     configs = {"action": "asyncvla_action_node.action_config:ActionNodeConfig",
                "executor": "asyncvla_executor.executor_config:ExecutorNodeConfig",
-               "meca500": "asyncvla_bridges.meca500.driver_config:Meca500DriverConfig"}
+               "meca500": "asyncvla_bridges.meca500.driver_config:Meca500DriverConfig",
+               "camera_bridge": "asyncvla_bridges.bridge_config:CameraBridgeConfig",
+               "robot_bridge": "asyncvla_bridges.bridge_config:RobotBridgeConfig",
+               "sensor_bridge": "asyncvla_bridges.bridge_config:SensorBridgeConfig",
+               "vlm": "asyncvla_vlm_node.vlm_config:VLMNodeConfig"}
     module, attribute = configs[key].split(":")
     cls = getattr(__import__(module, fromlist=[attribute]), attribute)
     path = tmp_path / "old.yaml"
@@ -238,12 +247,12 @@ def test_seed_defaults():
     vlm = _start_values("vlm_node.yaml", catalog.NODES["vlm"])
     from asyncvla_vlm_node.view_topics import view_topics
 
-    topics = view_topics(vlm["views"], vlm["image_topics"])
-    assert len(vlm["views"]) == 5 and len(topics) == 5
-    assert [t.split("/")[1] for t in topics] == vlm["views"]
-    assert (vlm["resize_width"], vlm["resize_height"]) == (640, 360)
+    topics = view_topics(vlm["views.names"], vlm["views.image_topics"])
+    assert len(vlm["views.names"]) == 5 and len(topics) == 5
+    assert [t.split("/")[1] for t in topics] == vlm["views.names"]
+    assert (vlm["views.resize_width"], vlm["views.resize_height"]) == (640, 360)
     assert vlm["prompt"] == "Insert the needle through the trocar into the eye phantom model"
-    assert vlm["feature_layer"] == -1
+    assert vlm["features.layer"] == -1
     action = _start_values("action_node.yaml", catalog.NODES["action"])
     assert action["timing.action_rate_hz"] == 10.0
     assert action["safety.enabled_at_start"] is False, "a robot must start disabled"
@@ -259,8 +268,8 @@ def test_seed_defaults():
     # are 1.5 ms apart, the allowed gap several periods.
     assert action["freshness.sensor_max_gap"] >= 3 / DEFAULT_SENSOR_RATE_HZ
     camera = _start_values("bridges.yaml", catalog.NODES["camera_bridge"])
-    assert camera["view_names"] == vlm["views"]
-    assert len(camera["camera_keys"]) == len(camera["frame_ids"]) == 5
+    assert camera["views.names"] == vlm["views.names"]
+    assert len(camera["views.camera_keys"]) == len(camera["views.frame_ids"]) == 5
 
 
 @pytest.mark.parametrize("key", sorted(catalog.NODES))
@@ -281,11 +290,8 @@ def test_yaml_topics_resolve_to_the_node_defaults(key):
     if key == "vlm":
         from asyncvla_vlm_node.view_topics import view_topics
 
-        topics = view_topics(params["views"], params["image_topics"])
+        topics = view_topics(params["views.names"], params["views.image_topics"])
         assert [names.resolve_topic(t) for t in topics] == \
-            [f"/camera/{v}/image_raw/compressed" for v in params["views"]]
-        checked += 1
-    if key == "camera_bridge":
-        assert names.resolve_topic(params["topic_prefix"]) == specs["topic_prefix"].default
+            [f"/camera/{v}/image_raw/compressed" for v in params["views.names"]]
         checked += 1
     assert checked or key in ("robot_bridge", "sensor_bridge")  # they publish fixed names

@@ -75,17 +75,20 @@ def test_checkpoint_is_required(role, tmp_path):
 
 def test_overrides_reach_the_nodes_with_the_declared_types(tmp_path):
     extra = tmp_path / "lab.yaml"
-    extra.write_text("/**/robot_bridge:\n  ros__parameters:\n    endpoint: tcp://10.0.0.2:5556\n")
+    extra.write_text("/**/robot_bridge:\n  ros__parameters:\n    wire:\n"
+                     "      endpoint: tcp://10.0.0.2:5556\n")
     plan = _plan("robot", checkpoint="/data/policy", model_path="/data/qwen",
                  adapter="/data/lora", prompt="yes", vl_period="1", action_rate_hz="20",
                  max_vl_age="0.5", vlm_device="cuda:0", action_device="cuda:1",
                  namespace="arm1/", log_level="WARN", use_sim_time="true",
                  params_file=str(extra))
     vlm, action = plan.node("vlm"), plan.node("action")
-    assert vlm.overrides == {"model_path": "/data/qwen", "adapter_path": "/data/lora",
-                             "prompt": "yes", "target_period": 1.0, "device": "cuda:0",
-                             "policy_checkpoint": "/data/policy", "use_sim_time": True}
-    assert type(vlm.overrides["target_period"]) is float  # "1" -> 1.0: the node declares double
+    assert vlm.overrides == {"model.path": "/data/qwen", "model.adapter_path": "/data/lora",
+                             "prompt": "yes", "timing.target_period": 1.0,
+                             "model.device": "cuda:0", "policy_checkpoint": "/data/policy",
+                             "use_sim_time": True}
+    # "1" -> 1.0: the node declares a double
+    assert type(vlm.overrides["timing.target_period"]) is float
     assert type(vlm.overrides["prompt"]) is str            # "yes" stays a string
     assert action.overrides == {"checkpoint": "/data/policy", "timing.action_rate_hz": 20.0,
                                 "freshness.max_vl_age": 0.5, "expert.device": "cuda:1",
@@ -109,7 +112,7 @@ def test_checkpoint_reaches_the_vlm_node_too(role):
 
 
 def test_single_node_roles_name_the_device_argument_device():
-    assert _plan("vlm", device="cpu").node("vlm").overrides["device"] == "cpu"
+    assert _plan("vlm", device="cpu").node("vlm").overrides["model.device"] == "cpu"
     assert _plan("action", device="cuda", **CHECKPOINT).node(
         "action").overrides["expert.device"] == "cuda"
 

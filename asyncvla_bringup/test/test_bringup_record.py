@@ -53,7 +53,7 @@ def test_recorded_topics_match_what_the_nodes_publish(config):
     vlm = catalog.NODES["vlm"].spec_map()
     recorded = set(record.topics(config))
     for spec in (action["topics.action"], action["topics.trajectory"], action["topics.enable"],
-                 action["topics.estop"], vlm["vl_features_topic"]):
+                 action["topics.estop"], vlm["topics.vl_features"]):
         assert spec.default in recorded, spec.name
     for node, fields in PLOT_TOPICS.items():
         for name in fields:

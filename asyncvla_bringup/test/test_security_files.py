@@ -154,13 +154,12 @@ def test_action_node_topics_match_the_code_and_only_the_right_enclave_publishes_
 
 
 def test_vlm_topics_match_the_code():
-    pytest.importorskip("rclpy")
-    from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS
+    from asyncvla_vlm_node.vlm_config import VLM_NODE_PARAMETERS
 
     p = {s.name: s.default for s in VLM_NODE_PARAMETERS}
     root = policy_root()
     vlm = security.ENCLAVES["vlm"]
-    assert allowed(rules(root, "publish")[vlm], p["vl_features_topic"])
+    assert allowed(rules(root, "publish")[vlm], p["topics.vl_features"])
     for view in ("view1", "view5"):  # the default image topics of the VLM and camera bridge
         topic = f"/camera/{view}/image_raw/compressed"
         assert allowed(rules(root, "subscribe")[vlm], topic)

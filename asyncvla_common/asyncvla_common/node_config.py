@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from asyncvla_common.param_spec import ParamSpec, param
 from asyncvla_core.chunk_blending import blending_modes
-from asyncvla_core.conventions import JOINT_NAMES
+from asyncvla_core.conventions import JOINT_NAMES, VIEW_NAMES
 from asyncvla_core.output_guard import GUARD_MODES, GuardLimits
 
 PI = math.pi
@@ -29,6 +29,14 @@ JOINT_STATE_TOPIC = ParamSpec("joint_state", "/robot/joint_states", "JointState 
                               read_only=True)
 POSE_TOPIC = ParamSpec("pose", "/robot/ee_pose", "PoseStamped topic (EE in base frame)",
                        read_only=True)
+#: The views, one fact for the camera bridge and the VLM node (``views.names``).
+VIEW_NAMES_SPEC = ParamSpec("names", list(VIEW_NAMES), "View names, in the order the model was "
+                            "trained on: the camera bridge's name for each views.camera_keys "
+                            "entry (a topic segment), the order the VLM node feeds them in",
+                            read_only=True)
+VL_FEATURES_TOPIC = ParamSpec("vl_features", "/asyncvla/vl_features", "VLFeatures topic "
+                              "(latched: the VLM node publishes it, the action node reads it)",
+                              read_only=True)
 ACTION_TOPIC = ParamSpec("action", "/asyncvla/action_chunk", "ActionChunk topic",
                          read_only=True)
 ENABLE_TOPIC = ParamSpec("enable", "/asyncvla/enable", "std_msgs/Bool enable input (latched: "

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-#: VLM node parameters that define what the features mean: a value other than the parameter's
-#: default must equal the checkpoint's, else the node refuses to start (a conflict is loud).
-MUST_MATCH = ("num_feature_tokens", "feature_layer", "resize_width", "resize_height", "views")
+#: VLM node parameters (its dotted names, vlm_config.VLMNodeConfig) that define what the
+#: features mean: a value other than the parameter's default must equal the checkpoint's, else
+#: the node refuses to start (a conflict is loud).
+MUST_MATCH = ("features.num_tokens", "features.layer", "views.resize_width",
+              "views.resize_height", "views.names")
 #: VLM node parameters where an explicit value wins over the checkpoint's: a model's path
 #: differs between machines (the loaded model is then checked by its id), and the prompt is a
 #: run-time task input (a prompt the policy was not trained on is logged).
-EXPLICIT_WINS = ("model_path", "adapter_path", "prompt")
+EXPLICIT_WINS = ("model.path", "model.adapter_path", "prompt")
 
 
 @dataclass(frozen=True)
@@ -83,17 +85,18 @@ class CheckpointVL:
             return ""
         diffs = []
         if seen.num_tokens != self.num_feature_tokens:
-            diffs.append(f"num_feature_tokens {seen.num_tokens} (trained: {self.num_feature_tokens})")
+            diffs.append(f"features.num_tokens {seen.num_tokens} (trained: "
+                         f"{self.num_feature_tokens})")
         if seen.feature_layer != self.feature_layer:
-            diffs.append(f"feature_layer {seen.feature_layer} (trained: {self.feature_layer})")
+            diffs.append(f"features.layer {seen.feature_layer} (trained: {self.feature_layer})")
         if seen.adapter_id != self.adapter_id:
             diffs.append(f"adapter {seen.adapter_id or '(none)'!r} (trained: "
                          f"{self.adapter_id or '(none)'!r})")
         if seen.model_id != self.model_id and not diffs:
             w, h = self.image_size
             diffs.append(f"model or image size: VLFeatures does not carry the image size, so "
-                         f"check resize_width/resize_height (trained: {w}x{h}) and model_path "
-                         f"(trained: {self.model_path})")
+                         f"check views.resize_width/resize_height (trained: {w}x{h}) and "
+                         f"model.path (trained: {self.model_path})")
         if self.prompts and seen.prompt not in self.prompts:
             diffs.append(f"prompt {seen.prompt!r} (trained: {self.prompts[0]!r})")
         return (f"VL features from model {seen.model_id!r} do not match checkpoint "
@@ -104,7 +107,7 @@ class CheckpointVL:
     def extractor_mismatch(self, model_id: str, adapter_id: str, model_path: str) -> str:
         """"" when a loaded extractor makes this checkpoint's features, else why not."""
         if model_id != self.model_id:
-            return (f"model_path {model_path!r} with these settings gives model id {model_id!r}, "
+            return (f"model.path {model_path!r} with these settings gives model id {model_id!r}, "
                     f"but {self.checkpoint} was trained on {self.model_id!r} (from "
                     f"{self.model_path!r}): the model itself (its architecture config) differs")
         if adapter_id != self.adapter_id:
@@ -123,16 +126,16 @@ def vlm_settings_from_checkpoint(params: Mapping[str, Any], defaults: Mapping[st
     default value explicitly cannot be told from not setting it: the checkpoint's value is used.
     """
     trained: dict[str, Any] = {
-        "num_feature_tokens": ckpt.num_feature_tokens, "feature_layer": ckpt.feature_layer,
-        "resize_width": ckpt.image_size[0], "resize_height": ckpt.image_size[1],
-        "views": list(ckpt.views), "model_path": ckpt.model_path,
-        "adapter_path": ckpt.adapter_path,
+        "features.num_tokens": ckpt.num_feature_tokens, "features.layer": ckpt.feature_layer,
+        "views.resize_width": ckpt.image_size[0], "views.resize_height": ckpt.image_size[1],
+        "views.names": list(ckpt.views), "model.path": ckpt.model_path,
+        "model.adapter_path": ckpt.adapter_path,
         "prompt": ckpt.prompts[0] if len(ckpt.prompts) == 1 else None,
     }
     out = dict(params)
     conflicts, notes = [], []
     for name, value in trained.items():
-        if value is None or (name == "views" and not value):
+        if value is None or (name == "views.names" and not value):
             continue  # the checkpoint does not say (several prompts; no views recorded)
         current = params[name]
         if current == defaults[name] or current == value:

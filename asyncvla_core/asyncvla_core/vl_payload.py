@@ -41,7 +41,7 @@ def encode_features(features: np.ndarray, dtype: str = "float16") -> tuple[bytes
         data = rounded.astype("<u2").tobytes()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"VL payload of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte "
-                         f"budget; reduce num_feature_tokens or use a 2-byte dtype")
+                         f"budget; reduce features.num_tokens or use a 2-byte dtype")
     return data, code
 
 

@@ -3,7 +3,8 @@
 Frames are kept encoded (JPEG bytes) and decoded only when a VL update takes them: at 5 views x
 30 FPS, decoding every frame would cost more CPU than the updates that use one in ten.
 A set is refused — never silently filled with old frames — when a view is missing, when a view's
-frame is older than `max_frame_age`, or when the views are further apart than `max_skew`.
+frame is older than `max_frame_age`, or when the views are further apart than `max_skew` (the
+VLM node's freshness.max_frame_age and freshness.max_view_skew).
 """
 from __future__ import annotations
 
@@ -90,12 +91,13 @@ class FrameStore:
         ages = [(now_ns - s) / 1e9 for s in stamps]
         stale = [f"{v} ({a * 1e3:.0f} ms)" for v, a in zip(self.views, ages) if a > max_frame_age]
         if stale:
-            return FrameSet(None, stamps, f"stale view(s): {', '.join(stale)}; max_frame_age "
+            return FrameSet(None, stamps, f"stale view(s): {', '.join(stale)}; "
+                                          f"freshness.max_frame_age "
                                           f"{max_frame_age * 1e3:.0f} ms")
         skew = (max(stamps) - min(stamps)) / 1e9
         if skew > max_skew:
-            return FrameSet(None, stamps, f"views {skew * 1e3:.0f} ms apart (max_view_skew "
-                                          f"{max_skew * 1e3:.0f} ms)")
+            return FrameSet(None, stamps, f"views {skew * 1e3:.0f} ms apart "
+                                          f"(freshness.max_view_skew {max_skew * 1e3:.0f} ms)")
         images = []
         for view, frame in zip(self.views, frames):
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from asyncvla_core.conventions import LAB_VIEWS, CameraView
 
-#: Relative prefix of the camera bridge's topics (its topic_prefix default, without the root).
+#: Relative prefix of the camera bridge's topics (its topics.prefix default, without the root).
 CAMERA_PREFIX = "camera"
 
 
@@ -24,6 +24,6 @@ def view_topics(views: list[str], topics: list[str], compressed: bool = True) ->
     if len(topics) <= 1 and not any(topics):
         topics = [""] * len(views)
     if len(topics) != len(views):
-        raise ValueError(f"{len(views)} views but {len(topics)} image_topics (give one per view, "
-                         "or [''] for camera/<view>/image_raw[/compressed] each)")
+        raise ValueError(f"{len(views)} views but {len(topics)} views.image_topics (give one per "
+                         "view, or [''] for camera/<view>/image_raw[/compressed] each)")
     return [t or default_view_topic(v, compressed) for v, t in zip(views, topics)]

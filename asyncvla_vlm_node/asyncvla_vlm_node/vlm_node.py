@@ -1,15 +1,18 @@
 """asyncvla_vlm_node: camera views + task prompt -> latched VL features (ROS glue only).
 
 Subscribes to one image topic per view (sensor_msgs/CompressedImage or Image, by parameter),
-keeps the newest frame of each, and every `target_period` starts one VL extraction on a worker
-thread when every view is present, fresh and close enough in time to the others. Publishes
+keeps the newest frame of each, and every `timing.target_period` starts one VL extraction on a
+worker thread when every view is present, fresh and close enough in time to the others. Publishes
 asyncvla_msgs/VLFeatures on a TRANSIENT_LOCAL depth-1 topic, /diagnostics, and Float64 topics
 under ~/ for rqt_plot (compute_time_ms, update_rate_hz). The prompt can change at run time via
 the `prompt` parameter or the `~/prompt` topic (std_msgs/String).
 
-Every view has a heartbeat watchdog (`camera_timeout`, on arrival time): while one is silent no
-update starts, /diagnostics says which view, and asyncvla_msgs/SafetyStatus (latched,
+Every view has a heartbeat watchdog (`watchdog.camera_timeout`, on arrival time): while one is
+silent no update starts, /diagnostics says which view, and asyncvla_msgs/SafetyStatus (latched,
 ~/safety_status) lists every view's age, timeout, trips and last outage.
+
+Parameters: vlm_config.VLMNodeConfig (dotted names by concern: model.path, timing.target_period,
+views.names, ...), with the policy checkpoint's VL settings where they are left at defaults.
 """
 from __future__ import annotations
 
@@ -30,68 +33,26 @@ from asyncvla_common import qos
 from asyncvla_common.diagnostics import DiagnosticsPublisher
 from asyncvla_common.guard import guarded
 from asyncvla_common.image_conversion import ImageConverter
-from asyncvla_common.params import ParamSpec, declare_all
+from asyncvla_common.params import declare_config
 from asyncvla_common.report import ERROR, OK, WARN, Report
 from asyncvla_common.safety import WatchdogSet
 from asyncvla_common.safety_status import fill_status
 from asyncvla_common.spin import spin_node
 from asyncvla_common.stats import Counters, RateMeter, RollingStats
 from asyncvla_common.timeconv import ns_to_stamp, stamp_to_ns
-from asyncvla_core.conventions import DEFAULT_PROMPT, VIEW_NAMES
 from asyncvla_core.vl_payload import encode_features
 from asyncvla_msgs.msg import SafetyStatus, VLFeatures
 from asyncvla_vlm_node.frame_store import FrameStore, StoredFrame
 from asyncvla_vlm_node.upstream_health import UpstreamHealth
+from asyncvla_vlm_node.vlm_config import VLMNodeConfig, with_checkpoint
 from asyncvla_vlm_node.view_topics import view_topics
 from asyncvla_vlm_node.vl_worker import VLWorker
 
-
-
-#: Every parameter of the VLM node (name, default, description, range); declared in order.
-VLM_NODE_PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("policy_checkpoint", "", "Policy checkpoint this node serves: VL parameters left "
-              "at their defaults take the checkpoint's values, conflicting ones stop the node "
-              "('' = use the parameters as given)", read_only=True),
-    ParamSpec("model_path", "Qwen/Qwen2.5-VL-3B-Instruct", "Local model directory or a model id "
-              "already in the HF cache (loaded offline)", read_only=True),
-    ParamSpec("adapter_path", "", "Optional peft LoRA adapter directory", read_only=True),
-    ParamSpec("device", "auto", "auto (cuda if available), cpu, cuda, cuda:N", read_only=True),
-    ParamSpec("dtype", "auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16",
-              read_only=True),
-    ParamSpec("views", list(VIEW_NAMES), "View names, in the order the model was trained on",
-              read_only=True),
-    ParamSpec("image_topics", [""], "One image topic per view, or [''] for all: a '' entry is "
-              "camera/<view>/image_raw[/compressed] (relative: follows the namespace)",
-              read_only=True),
-    ParamSpec("image_transport", "compressed", "compressed (sensor_msgs/CompressedImage) or raw "
-              "(sensor_msgs/Image)", read_only=True),
-    ParamSpec("resize_width", 640, "Width (px) every view is resized to", read_only=True,
-              min_value=28, max_value=4096),
-    ParamSpec("resize_height", 360, "Height (px) every view is resized to", read_only=True,
-              min_value=28, max_value=4096),
-    ParamSpec("prompt", DEFAULT_PROMPT, "Task prompt (changeable at run time)"),
-    ParamSpec("target_period", 0.3, "Seconds between VL update starts (an update never starts "
-              "while one runs)", min_value=0.0),
-    ParamSpec("max_frame_age", 0.5, "Skip the update when a view's newest frame is older than "
-              "this (s)", min_value=0.0),
-    ParamSpec("max_view_skew", 0.2, "Skip the update when views are further apart in time than "
-              "this (s)", min_value=0.0),
-    ParamSpec("num_feature_tokens", 64, "Tokens the hidden states are pooled to (payload rows)",
-              read_only=True, min_value=1, max_value=1024),
-    ParamSpec("feature_layer", -1, "LM layer the features come from (-1 last)", read_only=True),
-    ParamSpec("payload_dtype", "float16", "float16, bfloat16 or float32", read_only=True),
-    ParamSpec("vl_features_topic", "/asyncvla/vl_features", "VLFeatures output (latched)",
-              read_only=True),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics", read_only=True,
-              min_value=0.05),
-    ParamSpec("log_period", 1.0, "Seconds between status log lines", min_value=0.0),
-    ParamSpec("camera_timeout", 0.5, "Heartbeat: longest silence (s) of a view's image topic "
-              "before updates stop (0 = off)", read_only=True, min_value=0.0),
-    ParamSpec("safety_status_topic", "~/safety_status", "asyncvla_msgs/SafetyStatus output "
-              "(latched; camera watchdogs)", read_only=True),
-    ParamSpec("camera_bridge_node", "camera_bridge", "Node name of the camera bridge whose "
-              "/diagnostics explain a silent camera ('' = do not listen)", read_only=True),
-)
+#: Parameters changeable at run time -> the attribute that follows them.
+RUNTIME_PARAMETERS = {"timing.target_period": "target_period",
+                      "freshness.max_frame_age": "max_frame_age",
+                      "freshness.max_view_skew": "max_view_skew",
+                      "reporting.log_period": "log_period"}
 
 
 def prompt_id(prompt: str) -> str:
@@ -101,43 +62,44 @@ def prompt_id(prompt: str) -> str:
 class VLMNode(Node):
     def __init__(self) -> None:
         super().__init__("asyncvla_vlm_node")
-        p = declare_all(self, VLM_NODE_PARAMETERS)
+        cfg = declare_config(self, VLMNodeConfig)
         contract = None
-        if p["policy_checkpoint"]:
-            from asyncvla_core.vl_contract import vlm_settings_from_checkpoint
+        if cfg.policy_checkpoint:
             from asyncvla_policy.checkpoint import read_checkpoint_vl  # torch
 
-            contract = read_checkpoint_vl(p["policy_checkpoint"])
-            p, notes = vlm_settings_from_checkpoint(
-                p, {s.name: s.default for s in VLM_NODE_PARAMETERS}, contract)
+            contract = read_checkpoint_vl(cfg.policy_checkpoint)
+            cfg, notes = with_checkpoint(cfg, contract)
             for note in notes:
                 self.get_logger().warning(note)
-        views = list(p["views"])
-        if p["image_transport"] not in ("compressed", "raw"):
-            raise ValueError("image_transport must be 'compressed' or 'raw'")
-        topics = view_topics(views, list(p["image_topics"]), p["image_transport"] == "compressed")
+        cfg.check()
+        self.config = cfg
+        views = list(cfg.views.names)
+        compressed = cfg.views.image_transport == "compressed"
+        topics = view_topics(views, list(cfg.views.image_topics), compressed)
         from asyncvla_policy.vl_extractor import VLFeatureExtractor  # torch: slow import
 
         self.extractor = VLFeatureExtractor.from_pretrained(
-            p["model_path"], adapter_path=p["adapter_path"] or None, device=p["device"],
-            dtype=None if p["dtype"] == "auto" else p["dtype"],
-            image_size=(p["resize_width"], p["resize_height"]), max_views=max(5, len(views)),
-            num_feature_tokens=p["num_feature_tokens"], feature_layer=p["feature_layer"])
+            cfg.model.path, adapter_path=cfg.model.adapter_path or None, device=cfg.model.device,
+            dtype=None if cfg.model.dtype == "auto" else cfg.model.dtype,
+            image_size=(cfg.views.resize_width, cfg.views.resize_height),
+            max_views=max(5, len(views)), num_feature_tokens=cfg.features.num_tokens,
+            feature_layer=cfg.features.layer)
         if contract is not None:
             mismatch = contract.extractor_mismatch(self.extractor.model_id,
-                                                   self.extractor.adapter_id, p["model_path"])
+                                                   self.extractor.adapter_id, cfg.model.path)
             if mismatch:
                 raise ValueError(mismatch)
         # cv_bridge where it imports and converts correctly (ROS from apt), else the builtin
         # conversion; chosen here so the start-up line below can name it.
         self.image_converter = ImageConverter(warn=self.get_logger().warning)
         self.frames = FrameStore(views, converter=self.image_converter)
-        self.payload_dtype = p["payload_dtype"]
-        self.target_period = p["target_period"]
-        self.max_frame_age, self.max_view_skew = p["max_frame_age"], p["max_view_skew"]
-        self.log_period = p["log_period"]
+        self.payload_dtype = cfg.features.payload_dtype
+        self.target_period = cfg.timing.target_period
+        self.max_frame_age = cfg.freshness.max_frame_age
+        self.max_view_skew = cfg.freshness.max_view_skew
+        self.log_period = cfg.reporting.log_period
         self._prompt_lock = threading.Lock()
-        self._prompt = p["prompt"]
+        self._prompt = cfg.prompt
         self._sequence = 0
         self._last_start = 0.0
         self._last_skip_reason = ""
@@ -147,12 +109,12 @@ class VLMNode(Node):
         self.update_rate = RateMeter(window=10.0)
         self.watchdogs = WatchdogSet()
         for view in views:
-            self.watchdogs.add(view, p["camera_timeout"])
+            self.watchdogs.add(view, cfg.watchdog.camera_timeout)
         self._status_key: tuple | None = None
 
         images = MutuallyExclusiveCallbackGroup()
         for view, topic in zip(views, topics):
-            if p["image_transport"] == "compressed":
+            if compressed:
                 self.create_subscription(CompressedImage, topic,
                                          guarded(self, self.counters, view,
                                                  self._image_cb(view, True)),
@@ -164,31 +126,31 @@ class VLMNode(Node):
                                          qos.sensor_subscriber(2), callback_group=images)
         self.create_subscription(String, "~/prompt", self._on_prompt_topic, 10,
                                  callback_group=images)
-        self.upstream = UpstreamHealth(p["camera_bridge_node"])
-        if p["camera_bridge_node"]:
+        self.upstream = UpstreamHealth(cfg.watchdog.camera_bridge_node)
+        if cfg.watchdog.camera_bridge_node:
             self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10,
                                      callback_group=images)
         if self._prompt != self.get_parameter("prompt").value:  # taken from policy_checkpoint
             self.set_parameters([rclpy.parameter.Parameter("prompt", value=self._prompt)])
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.pub = self.create_publisher(VLFeatures, p["vl_features_topic"], qos.LATCHED)
-        self.status_pub = self.create_publisher(SafetyStatus, p["safety_status_topic"],
+        self.pub = self.create_publisher(VLFeatures, cfg.topics.vl_features, qos.LATCHED)
+        self.status_pub = self.create_publisher(SafetyStatus, cfg.topics.safety_status,
                                                 qos.LATCHED)
-        self.create_timer(p["diagnostics_period"], lambda: self._publish_status(True),
+        self.create_timer(cfg.reporting.diagnostics_period, lambda: self._publish_status(True),
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.plot_pubs = {n: self.create_publisher(Float64, f"~/{n}", 10)
                           for n in ("compute_time_ms", "update_rate_hz")}
         self.worker = VLWorker(self._extract, self._on_result, self._on_error)
-        self.diagnostics = DiagnosticsPublisher(self, period=p["diagnostics_period"])
+        self.diagnostics = DiagnosticsPublisher(self, period=cfg.reporting.diagnostics_period)
         self.diagnostics.add("vl updates", self._diag_updates)
         self.diagnostics.add("cameras", self._diag_cameras)
         self.create_timer(0.02, guarded(self, self.counters, "timer", self._on_timer),
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f"VLM node ready: model {self.extractor.model_id} on {self.extractor.device}, "
-            f"{p['num_feature_tokens']} tokens from layer {p['feature_layer']} at "
-            f"{p['resize_width']}x{p['resize_height']}"
-            + (f" (from {p['policy_checkpoint']})" if contract is not None else "") + ", "
+            f"{cfg.features.num_tokens} tokens from layer {cfg.features.layer} at "
+            f"{cfg.views.resize_width}x{cfg.views.resize_height}"
+            + (f" (from {cfg.policy_checkpoint})" if contract is not None else "") + ", "
             f"views {views} on {topics}, target period {self.target_period:.2f} s, "
             f"image conversion {self.image_converter.backend}"
             + (f" ({self.image_converter.reason})" if self.image_converter.reason else ""))
@@ -228,14 +190,8 @@ class VLMNode(Node):
                 with self._prompt_lock:
                     self._prompt = str(param.value)
                 self.get_logger().info(f"prompt changed to {param.value!r}")
-            elif param.name == "target_period":
-                self.target_period = float(param.value)
-            elif param.name == "max_frame_age":
-                self.max_frame_age = float(param.value)
-            elif param.name == "max_view_skew":
-                self.max_view_skew = float(param.value)
-            elif param.name == "log_period":
-                self.log_period = float(param.value)
+            elif param.name in RUNTIME_PARAMETERS:
+                setattr(self, RUNTIME_PARAMETERS[param.name], float(param.value))
         return SetParametersResult(successful=True)
 
     # --- the update loop --------------------------------------------------------------------

@@ -19,7 +19,7 @@ from asyncvla_policy.checkpoint import read_checkpoint_vl
 from asyncvla_testing.pipeline import ros_args, start_action, start_sources
 
 pytest.importorskip("rclpy")
-from asyncvla_vlm_node.vlm_node import VLM_NODE_PARAMETERS  # noqa: E402
+from asyncvla_vlm_node.vlm_config import VLM_NODE_PARAMETERS  # noqa: E402
 
 DEFAULTS = {s.name: s.default for s in VLM_NODE_PARAMETERS}
 
@@ -28,21 +28,24 @@ def test_defaults_take_the_checkpoints_settings_and_conflicts_are_named(assets):
     ckpt = read_checkpoint_vl(assets.checkpoint_dir)
     assert ckpt.num_feature_tokens == assets.num_feature_tokens == 8  # not the node's 64
     resolved, notes = vlm_settings_from_checkpoint(DEFAULTS, DEFAULTS, ckpt)
-    assert (resolved["num_feature_tokens"], resolved["resize_width"], resolved["resize_height"],
-            resolved["model_path"]) == (8, *assets.image_size, ckpt.model_path)
-    assert resolved["views"] == list(VIEW_NAMES) and notes == []  # the demo records no views
-    clash = dict(DEFAULTS, num_feature_tokens=16, resize_width=320, feature_layer=-2)
+    assert (resolved["features.num_tokens"], resolved["views.resize_width"],
+            resolved["views.resize_height"], resolved["model.path"]) == (
+        8, *assets.image_size, ckpt.model_path)
+    assert resolved["views.names"] == list(VIEW_NAMES) and notes == []  # no views recorded
+    clash = {**DEFAULTS, "features.num_tokens": 16, "views.resize_width": 320,
+             "features.layer": -2}
     with pytest.raises(ValueError) as err:
         vlm_settings_from_checkpoint(clash, DEFAULTS, ckpt)
     text = str(err.value)
-    assert "num_feature_tokens 16 (trained: 8)" in text and "resize_width 320 (trained: 112)" in text
-    assert "feature_layer -2 (trained: -1)" in text
-    same = dict(DEFAULTS, num_feature_tokens=8)  # explicit and equal: fine
-    assert vlm_settings_from_checkpoint(same, DEFAULTS, ckpt)[0]["num_feature_tokens"] == 8
-    moved = dict(DEFAULTS, model_path="/elsewhere/qwen", prompt="another task")
+    assert "features.num_tokens 16 (trained: 8)" in text
+    assert "views.resize_width 320 (trained: 112)" in text
+    assert "features.layer -2 (trained: -1)" in text
+    same = {**DEFAULTS, "features.num_tokens": 8}  # explicit and equal: fine
+    assert vlm_settings_from_checkpoint(same, DEFAULTS, ckpt)[0]["features.num_tokens"] == 8
+    moved = {**DEFAULTS, "model.path": "/elsewhere/qwen", "prompt": "another task"}
     resolved, notes = vlm_settings_from_checkpoint(moved, DEFAULTS, ckpt)
-    assert resolved["model_path"] == "/elsewhere/qwen" and resolved["prompt"] == "another task"
-    assert len(notes) == 2 and "model_path '/elsewhere/qwen' kept" in notes[0]
+    assert resolved["model.path"] == "/elsewhere/qwen" and resolved["prompt"] == "another task"
+    assert len(notes) == 2 and "model.path '/elsewhere/qwen' kept" in notes[0]
 
 
 def test_refused_features_name_the_setting_that_differs(assets):
@@ -55,9 +58,9 @@ def test_refused_features_name_the_setting_that_differs(assets):
     feats = np.zeros((8, 4), np.float32)
     good = VLSeen(ckpt.model_id, "", 8, -1, ckpt.prompts[0])
     assert store.update(feats, 1, now, good.model_id, now, good) == ""
-    cases = {"num_feature_tokens 4 (trained: 8)": dict(num_feature_tokens=4),
+    cases = {"features.num_tokens 4 (trained: 8)": dict(num_feature_tokens=4),
              "model or image size": dict(image_size=(56, 56)),
-             "feature_layer 1 (trained: -1)": dict(feature_layer=1)}
+             "features.layer 1 (trained: -1)": dict(feature_layer=1)}
     for expected, settings in cases.items():
         settings = {"num_feature_tokens": 8, "image_size": assets.image_size, **settings}
         other = VLFeatureExtractor.from_pretrained(assets.model_dir, **settings)
@@ -83,8 +86,8 @@ def test_policy_checkpoint_alone_gives_a_working_pair(one_thread, ros_env, asset
     from asyncvla_testing.ros_listener import RosListener
 
     start_sources(one_thread, list(VIEW_NAMES))
-    vlm = start_vlm_with(one_thread, policy_checkpoint=assets.checkpoint_dir, device="cpu",
-                         target_period=0.5)
+    vlm = start_vlm_with(one_thread, policy_checkpoint=assets.checkpoint_dir,
+                         model={"device": "cpu"}, timing={"target_period": 0.5})
     line = vlm.wait_for_line("VLM node ready", 120)
     assert "8 tokens from layer -1 at 112x112 (from" in line
     start_action(one_thread, assets, freshness={"max_vl_age": 1.5})
@@ -94,11 +97,11 @@ def test_policy_checkpoint_alone_gives_a_working_pair(one_thread, ros_env, asset
 
 
 def test_conflicting_setting_stops_the_vlm_node_naming_it(one_thread, assets):
-    vlm = start_vlm_with(one_thread, policy_checkpoint=assets.checkpoint_dir, device="cpu",
-                         num_feature_tokens=16)
+    vlm = start_vlm_with(one_thread, policy_checkpoint=assets.checkpoint_dir,
+                         model={"device": "cpu"}, features={"num_tokens": 16})
     vlm.popen.wait(timeout=120)
     assert vlm.popen.returncode != 0
-    assert "num_feature_tokens 16 (trained: 8)" in vlm.output()
+    assert "features.num_tokens 16 (trained: 8)" in vlm.output()
 
 
 def test_vlm_node_starts_with_its_default_parameters(one_thread, ros_env, assets):
@@ -108,7 +111,7 @@ def test_vlm_node_starts_with_its_default_parameters(one_thread, ros_env, assets
     from asyncvla_testing.ros_listener import RosListener
 
     start_sources(one_thread, list(VIEW_NAMES))
-    vlm = start_vlm_with(one_thread, model_path=assets.model_dir, device="cpu")
+    vlm = start_vlm_with(one_thread, model={"path": assets.model_dir, "device": "cpu"})
     line = vlm.wait_for_line("VLM node ready", 120)
     assert "/camera/view5/image_raw/compressed" in line or "camera/view5/image_raw/compressed" in line
     with RosListener(int(ros_env["ROS_DOMAIN_ID"]), {"/asyncvla/vl_features": VLFeatures}) as ls:

@@ -24,17 +24,31 @@ def entry_script(kind: str) -> str:
     return os.path.join(REPO, "install", package, "lib", package, exe)
 
 
-def ros_args(params: dict[str, Any]) -> list[str]:
-    """`--ros-args -p name:=value ...`; values as JSON, which the YAML parser accepts."""
-    args = ["--ros-args"]
+def flat_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested groups -> dotted parameter names: {"wire": {"port": 0}} is {"wire.port": 0}
+    (a name may also be given dotted already)."""
+    out: dict[str, Any] = {}
     for name, value in params.items():
+        if isinstance(value, dict):
+            out.update(flat_params(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def ros_args(params: dict[str, Any]) -> list[str]:
+    """`--ros-args -p name:=value ...`; nested groups become dotted names (`flat_params`),
+    values JSON, which the YAML parser accepts."""
+    args = ["--ros-args"]
+    for name, value in flat_params(params).items():
         args += ["-p", f"{name}:={value if isinstance(value, str) else json.dumps(value)}"]
     return args
 
 
 def start_bridge(processes: ProcessGroup, kind: str, params: dict[str, Any],
                  timeout: float = 30.0) -> tuple[ManagedProcess, str]:
-    """Start a bridge, wait for its ready line and return (process, endpoint it listens on)."""
+    """Start a bridge, wait for its ready line and return (process, endpoint it listens on).
+    `params` by group, as in its YAML (``{"wire": {"port": 0}}``), or dotted."""
     proc = processes.start(f"{kind}_bridge", [entry_script(kind), *ros_args(params)])
     line = proc.wait_for_line("ready: listening on", timeout)
     endpoint = re.search(r"listening on (\S+)", line).group(1)

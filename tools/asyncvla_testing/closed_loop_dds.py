@@ -8,7 +8,7 @@ this machine (loopback, a private DDS domain):
 * the real VLM node (tiny Qwen2.5-VL, its VL settings from the policy checkpoint) on the world
   camera, publishing on ``VLM_TOPIC``, and the relay (vl_delay_relay.py) that republishes its
   features on /asyncvla/vl_features ``latency - compute`` after they arrive; the VLM node's
-  ``target_period`` is the latency (less 10 ms: ``DdsSettings.period_trim_s``), so updates
+  ``timing.target_period`` is the latency (less 10 ms: ``DdsSettings.period_trim_s``), so updates
   start ``latency`` apart and each reaches the
   action node ``latency`` (plus encoding and transport) after it started: a VLM whose compute
   takes ``latency``, back to back, as the simulator's ``LatencyModel``;
@@ -18,13 +18,13 @@ this machine (loopback, a private DDS domain):
   real robot bridge, whose /robot/joint_states and /robot/ee_pose the nodes and the world read.
 
 Episodes (:meth:`DdsLoop.run_episode`): with output disabled (/asyncvla/enable False) and the
-VLM paused (``target_period`` set far out through its parameter service), the robot is put at
+VLM paused (``timing.target_period`` set far out through its parameter service), the robot is put at
 the scene's start (kinematic_robot's reset topic), the world is given the scene with its first
 action time ``t0`` on the wall clock, far enough ahead that every VL feature of the previous
 episode is older than ``max_vl_age`` by then, and current from ``t0 - latency - 0.25 s``. The
 simulator's VLM is warm-started: its first update takes the frame of ``t0 - latency - 5 ms``
 (on the 100 ms grid: ``t0 - latency - 100 ms``) and its features arrive at ``t0``, the next
-updates start ``latency`` later. Here the VLM's ``target_period`` is set to the latency at
+updates start ``latency`` later. Here the VLM's ``timing.target_period`` is set to the latency at
 ``t0 - latency - 50 ms`` (``RESUME_LEAD_S``), halfway between two frames: its first update
 takes the same frame, the next ones start ``latency`` apart and take the frames the simulator's
 take, and their features reach the action node about 50 ms before the simulator's arrive (the
@@ -98,13 +98,14 @@ def start_processes(group: ProcessGroup, checkpoint: str, model_path: str,
         "--setpoint-topic", f"/asyncvla/setpoint/{settings.output}", "--state-out", "wire",
         "--log-period", "0", "--joint-model", "tracking", "--reset-topic", RESET_TOPIC])
     endpoint = procs["robot"].wait_for_line("robot state wire:", timeout).rsplit(" ", 1)[-1]
-    procs["robot_bridge"], _ = start_bridge(group, "robot", {"endpoint": endpoint}, timeout)
+    procs["robot_bridge"], _ = start_bridge(group, "robot", {"wire": {"endpoint": endpoint}},
+                                          timeout)
     procs["executor"] = group.start("executor", ["-m", "asyncvla_executor.executor_node",
                                                  *ros_args({"output": {"kind": settings.output},
                                                             "safety": {"enabled_at_start": False}})])
     procs["vlm"] = group.start("vlm", ["-m", "asyncvla_vlm_node.vlm_node", *ros_args({
-        "policy_checkpoint": checkpoint, "model_path": model_path, "device": "cpu",
-        "target_period": PAUSED_PERIOD, "vl_features_topic": VLM_TOPIC})])
+        "policy_checkpoint": checkpoint, "model": {"path": model_path, "device": "cpu"},
+        "timing": {"target_period": PAUSED_PERIOD}, "topics": {"vl_features": VLM_TOPIC}})])
     procs["relay"] = group.start("relay", [RELAY, "--latency", str(settings.latency_s),
                                            "--input-topic", VLM_TOPIC, "--output-topic",
                                            VL_TOPIC])
@@ -278,11 +279,12 @@ class Monitor:
         self.enable_pub.publish(self._Bool(data=bool(on)))
 
     def set_vlm_period(self, seconds: float):
-        """Set the VLM node's target_period (its parameter service); returns the future."""
+        """Set the VLM node's timing.target_period (its parameter service); returns the
+        future."""
         from rclpy.parameter import Parameter
 
         request = self._SetParameters.Request()
-        request.parameters = [Parameter("target_period", value=float(seconds)).to_parameter_msg()]
+        request.parameters = [Parameter("timing.target_period", value=float(seconds)).to_parameter_msg()]
         return self.params.call_async(request)
 
     def reset_robot(self, position: np.ndarray) -> None:

@@ -14,7 +14,7 @@ the Meca500's velocity timeout does. Every state line it logs can be parsed by a
   [b"robot_state", struct '<ddf12f'] = origin_ts and send_ts (s, this machine's wall clock),
   force (0.0: the kinematic robot has no sensor), 6 joint angles in degrees, x y z in
   millimetres and the Meca500's mobile-XYZ Euler angles in degrees (R = Rx(alpha) Ry(beta)
-  Rz(gamma), the bridge's default euler_convention 'xyz_intrinsic'), at 100 Hz.
+  Rz(gamma), the bridge's default pose.euler_convention 'xyz_intrinsic'), at 100 Hz.
 
 Two options for the closed loop on the moving-target task (tools/bench/bench_closed_loop_dds.py):
 ``--joint-model tracking`` sends the joints the task's recordings hold for the current position

@@ -4,25 +4,13 @@ from __future__ import annotations
 import os
 
 from asyncvla_testing.assets import DemoAssets
-from asyncvla_testing.bridge_harness import start_bridge
+from asyncvla_testing.bridge_harness import flat_params, start_bridge
 from asyncvla_testing.processes import ManagedProcess, ProcessGroup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = os.path.join(HERE, "synthetic_sources.py")
 BAG_PLAYER = os.path.join(HERE, "bag_player.py")
 KINEMATIC_ROBOT = os.path.join(HERE, "kinematic_robot.py")
-
-
-def flat_params(params: dict[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested groups -> dotted parameter names: {"timing": {"action_rate_hz": 10.0}} is
-    {"timing.action_rate_hz": 10.0} (a name may also be given dotted already)."""
-    out: dict[str, object] = {}
-    for name, value in params.items():
-        if isinstance(value, dict):
-            out.update(flat_params(value, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = value
-    return out
 
 
 def ros_args(params: dict[str, object]) -> list[str]:
@@ -50,11 +38,14 @@ def start_bag_player(group: ProcessGroup, bag: str, name: str = "player") -> Man
 
 def start_vlm(group: ProcessGroup, assets: DemoAssets, views: list[str],
               name: str = "vlm", **params) -> ManagedProcess:
-    base = {"model_path": assets.model_dir, "device": "cpu", "views": views,
-            "image_topics": [f"/camera/{v}/image_raw/compressed" for v in views],
-            "resize_width": assets.image_size[0], "resize_height": assets.image_size[1],
-            "num_feature_tokens": assets.num_feature_tokens, "target_period": 0.3}
-    base.update(params)
+    """The VLM node on the demo model; `params` by group, as in its YAML
+    (``timing={"target_period": 0.4}``), or dotted."""
+    base = {"model.path": assets.model_dir, "model.device": "cpu", "views.names": views,
+            "views.image_topics": [f"/camera/{v}/image_raw/compressed" for v in views],
+            "views.resize_width": assets.image_size[0],
+            "views.resize_height": assets.image_size[1],
+            "features.num_tokens": assets.num_feature_tokens, "timing.target_period": 0.3}
+    base.update(flat_params(params))
     return group.start(name, ["-m", "asyncvla_vlm_node.vlm_node", *ros_args(base)])
 
 
@@ -81,5 +72,5 @@ def start_closed_loop(group: ProcessGroup, **params) -> tuple[ManagedProcess, ..
     robot = group.start("robot", [KINEMATIC_ROBOT, "--roles", "robot", "--mode", "twist",
                                   "--state-out", "wire", "--log-period", "1.0"])
     endpoint = robot.wait_for_line("robot state wire:", 60).rsplit(" ", 1)[-1]
-    bridge, _ = start_bridge(group, "robot", {"endpoint": endpoint})
+    bridge, _ = start_bridge(group, "robot", {"wire": {"endpoint": endpoint}})
     return executor, robot, bridge

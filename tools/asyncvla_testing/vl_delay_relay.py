@@ -8,7 +8,7 @@ asyncvla_msgs/VLFeatures on ``--input-topic``; this relay republishes each messa
 arrived, ``compute_time`` being the message's own (the VLM's measured compute). So a message
 leaves the relay ``--latency`` (plus the VLM's encoding and the two hops' transport) after its
 VLM update started, as if the model's compute took ``--latency``. With the VLM node's
-``target_period`` set to ``--latency`` its updates start that far apart: a VLM whose compute
+``timing.target_period`` set to ``--latency`` its updates start that far apart: a VLM whose compute
 takes ``--latency``, run back to back (the simulator's ``LatencyModel``).
 
 Both topics use the VLM node's QoS (latched: reliable, transient local, depth 1). Messages are

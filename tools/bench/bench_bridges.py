@@ -238,12 +238,12 @@ def main() -> None:
     senders: dict[str, Paced] = {}
     try:
         bridges, endpoints = {}, {"robot_pub": robot_pub}
-        camera = {"port": 0, "publish_raw": bool(raw_views)}
+        camera = {"wire": {"port": 0}, "raw": {"publish": bool(raw_views)}}
         if raw_views:
-            camera["raw_views"] = raw_views
+            camera["raw"]["views"] = raw_views
         for kind, params in [("camera", camera),
-                             ("robot", {"endpoint": robot_pub.endpoint}),
-                             ("sensor", {"port": 0})]:
+                             ("robot", {"wire": {"endpoint": robot_pub.endpoint}}),
+                             ("sensor", {"wire": {"port": 0}})]:
             proc = group.start(f"{kind}_bridge", [entry_script(kind), *ros_args(params)])
             line = proc.wait_for_line("ready: listening on", 60)
             endpoints[kind] = line.rsplit(" ", 1)[1]

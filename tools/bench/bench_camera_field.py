@@ -55,8 +55,8 @@ class Scenario:
         self.proc = None
 
     def start_bridge(self, wait_discovery: bool) -> float:
-        self.proc, _ = start_bridge(self.group, "camera", {"port": self.port,
-                                                          "diagnostics_period": 0.2})
+        self.proc, _ = start_bridge(self.group, "camera", {
+            "wire": {"port": self.port}, "reporting": {"diagnostics_period": 0.2}})
         started = time.time()
         if wait_discovery:
             self.ros.wait_until(lambda: all(self.ros.node.count_publishers(t) for t in TOPICS),

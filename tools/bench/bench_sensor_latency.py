@@ -146,7 +146,8 @@ def main() -> None:
     pause.close()
     try:
         checkpoint, model_id = start_inputs(group, args, pause.name)
-        _, endpoint = start_bridge(group, "sensor", {"port": 0, "publish_wrench": False})
+        _, endpoint = start_bridge(group, "sensor", {"wire": {"port": 0},
+                                                        "publish_wrench": False})
         sender = StepSender(endpoint, args.batch, args.step_every)
         sender.start()
         for design in args.designs.split(","):
