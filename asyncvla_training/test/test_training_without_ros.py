@@ -70,7 +70,9 @@ CHILD = textwrap.dedent(r'''
 def test_package_imports_and_trains_without_ros(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ROS_", "AMENT_", "COLCON_", "RMW_"))}
-    env["PYTHONPATH"] = os.pathsep.join(SOURCES)  # not the colcon install space nor ROS wheels
+    # not the colcon install space nor ROS wheels; tools/ for the test's own bag writer and tiny
+    # model (asyncvla_testing, not part of the package under test)
+    env["PYTHONPATH"] = os.pathsep.join([*SOURCES, os.path.join(os.path.dirname(PACKAGE_DIR), "tools")])
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run([sys.executable, "-c", CHILD, PACKAGE_DIR, str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=240)
