@@ -158,8 +158,8 @@ def test_action_launch_starts_its_nodes(processes, ros_env, tmp_path_factory):
 
     assets = build_demo_assets(str(tmp_path_factory.mktemp("assets")))
     lab = tmp_path_factory.mktemp("lab") / "lab.yaml"
-    lab.write_text("/**/camera_bridge:\n  ros__parameters:\n    port: 0\n"
-                   "/**/sensor_bridge:\n  ros__parameters:\n    port: 0\n")
+    lab.write_text("/**/camera_bridge:\n  ros__parameters:\n    wire:\n      port: 0\n"
+                   "/**/sensor_bridge:\n  ros__parameters:\n    wire:\n      port: 0\n")
     proc = processes.start("launch", ["-c", RUNNER, str(LAUNCH / "action.launch.py"),
                                       f"checkpoint:={assets.checkpoint_dir}",
                                       "action_rate_hz:=20", "namespace:=lt",
