@@ -14,6 +14,11 @@ import pytest
 
 from asyncvla_testing.staleness_experiment import StalenessSettings, run_experiment
 
+# The module fixture trains (70 s on 2 quiet cores); beside two CPU hogs it outlives pytest.ini's
+# 300 s, and pytest-timeout's SIGALRM then lands inside torch's threads: twice in fresh-clone CI
+# runs under two hogs the whole pytest process died with a segmentation fault here.
+pytestmark = pytest.mark.timeout(1500)
+
 CI = StalenessSettings(train_episodes=64, test_episodes=8, steps=1000, warmup_steps=25, batch_size=16,
                        seeds=(0,), eval_ages_ms=(0.0, 300.0, 600.0), tasks=("dynamic",),
                        policies=("F", "A", "ablated"), bootstrap=500)
