@@ -52,6 +52,7 @@ from asyncvla_testing import closed_loop_sim as sim
 from asyncvla_testing.bridge_harness import start_bridge
 from asyncvla_testing.closed_loop_world import SCENE_TOPIC, scene_message
 from asyncvla_testing.pipeline import KINEMATIC_ROBOT, ros_args
+from asyncvla_testing.ros_listener import wait_until
 from asyncvla_testing.processes import ManagedProcess, ProcessGroup
 from asyncvla_testing import tracking_task as task
 
@@ -306,11 +307,7 @@ class Monitor:
             return {k: dict(v) for k, v in self.rec.diagnostics.items()}
 
     def wait_until(self, predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not within {timeout} s: {what}")
-            time.sleep(0.01)
+        wait_until(predicate, timeout, what, poll=0.01)
 
     def close(self) -> None:
         self.context.try_shutdown()

@@ -102,11 +102,7 @@ class RosListener:
         return self.inboxes[topic]
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not within {timeout} s: {what}")
-            time.sleep(0.02)
+        wait_until(predicate, timeout, what, poll=0.02)
 
     def close(self) -> None:
         self.context.try_shutdown()
@@ -131,3 +127,13 @@ def diagnostic_values(array_msg: Any, name_suffix: str) -> dict[str, str] | None
             values["_message"] = status.message
             return values
     return None
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               poll: float = 0.02) -> None:
+    """Poll `predicate` every `poll` s; TimeoutError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout} s: {what}")
+        time.sleep(poll)
