@@ -122,11 +122,16 @@ def test_the_real_nodes_close_the_loop_over_dds(trained, one_thread) -> None:
     for f in fields:  # held latency - compute, never less; released on time on a quiet machine
         assert f["held_ms"] + f["compute_ms"] >= LATENCY * 1e3 - 1.0, f
         assert f["late_ms"] <= 50.0, f
+    # The monitor (a third process) saw the relay's input and output: the same message, same
+    # stamp, later by the hold. Its two receipts each wait for its own executor, so the gap it
+    # sees may be shorter than the relay's own hold (checked above to 1 ms) by its delivery
+    # lag: 50 ms allowed, as for the release (a CI run measured 1 ms short with 5 ms allowed).
+    # A relay that passed features through unheld would still fail by ~250 ms.
     by_seq = {v[2]: v for v in monitor.rec.vl_in}
     for recv, stamp, seq, compute, _ in monitor.rec.vl_out:
-        if seq in by_seq:  # the same message: the same stamp, later by the hold
+        if seq in by_seq:
             assert by_seq[seq][1] == stamp
-            assert recv - by_seq[seq][0] >= (LATENCY - compute - 0.005) * 1e9
+            assert recv - by_seq[seq][0] >= (LATENCY - compute - 0.050) * 1e9
 
     # The nodes published: chunks from t0 on, setpoints at about 100 Hz. The warm-started VLM's
     # first features arrived before t0; the action node's default tick design runs each
