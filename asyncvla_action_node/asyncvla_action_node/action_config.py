@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from asyncvla_action_node.action_core import ActionCoreConfig
 from asyncvla_action_node.tick_timing import TICK_SOURCES, TRIGGERS
 from asyncvla_common import node_config as common
 from asyncvla_common.param_spec import ParamSpec, flat_specs, old_names, param
+from asyncvla_core import freshness
 
 @dataclass(frozen=True)
 class ExpertConfig:
@@ -109,19 +111,20 @@ class TimingConfig:
 class FreshnessConfig:
     """How old each input may be when a tick acts on it."""
 
-    max_vl_age: float = param(1.0, "Oldest VL features (s, camera stamp to tick) the expert "
-                              "may act on; older -> no action, ERROR", min_value=0.0,
-                              was="max_vl_age")
-    sensor_max_age: float = param(0.05, "Max age (s) of the newest sensor sample at a tick",
-                                  min_value=0.0, was="sensor_max_age")
-    sensor_max_gap: float = param(0.01, "Largest gap (s) allowed between neighbouring samples "
-                                  "inside the window", read_only=True, min_value=0.0,
-                                  was="sensor_max_gap")
+    max_vl_age: float = param(
+        freshness.MAX_VL_AGE_S, "Oldest VL features (s, camera stamp to tick) the expert may act "
+        "on; older -> no action, ERROR", min_value=0.0, was="max_vl_age")
+    sensor_max_age: float = param(
+        freshness.SENSOR_MAX_AGE_S, "Max age (s) of the newest sensor sample at a tick",
+        min_value=0.0, was="sensor_max_age")
+    sensor_max_gap: float = param(
+        freshness.SENSOR_MAX_GAP_S, "Largest gap (s) allowed between neighbouring samples inside "
+        "the window", read_only=True, min_value=0.0, was="sensor_max_gap")
     robot_state_max_age: float = common.ROBOT_STATE_MAX_AGE.as_field(was=common.ROBOT_STATE_WAS)
     max_inference_age: float = param(
-        0.2, "Oldest inference (s, from the time its inputs were taken to the tick) a tick may "
-        "re-time and publish; older -> no action, ERROR", min_value=0.0,
-        was="max_inference_age")
+        ActionCoreConfig.max_inference_age, "Oldest inference (s, from the time its inputs were "
+        "taken to the tick) a tick may re-time and publish; older -> no action, ERROR",
+        min_value=0.0, was="max_inference_age")
     max_future_stamp: float = common.MAX_FUTURE_STAMP.as_field(was="max_future_stamp")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from asyncvla_action_node.refusals import Refusal
 from asyncvla_action_node.sensor_window import SensorWindow
 from asyncvla_action_node.vl_store import VLFeatureStore, VLSnapshot
+from asyncvla_core import freshness
 from asyncvla_core.chunk import Chunk, retime
 from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_core.conventions import reference_components
@@ -44,10 +45,11 @@ PredictFn = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
 
 @dataclass(frozen=True)
 class ActionCoreConfig:
-    max_vl_age: float = 1.0  # s; beyond it no action is published (ERROR)
-    sensor_max_age: float = 0.05  # s between the newest sensor sample and the tick
-    robot_state_max_age: float = 0.1  # s
-    future_tolerance: float = 0.05  # s; inputs stamped further in the future mean a clock problem
+    max_vl_age: float = freshness.MAX_VL_AGE_S  # s; beyond it no action is published (ERROR)
+    sensor_max_age: float = freshness.SENSOR_MAX_AGE_S  # s, newest sensor sample to the tick
+    robot_state_max_age: float = freshness.ROBOT_STATE_MAX_AGE_S  # s
+    # s; inputs stamped further in the future mean a clock problem (the node's max_future_stamp)
+    future_tolerance: float = freshness.MAX_FUTURE_STAMP_S
     step_period: float = 0.1  # s between chunk steps (the rate the policy was trained at)
     action_space: str = "ee_delta"
     horizon: int = 8

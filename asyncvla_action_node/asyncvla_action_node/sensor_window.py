@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asyncvla_core import freshness
 from asyncvla_core.input_checks import NS_PER_S
 
 
@@ -29,7 +30,8 @@ class SensorWindow:
     """Thread-safe buffer; `add_batch` from a subscription, `window` from the action timer."""
 
     def __init__(self, window_size: int, aline_length: int, max_gap: float,
-                 capacity_factor: int = 4, max_future: float = 0.2) -> None:
+                 capacity_factor: int = 4,
+                 max_future: float = freshness.MAX_FUTURE_STAMP_S) -> None:
         if window_size < 1 or aline_length < 1:
             raise ValueError("window_size and aline_length must be positive")
         self.window_size = window_size

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asyncvla_core import freshness
 from asyncvla_core.input_checks import NS_PER_S, future_stamp_reason
 from asyncvla_core.vl_contract import CheckpointVL, VLSeen
 
@@ -30,7 +31,8 @@ class VLFeatureStore:
     """Thread-safe newest-features holder with validation and reuse counting."""
 
     def __init__(self, num_tokens: int, feature_dim: int, expected_model_id: str = "",
-                 max_future: float = 0.2, contract: CheckpointVL | None = None) -> None:
+                 max_future: float = freshness.MAX_FUTURE_STAMP_S,
+                 contract: CheckpointVL | None = None) -> None:
         """`contract`: the checkpoint's VL settings; with it, features whose model id or
         adapter differs are refused with the settings that differ named."""
         self.num_tokens = num_tokens

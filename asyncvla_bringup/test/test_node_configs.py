@@ -97,6 +97,35 @@ def test_the_core_gets_the_config_its_parameters_describe():
     assert ExecutorNodeConfig().guard.limits().max_jump_joint == 0.0  # the action node's check
 
 
+def test_a_node_left_at_its_defaults_runs_its_core_at_the_cores_defaults():
+    """One place per default: what a node declares is what its core, guard and blender fall
+    back to when built without the node (the simulator, benchmarks, tests). The guard's step
+    and jump limits once differed (5 mm declared, 10 mm in the core); this fails on such a
+    difference."""
+    from dataclasses import asdict
+
+    from asyncvla_action_node.action_core import ActionCoreConfig
+    from asyncvla_action_node.action_loop import ActionLoop, PolicyShape
+    from asyncvla_core.chunk_blending import ChunkBlender
+    from asyncvla_core.output_guard import GuardLimits
+    from asyncvla_executor.executor_core import ExecutorConfig
+
+    core = ActionCoreConfig()  # the checkpoint gives the shape: here the core's own defaults
+    shape = PolicyShape(vl_num_tokens=2, vl_dim=4, sensor_window=8, aline_length=3,
+                        horizon=core.horizon, action_dim=core.action_dim,
+                        action_space=core.action_space, step_period=core.step_period,
+                        vl_model_id="m")
+    loop = ActionLoop(ActionNodeConfig(), shape, lambda *a: None, lambda *a: None,
+                      lambda: None, lambda *a: None)
+    assert loop.core.config == core
+    assert loop.guard.limits == GuardLimits()
+    assert ExecutorNodeConfig().core() == ExecutorConfig()
+    no_jumps = {"max_jump_joint": 0.0, "max_jump_linear": 0.0, "max_jump_angular": 0.0}
+    assert asdict(ExecutorNodeConfig().guard.limits()) == {**asdict(GuardLimits()), **no_jumps}
+    node_blend, core_blend = loop.core.blender.strategy, ChunkBlender().strategy
+    assert type(node_blend) is type(core_blend) and vars(node_blend) == vars(core_blend)
+
+
 def test_the_bridges_build_their_clock_estimator_and_views_from_the_config():
     """What a bridge hands the wire code is what its parameters say (and a bad source is named
     by its dotted parameter)."""

@@ -14,15 +14,15 @@ stops the node with a one-line message naming the new one (`params.declare_confi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from asyncvla_common.param_spec import ParamSpec, param
-from asyncvla_core.chunk_blending import blending_modes
+from asyncvla_core import freshness
+from asyncvla_core.blending.base import ENSEMBLE_DECAY, OLD_WEIGHT
+from asyncvla_core.chunk_blending import DEFAULT_MODE, blending_modes
 from asyncvla_core.conventions import JOINT_NAMES, VIEW_NAMES
 from asyncvla_core.output_guard import GUARD_MODES, GuardLimits
 
-PI = math.pi
 
 # --- topics (ParamSpec, so a group's field and a flat table take the same one) ------------------
 JOINT_STATE_TOPIC = ParamSpec("joint_state", "/robot/joint_states", "JointState topic",
@@ -54,16 +54,17 @@ DIAGNOSTICS_PERIOD = ParamSpec("diagnostics_period", 1.0, "Seconds between /diag
 ESTOP_TIMEOUT = ParamSpec("estop_timeout", 0.0, "If > 0, the e-stop topic is a heartbeat: no "
                           "message for this long (s) counts as a pressed e-stop", read_only=True,
                           min_value=0.0)
-MAX_FUTURE_STAMP = ParamSpec("max_future_stamp", 0.2, "Inputs stamped further ahead of this "
-                             "node's clock (s) are refused at arrival and counted (a clock step "
-                             "or a bad sender)", read_only=True, min_value=0.0)
+MAX_FUTURE_STAMP = ParamSpec(
+    "max_future_stamp", freshness.MAX_FUTURE_STAMP_S, "Inputs stamped further ahead of this "
+    "node's clock (s) are refused at arrival and counted (a clock step or a bad sender)",
+    read_only=True, min_value=0.0)
 #: One name for one fact: the joint state and EE pose may be at most this old at a tick, and
 #: this long a silence of valid ones stops output (the watchdog). It replaces
 #: robot_state_max_age and robot_state_timeout, which always meant the same and defaulted alike.
-ROBOT_STATE_MAX_AGE = ParamSpec("robot_state_max_age", 0.1, "Oldest joint state and EE pose (s, "
-                                "stamp to tick) acted on, and the longest silence (s) of valid "
-                                "ones before output stops (their watchdog)", read_only=True,
-                                min_value=0.001)
+ROBOT_STATE_MAX_AGE = ParamSpec(
+    "robot_state_max_age", freshness.ROBOT_STATE_MAX_AGE_S, "Oldest joint state and EE pose (s, "
+    "stamp to tick) acted on, and the longest silence (s) of valid ones before output stops "
+    "(their watchdog)", read_only=True, min_value=0.001)
 ROBOT_STATE_WAS = ("robot_state_max_age", "robot_state_timeout")
 
 
@@ -71,13 +72,14 @@ ROBOT_STATE_WAS = ("robot_state_max_age", "robot_state_timeout")
 class BlendingConfig:
     """How overlapping chunks are joined (`chunk_blending.ChunkBlender`)."""
 
-    mode: str = param("latest_only", f"Overlap handling: {blending_modes()}", read_only=True,
+    mode: str = param(DEFAULT_MODE, f"Overlap handling: {blending_modes()}", read_only=True,
                       was="chunk_blending")
-    old_weight: float = param(0.3, "weighted_blend: weight of the previously published chunk",
-                              read_only=True, min_value=0.0, max_value=0.99,
-                              was="blend_old_weight")
-    ensemble_decay: float = param(0.1, "temporal_ensemble: exp(-decay*k) weights, k=0 oldest",
-                                  read_only=True, min_value=0.0, was="ensemble_decay")
+    old_weight: float = param(
+        OLD_WEIGHT, "weighted_blend: weight of the previously published chunk", read_only=True,
+        min_value=0.0, max_value=0.99, was="blend_old_weight")
+    ensemble_decay: float = param(
+        ENSEMBLE_DECAY, "temporal_ensemble: exp(-decay*k) weights, k=0 oldest", read_only=True,
+        min_value=0.0, was="ensemble_decay")
 
 
 @dataclass(frozen=True)
@@ -90,38 +92,46 @@ class SafetyConfig:
     estop_timeout: float = ESTOP_TIMEOUT.as_field(was="estop_timeout")
 
 
+#: The output guard's own defaults: the parameters below start from them (one place for each).
+_LIMITS = GuardLimits()
+
+
 @dataclass(frozen=True)
 class GuardConfig:
     """The output guard's limits (`output_guard.GuardLimits`); every robot needs its own."""
 
-    mode: str = param("withhold", f"What the output guard does on a violation: {GUARD_MODES} "
+    mode: str = param(_LIMITS.mode, f"What the output guard does on a violation: {GUARD_MODES} "
                       "(always counted and reported)", read_only=True, was="guard_mode")
     joint_position_min: tuple[float, ...] = param(
-        [-PI] * 6, "Lower joint limits (rad), joint_names order", read_only=True,
+        list(_LIMITS.joint_min), "Lower joint limits (rad), joint_names order", read_only=True,
         was="joint_position_min")
     joint_position_max: tuple[float, ...] = param(
-        [PI] * 6, "Upper joint limits (rad), joint_names order", read_only=True,
+        list(_LIMITS.joint_max), "Upper joint limits (rad), joint_names order", read_only=True,
         was="joint_position_max")
-    max_joint_step: float = param(0.05, "Largest joint change (rad) per step (0 = off)",
-                                  read_only=True, min_value=0.0, was="max_joint_step")
-    max_joint_velocity: float = param(0.5, "Largest joint velocity (rad/s) between steps "
-                                      "(0 = off)", read_only=True, min_value=0.0,
-                                      was="max_joint_velocity")
-    max_linear_step: float = param(0.005, "Largest EE translation (m) per step (0 = off)",
-                                   read_only=True, min_value=0.0, was="max_linear_step")
-    max_linear_velocity: float = param(0.05, "Largest EE speed (m/s) between steps (0 = off)",
-                                       read_only=True, min_value=0.0, was="max_linear_velocity")
-    max_angular_step: float = param(0.05, "Largest EE rotation (rad) per step (0 = off)",
-                                    read_only=True, min_value=0.0, was="max_angular_step")
-    max_angular_velocity: float = param(0.5, "Largest EE angular speed (rad/s) between steps "
-                                        "(0 = off)", read_only=True, min_value=0.0,
-                                        was="max_angular_velocity")
-    workspace_min: tuple[float, ...] = param([-1.0, -1.0, -0.2], "Workspace box lower corner "
-                                             "(m, base frame x y z)", read_only=True,
-                                             was="workspace_min")
-    workspace_max: tuple[float, ...] = param([1.0, 1.0, 1.2], "Workspace box upper corner (m, "
-                                             "base frame x y z)", read_only=True,
-                                             was="workspace_max")
+    max_joint_step: float = param(
+        _LIMITS.max_joint_step, "Largest joint change (rad) per step (0 = off)", read_only=True,
+        min_value=0.0, was="max_joint_step")
+    max_joint_velocity: float = param(
+        _LIMITS.max_joint_velocity, "Largest joint velocity (rad/s) between steps (0 = off)",
+        read_only=True, min_value=0.0, was="max_joint_velocity")
+    max_linear_step: float = param(
+        _LIMITS.max_linear_step, "Largest EE translation (m) per step (0 = off)", read_only=True,
+        min_value=0.0, was="max_linear_step")
+    max_linear_velocity: float = param(
+        _LIMITS.max_linear_velocity, "Largest EE speed (m/s) between steps (0 = off)",
+        read_only=True, min_value=0.0, was="max_linear_velocity")
+    max_angular_step: float = param(
+        _LIMITS.max_angular_step, "Largest EE rotation (rad) per step (0 = off)", read_only=True,
+        min_value=0.0, was="max_angular_step")
+    max_angular_velocity: float = param(
+        _LIMITS.max_angular_velocity, "Largest EE angular speed (rad/s) between steps (0 = off)",
+        read_only=True, min_value=0.0, was="max_angular_velocity")
+    workspace_min: tuple[float, ...] = param(
+        list(_LIMITS.workspace_min), "Workspace box lower corner (m, base frame x y z)",
+        read_only=True, was="workspace_min")
+    workspace_max: tuple[float, ...] = param(
+        list(_LIMITS.workspace_max), "Workspace box upper corner (m, base frame x y z)",
+        read_only=True, was="workspace_max")
 
     def limits(self) -> GuardLimits:
         """GuardLimits without the between-chunk jump checks (ValueError names a bad limit)."""
@@ -145,15 +155,15 @@ class GuardConfig:
 class ChunkGuardConfig(GuardConfig):
     """The action node's guard: the limits, and jumps between consecutive chunks."""
 
-    max_jump_joint: float = param(0.05, "Largest difference (rad) from the previous chunk's "
-                                  "target at the same time (0 = off)", read_only=True,
-                                  min_value=0.0, was="max_jump_joint")
-    max_jump_linear: float = param(0.005, "Largest difference (m) from the previous chunk's EE "
-                                   "target at the same time (0 = off)", read_only=True,
-                                   min_value=0.0, was="max_jump_linear")
-    max_jump_angular: float = param(0.05, "Largest rotation (rad) from the previous chunk's EE "
-                                    "target at the same time (0 = off)", read_only=True,
-                                    min_value=0.0, was="max_jump_angular")
+    max_jump_joint: float = param(
+        _LIMITS.max_jump_joint, "Largest difference (rad) from the previous chunk's target at the "
+        "same time (0 = off)", read_only=True, min_value=0.0, was="max_jump_joint")
+    max_jump_linear: float = param(
+        _LIMITS.max_jump_linear, "Largest difference (m) from the previous chunk's EE target at "
+        "the same time (0 = off)", read_only=True, min_value=0.0, was="max_jump_linear")
+    max_jump_angular: float = param(
+        _LIMITS.max_jump_angular, "Largest rotation (rad) from the previous chunk's EE target at "
+        "the same time (0 = off)", read_only=True, min_value=0.0, was="max_jump_angular")
 
     def limits(self) -> GuardLimits:
         """GuardLimits with the jump checks."""

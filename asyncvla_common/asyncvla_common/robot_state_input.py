@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asyncvla_core import freshness
 from asyncvla_core.conventions import (JOINT_NAMES, NUM_JOINTS, joint_positions_by_name,
                                        robot_state_vector)
 from asyncvla_core.input_checks import future_stamp_reason
@@ -43,8 +44,9 @@ class RobotStateUpdate:
 class RobotStateInput:
     """Holds the newest joint positions; `pose()` combines them with an EE pose."""
 
-    def __init__(self, joint_names: tuple[str, ...] = JOINT_NAMES, max_future: float = 0.2,
-                 continuity_gap: float = 0.1) -> None:
+    def __init__(self, joint_names: tuple[str, ...] = JOINT_NAMES,
+                 max_future: float = freshness.MAX_FUTURE_STAMP_S,
+                 continuity_gap: float = freshness.ROBOT_STATE_MAX_AGE_S) -> None:
         self.joint_names = check_joint_names(joint_names)
         self.max_future = max_future
         self.continuity_gap_ns = int(round(continuity_gap * 1e9))

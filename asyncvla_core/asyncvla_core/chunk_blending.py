@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 from .blending import BLENDINGS
+from .blending.base import ENSEMBLE_DECAY, HISTORY, OLD_WEIGHT
 from .chunk import Chunk
+
+#: The strategy a node joins chunks with unless told otherwise (the nodes' blending.mode).
+DEFAULT_MODE = "latest_only"
 
 
 class ChunkBlender:
     """The configured blending strategy (by name, from `blending.BLENDINGS`), stateful."""
 
-    def __init__(self, mode: str = "latest_only", old_weight: float = 0.3,
-                 ensemble_decay: float = 0.1, history: int = 8) -> None:
+    def __init__(self, mode: str = DEFAULT_MODE, old_weight: float = OLD_WEIGHT,
+                 ensemble_decay: float = ENSEMBLE_DECAY, history: int = HISTORY) -> None:
         if mode not in BLENDINGS:
             raise ValueError(f"unknown chunk blending mode {mode!r}; expected one of "
                              f"{tuple(BLENDINGS)}")

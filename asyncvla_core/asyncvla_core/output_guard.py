@@ -46,14 +46,14 @@ class GuardLimits:
     joint_max: tuple[float, ...] = (np.pi,) * 6
     max_joint_step: float = 0.05
     max_joint_velocity: float = 0.5
-    max_linear_step: float = 0.01
+    max_linear_step: float = 0.005
     max_linear_velocity: float = 0.05
     max_angular_step: float = 0.05
     max_angular_velocity: float = 0.5
     workspace_min: tuple[float, float, float] = (-1.0, -1.0, -0.2)
     workspace_max: tuple[float, float, float] = (1.0, 1.0, 1.2)
     max_jump_joint: float = 0.05
-    max_jump_linear: float = 0.01
+    max_jump_linear: float = 0.005
     max_jump_angular: float = 0.05
 
     def __post_init__(self) -> None:

@@ -30,11 +30,12 @@ class TimingConfig:
 class FreshnessConfig:
     """How old a chunk and the robot state may be when a setpoint is made from them."""
 
-    max_chunk_age: float = param(0.3, "Oldest chunk (s, its stamp to the tick) still executed; "
-                                 "older -> hold", min_value=0.0, was="max_chunk_age")
-    future_tolerance: float = param(0.05, "Chunks stamped further ahead (s) are dropped (clock "
-                                    "problem)", read_only=True, min_value=0.0,
-                                    was="future_tolerance")
+    max_chunk_age: float = param(
+        ExecutorConfig.max_chunk_age, "Oldest chunk (s, its stamp to the tick) still executed; "
+        "older -> hold", min_value=0.0, was="max_chunk_age")
+    future_tolerance: float = param(
+        ExecutorConfig.future_tolerance, "Chunks stamped further ahead (s) are dropped (clock "
+        "problem)", read_only=True, min_value=0.0, was="future_tolerance")
     robot_state_max_age: float = common.ROBOT_STATE_MAX_AGE.as_field(was=common.ROBOT_STATE_WAS)
     max_future_stamp: float = common.MAX_FUTURE_STAMP.as_field(was="max_future_stamp")
 

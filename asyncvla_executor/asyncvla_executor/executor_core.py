@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asyncvla_common.safety import SafetyGate, SafetyState, WatchdogSet
+from asyncvla_core import freshness
 from asyncvla_core.chunk import Chunk
 from asyncvla_core.chunk_blending import ChunkBlender
 from asyncvla_core.conventions import ACTION_SPACES, reference_components
@@ -62,7 +63,7 @@ class ExecutorConfig:
     period: float = 0.01  # s between ticks (100 Hz)
     max_chunk_age: float = 0.3  # s from the newest chunk's stamp to the tick; older -> hold
     future_tolerance: float = 0.05  # s; chunks stamped further ahead mean a clock problem
-    robot_state_max_age: float = 0.1  # s
+    robot_state_max_age: float = freshness.ROBOT_STATE_MAX_AGE_S  # s
 
     def __post_init__(self) -> None:
         if self.action_space not in ACTION_SPACES:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from asyncvla_common import node_config as common
 from asyncvla_common.param_spec import (ParamSpec, build_config, config_values, flat_specs,
                                         old_names, param)
+from asyncvla_core import freshness
 from asyncvla_core.conventions import DEFAULT_PROMPT
 
 #: How the VLM node's images arrive (`views.image_transport`).
@@ -79,10 +80,12 @@ class TimingConfig:
 class FreshnessConfig:
     """When the newest frames are too old, or too far apart, to start an update."""
 
-    max_frame_age: float = param(0.5, "Skip the update when a view's newest frame is older "
-                                 "than this (s)", min_value=0.0, was="max_frame_age")
-    max_view_skew: float = param(0.2, "Skip the update when views are further apart in time "
-                                 "than this (s)", min_value=0.0, was="max_view_skew")
+    max_frame_age: float = param(
+        freshness.MAX_FRAME_AGE_S, "Skip the update when a view's newest frame is older than "
+        "this (s)", min_value=0.0, was="max_frame_age")
+    max_view_skew: float = param(
+        freshness.MAX_VIEW_SKEW_S, "Skip the update when views are further apart in time than "
+        "this (s)", min_value=0.0, was="max_view_skew")
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,21 @@ from typing import ClassVar
 
 from ..chunk import Chunk
 
+#: The strategies' shared parameters and their defaults (the nodes' blending.* parameters start
+#: from these): weighted_blend's weight of the previously published chunk, temporal_ensemble's
+#: exp(-decay * k) weights (k = 0 oldest), and how many chunks a strategy may keep.
+OLD_WEIGHT = 0.3
+ENSEMBLE_DECAY = 0.1
+HISTORY = 8
+
 
 class BlendingStrategy:
     """Base class: subclasses set `name` and implement `combine(new)`."""
 
     name: ClassVar[str] = ""
 
-    def __init__(self, old_weight: float = 0.3, ensemble_decay: float = 0.1,
-                 history: int = 8) -> None:
+    def __init__(self, old_weight: float = OLD_WEIGHT, ensemble_decay: float = ENSEMBLE_DECAY,
+                 history: int = HISTORY) -> None:
         """Every strategy takes the same keyword parameters and uses those it needs."""
         self._published: Chunk | None = None
 

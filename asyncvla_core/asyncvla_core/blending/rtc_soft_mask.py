@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..chunk import Chunk, resample
-from .base import BlendingStrategy
+from .base import ENSEMBLE_DECAY, HISTORY, OLD_WEIGHT, BlendingStrategy
 
 FROZEN_STEPS = 1  # d: steps of the new chunk the robot executes before it arrives
 EXECUTED_STEPS = 1  # s: steps executed from one chunk before the next replaces it
@@ -43,8 +43,8 @@ def soft_mask(horizon: int, frozen: int = FROZEN_STEPS, executed: int = EXECUTED
 class RtcSoftMask(BlendingStrategy):
     name = "rtc_soft_mask"
 
-    def __init__(self, old_weight: float = 0.3, ensemble_decay: float = 0.1,
-                 history: int = 8) -> None:
+    def __init__(self, old_weight: float = OLD_WEIGHT, ensemble_decay: float = ENSEMBLE_DECAY,
+                 history: int = HISTORY) -> None:
         super().__init__()
 
     def combine(self, new: Chunk) -> Chunk:

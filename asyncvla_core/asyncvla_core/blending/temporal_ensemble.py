@@ -8,14 +8,14 @@ import collections
 import numpy as np
 
 from ..chunk import Chunk, resample
-from .base import BlendingStrategy
+from .base import ENSEMBLE_DECAY, HISTORY, OLD_WEIGHT, BlendingStrategy
 
 
 class TemporalEnsemble(BlendingStrategy):
     name = "temporal_ensemble"
 
-    def __init__(self, old_weight: float = 0.3, ensemble_decay: float = 0.1,
-                 history: int = 8) -> None:
+    def __init__(self, old_weight: float = OLD_WEIGHT, ensemble_decay: float = ENSEMBLE_DECAY,
+                 history: int = HISTORY) -> None:
         super().__init__()
         self.ensemble_decay = ensemble_decay
         self._raw: collections.deque[Chunk] = collections.deque(maxlen=max(1, history))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..chunk import Chunk, resample
-from .base import BlendingStrategy
+from .base import ENSEMBLE_DECAY, HISTORY, OLD_WEIGHT, BlendingStrategy
 
 
 class WeightedBlend(BlendingStrategy):
     name = "weighted_blend"
 
-    def __init__(self, old_weight: float = 0.3, ensemble_decay: float = 0.1,
-                 history: int = 8) -> None:
+    def __init__(self, old_weight: float = OLD_WEIGHT, ensemble_decay: float = ENSEMBLE_DECAY,
+                 history: int = HISTORY) -> None:
         super().__init__()
         if not 0.0 <= old_weight < 1.0:
             raise ValueError("old_weight must be in [0, 1)")

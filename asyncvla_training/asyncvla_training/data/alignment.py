@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asyncvla_core import freshness
 from asyncvla_core.conventions import ACTION_DIM, ACTION_SPACES, continuous_orientation
 from asyncvla_core.rotations import quat_conjugate, quat_multiply, quat_slerp, quat_to_rotvec
 from .bag_reader import BagStreams
@@ -48,12 +49,12 @@ class AlignmentConfig:
     horizon: int = 8
     sensor_window: int = 65
     action_space: str = "ee_delta"
-    sensor_max_gap: float = 0.01  # s, as the action node's sensor_max_gap
-    sensor_max_age: float = 0.05  # s, as the action node's sensor_max_age
-    robot_state_max_age: float = 0.1  # s, as the action node's robot_state_max_age
+    sensor_max_gap: float = freshness.SENSOR_MAX_GAP_S  # s, the action node's rule
+    sensor_max_age: float = freshness.SENSOR_MAX_AGE_S  # s, the action node's rule
+    robot_state_max_age: float = freshness.ROBOT_STATE_MAX_AGE_S  # s, the action node's rule
     robot_max_gap: float = 0.05  # s between the robot messages a target is interpolated from
-    max_frame_age: float | None = 0.5  # s, as the VLM node's max_frame_age (None: no limit)
-    max_view_skew: float | None = 0.2  # s, as the VLM node's max_view_skew (None: no limit)
+    max_frame_age: float | None = freshness.MAX_FRAME_AGE_S  # s, the VLM node's (None: no limit)
+    max_view_skew: float | None = freshness.MAX_VIEW_SKEW_S  # s, the VLM node's (None: no limit)
     tool_value: float = 1.0  # no tool topic exists; the original system recorded a constant 1.0
     min_episode_length: int = 1  # segments shorter than this are dropped (counted)
     vl_lookback: float = 2.0  # s of frame sets kept before a segment's first action time
