@@ -102,7 +102,11 @@ def test_the_real_nodes_close_the_loop_over_dds(trained, one_thread) -> None:
         if offsets[0] != first_frame_ms:
             assert t["vlm_resumed_late_ms"] > 1e3 * DdsSettings.resume_lead_s - 10.0, t
         assert all(o % 100 == 0 for o in offsets), t  # frames on the scene's 100 ms grid
-        assert all(300 <= b - a <= 400 for a, b in zip(offsets, offsets[1:])), t
+        # 300 ms apart on the VLM's deadlines; a frame the world sent late (beside other jobs:
+        # 2000 -> 2200 ms, the 2300 ms frame not yet delivered) makes one gap a frame shorter
+        # and the next a frame longer, never the whole run: the span keeps the period.
+        assert all(200 <= b - a <= 400 for a, b in zip(offsets, offsets[1:])), t
+        assert abs(offsets[-1] - offsets[0] - 300 * (len(offsets) - 1)) <= 100, t
         assert len(offsets) >= 9, t  # t0 - 0.4 s to t0 + 2.5 s at 0.3 s per update
 
     # The VLM node and the relay: the simulator's features, as late as the latency says.

@@ -160,6 +160,12 @@ class Rig:
         assert self.stream.last_publish > since, "the setpoint stream kept going"
 
 
+def _is_zero_velocity(command: str) -> bool:
+    """'MoveLinVelWrf(0.0,0.0,0.0,0.0,0.0,0.0)' -> True."""
+    args = command[command.index("(") + 1:command.rindex(")")].split(",")
+    return all(float(a) == 0.0 for a in args)
+
+
 @contextlib.contextmanager
 def rig(processes, firmware: str = FIRMWARE_TEXT, **params) -> Iterator[Rig]:
     if firmware == FIRMWARE_TEXT:
@@ -432,6 +438,11 @@ def test_twist_frame_selects_world_or_tool_and_other_frames_are_refused(processe
         for frame in ("camera_link", ""):
             r.stream.set(vx=0.01, wz=0.0, frame=frame)
             ros.wait_until(lambda: r.reason_has("frame"), 2.0, "the refusal stops the robot")
+            # The robot was moving: the driver stops it with one zero velocity, which may reach
+            # the emulator after the reason is reported (beside other jobs it came inside the
+            # window below). Once it is there, nothing may follow.
+            ros.wait_until(lambda: _is_zero_velocity(r.moves()[-1]), 2.0,
+                           "the refusal's zero velocity reached the robot")
             r.assert_stands_while_streaming(0.4, f"a twist in {frame!r} is refused")
             ros.wait_until(lambda: int(r.diag().get("refused_frame", 0)) > 0, 3.0,
                            "refused twists counted on /diagnostics")

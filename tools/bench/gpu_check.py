@@ -167,6 +167,12 @@ def _drop(stats: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in stats.items() if k not in keys}
 
 
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator to 3 significant digits: a ratio far below 1 (a slowed run) keeps
+    its precision, where rounding to 2 decimals turned 0.048 into 0.05."""
+    return float(f"{numerator / denominator:.3g}")
+
+
 def _vl_target(config: tuple[int, int, int]) -> float | None:
     return VL_TARGET_P50_MS if config == VL_TARGET_CONFIG else None
 
@@ -178,7 +184,7 @@ def _vl_verdict(config: tuple[int, int, int], p50_ms: float) -> dict[str, Any]:
     for name, anchor in (("plain_h100_over_optimized", PLAIN_H100_P50_MS.get(config)),
                          ("original_system_over_optimized", ORIGINAL_VL_MS.get(config))):
         if anchor is not None:
-            ratios[name] = round(anchor / p50_ms, 2)
+            ratios[name] = ratio(anchor, p50_ms)
     return {"meets_target": None if target is None else p50_ms <= target, "ratios": ratios}
 
 
@@ -302,7 +308,7 @@ def _expert_part(args: argparse.Namespace, device: torch.device, put: Put) -> No
     best = min(timed, key=lambda n: timed[n]["p99_ms"])
     put(best=best, meets_target=timed[best]["p99_ms"] <= EXPERT_TARGET_P99_MS,
         peak_memory_mb=_peak_memory_mb(device),
-        ratios={f"eager_p99_over_{n}": round(timed["eager"]["p99_ms"] / timed[n]["p99_ms"], 2)
+        ratios={f"eager_p99_over_{n}": ratio(timed["eager"]["p99_ms"], timed[n]["p99_ms"])
                 for n in timed if n != "eager"}
         | {"original_system_over_best_p50": [round(ms / timed[best]["p50_ms"], 1)
                                              for ms in ORIGINAL_EXPERT_MS]})
