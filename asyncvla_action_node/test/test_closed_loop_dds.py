@@ -127,15 +127,20 @@ def test_the_real_nodes_close_the_loop_over_dds(trained, one_thread) -> None:
         assert f["held_ms"] + f["compute_ms"] >= LATENCY * 1e3 - 1.0, f
         assert f["late_ms"] <= 50.0, f
     # The monitor (a third process) saw the relay's input and output: the same message, same
-    # stamp, later by the hold. Its two receipts each wait for its own executor, so the gap it
-    # sees may be shorter than the relay's own hold (checked above to 1 ms) by its delivery
-    # lag: 50 ms allowed, as for the release (a CI run measured 1 ms short with 5 ms allowed).
-    # A relay that passed features through unheld would still fail by ~250 ms.
+    # stamp, and never younger than the latency when the action node could take it. The
+    # frame's stamp is at or before the VLM took it, the VLM published after computing, and the
+    # relay held it latency - compute more, so its age at release is at least the latency; a
+    # receipt can only come later. (Measured as the gap between the monitor's two receipts,
+    # each behind its own executor, it came out 55 ms short beside two CPU hogs.) A relay that
+    # passed features through unheld fails this by about the latency.
     by_seq = {v[2]: v for v in monitor.rec.vl_in}
-    for recv, stamp, seq, compute, _ in monitor.rec.vl_out:
+    checked = 0
+    for recv, stamp, seq, _, _ in monitor.rec.vl_out:
         if seq in by_seq:
             assert by_seq[seq][1] == stamp
-            assert recv - by_seq[seq][0] >= (LATENCY - compute - 0.050) * 1e9
+            assert recv - stamp >= (LATENCY - 0.001) * 1e9, (recv - stamp) / 1e6
+            checked += 1
+    assert checked >= 9, checked  # the monitor may miss one beside other jobs (depth 1)
 
     # The nodes published: chunks from t0 on, setpoints at about 100 Hz. The warm-started VLM's
     # first features arrived before t0; the action node's default tick design runs each
