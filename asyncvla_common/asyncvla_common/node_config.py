@@ -15,6 +15,7 @@ stops the node with a one-line message naming the new one (`params.declare_confi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from asyncvla_common.param_spec import ParamSpec, param
 from asyncvla_core import freshness
@@ -96,6 +97,12 @@ class SafetyConfig:
 _LIMITS = GuardLimits()
 
 
+def _limit(name: str, description: str) -> Any:
+    """A guard limit's parameter: the `GuardLimits` field of that name gives its default, and the
+    flat name it replaced is the same (0 turns the check off)."""
+    return param(getattr(_LIMITS, name), description, read_only=True, min_value=0.0, was=name)
+
+
 @dataclass(frozen=True)
 class GuardConfig:
     """The output guard's limits (`output_guard.GuardLimits`); every robot needs its own."""
@@ -108,24 +115,18 @@ class GuardConfig:
     joint_position_max: tuple[float, ...] = param(
         list(_LIMITS.joint_max), "Upper joint limits (rad), joint_names order", read_only=True,
         was="joint_position_max")
-    max_joint_step: float = param(
-        _LIMITS.max_joint_step, "Largest joint change (rad) per step (0 = off)", read_only=True,
-        min_value=0.0, was="max_joint_step")
-    max_joint_velocity: float = param(
-        _LIMITS.max_joint_velocity, "Largest joint velocity (rad/s) between steps (0 = off)",
-        read_only=True, min_value=0.0, was="max_joint_velocity")
-    max_linear_step: float = param(
-        _LIMITS.max_linear_step, "Largest EE translation (m) per step (0 = off)", read_only=True,
-        min_value=0.0, was="max_linear_step")
-    max_linear_velocity: float = param(
-        _LIMITS.max_linear_velocity, "Largest EE speed (m/s) between steps (0 = off)",
-        read_only=True, min_value=0.0, was="max_linear_velocity")
-    max_angular_step: float = param(
-        _LIMITS.max_angular_step, "Largest EE rotation (rad) per step (0 = off)", read_only=True,
-        min_value=0.0, was="max_angular_step")
-    max_angular_velocity: float = param(
-        _LIMITS.max_angular_velocity, "Largest EE angular speed (rad/s) between steps (0 = off)",
-        read_only=True, min_value=0.0, was="max_angular_velocity")
+    max_joint_step: float = _limit(
+        "max_joint_step", "Largest joint change (rad) per step (0 = off)")
+    max_joint_velocity: float = _limit(
+        "max_joint_velocity", "Largest joint velocity (rad/s) between steps (0 = off)")
+    max_linear_step: float = _limit(
+        "max_linear_step", "Largest EE translation (m) per step (0 = off)")
+    max_linear_velocity: float = _limit(
+        "max_linear_velocity", "Largest EE speed (m/s) between steps (0 = off)")
+    max_angular_step: float = _limit(
+        "max_angular_step", "Largest EE rotation (rad) per step (0 = off)")
+    max_angular_velocity: float = _limit(
+        "max_angular_velocity", "Largest EE angular speed (rad/s) between steps (0 = off)")
     workspace_min: tuple[float, ...] = param(
         list(_LIMITS.workspace_min), "Workspace box lower corner (m, base frame x y z)",
         read_only=True, was="workspace_min")
@@ -155,15 +156,15 @@ class GuardConfig:
 class ChunkGuardConfig(GuardConfig):
     """The action node's guard: the limits, and jumps between consecutive chunks."""
 
-    max_jump_joint: float = param(
-        _LIMITS.max_jump_joint, "Largest difference (rad) from the previous chunk's target at the "
-        "same time (0 = off)", read_only=True, min_value=0.0, was="max_jump_joint")
-    max_jump_linear: float = param(
-        _LIMITS.max_jump_linear, "Largest difference (m) from the previous chunk's EE target at "
-        "the same time (0 = off)", read_only=True, min_value=0.0, was="max_jump_linear")
-    max_jump_angular: float = param(
-        _LIMITS.max_jump_angular, "Largest rotation (rad) from the previous chunk's EE target at "
-        "the same time (0 = off)", read_only=True, min_value=0.0, was="max_jump_angular")
+    max_jump_joint: float = _limit(
+        "max_jump_joint", "Largest difference (rad) from the previous chunk's target at the same "
+        "time (0 = off)")
+    max_jump_linear: float = _limit(
+        "max_jump_linear", "Largest difference (m) from the previous chunk's EE target at the "
+        "same time (0 = off)")
+    max_jump_angular: float = _limit(
+        "max_jump_angular", "Largest rotation (rad) from the previous chunk's EE target at the "
+        "same time (0 = off)")
 
     def limits(self) -> GuardLimits:
         """GuardLimits with the jump checks."""
